@@ -1,0 +1,309 @@
+//! Element-wise activations with their derivatives side by side. Softmax works over the last axis.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Linear,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+    Elu,
+    Selu,
+    Gelu,
+    Softplus,
+    Softsign,
+    Swish,
+    Relu6,
+    HardSigmoid,
+    Exponential,
+    LeakyRelu,
+}
+
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+/// Keras 3's `leaky_relu` activation function default slope.
+const LEAKY_SLOPE: f32 = 0.2;
+
+pub const NAMES: &[&str] = &[
+    "linear",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "elu",
+    "selu",
+    "gelu",
+    "softplus",
+    "softsign",
+    "swish",
+    "silu",
+    "relu6",
+    "hard_sigmoid",
+    "exponential",
+    "leaky_relu",
+];
+
+impl Activation {
+    pub fn from_name(name: &str) -> Result<Self> {
+        use Activation::*;
+        Ok(match name {
+            "linear" | "" => Linear,
+            "relu" => Relu,
+            "sigmoid" => Sigmoid,
+            "tanh" => Tanh,
+            "softmax" => Softmax,
+            "elu" => Elu,
+            "selu" => Selu,
+            "gelu" => Gelu,
+            "softplus" => Softplus,
+            "softsign" => Softsign,
+            "swish" | "silu" => Swish,
+            "relu6" => Relu6,
+            "hard_sigmoid" => HardSigmoid,
+            "exponential" => Exponential,
+            "leaky_relu" => LeakyRelu,
+            _ => {
+                return Err(Error::Value(format!(
+                    "Unknown activation: '{name}'. Expected one of: {}",
+                    NAMES.join(", ")
+                )))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use Activation::*;
+        match self {
+            Linear => "linear",
+            Relu => "relu",
+            Sigmoid => "sigmoid",
+            Tanh => "tanh",
+            Softmax => "softmax",
+            Elu => "elu",
+            Selu => "selu",
+            Gelu => "gelu",
+            Softplus => "softplus",
+            Softsign => "softsign",
+            Swish => "silu",
+            Relu6 => "relu6",
+            HardSigmoid => "hard_sigmoid",
+            Exponential => "exponential",
+            LeakyRelu => "leaky_relu",
+        }
+    }
+
+    /// Whether the derivative needs the pre-activation input (the others use the output alone).
+    pub fn needs_input(self) -> bool {
+        use Activation::*;
+        matches!(
+            self,
+            Gelu | Softplus | Softsign | Swish | Relu6 | HardSigmoid | LeakyRelu
+        )
+    }
+
+    /// Apply in place. `row` is the length of the last axis (used by softmax only).
+    pub fn forward(self, data: &mut [f32], row: usize) {
+        use Activation::*;
+        match self {
+            Linear => {}
+            Relu => data.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Sigmoid => data.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Tanh => data.iter_mut().for_each(|v| *v = v.tanh()),
+            Softmax => {
+                if row > 0 {
+                    data.chunks_mut(row).for_each(softmax_row)
+                }
+            }
+            Elu => data.iter_mut().for_each(|v| {
+                if *v <= 0.0 {
+                    *v = v.exp_m1()
+                }
+            }),
+            Selu => data.iter_mut().for_each(|v| {
+                *v = if *v > 0.0 {
+                    SELU_SCALE * *v
+                } else {
+                    SELU_SCALE * SELU_ALPHA * v.exp_m1()
+                }
+            }),
+            Gelu => data.iter_mut().for_each(|v| {
+                *v = 0.5 * *v * (1.0 + erf(*v as f64 / std::f64::consts::SQRT_2) as f32)
+            }),
+            Softplus => data.iter_mut().for_each(|v| *v = softplus(*v)),
+            Softsign => data.iter_mut().for_each(|v| *v /= 1.0 + v.abs()),
+            Swish => data.iter_mut().for_each(|v| *v *= sigmoid(*v)),
+            Relu6 => data.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+            HardSigmoid => data
+                .iter_mut()
+                .for_each(|v| *v = ((*v + 3.0).clamp(0.0, 6.0)) / 6.0),
+            Exponential => data.iter_mut().for_each(|v| *v = v.exp()),
+            LeakyRelu => data.iter_mut().for_each(|v| {
+                if *v < 0.0 {
+                    *v *= LEAKY_SLOPE
+                }
+            }),
+        }
+    }
+
+    /// Turn dL/d(output) in `grad` into dL/d(input), in place. `input` may be empty when `needs_input()` is false.
+    pub fn backward(self, input: &[f32], output: &[f32], grad: &mut [f32], row: usize) {
+        use Activation::*;
+        let zip_out = |grad: &mut [f32], f: &dyn Fn(f32) -> f32| {
+            grad.iter_mut().zip(output).for_each(|(g, &y)| *g *= f(y))
+        };
+        let zip_in = |grad: &mut [f32], f: &dyn Fn(f32) -> f32| {
+            grad.iter_mut().zip(input).for_each(|(g, &x)| *g *= f(x))
+        };
+        match self {
+            Linear => {}
+            Relu => zip_out(grad, &|y| if y > 0.0 { 1.0 } else { 0.0 }),
+            Sigmoid => zip_out(grad, &|y| y * (1.0 - y)),
+            Tanh => zip_out(grad, &|y| 1.0 - y * y),
+            Softmax => {
+                if row > 0 {
+                    grad.chunks_mut(row)
+                        .zip(output.chunks(row))
+                        .for_each(|(g, y)| {
+                            let dot: f32 = g.iter().zip(y).map(|(a, b)| a * b).sum();
+                            g.iter_mut()
+                                .zip(y)
+                                .for_each(|(gi, &yi)| *gi = yi * (*gi - dot));
+                        })
+                }
+            }
+            Elu => zip_out(grad, &|y| if y > 0.0 { 1.0 } else { y + 1.0 }),
+            Selu => zip_out(grad, &|y| {
+                if y > 0.0 {
+                    SELU_SCALE
+                } else {
+                    y + SELU_SCALE * SELU_ALPHA
+                }
+            }),
+            Gelu => zip_in(grad, &|x| {
+                let xd = x as f64;
+                let cdf = 0.5 * (1.0 + erf(xd / std::f64::consts::SQRT_2));
+                let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (cdf + xd * pdf) as f32
+            }),
+            Softplus => zip_in(grad, &sigmoid),
+            Softsign => zip_in(grad, &|x| 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs()))),
+            Swish => zip_in(grad, &|x| {
+                let s = sigmoid(x);
+                s + x * s * (1.0 - s)
+            }),
+            Relu6 => zip_in(grad, &|x| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 }),
+            HardSigmoid => zip_in(grad, &|x| {
+                if x > -3.0 && x < 3.0 {
+                    1.0 / 6.0
+                } else {
+                    0.0
+                }
+            }),
+            Exponential => zip_out(grad, &|y| y),
+            LeakyRelu => zip_in(grad, &|x| if x > 0.0 { 1.0 } else { LEAKY_SLOPE }),
+        }
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+fn softplus(x: f32) -> f32 {
+    // log(1 + e^x) without overflow
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+pub fn softmax_row(row: &mut [f32]) {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0.0f32;
+    for v in row.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    let inv = 1.0 / s;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for f32 GELU.
+pub fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let y = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 {
+        1.0 - y
+    } else {
+        y - 1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finite differences of sum(w * act(x)) against backward, for every activation.
+    #[test]
+    fn derivatives_match_finite_differences() {
+        let xs: Vec<f32> = vec![-2.5, -1.1, -0.3, 0.2, 0.7, 1.9, 3.3, -4.0];
+        let w: Vec<f32> = vec![0.3, -0.7, 1.1, 0.5, -0.2, 0.9, -1.3, 0.4];
+        for name in NAMES {
+            let act = Activation::from_name(name).unwrap();
+            let row = 4;
+            let mut out = xs.clone();
+            act.forward(&mut out, row);
+            let mut grad = w.clone();
+            act.backward(&xs, &out, &mut grad, row);
+            let f = |x: &[f64]| -> f64 {
+                let mut v: Vec<f32> = x.iter().map(|&a| a as f32).collect();
+                act.forward(&mut v, row);
+                v.iter()
+                    .zip(&w)
+                    .map(|(a, b)| (*a as f64) * (*b as f64))
+                    .sum()
+            };
+            for i in 0..xs.len() {
+                let h = 1e-3;
+                let mut xp: Vec<f64> = xs.iter().map(|&a| a as f64).collect();
+                let mut xm = xp.clone();
+                xp[i] += h;
+                xm[i] -= h;
+                let num = (f(&xp) - f(&xm)) / (2.0 * h);
+                assert!(
+                    (num - grad[i] as f64).abs() < 2e-3 * (1.0 + num.abs()),
+                    "{name} at {}: numeric {num} vs analytic {}",
+                    xs[i],
+                    grad[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn known_values() {
+        let mut v = vec![1.0f32, 2.0, 3.0];
+        Activation::Softmax.forward(&mut v, 3);
+        assert!((v[2] - 0.665_240_94).abs() < 1e-6);
+        assert!((erf(0.5) - 0.520_499_877_8).abs() < 2e-7);
+        let mut g = vec![1.0f32];
+        Activation::Gelu.forward(&mut g, 1);
+        assert!((g[0] - 0.841_344_7).abs() < 1e-6);
+        assert!(Activation::from_name("nope").is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! Keras initializers: names, defaults and fan rules (`(kh, kw, in, out)` kernels count the receptive field).
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use serde_json::Value;
+
+/// Keras divides the truncated-normal stddev by this so the truncated distribution keeps the target variance.
+const TRUNC_STD_CORRECTION: f32 = 0.879_625_66;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Initializer {
+    Zeros,
+    Ones,
+    Constant(f32),
+    RandomNormal {
+        mean: f32,
+        stddev: f32,
+    },
+    RandomUniform {
+        minval: f32,
+        maxval: f32,
+    },
+    TruncatedNormal {
+        mean: f32,
+        stddev: f32,
+    },
+    /// Keras's VarianceScaling, which glorot_*, he_* and lecun_* are.
+    VarianceScaling {
+        scale: f32,
+        mode: FanMode,
+        uniform: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FanMode {
+    In,
+    Out,
+    Avg,
+}
+
+pub const NAMES: &[&str] = &[
+    "zeros",
+    "ones",
+    "constant",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+];
+
+fn vs(scale: f32, mode: FanMode, uniform: bool) -> Initializer {
+    Initializer::VarianceScaling {
+        scale,
+        mode,
+        uniform,
+    }
+}
+
+/// Keras class names and snake-case names map to the same thing.
+fn normalise(name: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+impl Initializer {
+    /// From a Keras name (`"he_normal"`, `"HeNormal"`) or a serialized `{"class_name", "config"}` dict.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let (name, cfg) = match v {
+            Value::String(s) => (s.as_str(), &Value::Null),
+            Value::Object(o) => match o.get("class_name").and_then(Value::as_str) {
+                Some(c) => (c, o.get("config").unwrap_or(&Value::Null)),
+                None => {
+                    return Err(Error::Value(format!(
+                        "initializer dict needs a `class_name`, received {v}"
+                    )))
+                }
+            },
+            _ => {
+                return Err(Error::Value(format!(
+                    "initializer must be a name or a dict, received {v}"
+                )))
+            }
+        };
+        let num = |k: &str, d: f32| -> f32 {
+            cfg.get(k)
+                .and_then(Value::as_f64)
+                .map(|x| x as f32)
+                .unwrap_or(d)
+        };
+        use FanMode::*;
+        Ok(match normalise(name).as_str() {
+            "zeros" | "zero" => Initializer::Zeros,
+            "ones" | "one" => Initializer::Ones,
+            "constant" => Initializer::Constant(num("value", 0.0)),
+            "random_normal" => Initializer::RandomNormal {
+                mean: num("mean", 0.0),
+                stddev: num("stddev", 0.05),
+            },
+            "random_uniform" => Initializer::RandomUniform {
+                minval: num("minval", -0.05),
+                maxval: num("maxval", 0.05),
+            },
+            "truncated_normal" => Initializer::TruncatedNormal {
+                mean: num("mean", 0.0),
+                stddev: num("stddev", 0.05),
+            },
+            "glorot_uniform" => vs(1.0, Avg, true),
+            "glorot_normal" => vs(1.0, Avg, false),
+            "he_normal" => vs(2.0, In, false),
+            "he_uniform" => vs(2.0, In, true),
+            "lecun_normal" => vs(1.0, In, false),
+            "lecun_uniform" => vs(1.0, In, true),
+            "variance_scaling" => {
+                let mode = match cfg.get("mode").and_then(Value::as_str).unwrap_or("fan_in") {
+                    "fan_in" => In,
+                    "fan_out" => Out,
+                    "fan_avg" => Avg,
+                    m => return Err(Error::Value(format!("VarianceScaling: unknown mode '{m}'"))),
+                };
+                let uniform = cfg.get("distribution").and_then(Value::as_str) == Some("uniform");
+                vs(num("scale", 1.0), mode, uniform)
+            }
+            _ => {
+                return Err(Error::Value(format!(
+                    "Unknown initializer: '{name}'. Expected one of: {}",
+                    NAMES.join(", ")
+                )))
+            }
+        })
+    }
+
+    pub fn fill(&self, shape: &[usize], rng: &mut Rng) -> Vec<f32> {
+        let n: usize = shape.iter().product();
+        match *self {
+            Initializer::Zeros => vec![0.0; n],
+            Initializer::Ones => vec![1.0; n],
+            Initializer::Constant(c) => vec![c; n],
+            Initializer::RandomNormal { mean, stddev } => {
+                (0..n).map(|_| mean + stddev * rng.normal()).collect()
+            }
+            Initializer::RandomUniform { minval, maxval } => (0..n)
+                .map(|_| minval + (maxval - minval) * rng.uniform())
+                .collect(),
+            Initializer::TruncatedNormal { mean, stddev } => (0..n)
+                .map(|_| mean + stddev * rng.truncated_normal())
+                .collect(),
+            Initializer::VarianceScaling {
+                scale,
+                mode,
+                uniform,
+            } => {
+                let (fan_in, fan_out) = fans(shape);
+                let denom = match mode {
+                    FanMode::In => fan_in,
+                    FanMode::Out => fan_out,
+                    FanMode::Avg => (fan_in + fan_out) / 2.0,
+                }
+                .max(1.0);
+                let var = scale / denom;
+                if uniform {
+                    let limit = (3.0 * var).sqrt();
+                    (0..n)
+                        .map(|_| limit * (2.0 * rng.uniform() - 1.0))
+                        .collect()
+                } else {
+                    let std = var.sqrt() / TRUNC_STD_CORRECTION;
+                    (0..n).map(|_| std * rng.truncated_normal()).collect()
+                }
+            }
+        }
+    }
+}
+
+/// Keras's `compute_fans`: the last two axes are (in, out); the rest is the receptive field.
+pub fn fans(shape: &[usize]) -> (f32, f32) {
+    match shape.len() {
+        0 => (1.0, 1.0),
+        1 => (shape[0] as f32, shape[0] as f32),
+        2 => (shape[0] as f32, shape[1] as f32),
+        r => {
+            let receptive: usize = shape[..r - 2].iter().product();
+            (
+                (shape[r - 2] * receptive) as f32,
+                (shape[r - 1] * receptive) as f32,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn glorot_uniform_limit_and_spread() {
+        let init = Initializer::from_value(&json!("glorot_uniform")).unwrap();
+        let mut rng = Rng::new(0);
+        let w = init.fill(&[784, 128], &mut rng);
+        let limit = (6.0f32 / (784.0 + 128.0)).sqrt();
+        assert!(w.iter().all(|&v| v.abs() <= limit));
+        let max = w.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
+        assert!(max > 0.99 * limit);
+    }
+
+    #[test]
+    fn he_normal_std_and_truncation() {
+        let init =
+            Initializer::from_value(&json!({"class_name": "HeNormal", "config": {"seed": null}}))
+                .unwrap();
+        let mut rng = Rng::new(0);
+        let w = init.fill(&[3, 3, 64, 64], &mut rng);
+        let fan_in = 3.0 * 3.0 * 64.0;
+        let target = (2.0f64 / fan_in).sqrt();
+        let var: f64 = w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64;
+        assert!(
+            (var.sqrt() / target - 1.0).abs() < 0.03,
+            "{} vs {}",
+            var.sqrt(),
+            target
+        );
+        let bound = 2.0 * target / TRUNC_STD_CORRECTION as f64;
+        assert!(w.iter().all(|&v| (v as f64).abs() <= bound + 1e-6));
+    }
+
+    #[test]
+    fn fans_of_conv_kernel() {
+        assert_eq!(fans(&[3, 3, 32, 64]), (288.0, 576.0));
+        assert!(Initializer::from_value(&json!("bogus")).is_err());
+    }
+}

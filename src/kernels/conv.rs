@@ -1,0 +1,174 @@
+//! Window geometry shared by convolution and pooling, and im2col / col2im for one NHWC sample.
+
+use crate::error::{Error, Result};
+
+/// Output length and leading padding along one axis. "same" follows TensorFlow: the odd extra pad goes last.
+pub fn out_len_and_pad(
+    input: usize,
+    window: usize,
+    stride: usize,
+    same: bool,
+) -> Option<(usize, usize)> {
+    if same {
+        let out = input.div_ceil(stride);
+        let needed = ((out.saturating_sub(1)) * stride + window).saturating_sub(input);
+        Some((out, needed / 2))
+    } else if input >= window {
+        Some(((input - window) / stride + 1, 0))
+    } else {
+        None
+    }
+}
+
+/// A 2-D sliding window over an `(h, w, c)` sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+impl Window {
+    /// `what` names the layer for the error when the window does not fit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        what: &str,
+        (h, w, c): (usize, usize, usize),
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
+        same: bool,
+    ) -> Result<Self> {
+        match (out_len_and_pad(h, kh, sh, same), out_len_and_pad(w, kw, sw, same)) {
+            (Some((oh, pad_top)), Some((ow, pad_left))) if oh > 0 && ow > 0 => Ok(Window {
+                h,
+                w,
+                c,
+                kh,
+                kw,
+                sh,
+                sw,
+                oh,
+                ow,
+                pad_top,
+                pad_left,
+            }),
+            _ => Err(Error::Value(format!(
+                "{what}: window ({kh}, {kw}) is larger than the input ({h}, {w}) with padding=\"valid\". \
+                 Use a smaller kernel/pool size or padding=\"same\"."
+            ))),
+        }
+    }
+
+    pub fn patch_len(&self) -> usize {
+        self.kh * self.kw * self.c
+    }
+
+    pub fn out_pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    pub fn in_len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// Input row for output row `o` and window row `k`, or None when it falls in the padding.
+    #[inline]
+    pub fn in_y(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.sh + k)
+            .checked_sub(self.pad_top)
+            .filter(|&y| y < self.h)
+    }
+
+    #[inline]
+    pub fn in_x(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.sw + k)
+            .checked_sub(self.pad_left)
+            .filter(|&x| x < self.w)
+    }
+}
+
+/// Unfold one sample `(h, w, c)` into `(oh*ow, kh*kw*c)` patches; patch order (ky, kx, c) matches a Keras
+/// kernel `(kh, kw, in, out)` read as a `(kh*kw*in, out)` matrix.
+pub fn im2col(g: &Window, x: &[f32], cols: &mut [f32]) {
+    let plen = g.patch_len();
+    let rowlen = g.kw * g.c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let patch = &mut cols[(oy * g.ow + ox) * plen..][..plen];
+            for ky in 0..g.kh {
+                let dst = &mut patch[ky * rowlen..][..rowlen];
+                let Some(iy) = g.in_y(oy, ky) else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                for kx in 0..g.kw {
+                    let d = &mut dst[kx * g.c..][..g.c];
+                    match g.in_x(ox, kx) {
+                        Some(ix) => d.copy_from_slice(&x[(iy * g.w + ix) * g.c..][..g.c]),
+                        None => d.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: add patch gradients back onto the sample's gradient `dx` (which it does not clear).
+pub fn col2im_add(g: &Window, cols: &[f32], dx: &mut [f32]) {
+    let plen = g.patch_len();
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let patch = &cols[(oy * g.ow + ox) * plen..][..plen];
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    if let Some(ix) = g.in_x(ox, kx) {
+                        let src = &patch[(ky * g.kw + kx) * g.c..][..g.c];
+                        let dst = &mut dx[(iy * g.w + ix) * g.c..][..g.c];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_is_tensorflows() {
+        // 5 wide, kernel 4, stride 1: pad 3 in all, 1 before and 2 after.
+        assert_eq!(out_len_and_pad(5, 4, 1, true), Some((5, 1)));
+        // 28 wide, kernel 5, stride 2: out 14, needed 13*2+5-28 = 3, 1 before.
+        assert_eq!(out_len_and_pad(28, 5, 2, true), Some((14, 1)));
+        assert_eq!(out_len_and_pad(28, 3, 1, false), Some((26, 0)));
+        assert_eq!(out_len_and_pad(2, 3, 1, false), None);
+    }
+
+    #[test]
+    fn col2im_is_adjoint_of_im2col() {
+        // <im2col(x), y> == <x, col2im(y)> for any x, y.
+        let g = Window::new("t", (5, 4, 2), (3, 2), (2, 1), true).unwrap();
+        let x: Vec<f32> = (0..g.in_len()).map(|i| (i as f32 * 0.37).sin()).collect();
+        let y: Vec<f32> = (0..g.out_pixels() * g.patch_len())
+            .map(|i| (i as f32 * 0.11).cos())
+            .collect();
+        let mut cols = vec![0.0; y.len()];
+        im2col(&g, &x, &mut cols);
+        let mut back = vec![0.0; x.len()];
+        col2im_add(&g, &y, &mut back);
+        let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+}

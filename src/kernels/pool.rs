@@ -1,0 +1,107 @@
+//! 2-D max and average pooling for one NHWC sample.
+
+use super::conv::Window;
+
+/// Max over each window (padding never wins); `argmax` records the flat input index for backward.
+pub fn max_forward(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    let c = g.c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let o = (oy * g.ow + ox) * c;
+            out[o..o + c].fill(f32::NEG_INFINITY);
+            argmax[o..o + c].fill(0);
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    let Some(ix) = g.in_x(ox, kx) else { continue };
+                    let base = (iy * g.w + ix) * c;
+                    for ch in 0..c {
+                        let v = x[base + ch];
+                        // `>` keeps the first maximum; NaN propagates like TensorFlow's max.
+                        if v > out[o + ch] || v.is_nan() {
+                            out[o + ch] = v;
+                            argmax[o + ch] = (base + ch) as u32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn max_backward(grad: &[f32], argmax: &[u32], dx: &mut [f32]) {
+    for (g, &i) in grad.iter().zip(argmax) {
+        dx[i as usize] += g;
+    }
+}
+
+/// Number of real (non-padding) input positions under an output window.
+fn count(g: &Window, oy: usize, ox: usize) -> usize {
+    let ny = (0..g.kh).filter(|&k| g.in_y(oy, k).is_some()).count();
+    let nx = (0..g.kw).filter(|&k| g.in_x(ox, k).is_some()).count();
+    ny * nx
+}
+
+/// Mean over each window, padding excluded from the count (as Keras/TensorFlow).
+pub fn avg_forward(g: &Window, x: &[f32], out: &mut [f32]) {
+    let c = g.c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let o = (oy * g.ow + ox) * c;
+            let acc = &mut out[o..o + c];
+            acc.fill(0.0);
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    let Some(ix) = g.in_x(ox, kx) else { continue };
+                    let src = &x[(iy * g.w + ix) * c..][..c];
+                    acc.iter_mut().zip(src).for_each(|(a, s)| *a += s);
+                }
+            }
+            let inv = 1.0 / count(g, oy, ox).max(1) as f32;
+            acc.iter_mut().for_each(|a| *a *= inv);
+        }
+    }
+}
+
+pub fn avg_backward(g: &Window, grad: &[f32], dx: &mut [f32]) {
+    let c = g.c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let o = (oy * g.ow + ox) * c;
+            let inv = 1.0 / count(g, oy, ox).max(1) as f32;
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    let Some(ix) = g.in_x(ox, kx) else { continue };
+                    let dst = &mut dx[(iy * g.w + ix) * c..][..c];
+                    dst.iter_mut()
+                        .zip(&grad[o..o + c])
+                        .for_each(|(d, gv)| *d += gv * inv);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_and_avg_on_a_small_grid() {
+        // 3x3 single channel, pool 2, stride 2, same padding: output 2x2, windows cut by the border.
+        let g = Window::new("t", (3, 3, 1), (2, 2), (2, 2), true).unwrap();
+        assert_eq!((g.oh, g.ow, g.pad_top), (2, 2, 0));
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut out = vec![0.0; 4];
+        let mut arg = vec![0u32; 4];
+        max_forward(&g, &x, &mut out, &mut arg);
+        assert_eq!(out, vec![5.0, 6.0, 8.0, 9.0]);
+        avg_forward(&g, &x, &mut out);
+        assert_eq!(out, vec![3.0, 4.5, 7.5, 9.0]);
+        let mut dx = vec![0.0; 9];
+        max_backward(&[1.0, 2.0, 3.0, 4.0], &arg, &mut dx);
+        assert_eq!(dx, vec![0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
+    }
+}

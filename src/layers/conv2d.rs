@@ -1,0 +1,326 @@
+//! Conv2D, channels-last: im2col per sample, one GEMM per chunk of samples against the `(kh*kw*in, out)` kernel.
+
+use super::{activation_of, expect_rank, initializer_of, Ctx, FusedActivation, Layer, Param};
+use crate::activations::Activation;
+use crate::config::Cfg;
+use crate::error::{Error, Result};
+use crate::initializers::Initializer;
+use crate::kernels::conv::{col2im_add, im2col, Window};
+use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::SAMPLES_PER_CHUNK;
+use crate::rng::Rng;
+use crate::tensor::{shape_str, Tensor};
+use rayon::prelude::*;
+use serde_json::Value;
+
+pub struct Conv2D {
+    name: String,
+    filters: usize,
+    kernel_size: (usize, usize),
+    strides: (usize, usize),
+    same: bool,
+    use_bias: bool,
+    kernel_init: Initializer,
+    bias_init: Initializer,
+    act: FusedActivation,
+    win: Option<Window>,
+    params: Vec<Param>,
+    /// im2col patches of the last training batch, `(batch*oh*ow, kh*kw*in)`.
+    cols: Vec<f32>,
+    batch: usize,
+}
+
+impl Conv2D {
+    pub fn from_config(v: &Value) -> Result<Self> {
+        let cfg = Cfg::new("Conv2D", v)?;
+        cfg.channels_last()?;
+        for key in ["dilation_rate", "groups"] {
+            if let Some(x) = cfg.raw(key) {
+                let ok = match x {
+                    Value::Array(a) => a.iter().all(|d| d.as_u64() == Some(1)),
+                    _ => x.as_u64() == Some(1),
+                };
+                if !ok {
+                    return Err(Error::Value(format!(
+                        "Conv2D '{}': `{key}` other than 1 is not supported by kerust yet, received {x}",
+                        cfg.name
+                    )));
+                }
+            }
+        }
+        Ok(Conv2D {
+            filters: cfg.positive_usize("filters")?,
+            kernel_size: cfg.pair("kernel_size", None)?,
+            strides: cfg.pair("strides", Some((1, 1)))?,
+            same: cfg.padding_same()?,
+            use_bias: cfg.bool_or("use_bias", true)?,
+            kernel_init: initializer_of(&cfg, "kernel_initializer", "glorot_uniform")?,
+            bias_init: initializer_of(&cfg, "bias_initializer", "zeros")?,
+            act: FusedActivation::new(activation_of(&cfg)?),
+            name: cfg.name,
+            win: None,
+            params: Vec::new(),
+            cols: Vec::new(),
+            batch: 0,
+        })
+    }
+
+    fn window(&self) -> Result<Window> {
+        self.win
+            .ok_or_else(|| Error::Runtime(format!("Conv2D '{}' used before build", self.name)))
+    }
+
+    fn backward_linear(&mut self, g: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        let win = self.window()?;
+        let (p, k, f) = (win.out_pixels(), win.patch_len(), self.filters);
+        let b = self.batch;
+        if self.cols.len() != b * p * k || g.data.len() != b * p * f {
+            return Err(Error::Runtime(format!(
+                "Conv2D '{}': backward called without a matching training forward pass",
+                self.name
+            )));
+        }
+        // Kernel gradient: one partial per fixed chunk, summed in chunk order (thread-count independent).
+        let partials: Vec<Vec<f32>> = self
+            .cols
+            .par_chunks(SAMPLES_PER_CHUNK * p * k)
+            .zip(g.data.par_chunks(SAMPLES_PER_CHUNK * p * f))
+            .map(|(cols, gc)| {
+                let mut dk = vec![0.0f32; k * f];
+                matmul(k, gc.len() / f, f, cols, Op::T, gc, Op::N, &mut dk, false);
+                dk
+            })
+            .collect();
+        for part in &partials {
+            self.params[0]
+                .grad
+                .iter_mut()
+                .zip(part)
+                .for_each(|(a, b)| *a += b);
+        }
+        if let Some(bias) = self.params.get_mut(1) {
+            for row in g.data.chunks(f) {
+                bias.grad.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+        }
+        if !need_input_grad {
+            return Ok(Tensor::default());
+        }
+        let mut dx = Tensor::zeros(vec![b, win.h, win.w, win.c]);
+        let kernel = &self.params[0].value;
+        let in_len = win.in_len();
+        dx.data
+            .par_chunks_mut(SAMPLES_PER_CHUNK * in_len)
+            .zip(g.data.par_chunks(SAMPLES_PER_CHUNK * p * f))
+            .for_each_init(Vec::new, |dcols: &mut Vec<f32>, (dxc, gc)| {
+                let n = gc.len() / (p * f);
+                dcols.resize(n * p * k, 0.0);
+                matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dcols, false);
+                for s in 0..n {
+                    col2im_add(
+                        &win,
+                        &dcols[s * p * k..][..p * k],
+                        &mut dxc[s * in_len..][..in_len],
+                    );
+                }
+            });
+        Ok(dx)
+    }
+}
+
+/// Patches of every sample of a chunk, then one GEMM for the chunk, then the bias.
+fn conv_chunk(
+    win: &Window,
+    x: &[f32],
+    cols: &mut [f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let (p, k, in_len) = (win.out_pixels(), win.patch_len(), win.in_len());
+    let f = kernel.len() / k;
+    let n = x.len() / in_len;
+    for s in 0..n {
+        im2col(
+            win,
+            &x[s * in_len..][..in_len],
+            &mut cols[s * p * k..][..p * k],
+        );
+    }
+    matmul(n * p, k, f, cols, Op::N, kernel, Op::N, out, false);
+    if let Some(bias) = bias {
+        for row in out.chunks_mut(f) {
+            row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
+impl Layer for Conv2D {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+        expect_rank(self, input_shape, 3, "(batch, height, width, channels)")?;
+        let what = format!("Conv2D '{}'", self.name);
+        let win = Window::new(
+            &what,
+            (input_shape[0], input_shape[1], input_shape[2]),
+            self.kernel_size,
+            self.strides,
+            self.same,
+        )?;
+        let (kh, kw) = self.kernel_size;
+        let kshape = vec![kh, kw, win.c, self.filters];
+        self.params = vec![Param::new(
+            "kernel",
+            kshape.clone(),
+            self.kernel_init.fill(&kshape, rng),
+            true,
+        )];
+        if self.use_bias {
+            let bshape = vec![self.filters];
+            self.params.push(Param::new(
+                "bias",
+                bshape.clone(),
+                self.bias_init.fill(&bshape, rng),
+                true,
+            ));
+        }
+        self.win = Some(win);
+        Ok(vec![win.oh, win.ow, self.filters])
+    }
+
+    fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let win = self.window()?;
+        if x.shape.len() != 4 || x.shape[1..] != [win.h, win.w, win.c] {
+            return Err(Error::Value(format!(
+                "Input 0 of layer \"{}\" (Conv2D) is incompatible with the layer: expected shape {}, \
+                 found shape {}",
+                self.name,
+                shape_str(&[win.h, win.w, win.c]),
+                shape_str(x.shape.get(1..).unwrap_or(&[]))
+            )));
+        }
+        let (p, k, f, in_len) = (
+            win.out_pixels(),
+            win.patch_len(),
+            self.filters,
+            win.in_len(),
+        );
+        let b = x.batch();
+        let mut y = Tensor::zeros(vec![b, win.oh, win.ow, f]);
+        let kernel = &self.params[0].value;
+        let bias = self.params.get(1).map(|p| p.value.as_slice());
+        let x_chunks = x.data.par_chunks(SAMPLES_PER_CHUNK * in_len);
+        let y_chunks = y.data.par_chunks_mut(SAMPLES_PER_CHUNK * p * f);
+        if ctx.training {
+            // Keep the patches: backward needs them for the kernel gradient.
+            self.cols.resize(b * p * k, 0.0);
+            y_chunks
+                .zip(x_chunks)
+                .zip(self.cols.par_chunks_mut(SAMPLES_PER_CHUNK * p * k))
+                .for_each(|((yc, xc), cols)| conv_chunk(&win, xc, cols, kernel, bias, yc));
+            self.batch = b;
+        } else {
+            y_chunks
+                .zip(x_chunks)
+                .for_each_init(Vec::new, |cols: &mut Vec<f32>, (yc, xc)| {
+                    cols.resize(xc.len() / in_len * p * k, 0.0);
+                    conv_chunk(&win, xc, cols, kernel, bias, yc)
+                });
+        }
+        self.act.forward(&mut y, ctx.training);
+        Ok(y)
+    }
+
+    fn backward(&mut self, mut grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        self.act.backward(&mut grad)?;
+        self.backward_linear(grad, need_input_grad)
+    }
+    fn backward_preactivation(&mut self, grad_z: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        self.backward_linear(grad_z, need_input_grad)
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+    fn activation(&self) -> Activation {
+        self.act.act
+    }
+    fn clear_cache(&mut self) {
+        self.cols = Vec::new();
+        self.batch = 0;
+        self.act.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gradcheck;
+    use super::*;
+    use serde_json::json;
+
+    fn conv(cfg: Value, in_shape: &[usize]) -> Conv2D {
+        let mut c = Conv2D::from_config(&cfg).unwrap();
+        let mut rng = Rng::new(2);
+        c.build(in_shape, &mut rng).unwrap();
+        if let Some(b) = c.params.get_mut(1) {
+            b.value
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = 0.05 * i as f32);
+        }
+        c
+    }
+
+    #[test]
+    fn known_output_single_channel() {
+        // 3x3 input, 2x2 kernel of ones: each output is the sum of its window.
+        let mut c = conv(
+            json!({"filters": 1, "kernel_size": 2, "use_bias": false}),
+            &[3, 3, 1],
+        );
+        c.params[0].value = vec![1.0; 4];
+        let mut rng = Rng::new(0);
+        let mut ctx = Ctx {
+            training: false,
+            rng: &mut rng,
+        };
+        let x = Tensor::new(vec![1, 3, 3, 1], (1..=9).map(|v| v as f32).collect()).unwrap();
+        let y = c.forward(x, &mut ctx).unwrap();
+        assert_eq!(y.shape, vec![1, 2, 2, 1]);
+        assert_eq!(y.data, vec![12.0, 16.0, 24.0, 28.0]);
+    }
+
+    #[test]
+    fn gradients_valid_same_strided_even_odd() {
+        let cases = [
+            json!({"filters": 3, "kernel_size": [3, 3], "activation": "sigmoid"}),
+            json!({"filters": 2, "kernel_size": [2, 2], "padding": "same"}),
+            json!({"filters": 2, "kernel_size": [3, 2], "strides": [2, 1], "padding": "same", "activation": "tanh"}),
+            json!({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": false}),
+            json!({"filters": 2, "kernel_size": 3, "strides": 2}),
+        ];
+        for cfg in cases {
+            let mut c = conv(cfg, &[5, 6, 2]);
+            // 5 samples: more than one chunk, and a partial last chunk
+            gradcheck::check(&mut c, gradcheck::input(&[5, 5, 6, 2], 9), 2e-2);
+        }
+    }
+
+    #[test]
+    fn kernel_larger_than_input_is_rejected_at_build() {
+        let mut c = Conv2D::from_config(&json!({"filters": 2, "kernel_size": 5})).unwrap();
+        let mut rng = Rng::new(0);
+        let err = c.build(&[3, 3, 1], &mut rng).unwrap_err().to_string();
+        assert!(err.contains("larger than the input"), "{err}");
+        assert!(c.build(&[8, 8], &mut rng).is_err());
+        assert!(Conv2D::from_config(&json!({"filters": 0, "kernel_size": 3})).is_err());
+    }
+}

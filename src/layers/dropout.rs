@@ -1,0 +1,123 @@
+//! Dropout: in training, zero each value with probability `rate` and scale the rest by 1 / (1 - rate).
+
+use super::{Ctx, Layer};
+use crate::config::Cfg;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde_json::Value;
+
+pub struct Dropout {
+    name: String,
+    rate: f32,
+    /// Own stream when the user gave `seed=`; else masks come from the model's stream.
+    own_rng: Option<Rng>,
+    mask: Vec<f32>,
+}
+
+impl Dropout {
+    pub fn from_config(v: &Value) -> Result<Self> {
+        let cfg = Cfg::new("Dropout", v)?;
+        let rate = cfg.f32_or("rate", f32::NAN)?;
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::Value(format!(
+                "Dropout '{}': `rate` must be a number in the range [0, 1), received {}",
+                cfg.name,
+                cfg.raw("rate")
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "nothing".into())
+            )));
+        }
+        if cfg.raw("noise_shape").is_some() {
+            return Err(Error::Value(format!(
+                "Dropout '{}': `noise_shape` is not supported by kerust yet",
+                cfg.name
+            )));
+        }
+        let own_rng = cfg.raw("seed").and_then(Value::as_u64).map(Rng::new);
+        Ok(Dropout {
+            name: cfg.name,
+            rate,
+            own_rng,
+            mask: Vec::new(),
+        })
+    }
+}
+
+impl Layer for Dropout {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn class_name(&self) -> &'static str {
+        "Dropout"
+    }
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+        Ok(input_shape.to_vec())
+    }
+    fn forward(&mut self, mut x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        if !ctx.training || self.rate == 0.0 {
+            self.mask.clear();
+            return Ok(x);
+        }
+        let keep = 1.0 - self.rate;
+        let scale = 1.0 / keep;
+        let rng = self.own_rng.as_mut().unwrap_or(ctx.rng);
+        self.mask.clear();
+        self.mask
+            .extend((0..x.data.len()).map(|_| if rng.uniform() < keep { scale } else { 0.0 }));
+        x.data.iter_mut().zip(&self.mask).for_each(|(v, m)| *v *= m);
+        Ok(x)
+    }
+    fn backward(&mut self, mut grad: Tensor, _need: bool) -> Result<Tensor> {
+        if self.mask.len() == grad.data.len() {
+            grad.data
+                .iter_mut()
+                .zip(&self.mask)
+                .for_each(|(g, m)| *g *= m);
+        }
+        Ok(grad)
+    }
+    fn clear_cache(&mut self) {
+        self.mask = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gradcheck;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keeps_expectation_and_checks_rate() {
+        let mut d = Dropout::from_config(&json!({"rate": 0.25, "seed": 3})).unwrap();
+        let mut rng = Rng::new(0);
+        let mut ctx = Ctx {
+            training: true,
+            rng: &mut rng,
+        };
+        let y = d
+            .forward(
+                Tensor::new(vec![1, 40000], vec![1.0; 40000]).unwrap(),
+                &mut ctx,
+            )
+            .unwrap();
+        let zeros = y.data.iter().filter(|&&v| v == 0.0).count() as f64 / 40000.0;
+        assert!((zeros - 0.25).abs() < 0.01);
+        let mean: f64 = y.data.iter().map(|&v| v as f64).sum::<f64>() / 40000.0;
+        assert!((mean - 1.0).abs() < 0.02);
+        assert!(y
+            .data
+            .iter()
+            .all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
+        assert!(Dropout::from_config(&json!({"rate": 1.0})).is_err());
+        assert!(Dropout::from_config(&json!({"rate": -0.1})).is_err());
+    }
+
+    #[test]
+    fn gradient_uses_the_same_mask() {
+        // the seeded stream replays the same mask on every forward in the finite-difference loop
+        let mut d = Dropout::from_config(&json!({"rate": 0.5})).unwrap();
+        gradcheck::check(&mut d, gradcheck::input(&[2, 6], 1), 1e-2);
+    }
+}

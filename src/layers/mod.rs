@@ -1,0 +1,317 @@
+//! Layers: each caches what its backward needs, adds into its parameters' gradients and returns the gradient
+//! for its input. Shapes passed to `build` exclude the batch axis.
+
+mod activation;
+mod batchnorm;
+mod conv2d;
+mod dense;
+mod dropout;
+mod pooling;
+mod reshape;
+
+use crate::activations::Activation;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::{shape_str, Tensor};
+use serde_json::Value;
+
+pub use activation::ActivationLayer;
+pub use batchnorm::BatchNormalization;
+pub use conv2d::Conv2D;
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use pooling::{GlobalPool2D, Pool2D};
+pub use reshape::{Flatten, Reshape};
+
+/// One weight array in Keras layout, with its gradient.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub value: Vec<f32>,
+    pub grad: Vec<f32>,
+    /// False for statistics a layer updates itself (BatchNormalization's moving mean/variance).
+    pub trainable_kind: bool,
+    /// The layer's `trainable` flag, applied to trainable kinds.
+    pub trainable: bool,
+}
+
+impl Param {
+    pub fn new(
+        name: &'static str,
+        shape: Vec<usize>,
+        value: Vec<f32>,
+        trainable_kind: bool,
+    ) -> Self {
+        let n = value.len();
+        Param {
+            name,
+            shape,
+            value,
+            grad: vec![0.0; n],
+            trainable_kind,
+            trainable: trainable_kind,
+        }
+    }
+}
+
+/// What a forward pass needs besides its input.
+pub struct Ctx<'a> {
+    pub training: bool,
+    pub rng: &'a mut Rng,
+}
+
+pub trait Layer: Send + Sync {
+    fn name(&self) -> &str;
+    fn class_name(&self) -> &'static str;
+    /// Check the input shape, create the weights, return the output shape.
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>>;
+    fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor>;
+    /// dL/d(output) to dL/d(input). With `need_input_grad` false (the first layer) it may return an empty tensor.
+    fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor>;
+    fn params(&self) -> &[Param] {
+        &[]
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut []
+    }
+    /// The activation applied last inside this layer; lets the model fuse softmax/sigmoid with cross-entropy.
+    fn activation(&self) -> Activation {
+        Activation::Linear
+    }
+    /// Backward from the gradient w.r.t. the pre-activation (skipping the fused activation's derivative).
+    fn backward_preactivation(&mut self, grad_z: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        self.backward(grad_z, need_input_grad)
+    }
+    fn set_trainable(&mut self, trainable: bool) {
+        for p in self.params_mut() {
+            p.trainable = trainable && p.trainable_kind;
+        }
+    }
+    /// Drop cached activations (after inference or between fits) so memory does not linger.
+    fn clear_cache(&mut self) {}
+}
+
+/// Classes kerust can build, by their Keras names.
+pub const CLASS_NAMES: &[&str] = &[
+    "Dense",
+    "Activation",
+    "Flatten",
+    "Reshape",
+    "Conv2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "Dropout",
+    "BatchNormalization",
+];
+
+pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
+    let layer: Box<dyn Layer> = match class_name {
+        "Dense" => Box::new(Dense::from_config(cfg)?),
+        "Activation" => Box::new(ActivationLayer::from_config(cfg)?),
+        "Flatten" => Box::new(Flatten::from_config(cfg)?),
+        "Reshape" => Box::new(Reshape::from_config(cfg)?),
+        "Conv2D" => Box::new(Conv2D::from_config(cfg)?),
+        "MaxPooling2D" => Box::new(Pool2D::from_config(cfg, true)?),
+        "AveragePooling2D" => Box::new(Pool2D::from_config(cfg, false)?),
+        "GlobalAveragePooling2D" => Box::new(GlobalPool2D::from_config(cfg, false)?),
+        "GlobalMaxPooling2D" => Box::new(GlobalPool2D::from_config(cfg, true)?),
+        "Dropout" => Box::new(Dropout::from_config(cfg)?),
+        "BatchNormalization" => Box::new(BatchNormalization::from_config(cfg)?),
+        other => {
+            return Err(Error::Value(format!(
+                "Unknown layer class '{other}'. kerust supports: {}",
+                CLASS_NAMES.join(", ")
+            )))
+        }
+    };
+    Ok(layer)
+}
+
+/// Shared rule for layers that need a fixed input rank: a clear error naming the layer and both shapes.
+pub fn expect_rank(
+    layer: &dyn Layer,
+    input_shape: &[usize],
+    rank: usize,
+    meaning: &str,
+) -> Result<()> {
+    if input_shape.len() != rank {
+        return Err(Error::Value(format!(
+            "Input 0 of layer \"{}\" ({}) is incompatible with the layer: expected ndim={} {}, found ndim={}. \
+             Full shape received: {}",
+            layer.name(),
+            layer.class_name(),
+            rank + 1,
+            meaning,
+            input_shape.len() + 1,
+            shape_str(input_shape)
+        )));
+    }
+    Ok(())
+}
+
+/// An activation applied at the end of a layer, with what its derivative needs cached during training.
+#[derive(Clone, Debug)]
+pub struct FusedActivation {
+    pub act: Activation,
+    pre: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl FusedActivation {
+    pub fn new(act: Activation) -> Self {
+        FusedActivation {
+            act,
+            pre: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn forward(&mut self, z: &mut Tensor, training: bool) {
+        let row = z.last_dim();
+        if training && self.act.needs_input() {
+            self.pre.clone_from(&z.data);
+        }
+        self.act.forward(&mut z.data, row);
+        if training && self.act != Activation::Linear {
+            self.out.clone_from(&z.data);
+        }
+    }
+
+    pub fn backward(&self, grad: &mut Tensor) -> Result<()> {
+        if self.act == Activation::Linear {
+            return Ok(());
+        }
+        if self.out.len() != grad.data.len() {
+            return Err(Error::Runtime(
+                "backward called without a matching training forward pass".into(),
+            ));
+        }
+        let row = grad.last_dim();
+        self.act.backward(&self.pre, &self.out, &mut grad.data, row);
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        self.pre = Vec::new();
+        self.out = Vec::new();
+    }
+}
+
+/// Parse the common `activation` key (a name or null).
+pub fn activation_of(cfg: &crate::config::Cfg) -> Result<Activation> {
+    match cfg.raw("activation") {
+        None => Ok(Activation::Linear),
+        Some(Value::String(s)) => Activation::from_name(s)
+            .map_err(|e| Error::Value(format!("{} '{}': {}", cfg.class_name, cfg.name, e))),
+        Some(v) => Err(cfg.err("activation", "an activation name", v)),
+    }
+}
+
+/// Parse an initializer key with its Keras default.
+pub fn initializer_of(
+    cfg: &crate::config::Cfg,
+    key: &str,
+    default: &str,
+) -> Result<crate::initializers::Initializer> {
+    let v = cfg
+        .raw(key)
+        .cloned()
+        .unwrap_or_else(|| Value::String(default.to_string()));
+    crate::initializers::Initializer::from_value(&v).map_err(|e| {
+        Error::Value(format!(
+            "{} '{}': `{}`: {}",
+            cfg.class_name, cfg.name, key, e
+        ))
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod gradcheck {
+    //! Finite-difference checks shared by every layer's tests: the loss is sum(w * layer(x)) for fixed w.
+    use super::*;
+
+    fn loss(layer: &mut dyn Layer, x: &Tensor, w: &[f32]) -> f64 {
+        let mut rng = Rng::new(5);
+        let mut ctx = Ctx {
+            training: true,
+            rng: &mut rng,
+        };
+        let y = layer.forward(x.clone(), &mut ctx).unwrap();
+        y.data
+            .iter()
+            .zip(w)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum()
+    }
+
+    /// Checks d/dx and d/d(every trainable param). `tol` is relative to max(1, |numeric|).
+    pub fn check(layer: &mut dyn Layer, x: Tensor, tol: f64) {
+        let mut rng = Rng::new(5);
+        let mut ctx = Ctx {
+            training: true,
+            rng: &mut rng,
+        };
+        let y = layer.forward(x.clone(), &mut ctx).unwrap();
+        let w: Vec<f32> = (0..y.data.len())
+            .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
+            .collect();
+        for p in layer.params_mut() {
+            p.grad.iter_mut().for_each(|g| *g = 0.0);
+        }
+        let dx = layer
+            .backward(Tensor::new(y.shape.clone(), w.clone()).unwrap(), true)
+            .unwrap();
+        assert_eq!(
+            dx.shape,
+            x.shape,
+            "{}: input gradient shape",
+            layer.class_name()
+        );
+        let h = 1e-2f32;
+        for i in 0..x.data.len() {
+            let mut xp = x.clone();
+            xp.data[i] += h;
+            let mut xm = x.clone();
+            xm.data[i] -= h;
+            let num = (loss(layer, &xp, &w) - loss(layer, &xm, &w)) / (2.0 * h as f64);
+            let ana = dx.data[i] as f64;
+            assert!(
+                (num - ana).abs() <= tol * num.abs().max(1.0),
+                "{} d/dx[{i}]: numeric {num} analytic {ana}",
+                layer.class_name()
+            );
+        }
+        let n_params = layer.params().len();
+        for pi in 0..n_params {
+            if !layer.params()[pi].trainable {
+                continue;
+            }
+            let grads = layer.params()[pi].grad.clone();
+            for j in 0..grads.len() {
+                let orig = layer.params()[pi].value[j];
+                layer.params_mut()[pi].value[j] = orig + h;
+                let lp = loss(layer, &x, &w);
+                layer.params_mut()[pi].value[j] = orig - h;
+                let lm = loss(layer, &x, &w);
+                layer.params_mut()[pi].value[j] = orig;
+                let num = (lp - lm) / (2.0 * h as f64);
+                assert!(
+                    (num - grads[j] as f64).abs() <= tol * num.abs().max(1.0),
+                    "{} d/d{}[{j}]: numeric {num} analytic {}",
+                    layer.class_name(),
+                    layer.params()[pi].name,
+                    grads[j]
+                );
+            }
+        }
+    }
+
+    pub fn input(shape: &[usize], seed: u64) -> Tensor {
+        let mut r = Rng::new(seed);
+        let n = shape.iter().product();
+        Tensor::new(shape.to_vec(), (0..n).map(|_| r.normal()).collect()).unwrap()
+    }
+}

@@ -1,0 +1,16 @@
+//! kerust: a Keras-compatible deep-learning engine. Everything outside `bindings` is plain Rust
+//! (ndarray-free slices and `Tensor`s) and is tested with `cargo test` alone.
+
+pub mod activations;
+pub mod bindings;
+pub mod config;
+pub mod error;
+pub mod initializers;
+pub mod kernels;
+pub mod layers;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod optimizers;
+pub mod rng;
+pub mod tensor;

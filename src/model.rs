@@ -1,0 +1,690 @@
+//! Sequential: build from layer configs, forward, backward, and the train / evaluate / predict loops.
+//! No Python here: progress and interruption go through a hook closure the bindings provide.
+
+use crate::error::{Error, Result};
+use crate::layers::{self, Ctx, Layer, Param};
+use crate::losses::Loss;
+use crate::metrics::{self, Metric};
+use crate::optimizers::Optimizer;
+use crate::rng::Rng;
+use crate::tensor::{shape_str, Tensor};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Named values, in order: `loss` first, then each metric.
+pub type Logs = Vec<(String, f64)>;
+
+/// Called between batches with (batches done, running logs). An `Err` stops the loop after the current batch.
+pub type Hook<'a> = &'a mut dyn FnMut(usize, &Logs) -> Result<()>;
+
+/// How often the hook runs at most (besides the last batch): keeps Python out of the batch loop.
+const HOOK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A user's array as the engine reads it: contiguous f32, batch first.
+#[derive(Clone, Copy, Debug)]
+pub struct Data<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+impl<'a> Data<'a> {
+    pub fn new(shape: &'a [usize], data: &'a [f32]) -> Result<Self> {
+        if shape.is_empty() || shape.iter().product::<usize>() != data.len() {
+            return Err(Error::Value(format!(
+                "expected an array with a batch axis, received shape {shape:?} with {} values",
+                data.len()
+            )));
+        }
+        Ok(Data { shape, data })
+    }
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.shape[0] == 0
+    }
+    fn row(&self) -> usize {
+        self.shape[1..].iter().product()
+    }
+    /// Copy the samples `idx` (or the range `start..start+n` when `idx` is None) into a batch tensor.
+    fn gather(&self, idx: &[usize]) -> Tensor {
+        let row = self.row();
+        let mut data = Vec::with_capacity(idx.len() * row);
+        for &i in idx {
+            data.extend_from_slice(&self.data[i * row..(i + 1) * row]);
+        }
+        let mut shape = self.shape.to_vec();
+        shape[0] = idx.len();
+        Tensor { shape, data }
+    }
+    fn range(&self, start: usize, n: usize) -> Tensor {
+        let row = self.row();
+        let mut shape = self.shape.to_vec();
+        shape[0] = n;
+        Tensor {
+            shape,
+            data: self.data[start * row..(start + n) * row].to_vec(),
+        }
+    }
+}
+
+pub struct Compiled {
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+    metric_names: Vec<String>,
+    metrics: Vec<Metric>,
+}
+
+#[derive(Default)]
+struct EpochState {
+    order: Vec<usize>,
+    cursor: usize,
+    loss_sum: f64,
+    seen: f64,
+    metric_sums: Vec<(f64, f64)>,
+}
+
+pub struct LayerInfo {
+    pub name: String,
+    pub class_name: &'static str,
+    pub output_shape: Vec<usize>,
+    pub params: usize,
+    pub trainable_params: usize,
+}
+
+pub struct Model {
+    layers: Vec<Box<dyn Layer>>,
+    input_shape: Vec<usize>,
+    output_shapes: Vec<Vec<usize>>,
+    rng: Rng,
+    shuffle_rng: Rng,
+    compiled: Option<Compiled>,
+    epoch: EpochState,
+}
+
+struct Throttle(Instant);
+
+impl Throttle {
+    fn due(&mut self, last: bool) -> bool {
+        if last || self.0.elapsed() >= HOOK_INTERVAL {
+            self.0 = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Model {
+    /// Build every layer from its `(class_name, config)` for samples of `input_shape` (no batch axis).
+    pub fn new(specs: &[(String, Value)], input_shape: &[usize], seed: u64) -> Result<Self> {
+        if specs.is_empty() {
+            return Err(Error::Value(
+                "a Sequential model needs at least one layer".into(),
+            ));
+        }
+        if input_shape.contains(&0) {
+            return Err(Error::Value(format!(
+                "input shape {} has a zero dimension",
+                shape_str(input_shape)
+            )));
+        }
+        let mut rng = Rng::new(seed);
+        let mut init_rng = rng.fork();
+        let shuffle_rng = rng.fork();
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut output_shapes = Vec::with_capacity(specs.len());
+        let mut shape = input_shape.to_vec();
+        for (class_name, cfg) in specs {
+            let mut layer = layers::from_config(class_name, cfg)?;
+            shape = layer.build(&shape, &mut init_rng)?;
+            let trainable = cfg
+                .get("trainable")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            layer.set_trainable(trainable);
+            output_shapes.push(shape.clone());
+            layers.push(layer);
+        }
+        Ok(Model {
+            layers,
+            input_shape: input_shape.to_vec(),
+            output_shapes,
+            rng,
+            shuffle_rng,
+            compiled: None,
+            epoch: EpochState::default(),
+        })
+    }
+
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        self.output_shapes.last().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn layer_info(&self) -> Vec<LayerInfo> {
+        self.layers
+            .iter()
+            .zip(&self.output_shapes)
+            .map(|(l, s)| LayerInfo {
+                name: l.name().to_string(),
+                class_name: l.class_name(),
+                output_shape: s.clone(),
+                params: l.params().iter().map(|p| p.value.len()).sum(),
+                trainable_params: l
+                    .params()
+                    .iter()
+                    .filter(|p| p.trainable)
+                    .map(|p| p.value.len())
+                    .sum(),
+            })
+            .collect()
+    }
+
+    pub fn compile(
+        &mut self,
+        loss: &Value,
+        optimizer: &Value,
+        metric_names: &[String],
+    ) -> Result<()> {
+        let loss = Loss::from_value(loss)?;
+        let optimizer = Optimizer::from_value(optimizer)?;
+        for m in metric_names {
+            metrics::check_name(m)?;
+        }
+        self.compiled = Some(Compiled {
+            loss,
+            optimizer,
+            metric_names: metric_names.to_vec(),
+            metrics: Vec::new(),
+        });
+        Ok(())
+    }
+
+    pub fn compiled(&self) -> Option<&Compiled> {
+        self.compiled.as_ref()
+    }
+
+    pub fn optimizer_mut(&mut self) -> Result<&mut Optimizer> {
+        self.compiled
+            .as_mut()
+            .map(|c| &mut c.optimizer)
+            .ok_or_else(not_compiled)
+    }
+
+    fn check_x(&self, x: &Data) -> Result<()> {
+        if x.shape[1..] != self.input_shape[..] {
+            let first = self.layers.first().map(|l| l.name()).unwrap_or("input");
+            return Err(Error::Value(format!(
+                "Input 0 of layer \"{first}\" is incompatible with the layer: expected shape {}, found shape {}",
+                shape_str(&self.input_shape),
+                shape_str(&x.shape[1..])
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validate a training/evaluation pair and resolve "accuracy" for these targets. Call before the loops.
+    pub fn prepare(&mut self, x: &Data, y: &Data, sample_weight: Option<&[f32]>) -> Result<()> {
+        self.check_x(x)?;
+        if x.len() != y.len() {
+            return Err(Error::Value(format!(
+                "Data cardinality is ambiguous: x sizes: {}, y sizes: {}. Make sure all arrays contain the same \
+                 number of samples.",
+                x.len(),
+                y.len()
+            )));
+        }
+        if let Some(w) = sample_weight {
+            if w.len() != x.len() {
+                return Err(Error::Value(format!(
+                    "sample_weight has {} values for {} samples",
+                    w.len(),
+                    x.len()
+                )));
+            }
+        }
+        let out = self.output_shape().to_vec();
+        let c = self.compiled.as_mut().ok_or_else(not_compiled)?;
+        let yt = Tensor {
+            shape: y.shape.to_vec(),
+            data: Vec::new(),
+        };
+        c.loss.check_targets(
+            &Tensor {
+                data: y.data.to_vec(),
+                ..yt
+            },
+            &out,
+        )?;
+        c.metrics = c
+            .metric_names
+            .iter()
+            .map(|n| metrics::resolve(n, &y.shape[1..], &out))
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    fn forward(&mut self, x: Tensor, training: bool) -> Result<Tensor> {
+        let mut ctx = Ctx {
+            training,
+            rng: &mut self.rng,
+        };
+        let mut h = x;
+        for layer in self.layers.iter_mut() {
+            h = layer.forward(h, &mut ctx)?;
+        }
+        Ok(h)
+    }
+
+    /// One optimisation step; returns the batch loss and each metric's (sum, count).
+    fn train_batch(
+        &mut self,
+        xb: Tensor,
+        yb: &Tensor,
+        sw: Option<&[f32]>,
+    ) -> Result<(f64, Vec<(f64, f64)>)> {
+        let pred = self.forward(xb, true)?;
+        let Model {
+            layers, compiled, ..
+        } = self;
+        let c = compiled.as_mut().ok_or_else(not_compiled)?;
+        let fused = layers
+            .last()
+            .map(|l| c.loss.fuses_with(l.activation()))
+            .unwrap_or(false);
+        let (loss, grad) = c.loss.forward_backward(&pred, yb, fused, sw)?;
+        let mvals = c.metrics.iter().map(|m| m.update(&pred, yb, sw)).collect();
+        drop(pred);
+        for layer in layers.iter_mut() {
+            for p in layer.params_mut() {
+                p.grad.iter_mut().for_each(|g| *g = 0.0);
+            }
+        }
+        let n = layers.len();
+        let mut g = grad;
+        for (i, layer) in layers.iter_mut().enumerate().rev() {
+            g = if i + 1 == n && fused {
+                layer.backward_preactivation(g, i > 0)?
+            } else {
+                layer.backward(g, i > 0)?
+            };
+        }
+        let mut params: Vec<(usize, &mut Param)> = layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut().iter_mut())
+            .enumerate()
+            .filter(|(_, p)| p.trainable)
+            .collect();
+        c.optimizer.step(&mut params);
+        Ok((loss, mvals))
+    }
+
+    fn logs(&self, loss_sum: f64, seen: f64, sums: &[(f64, f64)]) -> Logs {
+        let mut logs = vec![("loss".to_string(), loss_sum / seen.max(1.0))];
+        if let Some(c) = &self.compiled {
+            for (m, (s, n)) in c.metrics.iter().zip(sums) {
+                logs.push((m.name.clone(), if *n > 0.0 { s / n } else { 0.0 }));
+            }
+        }
+        logs
+    }
+
+    /// Start an epoch over `n` samples, shuffled with the model's own stream when asked.
+    pub fn begin_epoch(&mut self, n: usize, shuffle: bool) {
+        let mut order: Vec<usize> = (0..n).collect();
+        if shuffle {
+            self.shuffle_rng.shuffle(&mut order);
+        }
+        let n_metrics = self.compiled.as_ref().map(|c| c.metrics.len()).unwrap_or(0);
+        self.epoch = EpochState {
+            order,
+            cursor: 0,
+            loss_sum: 0.0,
+            seen: 0.0,
+            metric_sums: vec![(0.0, 0.0); n_metrics],
+        };
+    }
+
+    /// Run up to `max_steps` batches of the current epoch. Returns (batches run, epoch finished, running logs).
+    pub fn train_steps(
+        &mut self,
+        x: &Data,
+        y: &Data,
+        sample_weight: Option<&[f32]>,
+        batch_size: usize,
+        max_steps: usize,
+        hook: Hook,
+    ) -> Result<(usize, bool, Logs)> {
+        if batch_size == 0 {
+            return Err(Error::Value(
+                "batch_size must be a positive integer, received 0".into(),
+            ));
+        }
+        self.check_x(x)?;
+        if self.epoch.order.len() != x.len() || y.len() != x.len() {
+            return Err(Error::Runtime(
+                "train_steps called without begin_epoch for this data".into(),
+            ));
+        }
+        let mut throttle = Throttle(Instant::now());
+        let mut done = 0;
+        while done < max_steps && self.epoch.cursor < self.epoch.order.len() {
+            let start = self.epoch.cursor;
+            let end = (start + batch_size).min(self.epoch.order.len());
+            let idx = self.epoch.order[start..end].to_vec();
+            let xb = x.gather(&idx);
+            let yb = y.gather(&idx);
+            let swb: Option<Vec<f32>> = sample_weight.map(|w| idx.iter().map(|&i| w[i]).collect());
+            let (loss, mvals) = self.train_batch(xb, &yb, swb.as_deref())?;
+            let bs = (end - start) as f64;
+            self.epoch.cursor = end;
+            self.epoch.loss_sum += loss * bs;
+            self.epoch.seen += bs;
+            for (acc, (s, n)) in self.epoch.metric_sums.iter_mut().zip(mvals) {
+                acc.0 += s;
+                acc.1 += n;
+            }
+            done += 1;
+            let finished = self.epoch.cursor >= self.epoch.order.len();
+            if throttle.due(finished || done == max_steps) {
+                let logs = self.epoch_logs();
+                let step = self.epoch.cursor.div_ceil(batch_size);
+                hook(step, &logs)?;
+            }
+        }
+        let finished = self.epoch.cursor >= self.epoch.order.len();
+        if finished {
+            self.clear_caches();
+        }
+        Ok((done, finished, self.epoch_logs()))
+    }
+
+    pub fn epoch_logs(&self) -> Logs {
+        self.logs(
+            self.epoch.loss_sum,
+            self.epoch.seen,
+            &self.epoch.metric_sums,
+        )
+    }
+
+    /// Loss and metrics over the whole data set, in inference mode.
+    pub fn evaluate(
+        &mut self,
+        x: &Data,
+        y: &Data,
+        sample_weight: Option<&[f32]>,
+        batch_size: usize,
+        hook: Hook,
+    ) -> Result<Logs> {
+        if batch_size == 0 {
+            return Err(Error::Value(
+                "batch_size must be a positive integer, received 0".into(),
+            ));
+        }
+        self.prepare(x, y, sample_weight)?;
+        let n = x.len();
+        let n_metrics = self.compiled.as_ref().map(|c| c.metrics.len()).unwrap_or(0);
+        let (mut loss_sum, mut seen, mut sums) = (0.0f64, 0.0f64, vec![(0.0, 0.0); n_metrics]);
+        let mut throttle = Throttle(Instant::now());
+        let mut start = 0;
+        while start < n {
+            let bs = batch_size.min(n - start);
+            let pred = self.forward(x.range(start, bs), false)?;
+            let yb = y.range(start, bs);
+            let swb = sample_weight.map(|w| &w[start..start + bs]);
+            let c = self.compiled.as_ref().ok_or_else(not_compiled)?;
+            let fused = self
+                .layers
+                .last()
+                .map(|l| c.loss.fuses_with(l.activation()))
+                .unwrap_or(false);
+            let (loss, _) = c.loss.forward_backward(&pred, &yb, fused, swb)?;
+            loss_sum += loss * bs as f64;
+            seen += bs as f64;
+            for (acc, m) in sums.iter_mut().zip(&c.metrics) {
+                let (s, k) = m.update(&pred, &yb, swb);
+                acc.0 += s;
+                acc.1 += k;
+            }
+            start += bs;
+            if throttle.due(start >= n) {
+                let logs = self.logs(loss_sum, seen, &sums);
+                hook(start.div_ceil(batch_size), &logs)?;
+            }
+        }
+        self.clear_caches();
+        Ok(self.logs(loss_sum, seen, &sums))
+    }
+
+    /// Outputs for every sample, in inference mode, as a flat row-major buffer plus its shape.
+    pub fn predict(&mut self, x: &Data, batch_size: usize, hook: Hook) -> Result<Tensor> {
+        if batch_size == 0 {
+            return Err(Error::Value(
+                "batch_size must be a positive integer, received 0".into(),
+            ));
+        }
+        self.check_x(x)?;
+        let n = x.len();
+        let out_shape = self.output_shape().to_vec();
+        let out_len: usize = out_shape.iter().product();
+        let mut data = Vec::with_capacity(n * out_len);
+        let mut throttle = Throttle(Instant::now());
+        let mut start = 0;
+        while start < n {
+            let bs = batch_size.min(n - start);
+            let y = self.forward(x.range(start, bs), false)?;
+            data.extend_from_slice(&y.data);
+            start += bs;
+            if throttle.due(start >= n) {
+                hook(start.div_ceil(batch_size), &Vec::new())?;
+            }
+        }
+        self.clear_caches();
+        let mut shape = vec![n];
+        shape.extend(out_shape);
+        Tensor::new(shape, data)
+    }
+
+    /// One training step on exactly this batch (Keras's `train_on_batch`); returns the batch's logs.
+    pub fn train_on_batch(
+        &mut self,
+        x: &Data,
+        y: &Data,
+        sample_weight: Option<&[f32]>,
+    ) -> Result<Logs> {
+        self.prepare(x, y, sample_weight)?;
+        let (loss, mvals) =
+            self.train_batch(x.range(0, x.len()), &y.range(0, y.len()), sample_weight)?;
+        let sums: Vec<(f64, f64)> = mvals;
+        let logs = self.logs(loss, 1.0, &sums);
+        self.clear_caches();
+        Ok(logs)
+    }
+
+    fn clear_caches(&mut self) {
+        for l in self.layers.iter_mut() {
+            l.clear_cache();
+        }
+    }
+
+    fn all_params(&self) -> impl Iterator<Item = &Param> {
+        self.layers.iter().flat_map(|l| l.params().iter())
+    }
+
+    /// Every weight in Keras order, as (shape, values).
+    pub fn weights(&self) -> Vec<(Vec<usize>, Vec<f32>)> {
+        self.all_params()
+            .map(|p| (p.shape.clone(), p.value.clone()))
+            .collect()
+    }
+
+    /// (first weight index, number of weights) of each layer.
+    pub fn layer_weight_ranges(&self) -> Vec<(usize, usize)> {
+        let mut start = 0;
+        self.layers
+            .iter()
+            .map(|l| {
+                let n = l.params().len();
+                let r = (start, n);
+                start += n;
+                r
+            })
+            .collect()
+    }
+
+    /// Replace weights `first..first+new.len()`, checking count and every shape before changing anything.
+    pub fn set_weights(
+        &mut self,
+        first: usize,
+        new: &[(Vec<usize>, Vec<f32>)],
+        expected: usize,
+        who: &str,
+    ) -> Result<()> {
+        if new.len() != expected {
+            return Err(Error::Value(format!(
+                "You called `set_weights(weights)` on {who} with a weight list of length {}, but the layer was \
+                 expecting {expected} weights.",
+                new.len()
+            )));
+        }
+        let mut params: Vec<&mut Param> = self
+            .layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut().iter_mut())
+            .skip(first)
+            .take(expected)
+            .collect();
+        for (p, (shape, values)) in params.iter().zip(new) {
+            if &p.shape != shape || values.len() != p.value.len() {
+                return Err(Error::Value(format!(
+                    "{who}: weight '{}' has shape {:?}, which is not compatible with the provided weight shape {:?}",
+                    p.name, p.shape, shape
+                )));
+            }
+        }
+        for (p, (_, values)) in params.iter_mut().zip(new) {
+            p.value.copy_from_slice(values);
+        }
+        Ok(())
+    }
+
+    pub fn set_layer_trainable(&mut self, index: usize, trainable: bool) -> Result<()> {
+        let layer = self
+            .layers
+            .get_mut(index)
+            .ok_or_else(|| Error::Value(format!("no layer at index {index}")))?;
+        layer.set_trainable(trainable);
+        Ok(())
+    }
+}
+
+fn not_compiled() -> Error {
+    Error::Runtime(
+        "You must call `compile()` before using the model for training or evaluation.".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mlp(seed: u64) -> Model {
+        let specs = vec![
+            (
+                "Dense".to_string(),
+                json!({"name": "d1", "units": 8, "activation": "relu"}),
+            ),
+            (
+                "Dense".to_string(),
+                json!({"name": "d2", "units": 3, "activation": "softmax"}),
+            ),
+        ];
+        let mut m = Model::new(&specs, &[4], seed).unwrap();
+        m.compile(
+            &json!("sparse_categorical_crossentropy"),
+            &json!({"class_name": "Adam", "config": {"learning_rate": 0.05}}),
+            &["accuracy".into()],
+        )
+        .unwrap();
+        m
+    }
+
+    fn toy() -> (Vec<f32>, Vec<f32>) {
+        // three separable blobs
+        let mut rng = Rng::new(9);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..90 {
+            let c = i % 3;
+            for j in 0..4 {
+                x.push(if j == c { 2.0 } else { 0.0 } + 0.3 * rng.normal());
+            }
+            y.push(c as f32);
+        }
+        (x, y)
+    }
+
+    fn fit(m: &mut Model, x: &[f32], y: &[f32], epochs: usize) -> Vec<Logs> {
+        let xs = [90usize, 4];
+        let ys = [90usize];
+        let xd = Data::new(&xs, x).unwrap();
+        let yd = Data::new(&ys, y).unwrap();
+        m.prepare(&xd, &yd, None).unwrap();
+        let mut hist = Vec::new();
+        for _ in 0..epochs {
+            m.begin_epoch(90, true);
+            let (_, finished, logs) = m
+                .train_steps(&xd, &yd, None, 16, usize::MAX, &mut |_, _| Ok(()))
+                .unwrap();
+            assert!(finished);
+            hist.push(logs);
+        }
+        hist
+    }
+
+    #[test]
+    fn learns_and_is_deterministic() {
+        let (x, y) = toy();
+        let mut a = mlp(42);
+        let ha = fit(&mut a, &x, &y, 15);
+        assert!(ha.last().unwrap()[0].1 < ha[0][0].1 * 0.5, "{ha:?}");
+        assert!(ha.last().unwrap()[1].1 > 0.95);
+        let mut b = mlp(42);
+        let hb = fit(&mut b, &x, &y, 15);
+        assert_eq!(ha, hb);
+        assert_eq!(a.weights(), b.weights());
+    }
+
+    #[test]
+    fn interrupted_step_keeps_model_usable() {
+        let (x, y) = toy();
+        let mut m = mlp(1);
+        let (xs, ys) = ([90usize, 4], [90usize]);
+        let xd = Data::new(&xs, &x).unwrap();
+        let yd = Data::new(&ys, &y).unwrap();
+        m.prepare(&xd, &yd, None).unwrap();
+        m.begin_epoch(90, false);
+        let r = m.train_steps(&xd, &yd, None, 10, 3, &mut |_, _| Err(Error::Interrupted));
+        assert!(matches!(r, Err(Error::Interrupted)));
+        let p = m.predict(&xd, 32, &mut |_, _| Ok(())).unwrap();
+        assert_eq!(p.shape, vec![90, 3]);
+        assert!(p.data.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn set_weights_checks_before_writing() {
+        let mut m = mlp(3);
+        let before = m.weights();
+        let mut bad = before.clone();
+        bad[3].0 = vec![4];
+        bad[3].1 = vec![0.0; 4];
+        assert!(m.set_weights(0, &bad, 4, "sequential").is_err());
+        assert_eq!(m.weights(), before);
+        assert!(m.set_weights(0, &before[..2], 4, "sequential").is_err());
+    }
+}

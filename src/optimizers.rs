@@ -1,0 +1,397 @@
+//! Optimizers with Keras 3's update formulas and defaults, over a flat list of parameters.
+//! Slots are keyed by the parameter's position in the model, so freezing a layer keeps the others' state.
+
+use crate::error::{Error, Result};
+use crate::layers::Param;
+use serde_json::Value;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    Sgd {
+        momentum: f32,
+        nesterov: bool,
+    },
+    Adam {
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+        amsgrad: bool,
+    },
+    RmsProp {
+        rho: f32,
+        momentum: f32,
+        epsilon: f32,
+        centered: bool,
+    },
+    Adagrad {
+        initial_accumulator_value: f32,
+        epsilon: f32,
+    },
+}
+
+pub const NAMES: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    pub kind: Kind,
+    pub learning_rate: f32,
+    pub iterations: u64,
+    pub weight_decay: Option<f32>,
+    pub clipnorm: Option<f32>,
+    pub clipvalue: Option<f32>,
+    pub global_clipnorm: Option<f32>,
+    /// Per parameter position: that parameter's slot vectors (empty until its first update).
+    pub slots: Vec<Vec<Vec<f32>>>,
+}
+
+impl Optimizer {
+    /// From `{"class_name": "Adam", "config": {...}}` (Keras's serialized form) or a bare name.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let empty = Value::Object(Default::default());
+        let (name, cfg) = match v {
+            Value::String(s) => (s.as_str(), &empty),
+            Value::Object(o) => (
+                o.get("class_name").and_then(Value::as_str).unwrap_or(""),
+                o.get("config").unwrap_or(&empty),
+            ),
+            _ => {
+                return Err(Error::Type(format!(
+                    "optimizer must be a name or a dict, received {v}"
+                )))
+            }
+        };
+        let num = |k: &str, d: f32| -> Result<f32> {
+            match cfg.get(k) {
+                None | Some(Value::Null) => Ok(d),
+                Some(x) => x
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f as f32)
+                    .ok_or_else(|| {
+                        Error::Value(format!("{name}: `{k}` expected a number, received {x}"))
+                    }),
+            }
+        };
+        let opt_num = |k: &str| -> Result<Option<f32>> {
+            match cfg.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(_) => num(k, 0.0).map(Some),
+            }
+        };
+        let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let lower = name.to_ascii_lowercase();
+        let (kind, lr, wd) = match lower.as_str() {
+            "sgd" => (
+                Kind::Sgd {
+                    momentum: num("momentum", 0.0)?,
+                    nesterov: flag("nesterov"),
+                },
+                num("learning_rate", 0.01)?,
+                opt_num("weight_decay")?,
+            ),
+            "adam" | "adamw" => (
+                Kind::Adam {
+                    beta_1: num("beta_1", 0.9)?,
+                    beta_2: num("beta_2", 0.999)?,
+                    epsilon: num("epsilon", 1e-7)?,
+                    amsgrad: flag("amsgrad"),
+                },
+                num("learning_rate", 0.001)?,
+                if lower == "adamw" {
+                    Some(num("weight_decay", 0.004)?)
+                } else {
+                    opt_num("weight_decay")?
+                },
+            ),
+            "rmsprop" => (
+                Kind::RmsProp {
+                    rho: num("rho", 0.9)?,
+                    momentum: num("momentum", 0.0)?,
+                    epsilon: num("epsilon", 1e-7)?,
+                    centered: flag("centered"),
+                },
+                num("learning_rate", 0.001)?,
+                opt_num("weight_decay")?,
+            ),
+            "adagrad" => (
+                Kind::Adagrad {
+                    initial_accumulator_value: num("initial_accumulator_value", 0.1)?,
+                    epsilon: num("epsilon", 1e-7)?,
+                },
+                num("learning_rate", 0.001)?,
+                opt_num("weight_decay")?,
+            ),
+            _ => {
+                return Err(Error::Value(format!(
+                    "Unknown optimizer: '{name}'. Expected one of: {}",
+                    NAMES.join(", ")
+                )))
+            }
+        };
+        if lr <= 0.0 {
+            return Err(Error::Value(format!(
+                "{name}: `learning_rate` must be positive, received {lr}"
+            )));
+        }
+        if let Kind::Sgd { momentum, .. } | Kind::RmsProp { momentum, .. } = kind {
+            if !(0.0..=1.0).contains(&momentum) {
+                return Err(Error::Value(format!(
+                    "{name}: `momentum` must be a float between [0, 1], received {momentum}"
+                )));
+            }
+        }
+        Ok(Optimizer {
+            kind,
+            learning_rate: lr,
+            iterations: 0,
+            weight_decay: wd.filter(|&w| w != 0.0),
+            clipnorm: opt_num("clipnorm")?,
+            clipvalue: opt_num("clipvalue")?,
+            global_clipnorm: opt_num("global_clipnorm")?,
+            slots: Vec::new(),
+        })
+    }
+
+    fn n_slots(&self) -> usize {
+        match self.kind {
+            Kind::Sgd { momentum, .. } => (momentum != 0.0) as usize,
+            Kind::Adam { amsgrad, .. } => 2 + amsgrad as usize,
+            Kind::RmsProp {
+                momentum, centered, ..
+            } => 1 + (momentum > 0.0) as usize + centered as usize,
+            Kind::Adagrad { .. } => 1,
+        }
+    }
+
+    /// One update of every `(position, param)` given, from the gradients they hold.
+    pub fn step(&mut self, params: &mut [(usize, &mut Param)]) {
+        self.clip(params);
+        let t = (self.iterations + 1) as f32;
+        let lr = self.learning_rate;
+        let n_slots = self.n_slots();
+        for (pos, p) in params.iter_mut() {
+            if self.slots.len() <= *pos {
+                self.slots.resize(*pos + 1, Vec::new());
+            }
+            let slots = &mut self.slots[*pos];
+            if slots.len() != n_slots || slots.iter().any(|s| s.len() != p.value.len()) {
+                let init = match self.kind {
+                    Kind::Adagrad {
+                        initial_accumulator_value,
+                        ..
+                    } => initial_accumulator_value,
+                    _ => 0.0,
+                };
+                *slots = vec![vec![init; p.value.len()]; n_slots];
+            }
+            if let Some(wd) = self.weight_decay {
+                p.value.iter_mut().for_each(|w| *w -= *w * wd * lr);
+            }
+            let (w, g) = (&mut p.value, &p.grad);
+            match self.kind {
+                Kind::Sgd { momentum, nesterov } => {
+                    if momentum == 0.0 {
+                        w.iter_mut().zip(g).for_each(|(w, g)| *w -= g * lr);
+                    } else {
+                        let m = &mut slots[0];
+                        for i in 0..w.len() {
+                            m[i] = m[i] * momentum - g[i] * lr;
+                            w[i] += if nesterov {
+                                m[i] * momentum - g[i] * lr
+                            } else {
+                                m[i]
+                            };
+                        }
+                    }
+                }
+                Kind::Adam {
+                    beta_1,
+                    beta_2,
+                    epsilon,
+                    amsgrad,
+                } => {
+                    let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
+                    let (m, rest) = slots.split_at_mut(1);
+                    let (v, vhat) = rest.split_at_mut(1);
+                    let (m, v) = (&mut m[0], &mut v[0]);
+                    for i in 0..w.len() {
+                        m[i] += (g[i] - m[i]) * (1.0 - beta_1);
+                        v[i] += (g[i] * g[i] - v[i]) * (1.0 - beta_2);
+                        let denom = if amsgrad {
+                            vhat[0][i] = vhat[0][i].max(v[i]);
+                            vhat[0][i]
+                        } else {
+                            v[i]
+                        };
+                        w[i] -= m[i] * alpha / (denom.sqrt() + epsilon);
+                    }
+                }
+                Kind::RmsProp {
+                    rho,
+                    momentum,
+                    epsilon,
+                    centered,
+                } => {
+                    let (vel, rest) = slots.split_at_mut(1);
+                    let vel = &mut vel[0];
+                    let (mom, avg) = if momentum > 0.0 {
+                        let (a, b) = rest.split_at_mut(1);
+                        (Some(&mut a[0]), b.first_mut())
+                    } else {
+                        (None, rest.first_mut())
+                    };
+                    let mut avg = if centered { avg } else { None };
+                    let mut mom = mom;
+                    for i in 0..w.len() {
+                        vel[i] = rho * vel[i] + (1.0 - rho) * g[i] * g[i];
+                        let denom = match avg.as_deref_mut() {
+                            Some(a) => {
+                                a[i] = rho * a[i] + (1.0 - rho) * g[i];
+                                vel[i] - a[i] * a[i] + epsilon
+                            }
+                            None => vel[i] + epsilon,
+                        };
+                        let inc = lr * g[i] / denom.sqrt();
+                        match mom.as_deref_mut() {
+                            Some(m) => {
+                                m[i] = momentum * m[i] + inc;
+                                w[i] -= m[i];
+                            }
+                            None => w[i] -= inc,
+                        }
+                    }
+                }
+                Kind::Adagrad { epsilon, .. } => {
+                    let acc = &mut slots[0];
+                    for i in 0..w.len() {
+                        acc[i] += g[i] * g[i];
+                        w[i] -= lr * g[i] / (acc[i] + epsilon).sqrt();
+                    }
+                }
+            }
+        }
+        self.iterations += 1;
+    }
+
+    /// Keras's clipnorm (per variable), global_clipnorm (all together) and clipvalue (per element).
+    fn clip(&self, params: &mut [(usize, &mut Param)]) {
+        if let Some(c) = self.clipvalue {
+            for (_, p) in params.iter_mut() {
+                p.grad.iter_mut().for_each(|g| *g = g.clamp(-c, c));
+            }
+        }
+        if let Some(c) = self.clipnorm {
+            for (_, p) in params.iter_mut() {
+                let norm = p.grad.iter().map(|g| (g * g) as f64).sum::<f64>().sqrt() as f32;
+                if norm > c {
+                    let s = c / norm;
+                    p.grad.iter_mut().for_each(|g| *g *= s);
+                }
+            }
+        }
+        if let Some(c) = self.global_clipnorm {
+            let norm = params
+                .iter()
+                .flat_map(|(_, p)| p.grad.iter())
+                .map(|g| (g * g) as f64)
+                .sum::<f64>()
+                .sqrt() as f32;
+            if norm > c {
+                let s = c / norm;
+                for (_, p) in params.iter_mut() {
+                    p.grad.iter_mut().for_each(|g| *g *= s);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn param(v: Vec<f32>, g: Vec<f32>) -> Param {
+        let mut p = Param::new("kernel", vec![v.len()], v, true);
+        p.grad = g;
+        p
+    }
+
+    fn run(cfg: Value, steps: &[[f32; 2]]) -> Vec<f32> {
+        let mut opt = Optimizer::from_value(&cfg).unwrap();
+        let mut p = param(vec![1.0, -2.0], vec![0.0, 0.0]);
+        for g in steps {
+            p.grad = g.to_vec();
+            opt.step(&mut [(0, &mut p)]);
+        }
+        p.value
+    }
+
+    #[test]
+    fn sgd_plain_momentum_nesterov_by_hand() {
+        let gs = [[0.5, -1.0], [0.25, 2.0]];
+        let w = run(
+            json!({"class_name": "SGD", "config": {"learning_rate": 0.1}}),
+            &gs,
+        );
+        assert!((w[0] - (1.0 - 0.05 - 0.025)).abs() < 1e-6);
+        // momentum 0.9: m1 = -0.05, w = 0.95; m2 = -0.045 - 0.025 = -0.07, w = 0.88
+        let w = run(
+            json!({"class_name": "SGD", "config": {"learning_rate": 0.1, "momentum": 0.9}}),
+            &gs,
+        );
+        assert!((w[0] - 0.88).abs() < 1e-6);
+        // nesterov: w1 = 1 + 0.9*(-0.05) - 0.05 = 0.905; m2 = -0.07, w2 = 0.905 - 0.063 - 0.025 = 0.817
+        let w = run(
+            json!({"class_name": "SGD", "config": {"learning_rate": 0.1, "momentum": 0.9, "nesterov": true}}),
+            &gs,
+        );
+        assert!((w[0] - 0.817).abs() < 1e-6);
+    }
+
+    #[test]
+    fn adam_matches_keras_formula() {
+        let gs = [[0.5, -1.0], [0.25, 2.0], [-0.1, 0.3]];
+        let w = run(json!({"class_name": "Adam", "config": {}}), &gs);
+        // hand computation in f64 with Keras's formula
+        let (b1, b2, eps, lr) = (0.9f64, 0.999f64, 1e-7f64, 1e-3f64);
+        let (mut m, mut v, mut x) = (0.0f64, 0.0f64, 1.0f64);
+        for (t, g) in gs.iter().enumerate() {
+            let g = g[0] as f64;
+            let t = (t + 1) as f64;
+            m += (g - m) * (1.0 - b1);
+            v += (g * g - v) * (1.0 - b2);
+            let alpha = lr * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+            x -= m * alpha / (v.sqrt() + eps);
+        }
+        assert!((w[0] as f64 - x).abs() < 1e-6, "{} vs {x}", w[0]);
+        // epsilon placement matters: with a huge epsilon outside the sqrt the step shrinks
+        let w2 = run(
+            json!({"class_name": "Adam", "config": {"epsilon": 1.0}}),
+            &gs,
+        );
+        assert!((w2[0] - w[0]).abs() > 1e-4);
+    }
+
+    #[test]
+    fn rmsprop_by_hand_and_clipping() {
+        let w = run(
+            json!({"class_name": "RMSprop", "config": {"learning_rate": 0.01}}),
+            &[[0.5, -1.0]],
+        );
+        let vel = 0.1 * 0.25f64;
+        let want = 1.0 - 0.01 * 0.5 / (vel + 1e-7).sqrt();
+        assert!((w[0] as f64 - want).abs() < 1e-6);
+        let w = run(
+            json!({"class_name": "SGD", "config": {"learning_rate": 1.0, "clipnorm": 1.0}}),
+            &[[3.0, 4.0]],
+        );
+        assert!((w[0] - 0.4).abs() < 1e-6 && (w[1] + 2.8).abs() < 1e-6);
+        let w = run(
+            json!({"class_name": "SGD", "config": {"learning_rate": 1.0, "clipvalue": 0.5}}),
+            &[[3.0, -0.2]],
+        );
+        assert!((w[0] - 0.5).abs() < 1e-6 && (w[1] + 1.8).abs() < 1e-6);
+        assert!(Optimizer::from_value(&json!("adamm")).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! A plain row-major f32 tensor: the unit that flows between layers. The batch is axis 0.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Value(format!(
+                "tensor of shape {:?} needs {} values, received {}",
+                shape,
+                n,
+                data.len()
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    pub fn zeros(shape: Vec<usize>) -> Self {
+        let n = shape.iter().product();
+        Tensor {
+            shape,
+            data: vec![0.0; n],
+        }
+    }
+
+    /// Size of axis 0 (the batch).
+    pub fn batch(&self) -> usize {
+        self.shape.first().copied().unwrap_or(0)
+    }
+
+    /// Number of values per sample.
+    pub fn sample_len(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    /// Length of the last axis.
+    pub fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
+    pub fn reshaped(mut self, shape: Vec<usize>) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != self.data.len() {
+            return Err(Error::Value(format!(
+                "cannot reshape {:?} to {:?}",
+                self.shape, shape
+            )));
+        }
+        self.shape = shape;
+        Ok(self)
+    }
+}
+
+/// Format a per-sample shape the Keras way: `(None, 28, 28, 1)`.
+pub fn shape_str(sample_shape: &[usize]) -> String {
+    let mut s = String::from("(None");
+    for d in sample_shape {
+        s.push_str(&format!(", {d}"));
+    }
+    s.push(')');
+    s
+}
