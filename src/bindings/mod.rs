@@ -335,12 +335,33 @@ fn loss_value(
     })
 }
 
+/// Check a name or config with the engine's own parser (the one source of truth for what is valid).
+/// `kind`: "layer:<ClassName>", "loss", "optimizer", "metric", "activation", "initializer".
+#[pyfunction]
+fn validate(kind: &str, json: &str) -> PyResult<()> {
+    let v = parse_json(kind, json)?;
+    guard(|| {
+        match kind {
+            "loss" => crate::losses::Loss::from_value(&v).map(|_| ()),
+            "optimizer" => crate::optimizers::Optimizer::from_value(&v).map(|_| ()),
+            "metric" => crate::metrics::check_name(v.as_str().unwrap_or_default()),
+            "activation" => crate::activations::Activation::from_name(v.as_str().unwrap_or_default()).map(|_| ()),
+            "initializer" => crate::initializers::Initializer::from_value(&v).map(|_| ()),
+            k => match k.strip_prefix("layer:") {
+                Some(class) => crate::layers::from_config(class, &v).map(|_| ()),
+                None => Err(Error::Value(format!("unknown validation kind '{k}'"))),
+            },
+        }
+    })
+}
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CoreModel>()?;
     m.add_function(wrap_pyfunction!(set_random_seed, m)?)?;
     m.add_function(wrap_pyfunction!(loss_value, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,5 @@
+"""Datasets, as ``keras.datasets``."""
+
+from . import mnist
+
+__all__ = ["mnist"]

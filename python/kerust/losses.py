@@ -1,0 +1,108 @@
+"""Keras losses. Instances are callable on NumPy arrays and return the mean loss; the formula is the engine's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from . import _core
+from ._arrays import as_float32
+
+
+class Loss:
+    _keras_name = ""
+
+    def __init__(self, from_logits: bool = False, reduction: str = "sum_over_batch_size",
+                 name: Optional[str] = None) -> None:
+        if reduction != "sum_over_batch_size":
+            raise ValueError(f"{type(self).__name__}: only reduction='sum_over_batch_size' is supported, "
+                             f"received {reduction!r}")
+        self.from_logits = bool(from_logits)
+        self.reduction = reduction
+        self.name = name or self._keras_name
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
+
+    def _serialized(self) -> dict:
+        return {"class_name": type(self).__name__, "config": self.get_config()}
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        if sample_weight is not None:
+            raise ValueError("sample_weight is supported in fit/evaluate; for a direct loss call, weight the "
+                             "per-sample values yourself")
+        yt = as_float32("y_true", y_true)
+        yp = as_float32("y_pred", y_pred)
+        return float(_core.loss_value(json.dumps(self._serialized()), yt, yp))
+
+
+class MeanSquaredError(Loss):
+    _keras_name = "mean_squared_error"
+
+    def __init__(self, reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
+        super().__init__(False, reduction, name)
+
+
+class MeanAbsoluteError(Loss):
+    _keras_name = "mean_absolute_error"
+
+    def __init__(self, reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
+        super().__init__(False, reduction, name)
+
+
+class CategoricalCrossentropy(Loss):
+    _keras_name = "categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
+        if label_smoothing or axis != -1:
+            raise ValueError("CategoricalCrossentropy: label_smoothing and axis other than -1 are not supported yet")
+        super().__init__(from_logits, reduction, name)
+
+
+class SparseCategoricalCrossentropy(Loss):
+    _keras_name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False, ignore_class: Optional[int] = None,
+                 reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
+        if ignore_class is not None:
+            raise ValueError("SparseCategoricalCrossentropy: ignore_class is not supported yet")
+        super().__init__(from_logits, reduction, name)
+
+
+class BinaryCrossentropy(Loss):
+    _keras_name = "binary_crossentropy"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
+        if label_smoothing or axis != -1:
+            raise ValueError("BinaryCrossentropy: label_smoothing and axis other than -1 are not supported yet")
+        super().__init__(from_logits, reduction, name)
+
+
+_CLASSES = (MeanSquaredError, MeanAbsoluteError, CategoricalCrossentropy, SparseCategoricalCrossentropy,
+            BinaryCrossentropy)
+_BY_NAME = {cls._keras_name: cls for cls in _CLASSES}
+_BY_NAME.update({"mse": MeanSquaredError, "mae": MeanAbsoluteError})
+_BY_NAME.update({cls.__name__: cls for cls in _CLASSES})
+
+
+def get(identifier: Any) -> Loss:
+    """A loss from a name (``"mse"``, ``"categorical_crossentropy"``), a config dict, or a Loss instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier)
+        if cls is None:
+            raise ValueError(
+                f"Could not interpret loss identifier: {identifier!r}. Expected one of: "
+                f"{', '.join(sorted(k for k in _BY_NAME if k.islower()))}"
+            )
+        return cls()
+    if isinstance(identifier, dict) and identifier.get("class_name") in _BY_NAME:
+        cls = _BY_NAME[identifier["class_name"]]
+        config = {k: v for k, v in identifier.get("config", {}).items() if k != "fn"}
+        if cls in (MeanSquaredError, MeanAbsoluteError):
+            config.pop("from_logits", None)
+        return cls(**config)
+    raise ValueError(f"Could not interpret loss identifier: {identifier!r}")

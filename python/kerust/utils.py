@@ -1,0 +1,50 @@
+"""Keras utilities: one-hot labels, normalisation, the global random seed."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _core
+
+
+def to_categorical(x: Any, num_classes: Optional[int] = None) -> np.ndarray:
+    """One-hot encode integer labels (float64, as Keras); a trailing axis of size 1 is dropped first."""
+    arr = np.asarray(x)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"to_categorical expects integer labels, received dtype {arr.dtype}")
+    if arr.size and not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError("to_categorical expects integer class labels, received non-integer values")
+    arr = arr.astype("int64")
+    shape = arr.shape
+    if shape and shape[-1] == 1 and len(shape) > 1:
+        shape = shape[:-1]
+    flat = arr.reshape(-1)
+    if num_classes is None:
+        num_classes = int(flat.max()) + 1 if flat.size else 0
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        raise ValueError(
+            f"to_categorical: labels must be in [0, {num_classes}); received values from {flat.min()} to {flat.max()}"
+        )
+    out = np.zeros((flat.shape[0], num_classes))
+    out[np.arange(flat.shape[0]), flat] = 1
+    return out.reshape(shape + (num_classes,))
+
+
+def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
+    """Scale ``x`` to unit ``order``-norm along ``axis`` (zero vectors stay zero)."""
+    arr = np.asarray(x)
+    norm = np.atleast_1d(np.linalg.norm(arr, order, axis))
+    norm[norm == 0] = 1
+    return arr / np.expand_dims(norm, axis)
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and kerust: models built afterwards (init, shuffling, dropout) are reproducible."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"set_random_seed expects a non-negative int, received {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % (2**32))
+    _core.set_random_seed(int(seed))
