@@ -5,7 +5,7 @@ use crate::rng::Rng;
 use serde_json::Value;
 
 /// Keras divides the truncated-normal stddev by this so the truncated distribution keeps the target variance.
-const TRUNC_STD_CORRECTION: f32 = 0.879_625_66;
+const TRUNC_STD_CORRECTION: f32 = 0.879_625_7;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Initializer {

@@ -191,17 +191,9 @@ impl Optimizer {
             match self.kind {
                 Kind::Sgd { momentum, nesterov } => {
                     if momentum == 0.0 {
-                        w.iter_mut().zip(g).for_each(|(w, g)| *w -= g * lr);
+                        sgd(w, g, lr);
                     } else {
-                        let m = &mut slots[0];
-                        for i in 0..w.len() {
-                            m[i] = m[i] * momentum - g[i] * lr;
-                            w[i] += if nesterov {
-                                m[i] * momentum - g[i] * lr
-                            } else {
-                                m[i]
-                            };
-                        }
+                        sgd_momentum(w, g, &mut slots[0], lr, momentum, nesterov);
                     }
                 }
                 Kind::Adam {
@@ -213,18 +205,14 @@ impl Optimizer {
                     let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
                     let (m, rest) = slots.split_at_mut(1);
                     let (v, vhat) = rest.split_at_mut(1);
-                    let (m, v) = (&mut m[0], &mut v[0]);
-                    for i in 0..w.len() {
-                        m[i] += (g[i] - m[i]) * (1.0 - beta_1);
-                        v[i] += (g[i] * g[i] - v[i]) * (1.0 - beta_2);
-                        let denom = if amsgrad {
-                            vhat[0][i] = vhat[0][i].max(v[i]);
-                            vhat[0][i]
-                        } else {
-                            v[i]
-                        };
-                        w[i] -= m[i] * alpha / (denom.sqrt() + epsilon);
-                    }
+                    let vhat = if amsgrad {
+                        vhat.first_mut().map(|s| s.as_mut_slice())
+                    } else {
+                        None
+                    };
+                    adam(
+                        w, g, &mut m[0], &mut v[0], vhat, alpha, beta_1, beta_2, epsilon,
+                    );
                 }
                 Kind::RmsProp {
                     rho,
@@ -233,41 +221,20 @@ impl Optimizer {
                     centered,
                 } => {
                     let (vel, rest) = slots.split_at_mut(1);
-                    let vel = &mut vel[0];
-                    let (mom, avg) = if momentum > 0.0 {
+                    let (mom, rest) = if momentum > 0.0 {
                         let (a, b) = rest.split_at_mut(1);
-                        (Some(&mut a[0]), b.first_mut())
+                        (a.first_mut().map(|s| s.as_mut_slice()), b)
                     } else {
-                        (None, rest.first_mut())
+                        (None, rest)
                     };
-                    let mut avg = if centered { avg } else { None };
-                    let mut mom = mom;
-                    for i in 0..w.len() {
-                        vel[i] = rho * vel[i] + (1.0 - rho) * g[i] * g[i];
-                        let denom = match avg.as_deref_mut() {
-                            Some(a) => {
-                                a[i] = rho * a[i] + (1.0 - rho) * g[i];
-                                vel[i] - a[i] * a[i] + epsilon
-                            }
-                            None => vel[i] + epsilon,
-                        };
-                        let inc = lr * g[i] / denom.sqrt();
-                        match mom.as_deref_mut() {
-                            Some(m) => {
-                                m[i] = momentum * m[i] + inc;
-                                w[i] -= m[i];
-                            }
-                            None => w[i] -= inc,
-                        }
-                    }
+                    let avg = if centered {
+                        rest.first_mut().map(|s| s.as_mut_slice())
+                    } else {
+                        None
+                    };
+                    rmsprop(w, g, &mut vel[0], mom, avg, lr, rho, momentum, epsilon);
                 }
-                Kind::Adagrad { epsilon, .. } => {
-                    let acc = &mut slots[0];
-                    for i in 0..w.len() {
-                        acc[i] += g[i] * g[i];
-                        w[i] -= lr * g[i] / (acc[i] + epsilon).sqrt();
-                    }
-                }
+                Kind::Adagrad { epsilon, .. } => adagrad(w, g, &mut slots[0], lr, epsilon),
             }
         }
         self.iterations += 1;
@@ -302,6 +269,103 @@ impl Optimizer {
                     p.grad.iter_mut().for_each(|g| *g *= s);
                 }
             }
+        }
+    }
+}
+
+// Update kernels: plain iterator loops (vectorised, and compiled for AVX2 when the CPU has it).
+
+crate::simd_fn! {
+    pub fn sgd(w: &mut [f32], g: &[f32], lr: f32) {
+        w.iter_mut().zip(g).for_each(|(w, g)| *w -= g * lr);
+    }
+}
+
+crate::simd_fn! {
+    pub fn sgd_momentum(w: &mut [f32], g: &[f32], m: &mut [f32], lr: f32, momentum: f32, nesterov: bool) {
+        for ((w, &g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
+            *m = *m * momentum - g * lr;
+            *w += if nesterov { *m * momentum - g * lr } else { *m };
+        }
+    }
+}
+
+crate::simd_fn! {
+    /// Keras 3 Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); w -= alpha m / (sqrt(v) + eps).
+    pub fn adam(
+        w: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        vhat: Option<&mut [f32]>,
+        alpha: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+    ) {
+        let (c1, c2) = (1.0 - beta_1, 1.0 - beta_2);
+        match vhat {
+            None => {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m += (g - *m) * c1;
+                    *v += (g * g - *v) * c2;
+                    *w -= *m * alpha / (v.sqrt() + epsilon);
+                }
+            }
+            Some(vhat) => {
+                let it = w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(vhat.iter_mut());
+                for ((((w, &g), m), v), vh) in it {
+                    *m += (g - *m) * c1;
+                    *v += (g * g - *v) * c2;
+                    *vh = vh.max(*v);
+                    *w -= *m * alpha / (vh.sqrt() + epsilon);
+                }
+            }
+        }
+    }
+}
+
+crate::simd_fn! {
+    /// Keras 3 RMSprop: epsilon inside the square root; momentum accumulates the increment.
+    pub fn rmsprop(
+        w: &mut [f32],
+        g: &[f32],
+        vel: &mut [f32],
+        mom: Option<&mut [f32]>,
+        avg: Option<&mut [f32]>,
+        lr: f32,
+        rho: f32,
+        momentum: f32,
+        epsilon: f32,
+    ) {
+        let mut mom = mom;
+        let mut avg = avg;
+        for i in 0..w.len() {
+            vel[i] = rho * vel[i] + (1.0 - rho) * g[i] * g[i];
+            let denom = match avg.as_deref_mut() {
+                Some(a) => {
+                    a[i] = rho * a[i] + (1.0 - rho) * g[i];
+                    vel[i] - a[i] * a[i] + epsilon
+                }
+                None => vel[i] + epsilon,
+            };
+            let inc = lr * g[i] / denom.sqrt();
+            match mom.as_deref_mut() {
+                Some(m) => {
+                    m[i] = momentum * m[i] + inc;
+                    w[i] -= m[i];
+                }
+                None => w[i] -= inc,
+            }
+        }
+    }
+}
+
+crate::simd_fn! {
+    pub fn adagrad(w: &mut [f32], g: &[f32], acc: &mut [f32], lr: f32, epsilon: f32) {
+        for ((w, &g), a) in w.iter_mut().zip(g).zip(acc.iter_mut()) {
+            *a += g * g;
+            *w -= lr * g / (*a + epsilon).sqrt();
         }
     }
 }

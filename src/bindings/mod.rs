@@ -187,6 +187,7 @@ impl CoreModel {
 
     /// Up to `max_steps` batches of the current epoch with the GIL released. Returns (steps, finished, logs).
     #[pyo3(signature = (x, y, sample_weight, batch_size, max_steps, progress=None))]
+    #[allow(clippy::too_many_arguments)]
     fn train_steps(
         &mut self,
         py: Python<'_>,
@@ -340,18 +341,18 @@ fn loss_value(
 #[pyfunction]
 fn validate(kind: &str, json: &str) -> PyResult<()> {
     let v = parse_json(kind, json)?;
-    guard(|| {
-        match kind {
-            "loss" => crate::losses::Loss::from_value(&v).map(|_| ()),
-            "optimizer" => crate::optimizers::Optimizer::from_value(&v).map(|_| ()),
-            "metric" => crate::metrics::check_name(v.as_str().unwrap_or_default()),
-            "activation" => crate::activations::Activation::from_name(v.as_str().unwrap_or_default()).map(|_| ()),
-            "initializer" => crate::initializers::Initializer::from_value(&v).map(|_| ()),
-            k => match k.strip_prefix("layer:") {
-                Some(class) => crate::layers::from_config(class, &v).map(|_| ()),
-                None => Err(Error::Value(format!("unknown validation kind '{k}'"))),
-            },
+    guard(|| match kind {
+        "loss" => crate::losses::Loss::from_value(&v).map(|_| ()),
+        "optimizer" => crate::optimizers::Optimizer::from_value(&v).map(|_| ()),
+        "metric" => crate::metrics::check_name(v.as_str().unwrap_or_default()),
+        "activation" => {
+            crate::activations::Activation::from_name(v.as_str().unwrap_or_default()).map(|_| ())
         }
+        "initializer" => crate::initializers::Initializer::from_value(&v).map(|_| ()),
+        k => match k.strip_prefix("layer:") {
+            Some(class) => crate::layers::from_config(class, &v).map(|_| ()),
+            None => Err(Error::Value(format!("unknown validation kind '{k}'"))),
+        },
     })
 }
 

@@ -98,24 +98,40 @@ impl Window {
 /// Unfold one sample `(h, w, c)` into `(oh*ow, kh*kw*c)` patches; patch order (ky, kx, c) matches a Keras
 /// kernel `(kh, kw, in, out)` read as a `(kh*kw*in, out)` matrix.
 pub fn im2col(g: &Window, x: &[f32], cols: &mut [f32]) {
+    im2col_dispatch(g, x, cols)
+}
+
+crate::simd_fn! {
+    fn im2col_dispatch(g: &Window, x: &[f32], cols: &mut [f32]) {
+        im2col_impl(g, x, cols)
+    }
+}
+
+#[inline(always)]
+fn im2col_impl(g: &Window, x: &[f32], cols: &mut [f32]) {
     let plen = g.patch_len();
     let rowlen = g.kw * g.c;
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let patch = &mut cols[(oy * g.ow + ox) * plen..][..plen];
+            // window columns [kx_lo, kx_hi) fall inside the image; they are contiguous in the input row
+            let x0 = (ox * g.sw) as isize - g.pad_left as isize;
+            let kx_lo = (-x0).max(0) as usize;
+            let kx_hi = ((g.w as isize - x0).max(0) as usize).min(g.kw);
             for ky in 0..g.kh {
                 let dst = &mut patch[ky * rowlen..][..rowlen];
                 let Some(iy) = g.in_y(oy, ky) else {
                     dst.fill(0.0);
                     continue;
                 };
-                for kx in 0..g.kw {
-                    let d = &mut dst[kx * g.c..][..g.c];
-                    match g.in_x(ox, kx) {
-                        Some(ix) => d.copy_from_slice(&x[(iy * g.w + ix) * g.c..][..g.c]),
-                        None => d.fill(0.0),
-                    }
+                if kx_lo >= kx_hi {
+                    dst.fill(0.0);
+                    continue;
                 }
+                dst[..kx_lo * g.c].fill(0.0);
+                let src = (iy * g.w + (x0 + kx_lo as isize) as usize) * g.c;
+                dst[kx_lo * g.c..kx_hi * g.c].copy_from_slice(&x[src..src + (kx_hi - kx_lo) * g.c]);
+                dst[kx_hi * g.c..].fill(0.0);
             }
         }
     }
@@ -123,6 +139,17 @@ pub fn im2col(g: &Window, x: &[f32], cols: &mut [f32]) {
 
 /// The adjoint of `im2col`: add patch gradients back onto the sample's gradient `dx` (which it does not clear).
 pub fn col2im_add(g: &Window, cols: &[f32], dx: &mut [f32]) {
+    col2im_dispatch(g, cols, dx)
+}
+
+crate::simd_fn! {
+    fn col2im_dispatch(g: &Window, cols: &[f32], dx: &mut [f32]) {
+        col2im_impl(g, cols, dx)
+    }
+}
+
+#[inline(always)]
+fn col2im_impl(g: &Window, cols: &[f32], dx: &mut [f32]) {
     let plen = g.patch_len();
     for oy in 0..g.oh {
         for ox in 0..g.ow {

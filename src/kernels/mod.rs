@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod gemm;
 pub mod pool;
+pub mod simd;
 
 /// Samples per parallel work item. Fixed, so chunk boundaries (and so every partial sum) do not depend on
 /// the number of threads: results are bit-identical with 1, 2 or 16 threads.

@@ -2,30 +2,41 @@
 
 use super::conv::Window;
 
-/// Max over each window (padding never wins); `argmax` records the flat input index for backward.
-pub fn max_forward(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+crate::simd_fn! {
+    /// Max over each window (padding never wins); `argmax` records the flat input index for backward.
+    pub fn max_forward(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+        max_forward_impl(g, x, out, argmax)
+    }
+}
+
+#[inline(always)]
+fn max_forward_impl(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
     let c = g.c;
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let o = (oy * g.ow + ox) * c;
-            out[o..o + c].fill(f32::NEG_INFINITY);
-            argmax[o..o + c].fill(0);
+            let (best, arg) = (&mut out[o..o + c], &mut argmax[o..o + c]);
+            best.fill(f32::NEG_INFINITY);
+            arg.fill(0);
             for ky in 0..g.kh {
                 let Some(iy) = g.in_y(oy, ky) else { continue };
                 for kx in 0..g.kw {
                     let Some(ix) = g.in_x(ox, kx) else { continue };
                     let base = (iy * g.w + ix) * c;
-                    for ch in 0..c {
-                        let v = x[base + ch];
-                        // `>` keeps the first maximum; NaN propagates like TensorFlow's max.
-                        if v > out[o + ch] || v.is_nan() {
-                            out[o + ch] = v;
-                            argmax[o + ch] = (base + ch) as u32;
-                        }
-                    }
+                    max_update(best, arg, &x[base..base + c], base as u32);
                 }
             }
         }
+    }
+}
+
+/// Branch-free running max over channels: `>` keeps the first maximum, and NaN wins (it propagates).
+#[inline(always)]
+fn max_update(best: &mut [f32], arg: &mut [u32], xs: &[f32], base: u32) {
+    for (ch, ((b, a), &v)) in best.iter_mut().zip(arg.iter_mut()).zip(xs).enumerate() {
+        let take = v > *b || v.is_nan();
+        *b = if take { v } else { *b };
+        *a = if take { base + ch as u32 } else { *a };
     }
 }
 

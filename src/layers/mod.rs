@@ -290,7 +290,7 @@ pub(crate) mod gradcheck {
                 continue;
             }
             let grads = layer.params()[pi].grad.clone();
-            for j in 0..grads.len() {
+            for (j, &grad) in grads.iter().enumerate() {
                 let orig = layer.params()[pi].value[j];
                 layer.params_mut()[pi].value[j] = orig + h;
                 let lp = loss(layer, &x, &w);
@@ -299,11 +299,10 @@ pub(crate) mod gradcheck {
                 layer.params_mut()[pi].value[j] = orig;
                 let num = (lp - lm) / (2.0 * h as f64);
                 assert!(
-                    (num - grads[j] as f64).abs() <= tol * num.abs().max(1.0),
-                    "{} d/d{}[{j}]: numeric {num} analytic {}",
+                    (num - grad as f64).abs() <= tol * num.abs().max(1.0),
+                    "{} d/d{}[{j}]: numeric {num} analytic {grad}",
                     layer.class_name(),
-                    layer.params()[pi].name,
-                    grads[j]
+                    layer.params()[pi].name
                 );
             }
         }

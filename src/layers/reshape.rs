@@ -116,7 +116,7 @@ impl Layer for Reshape {
             ))
         };
         let out: Vec<usize> = if self.target.contains(&-1) {
-            if known == 0 || total % known != 0 {
+            if known == 0 || !total.is_multiple_of(known) {
                 return Err(bad());
             }
             self.target
