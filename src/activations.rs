@@ -105,8 +105,29 @@ impl Activation {
 
     /// Apply in place. `row` is the length of the last axis (used by softmax only).
     pub fn forward(self, data: &mut [f32], row: usize) {
+        if self != Activation::Linear {
+            forward_kernel(self, data, row)
+        }
+    }
+
+    /// Turn dL/d(output) in `grad` into dL/d(input), in place. `input` may be empty when `needs_input()` is false.
+    pub fn backward(self, input: &[f32], output: &[f32], grad: &mut [f32], row: usize) {
+        if self != Activation::Linear {
+            backward_kernel(self, input, output, grad, row)
+        }
+    }
+}
+
+/// `grad *= f(v)` element-wise, with `f` inlined (so the loop vectorises).
+#[inline(always)]
+fn scale_by(grad: &mut [f32], vals: &[f32], f: impl Fn(f32) -> f32) {
+    grad.iter_mut().zip(vals).for_each(|(g, &v)| *g *= f(v));
+}
+
+crate::simd_fn! {
+    fn forward_kernel(act: Activation, data: &mut [f32], row: usize) {
         use Activation::*;
-        match self {
+        match act {
             Linear => {}
             Relu => data.iter_mut().for_each(|v| *v = v.max(0.0)),
             Sigmoid => data.iter_mut().for_each(|v| *v = sigmoid(*v)),
@@ -146,63 +167,56 @@ impl Activation {
             }),
         }
     }
+}
 
-    /// Turn dL/d(output) in `grad` into dL/d(input), in place. `input` may be empty when `needs_input()` is false.
-    pub fn backward(self, input: &[f32], output: &[f32], grad: &mut [f32], row: usize) {
+crate::simd_fn! {
+    fn backward_kernel(act: Activation, input: &[f32], output: &[f32], grad: &mut [f32], row: usize) {
         use Activation::*;
-        let zip_out = |grad: &mut [f32], f: &dyn Fn(f32) -> f32| {
-            grad.iter_mut().zip(output).for_each(|(g, &y)| *g *= f(y))
-        };
-        let zip_in = |grad: &mut [f32], f: &dyn Fn(f32) -> f32| {
-            grad.iter_mut().zip(input).for_each(|(g, &x)| *g *= f(x))
-        };
-        match self {
+        match act {
             Linear => {}
-            Relu => zip_out(grad, &|y| if y > 0.0 { 1.0 } else { 0.0 }),
-            Sigmoid => zip_out(grad, &|y| y * (1.0 - y)),
-            Tanh => zip_out(grad, &|y| 1.0 - y * y),
+            Relu => scale_by(grad, output, |y| if y > 0.0 { 1.0 } else { 0.0 }),
+            Sigmoid => scale_by(grad, output, |y| y * (1.0 - y)),
+            Tanh => scale_by(grad, output, |y| 1.0 - y * y),
             Softmax => {
                 if row > 0 {
                     grad.chunks_mut(row)
                         .zip(output.chunks(row))
                         .for_each(|(g, y)| {
                             let dot: f32 = g.iter().zip(y).map(|(a, b)| a * b).sum();
-                            g.iter_mut()
-                                .zip(y)
-                                .for_each(|(gi, &yi)| *gi = yi * (*gi - dot));
+                            g.iter_mut().zip(y).for_each(|(gi, &yi)| *gi = yi * (*gi - dot));
                         })
                 }
             }
-            Elu => zip_out(grad, &|y| if y > 0.0 { 1.0 } else { y + 1.0 }),
-            Selu => zip_out(grad, &|y| {
+            Elu => scale_by(grad, output, |y| if y > 0.0 { 1.0 } else { y + 1.0 }),
+            Selu => scale_by(grad, output, |y| {
                 if y > 0.0 {
                     SELU_SCALE
                 } else {
                     y + SELU_SCALE * SELU_ALPHA
                 }
             }),
-            Gelu => zip_in(grad, &|x| {
+            Gelu => scale_by(grad, input, |x| {
                 let xd = x as f64;
                 let cdf = 0.5 * (1.0 + erf(xd / std::f64::consts::SQRT_2));
                 let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
                 (cdf + xd * pdf) as f32
             }),
-            Softplus => zip_in(grad, &sigmoid),
-            Softsign => zip_in(grad, &|x| 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs()))),
-            Swish => zip_in(grad, &|x| {
+            Softplus => scale_by(grad, input, sigmoid),
+            Softsign => scale_by(grad, input, |x| 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs()))),
+            Swish => scale_by(grad, input, |x| {
                 let s = sigmoid(x);
                 s + x * s * (1.0 - s)
             }),
-            Relu6 => zip_in(grad, &|x| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 }),
-            HardSigmoid => zip_in(grad, &|x| {
+            Relu6 => scale_by(grad, input, |x| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 }),
+            HardSigmoid => scale_by(grad, input, |x| {
                 if x > -3.0 && x < 3.0 {
                     1.0 / 6.0
                 } else {
                     0.0
                 }
             }),
-            Exponential => zip_out(grad, &|y| y),
-            LeakyRelu => zip_in(grad, &|x| if x > 0.0 { 1.0 } else { LEAKY_SLOPE }),
+            Exponential => scale_by(grad, output, |y| y),
+            LeakyRelu => scale_by(grad, input, |x| if x > 0.0 { 1.0 } else { LEAKY_SLOPE }),
         }
     }
 }

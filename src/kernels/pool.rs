@@ -30,13 +30,15 @@ fn max_forward_impl(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) 
     }
 }
 
-/// Branch-free running max over channels: `>` keeps the first maximum, and NaN wins (it propagates).
+/// Branch-free running max over channels; `>` keeps the first maximum (NaN never wins, as in `f32::max`).
 #[inline(always)]
 fn max_update(best: &mut [f32], arg: &mut [u32], xs: &[f32], base: u32) {
-    for (ch, ((b, a), &v)) in best.iter_mut().zip(arg.iter_mut()).zip(xs).enumerate() {
-        let take = v > *b || v.is_nan();
+    let mut idx = base;
+    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(xs) {
+        let take = v > *b;
         *b = if take { v } else { *b };
-        *a = if take { base + ch as u32 } else { *a };
+        *a = if take { idx } else { *a };
+        idx += 1;
     }
 }
 
