@@ -145,9 +145,10 @@ impl Initializer {
         })
     }
 
-    pub fn fill(&self, shape: &[usize], rng: &mut Rng) -> Vec<f32> {
-        let n: usize = shape.iter().product();
-        match *self {
+    /// Values for a weight of `shape`; a shape too large to allocate is a ValueError, never an abort.
+    pub fn fill(&self, shape: &[usize], rng: &mut Rng) -> Result<Vec<f32>> {
+        let n = checked_numel("weight", shape)?;
+        Ok(match *self {
             Initializer::Zeros => vec![0.0; n],
             Initializer::Ones => vec![1.0; n],
             Initializer::Constant(c) => vec![c; n],
@@ -183,8 +184,25 @@ impl Initializer {
                     (0..n).map(|_| std * rng.truncated_normal()).collect()
                 }
             }
-        }
+        })
     }
+}
+
+/// Largest number of values kerust allocates for one weight or one sample's activation (1 GiB of f32).
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// The product of `shape`, or a ValueError when it overflows or exceeds `MAX_ELEMENTS`.
+pub fn checked_numel(what: &str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            Error::Value(format!(
+                "{what} of shape {shape:?} is too large: kerust allocates at most {MAX_ELEMENTS} values per \
+                 weight or per sample"
+            ))
+        })
 }
 
 /// Keras's `compute_fans`: the last two axes are (in, out); the rest is the receptive field.
@@ -212,7 +230,7 @@ mod tests {
     fn glorot_uniform_limit_and_spread() {
         let init = Initializer::from_value(&json!("glorot_uniform")).unwrap();
         let mut rng = Rng::new(0);
-        let w = init.fill(&[784, 128], &mut rng);
+        let w = init.fill(&[784, 128], &mut rng).unwrap();
         let limit = (6.0f32 / (784.0 + 128.0)).sqrt();
         assert!(w.iter().all(|&v| v.abs() <= limit));
         let max = w.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
@@ -225,7 +243,7 @@ mod tests {
             Initializer::from_value(&json!({"class_name": "HeNormal", "config": {"seed": null}}))
                 .unwrap();
         let mut rng = Rng::new(0);
-        let w = init.fill(&[3, 3, 64, 64], &mut rng);
+        let w = init.fill(&[3, 3, 64, 64], &mut rng).unwrap();
         let fan_in = 3.0 * 3.0 * 64.0;
         let target = (2.0f64 / fan_in).sqrt();
         let var: f64 = w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64;
@@ -243,5 +261,7 @@ mod tests {
     fn fans_of_conv_kernel() {
         assert_eq!(fans(&[3, 3, 32, 64]), (288.0, 576.0));
         assert!(Initializer::from_value(&json!("bogus")).is_err());
+        assert!(checked_numel("w", &[1 << 40, 1 << 30]).is_err());
+        assert!(Initializer::Zeros.fill(&[1 << 20, 1 << 20], &mut Rng::new(0)).is_err());
     }
 }

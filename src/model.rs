@@ -129,6 +129,7 @@ impl Model {
                 shape_str(input_shape)
             )));
         }
+        crate::initializers::checked_numel("input", input_shape)?;
         let mut rng = Rng::new(seed);
         let mut init_rng = rng.fork();
         let shuffle_rng = rng.fork();
@@ -138,6 +139,7 @@ impl Model {
         for (class_name, cfg) in specs {
             let mut layer = layers::from_config(class_name, cfg)?;
             shape = layer.build(&shape, &mut init_rng)?;
+            crate::initializers::checked_numel(&format!("output of layer '{}'", layer.name()), &shape)?;
             let trainable = cfg
                 .get("trainable")
                 .and_then(Value::as_bool)
@@ -522,6 +524,11 @@ impl Model {
             .collect()
     }
 
+    /// (shape, trainable) of every weight, in Keras order.
+    pub fn weights_info(&self) -> Vec<(Vec<usize>, bool)> {
+        self.all_params().map(|p| (p.shape.clone(), p.trainable)).collect()
+    }
+
     /// (first weight index, number of weights) of each layer.
     pub fn layer_weight_ranges(&self) -> Vec<(usize, usize)> {
         let mut start = 0;
@@ -569,6 +576,52 @@ impl Model {
         for (p, (_, values)) in params.iter_mut().zip(new) {
             p.value.copy_from_slice(values);
         }
+        Ok(())
+    }
+
+    /// Optimizer state for checkpoints: (iterations, slot names, per trainable weight its slots in Keras order).
+    pub fn optimizer_state(&mut self) -> Result<(u64, Vec<&'static str>, Vec<Vec<Vec<f32>>>)> {
+        let Model { layers, compiled, .. } = self;
+        let opt = &mut compiled.as_mut().ok_or_else(not_compiled)?.optimizer;
+        let mut out = Vec::new();
+        for (pos, p) in layers.iter().flat_map(|l| l.params().iter()).enumerate() {
+            if p.trainable {
+                out.push(opt.slots_of(pos, p.value.len()).clone());
+            }
+        }
+        Ok((opt.iterations, opt.slot_names(), out))
+    }
+
+    /// Restore what `optimizer_state` returned; every count and length is checked before anything changes.
+    pub fn set_optimizer_state(&mut self, iterations: u64, slots: Vec<Vec<Vec<f32>>>) -> Result<()> {
+        let Model { layers, compiled, .. } = self;
+        let opt = &mut compiled.as_mut().ok_or_else(not_compiled)?.optimizer;
+        let n_slots = opt.slot_names().len();
+        let trainable: Vec<(usize, usize)> = layers
+            .iter()
+            .flat_map(|l| l.params().iter())
+            .enumerate()
+            .filter(|(_, p)| p.trainable)
+            .map(|(pos, p)| (pos, p.value.len()))
+            .collect();
+        if slots.len() != trainable.len() {
+            return Err(Error::Value(format!(
+                "optimizer state has slots for {} weights, the model has {} trainable weights",
+                slots.len(),
+                trainable.len()
+            )));
+        }
+        for (i, ((_, len), s)) in trainable.iter().zip(&slots).enumerate() {
+            if s.len() != n_slots || s.iter().any(|v| v.len() != *len) {
+                return Err(Error::Value(format!(
+                    "optimizer state for trainable weight {i}: expected {n_slots} slots of {len} values",
+                )));
+            }
+        }
+        for ((pos, len), s) in trainable.into_iter().zip(slots) {
+            *opt.slots_of(pos, len) = s;
+        }
+        opt.iterations = iterations;
         Ok(())
     }
 

@@ -152,6 +152,58 @@ impl Optimizer {
         })
     }
 
+    /// Slot names in Keras's order, e.g. Adam: `["momentum", "velocity"]` (+ `"velocity_hat"` with amsgrad).
+    pub fn slot_names(&self) -> Vec<&'static str> {
+        match self.kind {
+            Kind::Sgd { momentum, .. } => {
+                if momentum != 0.0 {
+                    vec!["momentum"]
+                } else {
+                    vec![]
+                }
+            }
+            Kind::Adam { amsgrad, .. } => {
+                let mut v = vec!["momentum", "velocity"];
+                if amsgrad {
+                    v.push("velocity_hat");
+                }
+                v
+            }
+            Kind::RmsProp { momentum, centered, .. } => {
+                let mut v = vec!["velocity"];
+                if momentum > 0.0 {
+                    v.push("momentum");
+                }
+                if centered {
+                    v.push("average_gradient");
+                }
+                v
+            }
+            Kind::Adagrad { .. } => vec!["accumulator"],
+        }
+    }
+
+    fn slot_init(&self) -> f32 {
+        match self.kind {
+            Kind::Adagrad { initial_accumulator_value, .. } => initial_accumulator_value,
+            _ => 0.0,
+        }
+    }
+
+    /// The slots of the parameter at `pos` (of `len` values), created with their initial values if missing.
+    pub fn slots_of(&mut self, pos: usize, len: usize) -> &mut Vec<Vec<f32>> {
+        let n_slots = self.n_slots();
+        let init = self.slot_init();
+        if self.slots.len() <= pos {
+            self.slots.resize(pos + 1, Vec::new());
+        }
+        let slots = &mut self.slots[pos];
+        if slots.len() != n_slots || slots.iter().any(|s| s.len() != len) {
+            *slots = vec![vec![init; len]; n_slots];
+        }
+        slots
+    }
+
     fn n_slots(&self) -> usize {
         match self.kind {
             Kind::Sgd { momentum, .. } => (momentum != 0.0) as usize,
@@ -168,27 +220,15 @@ impl Optimizer {
         self.clip(params);
         let t = (self.iterations + 1) as f32;
         let lr = self.learning_rate;
-        let n_slots = self.n_slots();
         for (pos, p) in params.iter_mut() {
-            if self.slots.len() <= *pos {
-                self.slots.resize(*pos + 1, Vec::new());
-            }
-            let slots = &mut self.slots[*pos];
-            if slots.len() != n_slots || slots.iter().any(|s| s.len() != p.value.len()) {
-                let init = match self.kind {
-                    Kind::Adagrad {
-                        initial_accumulator_value,
-                        ..
-                    } => initial_accumulator_value,
-                    _ => 0.0,
-                };
-                *slots = vec![vec![init; p.value.len()]; n_slots];
-            }
-            if let Some(wd) = self.weight_decay {
+            let weight_decay = self.weight_decay;
+            let kind = self.kind.clone();
+            let slots = self.slots_of(*pos, p.value.len());
+            if let Some(wd) = weight_decay {
                 p.value.iter_mut().for_each(|w| *w -= *w * wd * lr);
             }
             let (w, g) = (&mut p.value, &p.grad);
-            match self.kind {
+            match kind {
                 Kind::Sgd { momentum, nesterov } => {
                     if momentum == 0.0 {
                         sgd(w, g, lr);

@@ -7,6 +7,7 @@ the layer, and not later inside ``fit``.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -91,7 +92,17 @@ class Layer:
 
     def _validate(self) -> None:
         """Run the engine's parser on this config: bad arguments fail at construction."""
-        _core.validate(f"layer:{self.class_name}", json.dumps(self.get_config()))
+        config = self.get_config()
+        for key, value in config.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{self.class_name} '{self.name}': invalid value received for argument "
+                                 f"`{key}`: expected a finite number, received {value}")
+        try:
+            text = json.dumps(config, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{self.class_name} '{self.name}': arguments must be plain numbers, strings, "
+                            f"bools or None ({e})") from None
+        _core.validate(f"layer:{self.class_name}", text)
 
     # weights live in the model's engine
     def _weight_slot(self) -> tuple:
@@ -161,7 +172,7 @@ class InputLayer:
         if shape is None:
             raise ValueError("InputLayer: you must pass a `shape` argument.")
         shape = tuple(shape)
-        if not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 < d < 2**31 for d in shape):
             raise ValueError(f"InputLayer: every dimension of `shape` must be a positive int, received {shape}")
         self.shape = (None, *shape)
         self.name = name or unique_name("input_layer")

@@ -107,21 +107,16 @@ class Sequential:
     def _layer_configs(self) -> List[dict]:
         return [{"class_name": layer.class_name, "config": layer.get_config()} for layer in self._layers]
 
-    def _build_core(self, old_weights: Optional[list]) -> None:
+    def _build_core(self, kept_weights: Optional[list]) -> None:
+        """(Re)build the engine. ``kept_weights`` are the current weights of the leading layers that stay
+        (after add/pop), restored so those layers keep their values, as in Keras."""
         shape = self._input_shape or ()
-        if not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
-            raise ValueError(f"Model '{self.name}': input shape must be positive integers, received "
-                             f"{(None, *shape)}")
+        _check_shape(f"Model '{self.name}': input shape", shape)
         if not self._layers:
             return
         core = _core.CoreModel(json.dumps(self._layer_configs()), [int(d) for d in shape])
-        if old_weights:
-            # keep the weights of layers that existed before (add/pop after build, as Keras)
-            ranges = core.layer_weight_ranges()
-            n_keep = sum(n for _, n in ranges[: len(self._layers) - 1]) if len(old_weights) else 0
-            keep = old_weights[:n_keep]
-            if keep:
-                core.set_weights(0, keep, len(keep), f"model '{self.name}'")
+        if kept_weights:
+            core.set_weights(0, kept_weights, len(kept_weights), f"model '{self.name}'")
         self._core = core
         if self._compile_args is not None:
             self._compile_core()
@@ -196,8 +191,7 @@ class Sequential:
         x = as_float32("x", x)
         if y is None:
             raise ValueError("fit: `y` is required (kerust models are supervised)")
-        if x.shape[0] == 0:
-            raise ValueError("Expected input data to be non-empty. Received: x.shape=" + str(x.shape))
+        _require_samples(x)
         self._ensure_built(x)
         y = self._targets(y)
         sw = as_sample_weight(sample_weight, x.shape[0])
@@ -279,8 +273,7 @@ class Sequential:
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         x = as_float32("x", x)
-        if x.shape[0] == 0:
-            raise ValueError("Expected input data to be non-empty. Received: x.shape=" + str(x.shape))
+        _require_samples(x)
         self._ensure_built(x)
         y = self._targets(y)
         sw = as_sample_weight(sample_weight, x.shape[0])
@@ -300,6 +293,7 @@ class Sequential:
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         x = as_float32("x", x)
+        _require_samples(x)
         self._ensure_built(x)
         n_steps = -(-x.shape[0] // batch_size)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "steps": n_steps}, verbose)
@@ -316,6 +310,7 @@ class Sequential:
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
         x = as_float32("x", x)
+        _require_samples(x)
         self._ensure_built(x)
         return self._core.predict(x, max(int(x.shape[0]), 1), None)
 
@@ -323,6 +318,7 @@ class Sequential:
                        return_dict: bool = False) -> Any:
         self._require_compiled("training")
         x = as_float32("x", x)
+        _require_samples(x)
         self._ensure_built(x)
         y = self._targets(y)
         sw = as_sample_weight(sample_weight, x.shape[0])
@@ -395,6 +391,19 @@ class Sequential:
         return render_summary_html(self)
 
 
+_MAX_DIM = 2**31 - 1
+
+
+def _check_shape(what: str, shape: Sequence[Any]) -> None:
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 < d <= _MAX_DIM for d in shape):
+        raise ValueError(f"{what} must be positive integers (at most {_MAX_DIM}), received {(None, *shape)}")
+
+
+def _require_samples(x: np.ndarray) -> None:
+    if x.shape[0] == 0:
+        raise ValueError("Expected input data to be non-empty. Received: x.shape=" + str(x.shape))
+
+
 def _batch_size(value: Any) -> int:
     if value is None:
         return 32
@@ -404,6 +413,9 @@ def _batch_size(value: Any) -> int:
 
 
 def _apply_class_weight(class_weight: Dict[int, float], y: np.ndarray, sw: Optional[np.ndarray]) -> np.ndarray:
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"`class_weight` must be a dict mapping class indices to weights, received "
+                        f"{type(class_weight).__name__}")
     labels = np.argmax(y, axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(y.shape[0], -1)[:, 0]
     weights = np.ones(y.shape[0], dtype=np.float32)
     for i, label in enumerate(labels.reshape(y.shape[0], -1)[:, 0] if labels.ndim > 1 else labels):

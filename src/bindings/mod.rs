@@ -285,6 +285,40 @@ impl CoreModel {
         guard(|| self.inner.set_layer_trainable(index, trainable))
     }
 
+    /// (iterations, slot names, per trainable weight its slot arrays shaped like the weight).
+    #[allow(clippy::type_complexity)]
+    fn get_optimizer_state<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(u64, Vec<String>, Vec<Vec<Bound<'py, PyArrayDyn<f32>>>>)> {
+        let shapes: Vec<Vec<usize>> = self
+            .inner
+            .weights_info()
+            .into_iter()
+            .filter(|(_, trainable)| *trainable)
+            .map(|(shape, _)| shape)
+            .collect();
+        let (it, names, slots) = guard(|| self.inner.optimizer_state())?;
+        let arrays = slots
+            .into_iter()
+            .zip(&shapes)
+            .map(|(s, shape)| {
+                s.into_iter()
+                    .map(|data| tensor_to_py(py, Tensor { shape: shape.clone(), data }))
+                    .collect::<PyResult<Vec<_>>>()
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((it, names.into_iter().map(String::from).collect(), arrays))
+    }
+
+    fn set_optimizer_state(&mut self, iterations: u64, slots: Vec<Vec<PyReadonlyArrayDyn<'_, f32>>>) -> PyResult<()> {
+        let values: Vec<Vec<Vec<f32>>> = slots
+            .iter()
+            .map(|s| s.iter().map(|a| a.as_array().iter().copied().collect()).collect())
+            .collect();
+        guard(|| self.inner.set_optimizer_state(iterations, values))
+    }
+
     #[getter]
     fn learning_rate(&self) -> Option<f32> {
         self.inner.compiled().map(|c| c.optimizer.learning_rate)

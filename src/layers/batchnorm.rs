@@ -103,7 +103,7 @@ impl Layer for BatchNormalization {
             params.push(Param::new(
                 "gamma",
                 shape.clone(),
-                self.inits[0].fill(&shape, rng),
+                self.inits[0].fill(&shape, rng)?,
                 true,
             ));
         }
@@ -111,20 +111,20 @@ impl Layer for BatchNormalization {
             params.push(Param::new(
                 "beta",
                 shape.clone(),
-                self.inits[1].fill(&shape, rng),
+                self.inits[1].fill(&shape, rng)?,
                 true,
             ));
         }
         params.push(Param::new(
             "moving_mean",
             shape.clone(),
-            self.inits[2].fill(&shape, rng),
+            self.inits[2].fill(&shape, rng)?,
             false,
         ));
         params.push(Param::new(
             "moving_variance",
             shape.clone(),
-            self.inits[3].fill(&shape, rng),
+            self.inits[3].fill(&shape, rng)?,
             false,
         ));
         self.params = params;

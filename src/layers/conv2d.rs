@@ -178,7 +178,7 @@ impl Layer for Conv2D {
         self.params = vec![Param::new(
             "kernel",
             kshape.clone(),
-            self.kernel_init.fill(&kshape, rng),
+            self.kernel_init.fill(&kshape, rng)?,
             true,
         )];
         if self.use_bias {
@@ -186,7 +186,7 @@ impl Layer for Conv2D {
             self.params.push(Param::new(
                 "bias",
                 bshape.clone(),
-                self.bias_init.fill(&bshape, rng),
+                self.bias_init.fill(&bshape, rng)?,
                 true,
             ));
         }

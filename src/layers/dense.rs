@@ -108,7 +108,7 @@ impl Layer for Dense {
         self.params = vec![Param::new(
             "kernel",
             kshape.clone(),
-            self.kernel_init.fill(&kshape, rng),
+            self.kernel_init.fill(&kshape, rng)?,
             true,
         )];
         if self.use_bias {
@@ -116,7 +116,7 @@ impl Layer for Dense {
             self.params.push(Param::new(
                 "bias",
                 bshape.clone(),
-                self.bias_init.fill(&bshape, rng),
+                self.bias_init.fill(&bshape, rng)?,
                 true,
             ));
         }
