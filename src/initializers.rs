@@ -262,6 +262,8 @@ mod tests {
         assert_eq!(fans(&[3, 3, 32, 64]), (288.0, 576.0));
         assert!(Initializer::from_value(&json!("bogus")).is_err());
         assert!(checked_numel("w", &[1 << 40, 1 << 30]).is_err());
-        assert!(Initializer::Zeros.fill(&[1 << 20, 1 << 20], &mut Rng::new(0)).is_err());
+        assert!(Initializer::Zeros
+            .fill(&[1 << 20, 1 << 20], &mut Rng::new(0))
+            .is_err());
     }
 }

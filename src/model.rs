@@ -17,6 +17,10 @@ pub type Logs = Vec<(String, f64)>;
 /// Called between batches with (batches done, running logs). An `Err` stops the loop after the current batch.
 pub type Hook<'a> = &'a mut dyn FnMut(usize, &Logs) -> Result<()>;
 
+/// Most weight values one model may hold (2 GiB of f32); each layer alone is capped lower, so checking the
+/// running total after each layer bounds what is ever allocated.
+const MAX_MODEL_WEIGHTS: usize = 1 << 29;
+
 /// How often the hook runs at most (besides the last batch): keeps Python out of the batch loop.
 const HOOK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -136,10 +140,22 @@ impl Model {
         let mut layers = Vec::with_capacity(specs.len());
         let mut output_shapes = Vec::with_capacity(specs.len());
         let mut shape = input_shape.to_vec();
+        let mut total_weights = 0usize;
         for (class_name, cfg) in specs {
             let mut layer = layers::from_config(class_name, cfg)?;
             shape = layer.build(&shape, &mut init_rng)?;
-            crate::initializers::checked_numel(&format!("output of layer '{}'", layer.name()), &shape)?;
+            crate::initializers::checked_numel(
+                &format!("output of layer '{}'", layer.name()),
+                &shape,
+            )?;
+            total_weights += layer.params().iter().map(|p| p.value.len()).sum::<usize>();
+            if total_weights > MAX_MODEL_WEIGHTS {
+                return Err(Error::Value(format!(
+                    "layer '{}': the model would hold more than {MAX_MODEL_WEIGHTS} weight values (2 GiB); \
+                     refusing to allocate it",
+                    layer.name()
+                )));
+            }
             let trainable = cfg
                 .get("trainable")
                 .and_then(Value::as_bool)
@@ -526,7 +542,9 @@ impl Model {
 
     /// (shape, trainable) of every weight, in Keras order.
     pub fn weights_info(&self) -> Vec<(Vec<usize>, bool)> {
-        self.all_params().map(|p| (p.shape.clone(), p.trainable)).collect()
+        self.all_params()
+            .map(|p| (p.shape.clone(), p.trainable))
+            .collect()
     }
 
     /// (first weight index, number of weights) of each layer.
@@ -581,7 +599,9 @@ impl Model {
 
     /// Optimizer state for checkpoints: (iterations, slot names, per trainable weight its slots in Keras order).
     pub fn optimizer_state(&mut self) -> Result<(u64, Vec<&'static str>, Vec<Vec<Vec<f32>>>)> {
-        let Model { layers, compiled, .. } = self;
+        let Model {
+            layers, compiled, ..
+        } = self;
         let opt = &mut compiled.as_mut().ok_or_else(not_compiled)?.optimizer;
         let mut out = Vec::new();
         for (pos, p) in layers.iter().flat_map(|l| l.params().iter()).enumerate() {
@@ -593,8 +613,14 @@ impl Model {
     }
 
     /// Restore what `optimizer_state` returned; every count and length is checked before anything changes.
-    pub fn set_optimizer_state(&mut self, iterations: u64, slots: Vec<Vec<Vec<f32>>>) -> Result<()> {
-        let Model { layers, compiled, .. } = self;
+    pub fn set_optimizer_state(
+        &mut self,
+        iterations: u64,
+        slots: Vec<Vec<Vec<f32>>>,
+    ) -> Result<()> {
+        let Model {
+            layers, compiled, ..
+        } = self;
         let opt = &mut compiled.as_mut().ok_or_else(not_compiled)?.optimizer;
         let n_slots = opt.slot_names().len();
         let trainable: Vec<(usize, usize)> = layers

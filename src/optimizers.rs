@@ -169,7 +169,9 @@ impl Optimizer {
                 }
                 v
             }
-            Kind::RmsProp { momentum, centered, .. } => {
+            Kind::RmsProp {
+                momentum, centered, ..
+            } => {
                 let mut v = vec!["velocity"];
                 if momentum > 0.0 {
                     v.push("momentum");
@@ -185,7 +187,10 @@ impl Optimizer {
 
     fn slot_init(&self) -> f32 {
         match self.kind {
-            Kind::Adagrad { initial_accumulator_value, .. } => initial_accumulator_value,
+            Kind::Adagrad {
+                initial_accumulator_value,
+                ..
+            } => initial_accumulator_value,
             _ => 0.0,
         }
     }

@@ -11,6 +11,7 @@ from . import _core
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import optimizers as optimizers_module
+from . import saving as saving_module
 from ._arrays import as_float32, as_sample_weight
 from ._naming import unique_name
 from .layers import InputLayer, Layer
@@ -377,6 +378,21 @@ class Sequential:
         layers += self._layer_configs()
         return {"name": self.name, "trainable": self.trainable, "dtype": "float32", "layers": layers}
 
+    # ---- files -------------------------------------------------------------------------------------------
+    def save(self, filepath: Any, overwrite: bool = True) -> None:
+        """Write a Keras v3 `.keras` file (config, weights, optimizer state), atomically."""
+        saving_module.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """Write a Keras `.weights.h5` file, atomically."""
+        saving_module.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: Any) -> None:
+        saving_module.load_weights(self, filepath)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(saving_module.keras_config(self), **kwargs)
+
     # ---- display -----------------------------------------------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False, layer_range: Any = None) -> None:
@@ -422,3 +438,10 @@ def _apply_class_weight(class_weight: Dict[int, float], y: np.ndarray, sw: Optio
         weights[i] = class_weight.get(int(round(float(label))), 1.0)
     return weights if sw is None else (weights * sw).astype(np.float32)
 
+
+load_model = saving_module.load_model
+
+
+def model_from_json(json_string: str) -> Sequential:
+    """A model (uncompiled, freshly initialised) from `to_json()` output or Keras's JSON config."""
+    return saving_module.model_from_config(json.loads(json_string))

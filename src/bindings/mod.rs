@@ -304,17 +304,33 @@ impl CoreModel {
             .zip(&shapes)
             .map(|(s, shape)| {
                 s.into_iter()
-                    .map(|data| tensor_to_py(py, Tensor { shape: shape.clone(), data }))
+                    .map(|data| {
+                        tensor_to_py(
+                            py,
+                            Tensor {
+                                shape: shape.clone(),
+                                data,
+                            },
+                        )
+                    })
                     .collect::<PyResult<Vec<_>>>()
             })
             .collect::<PyResult<Vec<_>>>()?;
         Ok((it, names.into_iter().map(String::from).collect(), arrays))
     }
 
-    fn set_optimizer_state(&mut self, iterations: u64, slots: Vec<Vec<PyReadonlyArrayDyn<'_, f32>>>) -> PyResult<()> {
+    fn set_optimizer_state(
+        &mut self,
+        iterations: u64,
+        slots: Vec<Vec<PyReadonlyArrayDyn<'_, f32>>>,
+    ) -> PyResult<()> {
         let values: Vec<Vec<Vec<f32>>> = slots
             .iter()
-            .map(|s| s.iter().map(|a| a.as_array().iter().copied().collect()).collect())
+            .map(|s| {
+                s.iter()
+                    .map(|a| a.as_array().iter().copied().collect())
+                    .collect()
+            })
             .collect();
         guard(|| self.inner.set_optimizer_state(iterations, values))
     }

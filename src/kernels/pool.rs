@@ -33,12 +33,10 @@ fn max_forward_impl(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) 
 /// Branch-free running max over channels; `>` keeps the first maximum (NaN never wins, as in `f32::max`).
 #[inline(always)]
 fn max_update(best: &mut [f32], arg: &mut [u32], xs: &[f32], base: u32) {
-    let mut idx = base;
-    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(xs) {
+    for (idx, ((b, a), &v)) in (base..).zip(best.iter_mut().zip(arg.iter_mut()).zip(xs)) {
         let take = v > *b;
         *b = if take { v } else { *b };
         *a = if take { idx } else { *a };
-        idx += 1;
     }
 }
 

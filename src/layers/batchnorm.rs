@@ -10,6 +10,7 @@ use serde_json::Value;
 
 pub struct BatchNormalization {
     name: String,
+    axis: i64,
     momentum: f32,
     epsilon: f32,
     center: bool,
@@ -25,18 +26,15 @@ pub struct BatchNormalization {
 impl BatchNormalization {
     pub fn from_config(v: &Value) -> Result<Self> {
         let cfg = Cfg::new("BatchNormalization", v)?;
-        if let Some(axis) = cfg.raw("axis") {
-            let ok = match axis {
-                Value::Array(a) => a.len() == 1 && a[0].as_i64() == Some(-1),
-                _ => axis.as_i64() == Some(-1),
-            };
-            if !ok {
-                return Err(Error::Value(format!(
-                    "BatchNormalization '{}': only axis=-1 (channels-last) is supported, received {axis}",
-                    cfg.name
-                )));
+        // -1 or the last axis' positive index (checked at build, when the rank is known)
+        let axis = match cfg.raw("axis") {
+            None => -1,
+            Some(Value::Array(a)) if a.len() == 1 && a[0].as_i64().is_some() => {
+                a[0].as_i64().unwrap_or(-1)
             }
-        }
+            Some(x) if x.as_i64().is_some() => x.as_i64().unwrap_or(-1),
+            Some(x) => return Err(cfg.err("axis", "an int", x)),
+        };
         let momentum = cfg.f32_or("momentum", 0.99)?;
         let epsilon = cfg.f32_or("epsilon", 1e-3)?;
         if !(0.0..=1.0).contains(&momentum) || epsilon <= 0.0 {
@@ -46,6 +44,7 @@ impl BatchNormalization {
             )));
         }
         Ok(BatchNormalization {
+            axis,
             momentum,
             epsilon,
             center: cfg.bool_or("center", true)?,
@@ -96,6 +95,17 @@ impl Layer for BatchNormalization {
                 self.name
             )));
         };
+        let rank = input_shape.len() as i64 + 1;
+        if self.axis != -1 && self.axis != rank - 1 {
+            return Err(Error::Value(format!(
+                "BatchNormalization '{}': only the last axis (channels-last) is supported: axis=-1 or {} for \
+                 inputs of shape {}, received axis={}",
+                self.name,
+                rank - 1,
+                shape_str(input_shape),
+                self.axis
+            )));
+        }
         self.c = c;
         let shape = vec![c];
         let mut params = Vec::new();
