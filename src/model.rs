@@ -72,6 +72,9 @@ impl<'a> Data<'a> {
     }
 }
 
+/// (iterations, slot names, for each trainable weight its slot vectors in slot-name order).
+pub type OptimizerState = (u64, Vec<&'static str>, Vec<Vec<Vec<f32>>>);
+
 pub struct Compiled {
     pub loss: Loss,
     pub optimizer: Optimizer,
@@ -598,7 +601,7 @@ impl Model {
     }
 
     /// Optimizer state for checkpoints: (iterations, slot names, per trainable weight its slots in Keras order).
-    pub fn optimizer_state(&mut self) -> Result<(u64, Vec<&'static str>, Vec<Vec<Vec<f32>>>)> {
+    pub fn optimizer_state(&mut self) -> Result<OptimizerState> {
         let Model {
             layers, compiled, ..
         } = self;
