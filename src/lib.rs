@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod rng;
+pub mod schedules;
 pub mod tensor;

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::Param;
+use crate::schedules::Schedule;
 use serde_json::Value;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -27,14 +28,34 @@ pub enum Kind {
         initial_accumulator_value: f32,
         epsilon: f32,
     },
+    Adadelta {
+        rho: f32,
+        epsilon: f32,
+    },
+    Adamax {
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+    },
+    Nadam {
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+    },
 }
 
-pub const NAMES: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+pub const NAMES: &[&str] = &[
+    "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
+];
 
 #[derive(Clone, Debug)]
 pub struct Optimizer {
     pub kind: Kind,
+    /// The constant rate; with a schedule, the rate the schedule gave for the last step.
     pub learning_rate: f32,
+    pub schedule: Option<Schedule>,
+    /// Nadam's running product of momentum-cache factors (a Keras optimizer variable).
+    pub nadam_u_product: f32,
     pub iterations: u64,
     pub weight_decay: Option<f32>,
     pub clipnorm: Option<f32>,
@@ -79,6 +100,17 @@ impl Optimizer {
             }
         };
         let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
+        // `learning_rate` is a number or a serialized schedule
+        let schedule = match cfg.get("learning_rate") {
+            Some(v @ Value::Object(_)) => Some(Schedule::from_value(v)?),
+            _ => None,
+        };
+        let rate = |default: f32| -> Result<f32> {
+            match &schedule {
+                Some(s) => Ok(s.at(0)),
+                None => num("learning_rate", default),
+            }
+        };
         let lower = name.to_ascii_lowercase();
         let (kind, lr, wd) = match lower.as_str() {
             "sgd" => (
@@ -86,7 +118,7 @@ impl Optimizer {
                     momentum: num("momentum", 0.0)?,
                     nesterov: flag("nesterov"),
                 },
-                num("learning_rate", 0.01)?,
+                rate(0.01)?,
                 opt_num("weight_decay")?,
             ),
             "adam" | "adamw" => (
@@ -96,7 +128,7 @@ impl Optimizer {
                     epsilon: num("epsilon", 1e-7)?,
                     amsgrad: flag("amsgrad"),
                 },
-                num("learning_rate", 0.001)?,
+                rate(0.001)?,
                 if lower == "adamw" {
                     Some(num("weight_decay", 0.004)?)
                 } else {
@@ -110,7 +142,7 @@ impl Optimizer {
                     epsilon: num("epsilon", 1e-7)?,
                     centered: flag("centered"),
                 },
-                num("learning_rate", 0.001)?,
+                rate(0.001)?,
                 opt_num("weight_decay")?,
             ),
             "adagrad" => (
@@ -118,9 +150,38 @@ impl Optimizer {
                     initial_accumulator_value: num("initial_accumulator_value", 0.1)?,
                     epsilon: num("epsilon", 1e-7)?,
                 },
-                num("learning_rate", 0.001)?,
+                rate(0.001)?,
                 opt_num("weight_decay")?,
             ),
+            "adadelta" => (
+                Kind::Adadelta {
+                    rho: num("rho", 0.95)?,
+                    epsilon: num("epsilon", 1e-7)?,
+                },
+                rate(0.001)?,
+                opt_num("weight_decay")?,
+            ),
+            "adamax" | "nadam" => {
+                let (beta_1, beta_2, epsilon) = (
+                    num("beta_1", 0.9)?,
+                    num("beta_2", 0.999)?,
+                    num("epsilon", 1e-7)?,
+                );
+                let kind = if lower == "adamax" {
+                    Kind::Adamax {
+                        beta_1,
+                        beta_2,
+                        epsilon,
+                    }
+                } else {
+                    Kind::Nadam {
+                        beta_1,
+                        beta_2,
+                        epsilon,
+                    }
+                };
+                (kind, rate(0.001)?, opt_num("weight_decay")?)
+            }
             _ => {
                 return Err(Error::Value(format!(
                     "Unknown optimizer: '{name}'. Expected one of: {}",
@@ -128,7 +189,7 @@ impl Optimizer {
                 )))
             }
         };
-        if lr <= 0.0 {
+        if lr <= 0.0 && schedule.is_none() {
             return Err(Error::Value(format!(
                 "{name}: `learning_rate` must be positive, received {lr}"
             )));
@@ -143,6 +204,8 @@ impl Optimizer {
         Ok(Optimizer {
             kind,
             learning_rate: lr,
+            schedule,
+            nadam_u_product: 1.0,
             iterations: 0,
             weight_decay: wd.filter(|&w| w != 0.0),
             clipnorm: opt_num("clipnorm")?,
@@ -182,6 +245,9 @@ impl Optimizer {
                 v
             }
             Kind::Adagrad { .. } => vec!["accumulator"],
+            Kind::Adadelta { .. } => vec!["accumulated_grad", "accumulated_delta_var"],
+            Kind::Adamax { .. } => vec!["m", "norm"],
+            Kind::Nadam { .. } => vec!["momentum", "velocity"],
         }
     }
 
@@ -217,6 +283,7 @@ impl Optimizer {
                 momentum, centered, ..
             } => 1 + (momentum > 0.0) as usize + centered as usize,
             Kind::Adagrad { .. } => 1,
+            Kind::Adadelta { .. } | Kind::Adamax { .. } | Kind::Nadam { .. } => 2,
         }
     }
 
@@ -224,7 +291,15 @@ impl Optimizer {
     pub fn step(&mut self, params: &mut [(usize, &mut Param)]) {
         self.clip(params);
         let t = (self.iterations + 1) as f32;
+        if let Some(s) = &self.schedule {
+            self.learning_rate = s.at(self.iterations);
+        }
         let lr = self.learning_rate;
+        if let Kind::Nadam { beta_1, .. } = self.kind {
+            // Keras advances this optimizer variable once per step, before the variables' updates
+            self.nadam_u_product *= beta_1 * (1.0 - 0.5 * 0.96f32.powf(t));
+        }
+        let nadam_u_product = self.nadam_u_product;
         for (pos, p) in params.iter_mut() {
             let weight_decay = self.weight_decay;
             let kind = self.kind.clone();
@@ -280,6 +355,36 @@ impl Optimizer {
                     rmsprop(w, g, &mut vel[0], mom, avg, lr, rho, momentum, epsilon);
                 }
                 Kind::Adagrad { epsilon, .. } => adagrad(w, g, &mut slots[0], lr, epsilon),
+                Kind::Adadelta { rho, epsilon } => {
+                    let (a, b) = slots.split_at_mut(1);
+                    adadelta(w, g, &mut a[0], &mut b[0], lr, rho, epsilon)
+                }
+                Kind::Adamax {
+                    beta_1,
+                    beta_2,
+                    epsilon,
+                } => {
+                    let (a, b) = slots.split_at_mut(1);
+                    let step = lr / (1.0 - beta_1.powf(t));
+                    adamax(w, g, &mut a[0], &mut b[0], step, beta_1, beta_2, epsilon)
+                }
+                Kind::Nadam {
+                    beta_1,
+                    beta_2,
+                    epsilon,
+                } => {
+                    let (a, b) = slots.split_at_mut(1);
+                    let decay = 0.96f32;
+                    let u_t = beta_1 * (1.0 - 0.5 * decay.powf(t));
+                    let u_t_1 = beta_1 * (1.0 - 0.5 * decay.powf(t + 1.0));
+                    let u_product_t = nadam_u_product;
+                    let c = NadamCoef {
+                        m_scale: u_t_1 / (1.0 - u_product_t * u_t_1),
+                        g_scale: (1.0 - u_t) / (1.0 - u_product_t),
+                        v_scale: 1.0 / (1.0 - beta_2.powf(t)),
+                    };
+                    nadam(w, g, &mut a[0], &mut b[0], lr, beta_1, beta_2, epsilon, c)
+                }
             }
         }
         self.iterations += 1;
@@ -407,6 +512,68 @@ crate::simd_fn! {
 }
 
 crate::simd_fn! {
+    /// Keras 3 Adadelta: rms(x) = sqrt(x + eps); delta = -rms(acc_delta) g / rms(acc_grad); w += lr delta.
+    pub fn adadelta(w: &mut [f32], g: &[f32], acc_g: &mut [f32], acc_d: &mut [f32], lr: f32, rho: f32, epsilon: f32) {
+        for (((w, &g), ag), ad) in w.iter_mut().zip(g).zip(acc_g.iter_mut()).zip(acc_d.iter_mut()) {
+            *ag = rho * *ag + (1.0 - rho) * g * g;
+            let delta = -(*ad + epsilon).sqrt() * g / (*ag + epsilon).sqrt();
+            *ad = rho * *ad + (1.0 - rho) * delta * delta;
+            *w += lr * delta;
+        }
+    }
+}
+
+crate::simd_fn! {
+    /// Keras 3 Adamax: m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr / (1 - b1^t) * m / (u + eps).
+    pub fn adamax(
+        w: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        u: &mut [f32],
+        step: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+    ) {
+        for (((w, &g), m), u) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(u.iter_mut()) {
+            *m += (g - *m) * (1.0 - beta_1);
+            *u = (beta_2 * *u).max(g.abs());
+            *w -= step * *m / (*u + epsilon);
+        }
+    }
+}
+
+/// Nadam's per-step scalars (Keras 3): m_hat = m_scale m + g_scale g; v_hat = v_scale v.
+#[derive(Clone, Copy, Debug)]
+pub struct NadamCoef {
+    pub m_scale: f32,
+    pub g_scale: f32,
+    pub v_scale: f32,
+}
+
+crate::simd_fn! {
+    pub fn nadam(
+        w: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        lr: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+        c: NadamCoef,
+    ) {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m += (g - *m) * (1.0 - beta_1);
+            *v += (g * g - *v) * (1.0 - beta_2);
+            let m_hat = c.m_scale * *m + c.g_scale * g;
+            let v_hat = *v * c.v_scale;
+            *w -= m_hat * lr / (v_hat.sqrt() + epsilon);
+        }
+    }
+}
+
+crate::simd_fn! {
     pub fn adagrad(w: &mut [f32], g: &[f32], acc: &mut [f32], lr: f32, epsilon: f32) {
         for ((w, &g), a) in w.iter_mut().zip(g).zip(acc.iter_mut()) {
             *a += g * g;
@@ -480,6 +647,37 @@ mod tests {
             &gs,
         );
         assert!((w2[0] - w[0]).abs() > 1e-4);
+    }
+
+    /// Values printed by Keras 3.15.1 (TensorFlow 2.21) for the same three gradients from w = [1, -2].
+    #[test]
+    fn nadam_adamax_adadelta_and_schedules_match_keras() {
+        let gs = [[0.5, -1.0], [0.25, 2.0], [-0.1, 0.3]];
+        let cases = [
+            (
+                json!({"class_name": "Nadam", "config": {"learning_rate": 0.01}}),
+                [0.984_981_8, -2.000_028_6],
+            ),
+            (
+                json!({"class_name": "Adamax", "config": {"learning_rate": 0.01}}),
+                [0.978_705, -1.995_277_2],
+            ),
+            (
+                json!({"class_name": "Adadelta", "config": {"learning_rate": 1.0}}),
+                [0.998_073_5, -2.000_749_6],
+            ),
+            (
+                json!({"class_name": "SGD", "config": {"learning_rate": {"class_name": "ExponentialDecay",
+                    "config": {"initial_learning_rate": 0.1, "decay_steps": 2, "decay_rate": 0.5}}}}),
+                [0.937_322_3, -2.056_421_5],
+            ),
+        ];
+        for (cfg, want) in cases {
+            let w = run(cfg.clone(), &gs);
+            for (a, b) in w.iter().zip(want) {
+                assert!((a - b).abs() < 2e-6, "{cfg}: {w:?} vs Keras {want:?}");
+            }
+        }
     }
 
     #[test]

@@ -483,6 +483,8 @@ _SLOT_GROUPS = {
     "sgd": (("momentum",),),
     "rmsprop": (("velocity",), ("momentum",), ("average_gradient",)),
     "adagrad": (("accumulator",),),
+    "adadelta": (("accumulated_grad", "accumulated_delta_var"),),
+    "adamax": (("m", "norm"),),
 }
 
 
@@ -501,6 +503,11 @@ def _slot_layout(model: Any) -> tuple[int, list[str], list[list[np.ndarray]], li
 
 def _write_optimizer(f: Any, model: Any) -> None:
     if model._core is None or not model.compiled:
+        return
+    if type(model.optimizer).__name__.lower() not in _SLOT_GROUPS:
+        warnings.warn(f"{type(model.optimizer).__name__}'s state is not written to the file (kerust does not know "
+                      "Keras's variable layout for it yet); training resumed from the file starts fresh state.",
+                      stacklevel=3)
         return
     iterations, _, slots, order = _slot_layout(model)
     group = f.create_group("optimizer").create_group("vars")

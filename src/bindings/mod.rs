@@ -337,7 +337,10 @@ impl CoreModel {
 
     #[getter]
     fn learning_rate(&self) -> Option<f32> {
-        self.inner.compiled().map(|c| c.optimizer.learning_rate)
+        self.inner.compiled().map(|c| match &c.optimizer.schedule {
+            Some(s) => s.at(c.optimizer.iterations),
+            None => c.optimizer.learning_rate,
+        })
     }
 
     #[setter]
@@ -348,7 +351,17 @@ impl CoreModel {
                     "learning_rate must be a positive number, received {lr}"
                 )));
             }
-            self.inner.optimizer_mut()?.learning_rate = lr;
+            let opt = self.inner.optimizer_mut()?;
+            if opt.schedule.is_some() {
+                return Err(Error::Type(
+                    "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` \
+                     constructor argument, hence its learning rate is not settable. If you need the learning \
+                     rate to be settable, you should instantiate the optimizer with a float `learning_rate` \
+                     argument."
+                        .into(),
+                ));
+            }
+            opt.learning_rate = lr;
             Ok(())
         })
     }
@@ -386,6 +399,13 @@ fn loss_value(
     })
 }
 
+/// A schedule's learning rate at `step` (what `schedule(step)` returns in Python).
+#[pyfunction]
+fn schedule_value(schedule_json: &str, step: u64) -> PyResult<f32> {
+    let v = parse_json("schedule", schedule_json)?;
+    guard(|| Ok(crate::schedules::Schedule::from_value(&v)?.at(step)))
+}
+
 /// Check a name or config with the engine's own parser (the one source of truth for what is valid).
 /// `kind`: "layer:<ClassName>", "loss", "optimizer", "metric", "activation", "initializer".
 #[pyfunction]
@@ -399,6 +419,7 @@ fn validate(kind: &str, json: &str) -> PyResult<()> {
             crate::activations::Activation::from_name(v.as_str().unwrap_or_default()).map(|_| ())
         }
         "initializer" => crate::initializers::Initializer::from_value(&v).map(|_| ()),
+        "schedule" => crate::schedules::Schedule::from_value(&v).map(|_| ()),
         k => match k.strip_prefix("layer:") {
             Some(class) => crate::layers::from_config(class, &v).map(|_| ()),
             None => Err(Error::Value(format!("unknown validation kind '{k}'"))),
@@ -413,6 +434,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_random_seed, m)?)?;
     m.add_function(wrap_pyfunction!(loss_value, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(schedule_value, m)?)?;
+    m.add("simd_level", crate::kernels::simd::level())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

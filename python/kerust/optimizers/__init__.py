@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from . import _core
+from .. import _core
+from . import schedules
+from .schedules import LearningRateSchedule
 
 
 class Optimizer:
@@ -38,12 +40,17 @@ class Optimizer:
         return {"class_name": type(self).__name__, "config": self.get_config()}
 
     def get_config(self) -> dict:
-        config = {"name": self.name, "learning_rate": float(self.learning_rate)}
+        lr: Any = self._learning_rate
+        lr = lr._serialized() if isinstance(lr, LearningRateSchedule) else float(self.learning_rate)
+        config = {"name": self.name, "learning_rate": lr}
         config.update(self._config)
         return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
     def _attach(self, core: Any) -> None:
@@ -51,12 +58,20 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
+        """The current rate (a schedule's value at the current step)."""
         if self._core is not None and self._core.learning_rate is not None:
             return float(self._core.learning_rate)
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            return self._learning_rate(0)
         return float(self._learning_rate)
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            raise TypeError("This optimizer was created with a `LearningRateSchedule` object as its "
+                            "`learning_rate` constructor argument, hence its learning rate is not settable.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"learning_rate must be a positive number, received {value!r}")
         value = float(value)
         if self._core is not None:
             self._core.learning_rate = value
@@ -119,7 +134,31 @@ class Adagrad(Optimizer):
                          **kwargs)
 
 
-_BY_NAME = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+class Adadelta(Optimizer):
+    _defaults = {"rho": 0.95, "epsilon": 1e-7}
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7,
+                 **kwargs: Any) -> None:
+        super().__init__(learning_rate, rho=rho, epsilon=epsilon, **kwargs)
+
+
+class Adamax(Optimizer):
+    _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+
+
+class Nadam(Optimizer):
+    _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+
+
+_BY_NAME = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam)}
 
 
 def get(identifier: Any) -> Optimizer:
