@@ -236,7 +236,8 @@ impl Loss {
                     for j in 0..p.len() {
                         let yj = target(j);
                         if yj != 0.0 {
-                            l -= yj * probs[j].max(f32::MIN_POSITIVE).ln();
+                            l -= yj * probs[j].clamp(f32::MIN_POSITIVE, 1.0).ln();
+                            // NaN stays NaN
                         }
                         g[j] = probs[j] * ysum - yj;
                     }

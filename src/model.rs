@@ -78,7 +78,7 @@ pub type OptimizerState = (u64, Vec<&'static str>, Vec<Vec<Vec<f32>>>);
 pub struct Compiled {
     pub loss: Loss,
     pub optimizer: Optimizer,
-    metric_names: Vec<String>,
+    metric_specs: Vec<Value>,
     metrics: Vec<Metric>,
 }
 
@@ -88,7 +88,7 @@ struct EpochState {
     cursor: usize,
     loss_sum: f64,
     seen: f64,
-    metric_sums: Vec<(f64, f64)>,
+    metric_sums: Vec<Vec<f64>>,
 }
 
 pub struct LayerInfo {
@@ -209,17 +209,17 @@ impl Model {
         &mut self,
         loss: &Value,
         optimizer: &Value,
-        metric_names: &[String],
+        metric_specs: &[Value],
     ) -> Result<()> {
         let loss = Loss::from_value(loss)?;
         let optimizer = Optimizer::from_value(optimizer)?;
-        for m in metric_names {
-            metrics::check_name(m)?;
+        for m in metric_specs {
+            metrics::check(m)?;
         }
         self.compiled = Some(Compiled {
             loss,
             optimizer,
-            metric_names: metric_names.to_vec(),
+            metric_specs: metric_specs.to_vec(),
             metrics: Vec::new(),
         });
         Ok(())
@@ -282,9 +282,9 @@ impl Model {
             &out,
         )?;
         c.metrics = c
-            .metric_names
+            .metric_specs
             .iter()
-            .map(|n| metrics::resolve(n, &y.shape[1..], &out))
+            .map(|m| metrics::resolve(m, &y.shape[1..], &out))
             .collect::<Result<_>>()?;
         Ok(())
     }
@@ -301,13 +301,22 @@ impl Model {
         Ok(h)
     }
 
-    /// One optimisation step; returns the batch loss and each metric's (sum, count).
+    /// Zeroed metric states for the compiled metrics.
+    fn fresh_metric_states(&self) -> Vec<Vec<f64>> {
+        self.compiled
+            .as_ref()
+            .map(|c| c.metrics.iter().map(|m| vec![0.0; m.state_len()]).collect())
+            .unwrap_or_default()
+    }
+
+    /// One optimisation step; returns the batch loss and adds the batch into the metric states.
     fn train_batch(
         &mut self,
         xb: Tensor,
         yb: &Tensor,
         sw: Option<&[f32]>,
-    ) -> Result<(f64, Vec<(f64, f64)>)> {
+        states: &mut [Vec<f64>],
+    ) -> Result<f64> {
         let pred = self.forward(xb, true)?;
         let Model {
             layers, compiled, ..
@@ -318,7 +327,9 @@ impl Model {
             .map(|l| c.loss.fuses_with(l.activation()))
             .unwrap_or(false);
         let (loss, grad) = c.loss.forward_backward(&pred, yb, fused, sw)?;
-        let mvals = c.metrics.iter().map(|m| m.update(&pred, yb, sw)).collect();
+        for (m, st) in c.metrics.iter().zip(states.iter_mut()) {
+            m.update(&pred, yb, sw, st);
+        }
         drop(pred);
         for layer in layers.iter_mut() {
             for p in layer.params_mut() {
@@ -334,6 +345,16 @@ impl Model {
                 layer.backward(g, i > 0)?
             };
         }
+        // weight penalties join the loss (as Keras's `model.losses`) and their gradients the weights'
+        let mut penalty = 0.0;
+        for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
+            if let Some(r) = p.regularizer {
+                penalty += r.penalty(&p.value);
+                if p.trainable {
+                    r.add_gradient(&p.value, &mut p.grad);
+                }
+            }
+        }
         let mut params: Vec<(usize, &mut Param)> = layers
             .iter_mut()
             .flat_map(|l| l.params_mut().iter_mut())
@@ -341,14 +362,14 @@ impl Model {
             .filter(|(_, p)| p.trainable)
             .collect();
         c.optimizer.step(&mut params);
-        Ok((loss, mvals))
+        Ok(loss + penalty)
     }
 
-    fn logs(&self, loss_sum: f64, seen: f64, sums: &[(f64, f64)]) -> Logs {
+    fn logs(&self, loss_sum: f64, seen: f64, states: &[Vec<f64>]) -> Logs {
         let mut logs = vec![("loss".to_string(), loss_sum / seen.max(1.0))];
         if let Some(c) = &self.compiled {
-            for (m, (s, n)) in c.metrics.iter().zip(sums) {
-                logs.push((m.name.clone(), if *n > 0.0 { s / n } else { 0.0 }));
+            for (m, st) in c.metrics.iter().zip(states) {
+                logs.push((m.name.clone(), m.result(st)));
             }
         }
         logs
@@ -360,13 +381,12 @@ impl Model {
         if shuffle {
             self.shuffle_rng.shuffle(&mut order);
         }
-        let n_metrics = self.compiled.as_ref().map(|c| c.metrics.len()).unwrap_or(0);
         self.epoch = EpochState {
             order,
             cursor: 0,
             loss_sum: 0.0,
             seen: 0.0,
-            metric_sums: vec![(0.0, 0.0); n_metrics],
+            metric_sums: self.fresh_metric_states(),
         };
     }
 
@@ -400,15 +420,14 @@ impl Model {
             let xb = x.gather(&idx);
             let yb = y.gather(&idx);
             let swb: Option<Vec<f32>> = sample_weight.map(|w| idx.iter().map(|&i| w[i]).collect());
-            let (loss, mvals) = self.train_batch(xb, &yb, swb.as_deref())?;
+            let mut states = std::mem::take(&mut self.epoch.metric_sums);
+            let result = self.train_batch(xb, &yb, swb.as_deref(), &mut states);
+            self.epoch.metric_sums = states;
+            let loss = result?;
             let bs = (end - start) as f64;
             self.epoch.cursor = end;
             self.epoch.loss_sum += loss * bs;
             self.epoch.seen += bs;
-            for (acc, (s, n)) in self.epoch.metric_sums.iter_mut().zip(mvals) {
-                acc.0 += s;
-                acc.1 += n;
-            }
             done += 1;
             let finished = self.epoch.cursor >= self.epoch.order.len();
             if throttle.due(finished || done == max_steps) {
@@ -448,8 +467,11 @@ impl Model {
         }
         self.prepare(x, y, sample_weight)?;
         let n = x.len();
-        let n_metrics = self.compiled.as_ref().map(|c| c.metrics.len()).unwrap_or(0);
-        let (mut loss_sum, mut seen, mut sums) = (0.0f64, 0.0f64, vec![(0.0, 0.0); n_metrics]);
+        let (mut loss_sum, mut seen, mut sums) = (0.0f64, 0.0f64, self.fresh_metric_states());
+        let penalty: f64 = self
+            .all_params()
+            .filter_map(|p| p.regularizer.map(|r| r.penalty(&p.value)))
+            .sum();
         let mut throttle = Throttle(Instant::now());
         let mut start = 0;
         while start < n {
@@ -464,12 +486,10 @@ impl Model {
                 .map(|l| c.loss.fuses_with(l.activation()))
                 .unwrap_or(false);
             let (loss, _) = c.loss.forward_backward(&pred, &yb, fused, swb)?;
-            loss_sum += loss * bs as f64;
+            loss_sum += (loss + penalty) * bs as f64;
             seen += bs as f64;
-            for (acc, m) in sums.iter_mut().zip(&c.metrics) {
-                let (s, k) = m.update(&pred, &yb, swb);
-                acc.0 += s;
-                acc.1 += k;
+            for (st, m) in sums.iter_mut().zip(&c.metrics) {
+                m.update(&pred, &yb, swb, st);
             }
             start += bs;
             if throttle.due(start >= n) {
@@ -518,10 +538,14 @@ impl Model {
         sample_weight: Option<&[f32]>,
     ) -> Result<Logs> {
         self.prepare(x, y, sample_weight)?;
-        let (loss, mvals) =
-            self.train_batch(x.range(0, x.len()), &y.range(0, y.len()), sample_weight)?;
-        let sums: Vec<(f64, f64)> = mvals;
-        let logs = self.logs(loss, 1.0, &sums);
+        let mut states = self.fresh_metric_states();
+        let loss = self.train_batch(
+            x.range(0, x.len()),
+            &y.range(0, y.len()),
+            sample_weight,
+            &mut states,
+        )?;
+        let logs = self.logs(loss, 1.0, &states);
         self.clear_caches();
         Ok(logs)
     }

@@ -189,9 +189,9 @@ impl Optimizer {
                 )))
             }
         };
-        if lr <= 0.0 && schedule.is_none() {
+        if lr < 0.0 && schedule.is_none() {
             return Err(Error::Value(format!(
-                "{name}: `learning_rate` must be positive, received {lr}"
+                "{name}: `learning_rate` must be non-negative, received {lr}"
             )));
         }
         if let Kind::Sgd { momentum, .. } | Kind::RmsProp { momentum, .. } = kind {

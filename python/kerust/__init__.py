@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _core, callbacks, datasets, layers, losses, metrics, optimizers, saving, utils
+from . import _core, callbacks, datasets, layers, losses, metrics, optimizers, regularizers, saving, utils
 from .layers import Input
 from .models import Sequential
 
@@ -20,6 +20,7 @@ __all__ = [
     "metrics",
     "models",
     "optimizers",
+    "regularizers",
     "saving",
     "utils",
     "__version__",

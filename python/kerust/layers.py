@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from . import regularizers as regularizers_module
 from ._naming import to_snake_case, unique_name
 
 IntOrPair = Union[int, Sequence[int]]
@@ -214,8 +215,6 @@ class Dense(Layer):
         super().__init__(**kwargs)
         _no_unsupported(
             "Dense",
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
             activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
@@ -223,6 +222,8 @@ class Dense(Layer):
         self.units = units
         self.activation = _activation_name(activation)
         self.use_bias = use_bias
+        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._validate()
@@ -234,8 +235,8 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": None,
-            "bias_regularizer": None,
+            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
             "kernel_constraint": None,
             "bias_constraint": None,
         }
@@ -295,13 +296,13 @@ class Conv2D(Layer):
         super().__init__(**kwargs)
         _no_unsupported(
             "Conv2D",
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
             activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
         self.filters = filters
+        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
         self.kernel_size = _pair(kernel_size)
         self.strides = _pair(strides)
         self.padding = padding
@@ -330,8 +331,8 @@ class Conv2D(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": None,
-            "bias_regularizer": None,
+            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
             "activity_regularizer": None,
             "kernel_constraint": None,
             "bias_constraint": None,
@@ -468,6 +469,91 @@ class BatchNormalization(Layer):
         }
 
 
+class LeakyReLU(Layer):
+    def __init__(self, negative_slope: float = 0.3, **kwargs: Any) -> None:
+        if "alpha" in kwargs:  # the Keras 2 name
+            negative_slope = kwargs.pop("alpha")
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"negative_slope": self.negative_slope}
+
+
+class ReLU(Layer):
+    def __init__(self, max_value: Optional[float] = None, negative_slope: float = 0.0, threshold: float = 0.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_value = max_value
+        self.negative_slope = negative_slope
+        self.threshold = threshold
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"max_value": self.max_value, "negative_slope": self.negative_slope, "threshold": self.threshold}
+
+
+class ELU(Layer):
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alpha = alpha
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"alpha": self.alpha}
+
+
+class Softmax(Layer):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis = axis
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"axis": self.axis}
+
+
+class PReLU(Layer):
+    def __init__(self, alpha_initializer: Any = "Zeros", alpha_regularizer: Any = None, alpha_constraint: Any = None,
+                 shared_axes: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _no_unsupported("PReLU", alpha_regularizer=alpha_regularizer, alpha_constraint=alpha_constraint)
+        self.alpha_initializer = alpha_initializer
+        self.shared_axes = list(shared_axes) if isinstance(shared_axes, (list, tuple)) else shared_axes
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"alpha_initializer": self.alpha_initializer, "alpha_regularizer": None, "alpha_constraint": None,
+                "shared_axes": self.shared_axes}
+
+
+class SpatialDropout2D(Layer):
+    def __init__(self, rate: float, data_format: Optional[str] = None, seed: Optional[int] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)):
+            raise ValueError(f"SpatialDropout2D: `rate` must be a float in [0, 1), received {rate!r}")
+        self.rate = float(rate)
+        self.data_format = data_format
+        self.seed = seed
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"rate": self.rate, "data_format": self.data_format or "channels_last", "seed": self.seed}
+
+
+class GaussianNoise(Layer):
+    def __init__(self, stddev: float, seed: Optional[int] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stddev = stddev
+        self.seed = seed
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"stddev": self.stddev, "seed": self.seed}
+
+
 # Keras's aliases
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
@@ -488,6 +574,13 @@ _CLASSES = {
         GlobalMaxPooling2D,
         Dropout,
         BatchNormalization,
+        LeakyReLU,
+        ReLU,
+        ELU,
+        Softmax,
+        PReLU,
+        SpatialDropout2D,
+        GaussianNoise,
     )
 }
 

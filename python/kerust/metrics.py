@@ -1,6 +1,12 @@
-"""Metric names kerust computes (in Rust, accumulated over each epoch). Pass them to ``compile(metrics=[...])``."""
+"""Keras metrics. Names (``"accuracy"``, ``"mae"``...) or these objects go to ``compile(metrics=[...])``; the
+engine accumulates them over each epoch in Rust."""
 
 from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from . import _core
 
 NAMES = (
     "accuracy",
@@ -8,8 +14,132 @@ NAMES = (
     "binary_accuracy",
     "categorical_accuracy",
     "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
     "mean_squared_error",
     "mse",
     "mean_absolute_error",
     "mae",
+    "precision",
+    "recall",
+    "auc",
 )
+
+
+class Metric:
+    _default_name = ""
+
+    def __init__(self, name: Optional[str] = None, dtype: Any = None, **config: Any) -> None:
+        self.name = name or self._default_name
+        self._config = config
+        _core.validate("metric", json.dumps(self._serialized()))
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": "float32", **self._config}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Metric":
+        config = {k: v for k, v in config.items() if k != "dtype"}
+        return cls(**config)
+
+    def _serialized(self) -> dict:
+        return {"module": "keras.metrics", "class_name": type(self).__name__, "config": self.get_config(),
+                "registered_name": None}
+
+    def __getattr__(self, key: str) -> Any:
+        config = self.__dict__.get("_config", {})
+        if key in config:
+            return config[key]
+        raise AttributeError(key)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class BinaryAccuracy(Metric):
+    _default_name = "binary_accuracy"
+
+    def __init__(self, name: str = "binary_accuracy", dtype: Any = None, threshold: float = 0.5) -> None:
+        super().__init__(name, dtype, threshold=threshold)
+
+
+class CategoricalAccuracy(Metric):
+    _default_name = "categorical_accuracy"
+
+
+class SparseCategoricalAccuracy(Metric):
+    _default_name = "sparse_categorical_accuracy"
+
+
+class TopKCategoricalAccuracy(Metric):
+    _default_name = "top_k_categorical_accuracy"
+
+    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype: Any = None) -> None:
+        super().__init__(name, dtype, k=k)
+
+
+class SparseTopKCategoricalAccuracy(Metric):
+    _default_name = "sparse_top_k_categorical_accuracy"
+
+    def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy", dtype: Any = None) -> None:
+        super().__init__(name, dtype, k=k)
+
+
+class MeanSquaredError(Metric):
+    _default_name = "mean_squared_error"
+
+
+class MeanAbsoluteError(Metric):
+    _default_name = "mean_absolute_error"
+
+
+class Precision(Metric):
+    _default_name = "precision"
+
+    def __init__(self, thresholds: Optional[float] = None, top_k: Optional[int] = None,
+                 class_id: Optional[int] = None, name: Optional[str] = None, dtype: Any = None) -> None:
+        if top_k is not None or class_id is not None:
+            raise ValueError(f"{type(self).__name__}: top_k and class_id are not supported by kerust yet")
+        super().__init__(name, dtype, thresholds=thresholds)
+
+
+class Recall(Precision):
+    _default_name = "recall"
+
+
+class AUC(Metric):
+    _default_name = "auc"
+
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC", summation_method: str = "interpolation",
+                 name: Optional[str] = None, dtype: Any = None, multi_label: bool = False, **kwargs: Any) -> None:
+        if summation_method != "interpolation" or multi_label or kwargs:
+            raise ValueError("AUC: only summation_method='interpolation', multi_label=False and the default "
+                             "thresholds are supported by kerust yet")
+        super().__init__(name, dtype, num_thresholds=num_thresholds, curve=curve)
+
+
+_CLASSES = {c.__name__: c for c in (BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                                    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError,
+                                    MeanAbsoluteError, Precision, Recall, AUC)}
+
+
+def get(identifier: Any) -> Any:
+    """A metric name (returned as is, after checking it) or object, or a Keras metric config dict."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        _core.validate("metric", json.dumps(identifier))
+        return identifier
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config") or {})
+    raise ValueError(f"Could not interpret metric identifier: {identifier!r}. Expected a name "
+                     f"({', '.join(NAMES)}) or one of {', '.join(_CLASSES)}")
+
+
+def spec(metric: Any) -> Any:
+    """What the engine receives for one metric: its name or its serialized config."""
+    return metric._serialized() if isinstance(metric, Metric) else metric
+
+
+def name_of(metric: Any) -> str:
+    return metric.name if isinstance(metric, Metric) else str(metric)

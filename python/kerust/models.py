@@ -10,6 +10,7 @@ import numpy as np
 from . import _core
 from . import callbacks as callbacks_module
 from . import losses as losses_module
+from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving as saving_module
 from ._arrays import as_float32, as_sample_weight
@@ -139,12 +140,9 @@ class Sequential:
             raise ValueError("compile: a `loss` is required for training (e.g. loss='categorical_crossentropy')")
         opt = optimizers_module.get(optimizer)
         loss_obj = losses_module.get(loss)
-        names: List[str] = []
-        for m in metrics or []:
-            if not isinstance(m, str):
-                raise TypeError(f"metrics must be names such as 'accuracy'; received {m!r}")
-            _core.validate("metric", json.dumps(m))
-            names.append(m)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"`metrics` must be a list, received {type(metrics).__name__}")
+        names: List[Any] = [metrics_module.get(m) for m in metrics or []]
         self.optimizer = opt
         self.loss = loss
         self._loss_obj = loss_obj
@@ -155,7 +153,7 @@ class Sequential:
     def _compile_core(self) -> None:
         assert self._compile_args is not None and self.optimizer is not None
         self._core.compile(json.dumps(self._loss_obj._serialized()), json.dumps(self.optimizer._serialized()),
-                           self._compile_args["metrics"])
+                           json.dumps([metrics_module.spec(m) for m in self._compile_args["metrics"]]))
         self.optimizer._attach(self._core)
 
     @property
@@ -164,7 +162,7 @@ class Sequential:
 
     @property
     def metrics_names(self) -> List[str]:
-        return ["loss"] + list(self._compile_args["metrics"] if self._compile_args else [])
+        return ["loss"] + [metrics_module.name_of(m) for m in (self._compile_args or {}).get("metrics", [])]
 
     def _require_compiled(self, what: str) -> None:
         if self._compile_args is None:
@@ -230,6 +228,9 @@ class Sequential:
         self.history = cbs.history
         self.stop_training = False
         cbs.call("on_train_begin", None)
+        # BackupAndRestore restored a backup: resume after its last finished epoch (Keras: self._initial_epoch)
+        initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
+        self._initial_epoch = None
         epoch_logs: Dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
             cbs.call("on_epoch_begin", epoch, None)

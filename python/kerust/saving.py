@@ -801,21 +801,27 @@ def _loss_from_config(value: Any) -> Any:
     raise ValueError(f"unsupported loss {value!r} (kerust compiles single-output models with one loss)")
 
 
-def _metrics_from_config(value: Any) -> list[str]:
+def _metrics_from_config(value: Any) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
         raise ValueError(f"unsupported metrics {value!r}")
-    names = []
+    out: list[Any] = []
     for m in value:
         if isinstance(m, dict) and isinstance(m.get("class_name"), str):
             _check_keras_origin(m, f"metric {m['class_name']!r}")
-            cfg = m.get("config")
-            m = cfg if m["class_name"] == "function" else (cfg.get("name") if isinstance(cfg, dict) else None)
+            if m["class_name"] == "function":
+                m = m.get("config")
+            elif m["class_name"] in metrics_module._CLASSES:
+                out.append(metrics_module.get(m))
+                continue
+            else:
+                cfg = m.get("config")
+                m = cfg.get("name") if isinstance(cfg, dict) else None
         if not isinstance(m, str) or m not in metrics_module.NAMES:
             raise ValueError(f"unsupported metric {m!r} (kerust computes {', '.join(metrics_module.NAMES)})")
-        names.append(m)
-    return names
+        out.append(m)
+    return out
 
 
 def _compile_from_config(model: Any, cc: Any, where: str) -> bool:
@@ -992,7 +998,7 @@ def _keras_compile_config(model: Any) -> dict | None:
         cfg[key] = own.pop(key, None)
     cfg.update(_OPTIMIZER_KERAS_DEFAULTS)
     cfg.update(own)
-    metrics = list(model._compile_args.get("metrics") or [])
+    metrics = [metrics_module.spec(m) for m in model._compile_args.get("metrics") or []]
     return {
         "optimizer": {"module": "keras.optimizers", "class_name": type(opt).__name__, "config": cfg,
                       "registered_name": None},

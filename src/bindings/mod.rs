@@ -158,15 +158,22 @@ impl CoreModel {
         self.inner.output_shape().to_vec()
     }
 
+    /// `metrics_json`: a JSON list of metric names or `{"class_name", "config"}` dicts.
     fn compile(
         &mut self,
         loss_json: &str,
         optimizer_json: &str,
-        metrics: Vec<String>,
+        metrics_json: &str,
     ) -> PyResult<()> {
         let loss = parse_json("loss", loss_json)?;
         let opt = parse_json("optimizer", optimizer_json)?;
-        guard(|| self.inner.compile(&loss, &opt, &metrics))
+        let metrics = parse_json("metrics", metrics_json)?;
+        guard(|| {
+            let list = metrics
+                .as_array()
+                .ok_or_else(|| Error::Type("metrics must be a list".into()))?;
+            self.inner.compile(&loss, &opt, list)
+        })
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
@@ -346,9 +353,9 @@ impl CoreModel {
     #[setter]
     fn set_learning_rate(&mut self, lr: f32) -> PyResult<()> {
         guard(|| {
-            if !(lr.is_finite() && lr > 0.0) {
+            if !(lr.is_finite() && lr >= 0.0) {
                 return Err(Error::Value(format!(
-                    "learning_rate must be a positive number, received {lr}"
+                    "learning_rate must be a non-negative number, received {lr}"
                 )));
             }
             let opt = self.inner.optimizer_mut()?;
@@ -414,7 +421,7 @@ fn validate(kind: &str, json: &str) -> PyResult<()> {
     guard(|| match kind {
         "loss" => crate::losses::Loss::from_value(&v).map(|_| ()),
         "optimizer" => crate::optimizers::Optimizer::from_value(&v).map(|_| ()),
-        "metric" => crate::metrics::check_name(v.as_str().unwrap_or_default()),
+        "metric" => crate::metrics::check(&v),
         "activation" => {
             crate::activations::Activation::from_name(v.as_str().unwrap_or_default()).map(|_| ())
         }

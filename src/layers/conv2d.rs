@@ -1,10 +1,9 @@
 //! Conv2D, channels-last: im2col per sample, one GEMM per chunk of samples against the `(kh*kw*in, out)` kernel.
 
-use super::{activation_of, expect_rank, initializer_of, Ctx, FusedActivation, Layer, Param};
+use super::{activation_of, expect_rank, Ctx, FusedActivation, KernelBias, Layer, Param};
 use crate::activations::Activation;
 use crate::config::Cfg;
 use crate::error::{Error, Result};
-use crate::initializers::Initializer;
 use crate::kernels::conv::{col2im_add, im2col, Window};
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::SAMPLES_PER_CHUNK;
@@ -19,9 +18,7 @@ pub struct Conv2D {
     kernel_size: (usize, usize),
     strides: (usize, usize),
     same: bool,
-    use_bias: bool,
-    kernel_init: Initializer,
-    bias_init: Initializer,
+    weights: KernelBias,
     act: FusedActivation,
     win: Option<Window>,
     params: Vec<Param>,
@@ -53,9 +50,7 @@ impl Conv2D {
             kernel_size: cfg.pair("kernel_size", None)?,
             strides: cfg.pair("strides", Some((1, 1)))?,
             same: cfg.padding_same()?,
-            use_bias: cfg.bool_or("use_bias", true)?,
-            kernel_init: initializer_of(&cfg, "kernel_initializer", "glorot_uniform")?,
-            bias_init: initializer_of(&cfg, "bias_initializer", "zeros")?,
+            weights: KernelBias::from_config(&cfg)?,
             act: FusedActivation::new(activation_of(&cfg)?),
             name: cfg.name,
             win: None,
@@ -175,21 +170,7 @@ impl Layer for Conv2D {
         )?;
         let (kh, kw) = self.kernel_size;
         let kshape = vec![kh, kw, win.c, self.filters];
-        self.params = vec![Param::new(
-            "kernel",
-            kshape.clone(),
-            self.kernel_init.fill(&kshape, rng)?,
-            true,
-        )];
-        if self.use_bias {
-            let bshape = vec![self.filters];
-            self.params.push(Param::new(
-                "bias",
-                bshape.clone(),
-                self.bias_init.fill(&bshape, rng)?,
-                true,
-            ));
-        }
+        self.params = self.weights.make(kshape, rng)?;
         self.win = Some(win);
         Ok(vec![win.oh, win.ow, self.filters])
     }

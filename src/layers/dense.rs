@@ -1,10 +1,9 @@
 //! Dense: `y = act(x @ kernel + bias)` over the last axis; kernel `(in, out)` as Keras.
 
-use super::{activation_of, initializer_of, Ctx, FusedActivation, Layer, Param};
+use super::{activation_of, Ctx, FusedActivation, KernelBias, Layer, Param};
 use crate::activations::Activation;
 use crate::config::Cfg;
 use crate::error::{Error, Result};
-use crate::initializers::Initializer;
 use crate::kernels::gemm::{matmul, Op};
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
@@ -17,9 +16,7 @@ const ROWS_PER_CHUNK: usize = 64;
 pub struct Dense {
     name: String,
     units: usize,
-    use_bias: bool,
-    kernel_init: Initializer,
-    bias_init: Initializer,
+    weights: KernelBias,
     act: FusedActivation,
     in_dim: usize,
     params: Vec<Param>,
@@ -31,9 +28,7 @@ impl Dense {
         let cfg = Cfg::new("Dense", v)?;
         Ok(Dense {
             units: cfg.positive_usize("units")?,
-            use_bias: cfg.bool_or("use_bias", true)?,
-            kernel_init: initializer_of(&cfg, "kernel_initializer", "glorot_uniform")?,
-            bias_init: initializer_of(&cfg, "bias_initializer", "zeros")?,
+            weights: KernelBias::from_config(&cfg)?,
             act: FusedActivation::new(activation_of(&cfg)?),
             name: cfg.name,
             in_dim: 0,
@@ -105,21 +100,7 @@ impl Layer for Dense {
         };
         self.in_dim = in_dim;
         let kshape = vec![in_dim, self.units];
-        self.params = vec![Param::new(
-            "kernel",
-            kshape.clone(),
-            self.kernel_init.fill(&kshape, rng)?,
-            true,
-        )];
-        if self.use_bias {
-            let bshape = vec![self.units];
-            self.params.push(Param::new(
-                "bias",
-                bshape.clone(),
-                self.bias_init.fill(&bshape, rng)?,
-                true,
-            ));
-        }
+        self.params = self.weights.make(kshape, rng)?;
         let mut out = input_shape.to_vec();
         if let Some(last) = out.last_mut() {
             *last = self.units;

@@ -2,10 +2,12 @@
 //! for its input. Shapes passed to `build` exclude the batch axis.
 
 mod activation;
+mod activation_layers;
 mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod noise;
 mod pooling;
 mod reshape;
 
@@ -16,10 +18,12 @@ use crate::tensor::{shape_str, Tensor};
 use serde_json::Value;
 
 pub use activation::ActivationLayer;
+pub use activation_layers::{PReLU, ParamActivation};
 pub use batchnorm::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use noise::{GaussianNoise, SpatialDropout2D};
 pub use pooling::{GlobalPool2D, Pool2D};
 pub use reshape::{Flatten, Reshape};
 
@@ -34,6 +38,91 @@ pub struct Param {
     pub trainable_kind: bool,
     /// The layer's `trainable` flag, applied to trainable kinds.
     pub trainable: bool,
+    /// Penalty added to the loss (`kernel_regularizer=` / `bias_regularizer=`).
+    pub regularizer: Option<Regularizer>,
+}
+
+/// Keras's L1/L2/L1L2 weight penalty: `l1 * sum(|w|) + l2 * sum(w^2)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Regularizer {
+    pub l1: f32,
+    pub l2: f32,
+}
+
+impl Regularizer {
+    /// From `"l1"`, `"l2"`, `"l1_l2"` or `{"class_name": "L1L2", "config": {"l1": .., "l2": ..}}`; None for null.
+    pub fn from_value(v: &Value) -> Result<Option<Self>> {
+        let (name, cfg) = match v {
+            Value::Null => return Ok(None),
+            Value::String(s) => (s.as_str(), &Value::Null),
+            Value::Object(o) => (
+                o.get("class_name").and_then(Value::as_str).unwrap_or(""),
+                o.get("config").unwrap_or(&Value::Null),
+            ),
+            _ => {
+                return Err(Error::Value(format!(
+                    "regularizer must be a name or a dict, received {v}"
+                )))
+            }
+        };
+        let num = |k: &str, d: f32| -> Result<f32> {
+            match cfg.get(k) {
+                None | Some(Value::Null) => Ok(d),
+                Some(x) => x
+                    .as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as f32)
+                    .ok_or_else(|| {
+                        Error::Value(format!(
+                            "{name}: `{k}` must be a non-negative number, received {x}"
+                        ))
+                    }),
+            }
+        };
+        let r = match name {
+            "l1" | "L1" => Regularizer {
+                l1: num("l1", 0.01)?,
+                l2: 0.0,
+            },
+            "l2" | "L2" => Regularizer {
+                l1: 0.0,
+                l2: num("l2", 0.01)?,
+            },
+            "l1_l2" | "L1L2" => Regularizer {
+                l1: num("l1", 0.0)?,
+                l2: num("l2", 0.0)?,
+            },
+            _ => {
+                return Err(Error::Value(format!(
+                    "Unknown regularizer: '{name}'. Expected one of: l1, l2, l1_l2 (L1, L2, L1L2)"
+                )))
+            }
+        };
+        Ok(Some(r))
+    }
+
+    pub fn penalty(&self, w: &[f32]) -> f64 {
+        let (mut a, mut b) = (0.0f64, 0.0f64);
+        for &x in w {
+            a += x.abs() as f64;
+            b += (x * x) as f64;
+        }
+        self.l1 as f64 * a + self.l2 as f64 * b
+    }
+
+    /// Add d(penalty)/dw into `grad`.
+    pub fn add_gradient(&self, w: &[f32], grad: &mut [f32]) {
+        for (g, &x) in grad.iter_mut().zip(w) {
+            let sign = if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            *g += self.l1 * sign + 2.0 * self.l2 * x;
+        }
+    }
 }
 
 impl Param {
@@ -51,6 +140,7 @@ impl Param {
             grad: vec![0.0; n],
             trainable_kind,
             trainable: trainable_kind,
+            regularizer: None,
         }
     }
 }
@@ -105,6 +195,13 @@ pub const CLASS_NAMES: &[&str] = &[
     "GlobalMaxPooling2D",
     "Dropout",
     "BatchNormalization",
+    "LeakyReLU",
+    "ReLU",
+    "ELU",
+    "Softmax",
+    "PReLU",
+    "SpatialDropout2D",
+    "GaussianNoise",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -120,6 +217,13 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "GlobalMaxPooling2D" => Box::new(GlobalPool2D::from_config(cfg, true)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "BatchNormalization" => Box::new(BatchNormalization::from_config(cfg)?),
+        "LeakyReLU" => Box::new(ParamActivation::from_config("LeakyReLU", cfg)?),
+        "ReLU" => Box::new(ParamActivation::from_config("ReLU", cfg)?),
+        "ELU" => Box::new(ParamActivation::from_config("ELU", cfg)?),
+        "Softmax" => Box::new(ParamActivation::from_config("Softmax", cfg)?),
+        "PReLU" => Box::new(PReLU::from_config(cfg)?),
+        "SpatialDropout2D" => Box::new(SpatialDropout2D::from_config(cfg)?),
+        "GaussianNoise" => Box::new(GaussianNoise::from_config(cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",
@@ -207,6 +311,65 @@ pub fn activation_of(cfg: &crate::config::Cfg) -> Result<Activation> {
         Some(Value::String(s)) => Activation::from_name(s)
             .map_err(|e| Error::Value(format!("{} '{}': {}", cfg.class_name, cfg.name, e))),
         Some(v) => Err(cfg.err("activation", "an activation name", v)),
+    }
+}
+
+/// The kernel + bias weights that Dense and Conv2D share: their arguments and how the weights are made.
+#[derive(Clone, Debug)]
+pub struct KernelBias {
+    pub use_bias: bool,
+    kernel_init: crate::initializers::Initializer,
+    bias_init: crate::initializers::Initializer,
+    kernel_reg: Option<Regularizer>,
+    bias_reg: Option<Regularizer>,
+}
+
+impl KernelBias {
+    pub fn from_config(cfg: &crate::config::Cfg) -> Result<Self> {
+        Ok(KernelBias {
+            use_bias: cfg.bool_or("use_bias", true)?,
+            kernel_init: initializer_of(cfg, "kernel_initializer", "glorot_uniform")?,
+            bias_init: initializer_of(cfg, "bias_initializer", "zeros")?,
+            kernel_reg: regularizer_of(cfg, "kernel_regularizer")?,
+            bias_reg: regularizer_of(cfg, "bias_regularizer")?,
+        })
+    }
+
+    /// `[kernel]` or `[kernel, bias]`, the bias as long as the kernel's last axis.
+    pub fn make(&self, kernel_shape: Vec<usize>, rng: &mut Rng) -> Result<Vec<Param>> {
+        let units = kernel_shape.last().copied().unwrap_or(0);
+        let mut kernel = Param::new(
+            "kernel",
+            kernel_shape.clone(),
+            self.kernel_init.fill(&kernel_shape, rng)?,
+            true,
+        );
+        kernel.regularizer = self.kernel_reg;
+        let mut params = vec![kernel];
+        if self.use_bias {
+            let mut bias = Param::new(
+                "bias",
+                vec![units],
+                self.bias_init.fill(&[units], rng)?,
+                true,
+            );
+            bias.regularizer = self.bias_reg;
+            params.push(bias);
+        }
+        Ok(params)
+    }
+}
+
+/// Parse a `*_regularizer` key.
+pub fn regularizer_of(cfg: &crate::config::Cfg, key: &str) -> Result<Option<Regularizer>> {
+    match cfg.raw(key) {
+        None => Ok(None),
+        Some(v) => Regularizer::from_value(v).map_err(|e| {
+            Error::Value(format!(
+                "{} '{}': `{}`: {}",
+                cfg.class_name, cfg.name, key, e
+            ))
+        }),
     }
 }
 

@@ -70,8 +70,8 @@ class Optimizer:
         if isinstance(self._learning_rate, LearningRateSchedule):
             raise TypeError("This optimizer was created with a `LearningRateSchedule` object as its "
                             "`learning_rate` constructor argument, hence its learning rate is not settable.")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"learning_rate must be a positive number, received {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"learning_rate must be a non-negative number, received {value!r}")
         value = float(value)
         if self._core is not None:
             self._core.learning_rate = value

@@ -1,0 +1,79 @@
+"""Keras weight regularizers: ``kernel_regularizer=regularizers.L2(0.01)`` (or ``"l2"``) adds
+``l2 * sum(w**2)`` to the loss; the engine adds the penalty and its gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Regularizer:
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    def _serialized(self) -> dict:
+        return {"module": "keras.regularizers", "class_name": type(self).__name__, "config": self.get_config(),
+                "registered_name": None}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Regularizer":
+        return cls(**config)
+
+    def __call__(self, weights: Any) -> float:
+        import numpy as np
+
+        w = np.asarray(weights, dtype=np.float64)
+        cfg = self.get_config()
+        return float(cfg.get("l1", 0.0) * np.abs(w).sum() + cfg.get("l2", 0.0) * np.square(w).sum())
+
+
+def _check(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"Value for argument `{name}` must be a non-negative float, received {value!r}")
+    return float(value)
+
+
+class L1(Regularizer):
+    def __init__(self, l1: float = 0.01) -> None:
+        self.l1 = _check("l1", l1)
+
+    def get_config(self) -> dict:
+        return {"l1": self.l1}
+
+
+class L2(Regularizer):
+    def __init__(self, l2: float = 0.01) -> None:
+        self.l2 = _check("l2", l2)
+
+    def get_config(self) -> dict:
+        return {"l2": self.l2}
+
+
+class L1L2(Regularizer):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.l1 = _check("l1", l1)
+        self.l2 = _check("l2", l2)
+
+    def get_config(self) -> dict:
+        return {"l1": self.l1, "l2": self.l2}
+
+
+l1 = L1
+l2 = L2
+l1_l2 = L1L2
+
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
+
+
+def get(identifier: Any) -> Any:
+    if identifier is None or isinstance(identifier, Regularizer):
+        return identifier
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, dict) and identifier.get("class_name") in _BY_NAME:
+        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config") or {})
+    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}. Expected 'l1', 'l2', "
+                     "'l1_l2' or a kerust.regularizers object")
+
+
+def serialize(regularizer: Any) -> Any:
+    return regularizer._serialized() if isinstance(regularizer, Regularizer) else None
