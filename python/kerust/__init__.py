@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _core, callbacks, datasets, layers, losses, metrics, optimizers, regularizers, saving, utils
+from . import _core, callbacks, datasets, layers, losses, metrics, optimizers, regularizers, utils
 from .layers import Input
 from .models import Sequential
 
@@ -25,3 +25,12 @@ __all__ = [
     "utils",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # kerust.saving (zipfile, h5py) loads on first use, keeping `import kerust` fast
+    if name == "saving":
+        import importlib
+
+        return importlib.import_module(".saving", __name__)
+    raise AttributeError(f"module 'kerust' has no attribute {name!r}")

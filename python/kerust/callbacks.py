@@ -10,13 +10,10 @@ callback that adds to the logs (``LearningRateScheduler`` adds ``learning_rate``
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import math
 import os
 import re
-import secrets
-import shutil
 import sys
 import time
 import warnings
@@ -830,6 +827,7 @@ class CSVLogger(Callback):
                 self.keys.extend([f"val_{k}" for k in self.keys])
         if not self.writer:
             sep = self.sep
+            import csv  # lazily: keeps `import kerust` fast
 
             class CustomDialect(csv.excel):
                 delimiter = sep
@@ -890,6 +888,8 @@ class LambdaCallback(Callback):
 def _atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, fsync it and rename it over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
+    import secrets  # lazily: keeps `import kerust` fast
+
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
     try:
         with open(tmp, "w") as f:
@@ -945,8 +945,10 @@ class BackupAndRestore(Callback):
             # the latest backup may be damaged: fall back to the previous one
             if not os.path.exists(self._prev_weights_path):
                 raise e
+            import shutil  # lazily: keeps `import kerust` fast
             shutil.copyfile(self._prev_weights_path, self._weights_path)
             if os.path.exists(self._prev_training_metadata_path):
+                import shutil  # lazily: keeps `import kerust` fast
                 shutil.copyfile(self._prev_training_metadata_path, self._training_metadata_path)
             elif os.path.exists(self._training_metadata_path):
                 os.remove(self._training_metadata_path)
@@ -981,8 +983,10 @@ class BackupAndRestore(Callback):
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._weights_path):
+            import shutil  # lazily: keeps `import kerust` fast
             shutil.copyfile(self._weights_path, self._prev_weights_path)
         if self.double_checkpoint and os.path.exists(self._training_metadata_path):
+            import shutil  # lazily: keeps `import kerust` fast
             shutil.copyfile(self._training_metadata_path, self._prev_training_metadata_path)
         self.model.save_weights(self._weights_path, overwrite=True)
         _atomic_write_text(self._training_metadata_path,
@@ -1004,6 +1008,7 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs: Logs = None) -> None:
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
+            import shutil  # lazily: keeps `import kerust` fast
             shutil.rmtree(self.backup_dir)
 
 

@@ -12,7 +12,6 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import saving as saving_module
 from ._arrays import as_float32, as_sample_weight
 from ._naming import unique_name
 from .layers import InputLayer, Layer
@@ -382,17 +381,25 @@ class Sequential:
     # ---- files -------------------------------------------------------------------------------------------
     def save(self, filepath: Any, overwrite: bool = True) -> None:
         """Write a Keras v3 `.keras` file (config, weights, optimizer state), atomically."""
-        saving_module.save_model(self, filepath, overwrite=overwrite)
+        from . import saving
+
+        saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """Write a Keras `.weights.h5` file, atomically."""
-        saving_module.save_weights(self, filepath, overwrite=overwrite)
+        from . import saving
+
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any) -> None:
-        saving_module.load_weights(self, filepath)
+        from . import saving
+
+        saving.load_weights(self, filepath)
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(saving_module.keras_config(self), **kwargs)
+        from . import saving
+
+        return json.dumps(saving.keras_config(self), **kwargs)
 
     # ---- display -----------------------------------------------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions: Any = None, print_fn: Any = None,
@@ -440,9 +447,15 @@ def _apply_class_weight(class_weight: Dict[int, float], y: np.ndarray, sw: Optio
     return weights if sw is None else (weights * sw).astype(np.float32)
 
 
-load_model = saving_module.load_model
+def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Sequential:
+    """Load a Keras v3 `.keras` file (see `kerust.saving.load_model`)."""
+    from . import saving
+
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 def model_from_json(json_string: str) -> Sequential:
     """A model (uncompiled, freshly initialised) from `to_json()` output or Keras's JSON config."""
-    return saving_module.model_from_config(json.loads(json_string))
+    from . import saving
+
+    return saving.model_from_config(json.loads(json_string))

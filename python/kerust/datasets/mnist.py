@@ -11,10 +11,7 @@ Where the files come from, first found wins:
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
@@ -86,6 +83,10 @@ def _checkout_dir() -> Path:
 
 def download(folder: Path, mirrors: Sequence[str] = MIRRORS) -> Path:
     """Fetch the four files into ``folder``, verifying each MD5; a file is renamed in only once verified."""
+    import hashlib  # imported here: only a download needs them (keeps `import kerust` fast)
+    import tempfile
+    import urllib.request
+
     folder.mkdir(parents=True, exist_ok=True)
     for name, md5 in FILES.items():
         target = folder / name
