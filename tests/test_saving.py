@@ -224,6 +224,58 @@ def _zoo(prefix: str) -> kerust.Sequential:
     ], name=f"{prefix}_zoo")
 
 
+def _zoo2(prefix: str) -> kerust.Sequential:
+    """The layers and arguments _zoo does not have: activation and noise layers, regularizers."""
+    return kerust.Sequential([
+        kerust.Input((8, 8, 3)),
+        layers.GaussianNoise(0.1, name=f"{prefix}_gn"),
+        layers.Conv2D(4, 3, kernel_regularizer=kerust.regularizers.L2(0.01), bias_regularizer="l1",
+                      name=f"{prefix}_c"),
+        layers.PReLU(alpha_initializer={"class_name": "Constant", "config": {"value": 0.2}}, shared_axes=[1, 2],
+                     name=f"{prefix}_pr"),
+        layers.SpatialDropout2D(0.2, name=f"{prefix}_sd"),
+        layers.LeakyReLU(0.1, name=f"{prefix}_lr"),
+        layers.ReLU(max_value=6.0, name=f"{prefix}_relu"),
+        layers.ELU(0.5, name=f"{prefix}_elu"),
+        layers.GlobalAveragePooling2D(name=f"{prefix}_gap"),
+        layers.Dense(3, kernel_regularizer=kerust.regularizers.L1L2(l1=0.01, l2=0.02), name=f"{prefix}_d"),
+        layers.Softmax(name=f"{prefix}_sm"),
+    ], name=f"{prefix}_zoo2")
+
+
+OPTIMIZERS = {
+    "sgd": lambda: kerust.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "adam": lambda: kerust.optimizers.Adam(amsgrad=False),
+    "adamw": lambda: kerust.optimizers.AdamW(weight_decay=0.01),
+    "rmsprop": lambda: kerust.optimizers.RMSprop(),
+    "adagrad": lambda: kerust.optimizers.Adagrad(),
+    "adadelta": lambda: kerust.optimizers.Adadelta(learning_rate=1.0),
+    "adamax": lambda: kerust.optimizers.Adamax(),
+}
+
+
+def _trained(model: kerust.Sequential, optimizer: object, x: np.ndarray) -> kerust.Sequential:
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, np.arange(len(x)) % 3, epochs=1, batch_size=4, verbose=0)
+    return model
+
+
+def test_new_layers_and_every_optimizer_round_trip_bit_exactly(tmp_path):
+    x = np.random.default_rng(2).random((8, 8, 8, 3), dtype=np.float32)
+    for name, make in OPTIMIZERS.items():
+        model = _trained(_zoo2(f"o{name}"), make(), x)
+        path = tmp_path / f"{name}.keras"
+        saving.save_model(model, path)
+        again = saving.load_model(path)
+        assert type(again.optimizer) is type(model.optimizer)
+        np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+        a, b = model._core.get_optimizer_state(), again._core.get_optimizer_state()
+        assert a[0] == b[0] and list(a[1]) == list(b[1])
+        for sa, sb in zip(a[2], b[2]):
+            for va, vb in zip(sa, sb):
+                np.testing.assert_array_equal(va, vb)
+
+
 def test_round_trip_of_kerust_model_is_bit_exact(tmp_path):
     model = _zoo("rt")
     model.compile(optimizer=kerust.optimizers.Adam(learning_rate=3e-3, amsgrad=True),
@@ -603,6 +655,7 @@ def _keras_python() -> str:
 
 def test_keras_reads_kerust_files(fixtures, expected, tmp_path):
     python = _keras_python()
+    names = {name: type(make()).__name__ for name, make in OPTIMIZERS.items()}
     model = _load(fixtures / "bn_cnn_rmsprop.keras")
     saving.save_model(model, tmp_path / "bn.keras")
     saving.save_weights(model, tmp_path / "bn.weights.h5")
@@ -612,6 +665,12 @@ def test_keras_reads_kerust_files(fixtures, expected, tmp_path):
     saving.save_model(zoo, tmp_path / "zoo.keras")
     np.save(tmp_path / "zoo_x.npy", x)
     np.save(tmp_path / "zoo_pred.npy", zoo.predict(x, verbose=0))
+    x2 = np.random.default_rng(7).random((8, 8, 8, 3), dtype=np.float32)
+    np.save(tmp_path / "zoo2_x.npy", x2)
+    for name, make in OPTIMIZERS.items():
+        model = _trained(_zoo2(f"k{name}"), make(), x2)
+        saving.save_model(model, tmp_path / f"opt_{name}.keras")
+        np.save(tmp_path / f"opt_{name}_pred.npy", model.predict(x2, verbose=0))
     script = textwrap.dedent(f"""
         import os
         os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -626,12 +685,19 @@ def test_keras_reads_kerust_files(fixtures, expected, tmp_path):
         z = keras.saving.load_model(d + "/zoo.keras")
         print("zoo", float(np.abs(z.predict(np.load(d + "/zoo_x.npy"), verbose=0)
                                   - np.load(d + "/zoo_pred.npy")).max()))
+        x2 = np.load(d + "/zoo2_x.npy")
+        for name, cls in {names!r}.items():
+            o = keras.saving.load_model(d + f"/opt_{{name}}.keras")
+            assert type(o.optimizer).__name__ == cls, (name, o.optimizer)
+            assert int(o.optimizer.iterations) == 2, (name, int(o.optimizer.iterations))
+            print("opt_" + name, float(np.abs(o.predict(x2, verbose=0) - np.load(d + f"/opt_{{name}}_pred.npy")).max()))
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True, timeout=300,
                           env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    diffs = dict(line.split() for line in done.stdout.splitlines() if line.split()[0] in ("bn", "bnw", "zoo"))
-    assert set(diffs) == {"bn", "bnw", "zoo"}, done.stdout
+    keys = {"bn", "bnw", "zoo"} | {f"opt_{n}" for n in OPTIMIZERS}
+    diffs = dict(line.split() for line in done.stdout.splitlines() if line.split()[0] in keys)
+    assert set(diffs) == keys, done.stdout
     for key, value in diffs.items():
         assert float(value) <= 1e-5, (key, value)
