@@ -1,0 +1,111 @@
+"""Side-by-side benchmark: kerust vs PyTorch vs Keras (TensorFlow) on the same machine, in one run.
+
+    python benches/bench.py [--reps 3] [--threads 2] [--quick] [--out BENCHMARKS.md]
+
+kerust runs from the project's .venv; PyTorch and Keras from a separate virtualenv (never kerust
+dependencies), created once with:
+
+    python3 -m venv bench-venv && bench-venv/bin/pip install torch tensorflow-cpu keras
+
+Every measurement is a fresh process (benches/workloads.py), and the frameworks are interleaved within each
+repetition so that machine noise hits all of them alike. Reported: medians, and kerust's time divided by the
+faster of the other two (below 1 means kerust is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHONS = {
+    "kerust": ROOT / ".venv" / "bin" / "python",
+    "torch": ROOT / "bench-venv" / "bin" / "python",
+    "keras": ROOT / "bench-venv" / "bin" / "python",
+}
+WORKLOADS = [
+    ("cnn_fit", 32, "seed CNN, one epoch of 60,000 images, batch 32, Adam"),
+    ("cnn_fit", 128, "seed CNN, one epoch, batch 128"),
+    ("mlp_fit", 32, "MLP 784-128-10, one epoch, batch 32"),
+    ("mlp_fit", 128, "MLP 784-128-10, one epoch, batch 128"),
+    ("cnn_predict", 1000, "seed CNN predict, 10,000 images, batch 1000"),
+    ("import", 0, "import time (with NumPy)"),
+]
+
+
+def run_one(framework: str, workload: str, batch: int, threads: int) -> dict:
+    cmd = [str(PYTHONS[framework]), str(ROOT / "benches" / "workloads.py"), "--framework", framework,
+           "--workload", workload, "--batch-size", str(batch or 32), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model or platform.processor()}, {os.cpu_count()} cores, Linux {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="MLP and import only")
+    parser.add_argument("--only", default=None, help="comma-separated workload names")
+    parser.add_argument("--out", default=None, help="write a Markdown report here")
+    args = parser.parse_args()
+    missing = [f for f, p in PYTHONS.items() if not p.exists()]
+    if missing:
+        sys.exit(f"missing interpreters for {missing}; see this file's docstring for the set-up")
+    work = [w for w in WORKLOADS if not args.quick or w[0] in ("mlp_fit", "import")]
+    if args.only:
+        work = [w for w in work if w[0] in args.only.split(",")]
+    results: dict = {}
+    for rep in range(args.reps):
+        for workload, batch, _ in work:
+            for fw in ("kerust", "torch", "keras"):
+                r = run_one(fw, workload, batch, args.threads)
+                key = (workload, batch, fw)
+                results.setdefault(key, []).append(r)
+                value = r["import_s"] if workload == "import" else r["seconds"]
+                print(f"rep {rep + 1}: {fw:7s} {workload:12s} batch {batch:5d}: {value:8.3f} s, "
+                      f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
+    lines = [f"Machine: {machine()}; {args.threads} threads; medians of {args.reps} runs, frameworks interleaved.",
+             "", "| work | kerust | PyTorch | Keras/TF | kerust / faster other |", "| --- | --- | --- | --- | --- |"]
+    for workload, batch, title in work:
+        med = {}
+        for fw in ("kerust", "torch", "keras"):
+            rs = results[(workload, batch, fw)]
+            med[fw] = statistics.median(r["import_s"] if workload == "import" else r["seconds"] for r in rs)
+        best_other = min(med["torch"], med["keras"])
+        lines.append(f"| {title} | {med['kerust']:.3f} s | {med['torch']:.3f} s | {med['keras']:.3f} s | "
+                     f"{med['kerust'] / best_other:.2f} |")
+    lines += ["", "| peak RSS (MB) during | kerust | PyTorch | Keras/TF | kerust / PyTorch |",
+              "| --- | --- | --- | --- | --- |"]
+    for workload, batch, title in work:
+        if workload == "import":
+            continue
+        rss = {fw: statistics.median(r["peak_rss_mb"] for r in results[(workload, batch, fw)])
+               for fw in ("kerust", "torch", "keras")}
+        lines.append(f"| {title} | {rss['kerust']:.0f} | {rss['torch']:.0f} | {rss['keras']:.0f} | "
+                     f"{rss['kerust'] / rss['torch']:.2f} |")
+    report = "\n".join(lines)
+    print("\n" + report)
+    if args.out:
+        Path(args.out).write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""One benchmark workload in one framework, in a fresh process; prints a JSON line with its measurements.
+
+    python benches/workloads.py --framework kerust|torch|keras --workload cnn_fit|mlp_fit|cnn_predict|import
+                                [--batch-size N] [--threads 2]
+
+Run by benches/bench.py (kerust from the project's .venv, PyTorch and Keras from bench-venv). Data: the real
+MNIST files in data/mnist, read here with a small IDX reader so no framework's loader is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "mnist"
+
+
+def read_idx(name: str):
+    import numpy as np
+
+    with gzip.open(DATA / name, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def mnist(flat: bool):
+    import numpy as np
+
+    x = read_idx("train-images.idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = read_idx("train-labels.idx1-ubyte.gz").astype(np.int64)
+    xt = read_idx("t10k-images.idx3-ubyte.gz").astype(np.float32) / 255.0
+    shape = (-1, 784) if flat else (-1, 28, 28, 1)
+    return x.reshape(shape), y, xt.reshape(shape)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---- kerust and Keras share the Keras API --------------------------------------------------------------
+def keras_like(keras, layers, workload: str, batch_size: int) -> float:
+    flat = workload.startswith("mlp")
+    x, y, xt = mnist(flat)
+    if flat:
+        model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(128, activation="relu"),
+                                  layers.Dense(10, activation="softmax")])
+    else:
+        model = keras.Sequential([
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if workload == "cnn_predict":
+        model.predict(xt[:batch_size], batch_size=batch_size, verbose=0)  # warm-up (graph tracing in Keras)
+        t = time.perf_counter()
+        model.predict(xt, batch_size=batch_size, verbose=0)
+        return time.perf_counter() - t
+    # warm-up: a few steps so one-time setup (tracing, allocation) is not timed
+    model.fit(x[: batch_size * 4], y[: batch_size * 4], batch_size=batch_size, epochs=1, verbose=0)
+    t = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    return time.perf_counter() - t
+
+
+def run_torch(workload: str, batch_size: int, threads: int) -> float:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    flat = workload.startswith("mlp")
+    x, y, xt = mnist(flat)
+    if flat:
+        model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+            nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10),
+        )
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        xt = np.ascontiguousarray(xt.transpose(0, 3, 1, 2))
+    xs, ys, xts = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xt)
+    if workload == "cnn_predict":
+        model.eval()
+        with torch.no_grad():
+            model(xts[:batch_size])
+            t = time.perf_counter()
+            for i in range(0, len(xts), batch_size):
+                torch.softmax(model(xts[i: i + batch_size]), dim=1)
+            return time.perf_counter() - t
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def epoch(n: int) -> None:
+        perm = torch.randperm(n)
+        for i in range(0, n, batch_size):
+            idx = perm[i: i + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(xs[idx]), ys[idx])
+            loss.backward()
+            opt.step()
+
+    epoch(batch_size * 4)
+    t = time.perf_counter()
+    epoch(len(xs))
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--framework", required=True, choices=["kerust", "torch", "keras"])
+    parser.add_argument("--workload", required=True, choices=["cnn_fit", "mlp_fit", "cnn_predict", "import"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    n = str(args.threads)
+    os.environ.update({"RAYON_NUM_THREADS": n, "OMP_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
+                       "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    t0 = time.perf_counter()
+    import numpy  # noqa: F401  (import time is measured with NumPy, as users import it)
+
+    if args.framework == "kerust":
+        import kerust as keras
+        from kerust import layers
+    elif args.framework == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import keras
+        from keras import layers
+    else:
+        import torch  # noqa: F401
+    import_s = time.perf_counter() - t0
+    if args.framework == "keras":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    seconds = 0.0
+    if args.workload != "import":
+        if args.framework == "torch":
+            seconds = run_torch(args.workload, args.batch_size, args.threads)
+        else:
+            seconds = keras_like(keras, layers, args.workload, args.batch_size)
+    print(json.dumps({"framework": args.framework, "workload": args.workload, "batch_size": args.batch_size,
+                      "seconds": seconds, "import_s": import_s, "peak_rss_mb": peak_rss_mb()}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
