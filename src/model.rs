@@ -86,6 +86,8 @@ pub struct Compiled {
 struct EpochState {
     order: Vec<usize>,
     cursor: usize,
+    /// Batches run since the logs were last reset (the epoch's step count).
+    steps: usize,
     loss_sum: f64,
     seen: f64,
     metric_sums: Vec<Vec<f64>>,
@@ -327,8 +329,9 @@ impl Model {
             .map(|l| c.loss.fuses_with(l.activation()))
             .unwrap_or(false);
         let (loss, grad) = c.loss.forward_backward(&pred, yb, fused, sw)?;
+        // Keras 3: `metrics` ignore sample weights (only `weighted_metrics` use them)
         for (m, st) in c.metrics.iter().zip(states.iter_mut()) {
-            m.update(&pred, yb, sw, st);
+            m.update(&pred, yb, None, st);
         }
         drop(pred);
         for layer in layers.iter_mut() {
@@ -377,17 +380,27 @@ impl Model {
 
     /// Start an epoch over `n` samples, shuffled with the model's own stream when asked.
     pub fn begin_epoch(&mut self, n: usize, shuffle: bool) {
+        self.begin_pass(n, shuffle);
+        self.reset_logs();
+    }
+
+    /// A new pass over the data (order and position) that keeps the running logs. With `steps_per_epoch`,
+    /// Keras's epochs cut passes: an epoch can end mid-pass, and a pass can end mid-epoch.
+    pub fn begin_pass(&mut self, n: usize, shuffle: bool) {
         let mut order: Vec<usize> = (0..n).collect();
         if shuffle {
             self.shuffle_rng.shuffle(&mut order);
         }
-        self.epoch = EpochState {
-            order,
-            cursor: 0,
-            loss_sum: 0.0,
-            seen: 0.0,
-            metric_sums: self.fresh_metric_states(),
-        };
+        self.epoch.order = order;
+        self.epoch.cursor = 0;
+    }
+
+    /// Reset the running loss and metrics (a new epoch's logs), keeping the position in the data.
+    pub fn reset_logs(&mut self) {
+        self.epoch.steps = 0;
+        self.epoch.loss_sum = 0.0;
+        self.epoch.seen = 0.0;
+        self.epoch.metric_sums = self.fresh_metric_states();
     }
 
     /// Run up to `max_steps` batches of the current epoch. Returns (batches run, epoch finished, running logs).
@@ -426,14 +439,14 @@ impl Model {
             let loss = result?;
             let bs = (end - start) as f64;
             self.epoch.cursor = end;
+            self.epoch.steps += 1;
             self.epoch.loss_sum += loss * bs;
             self.epoch.seen += bs;
             done += 1;
             let finished = self.epoch.cursor >= self.epoch.order.len();
             if throttle.due(finished || done == max_steps) {
                 let logs = self.epoch_logs();
-                let step = self.epoch.cursor.div_ceil(batch_size);
-                hook(step, &logs)?;
+                hook(self.epoch.steps, &logs)?;
             }
         }
         let finished = self.epoch.cursor >= self.epoch.order.len();
@@ -489,7 +502,7 @@ impl Model {
             loss_sum += (loss + penalty) * bs as f64;
             seen += bs as f64;
             for (st, m) in sums.iter_mut().zip(&c.metrics) {
-                m.update(&pred, &yb, swb, st);
+                m.update(&pred, &yb, None, st);
             }
             start += bs;
             if throttle.due(start >= n) {

@@ -136,9 +136,16 @@ def get(identifier: Any) -> Any:
                      f"({', '.join(NAMES)}) or one of {', '.join(_CLASSES)}")
 
 
-def spec(metric: Any) -> Any:
-    """What the engine receives for one metric: its name or its serialized config."""
-    return metric._serialized() if isinstance(metric, Metric) else metric
+def spec(metric: Any, name: Optional[str] = None) -> Any:
+    """What the engine receives for one metric: its name or its serialized config (renamed to ``name``)."""
+    if isinstance(metric, Metric):
+        out = metric._serialized()
+        if name is not None:
+            out["config"]["name"] = name
+        return out
+    if name is not None and name != metric:
+        return {"class_name": metric, "config": {"name": name}}
+    return metric
 
 
 def name_of(metric: Any) -> str:

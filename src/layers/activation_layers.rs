@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
-    /// Keras 3 ReLU: `max_value` above, `x` from `threshold`, `slope * (x - threshold)` below.
+    /// Keras 3 ReLU: `max_value` above, `x` strictly above `threshold`, `slope * (x - threshold)` at or below.
     Relu {
         max_value: Option<f32>,
         slope: f32,
@@ -34,6 +34,14 @@ pub struct ParamActivation {
 impl ParamActivation {
     pub fn from_config(class_name: &'static str, v: &Value) -> Result<Self> {
         let cfg = Cfg::new(class_name, v)?;
+        for key in ["negative_slope", "threshold", "alpha"] {
+            if v.get(key) == Some(&Value::Null) {
+                return Err(Error::Value(format!(
+                    "{class_name} '{}': `{key}` must be a number, received None",
+                    cfg.name
+                )));
+            }
+        }
         let non_negative = |key: &str, x: f32| -> Result<f32> {
             if x >= 0.0 {
                 Ok(x)
@@ -60,7 +68,7 @@ impl ParamActivation {
                     Some(_) => Some(non_negative("max_value", cfg.f32_or("max_value", 0.0)?)?),
                 },
                 slope: non_negative("negative_slope", cfg.f32_or("negative_slope", 0.0)?)?,
-                threshold: cfg.f32_or("threshold", 0.0)?,
+                threshold: non_negative("threshold", cfg.f32_or("threshold", 0.0)?)?,
             },
             "ELU" => Kind::Elu {
                 alpha: cfg.f32_or("alpha", 1.0)?,
@@ -109,7 +117,7 @@ impl Layer for ParamActivation {
                 slope,
                 threshold,
             } => x.data.iter_mut().for_each(|v| {
-                *v = if *v < threshold {
+                *v = if *v <= threshold {
                     slope * (*v - threshold)
                 } else {
                     max_value.map_or(*v, |m| v.min(m))
@@ -145,7 +153,7 @@ impl Layer for ParamActivation {
                 slope,
                 threshold,
             } => pairs.for_each(|(g, (&x, _))| {
-                *g *= if x < threshold {
+                *g *= if x <= threshold {
                     slope
                 } else if max_value.is_some_and(|m| x >= m) {
                     0.0
