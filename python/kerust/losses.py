@@ -33,6 +33,12 @@ class Loss:
                              "per-sample values yourself")
         yt = as_float32("y_true", y_true)
         yp = as_float32("y_pred", y_pred)
+        # Keras squeezes/expands a trailing axis of 1 so (n,) targets meet (n, 1) predictions
+        if not isinstance(self, SparseCategoricalCrossentropy):
+            if yt.ndim == yp.ndim - 1 and yp.shape[-1] == 1:
+                yt = yt[..., None]
+            elif yp.ndim == yt.ndim - 1 and yt.shape[-1] == 1:
+                yp = yp[..., None]
         return float(_core.loss_value(json.dumps(self._serialized()), yt, yp))
 
 

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 pub struct BatchNormalization {
     name: String,
+    /// The layer's own flag: a frozen BatchNormalization runs in inference mode, even without gamma/beta.
+    trainable: bool,
     axis: i64,
     momentum: f32,
     epsilon: f32,
@@ -44,6 +46,7 @@ impl BatchNormalization {
             )));
         }
         Ok(BatchNormalization {
+            trainable: true,
             axis,
             momentum,
             epsilon,
@@ -76,7 +79,7 @@ impl BatchNormalization {
 
     /// Whether training-mode statistics apply: a frozen BatchNormalization runs in inference mode (as Keras).
     fn uses_batch_stats(&self, training: bool) -> bool {
-        training && self.params.iter().any(|p| p.trainable)
+        training && self.trainable
     }
 }
 
@@ -243,7 +246,7 @@ impl Layer for BatchNormalization {
                 .zip(&sum_g)
                 .for_each(|(g, s)| *g += *s as f32);
         }
-        let batch_stats = self.params.iter().any(|p| p.trainable);
+        let batch_stats = self.trainable;
         let n = rows as f32;
         for (row, xh) in grad.data.chunks_mut(c).zip(self.xhat.chunks(c)) {
             for ch in 0..c {
@@ -263,6 +266,12 @@ impl Layer for BatchNormalization {
     }
     fn params_mut(&mut self) -> &mut [Param] {
         &mut self.params
+    }
+    fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+        for p in self.params.iter_mut() {
+            p.trainable = trainable && p.trainable_kind;
+        }
     }
     fn clear_cache(&mut self) {
         self.xhat = Vec::new();
@@ -294,6 +303,33 @@ mod tests {
         assert!((bn.params[2].value[0] - 0.025).abs() < 1e-7);
         // moving_variance = 0.99 * 1 + 0.01 * 1.25 (biased batch variance)
         assert!((bn.params[3].value[0] - 1.0025).abs() < 1e-6);
+    }
+
+    #[test]
+    fn without_gamma_and_beta_still_uses_batch_statistics() {
+        let mut bn =
+            BatchNormalization::from_config(&json!({"scale": false, "center": false})).unwrap();
+        let mut rng = Rng::new(0);
+        bn.build(&[1], &mut rng).unwrap();
+        let mut ctx = Ctx {
+            training: true,
+            rng: &mut rng,
+        };
+        let y = bn
+            .forward(Tensor::new(vec![2, 1], vec![1.0, 3.0]).unwrap(), &mut ctx)
+            .unwrap();
+        let k = 1.0 / (1.0f32 + 1e-3).sqrt();
+        assert!((y.data[0] + k).abs() < 1e-6 && (y.data[1] - k).abs() < 1e-6);
+        assert!((bn.params[0].value[0] - 0.02).abs() < 1e-7);
+        bn.set_trainable(false);
+        let mut ctx = Ctx {
+            training: true,
+            rng: &mut rng,
+        };
+        let y = bn
+            .forward(Tensor::new(vec![2, 1], vec![1.0, 3.0]).unwrap(), &mut ctx)
+            .unwrap();
+        assert!((y.data[0] - (1.0 - 0.02) / (1.0f32 + 1e-3).sqrt()).abs() < 1e-5);
     }
 
     #[test]

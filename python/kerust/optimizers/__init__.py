@@ -26,8 +26,8 @@ class Optimizer:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
         if kwargs.get("use_ema") or kwargs.get("gradient_accumulation_steps"):
             raise ValueError(f"{type(self).__name__}: use_ema and gradient_accumulation_steps are not supported yet")
-        if sum(kwargs.get(k) is not None for k in ("clipnorm", "global_clipnorm")) > 1:
-            raise ValueError("Only one of `clipnorm` and `global_clipnorm` can be set.")
+        if sum(kwargs.get(k) is not None for k in ("clipnorm", "clipvalue", "global_clipnorm")) > 1:
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set.")
         self.name = name or type(self).__name__.lower()
         self._config: dict = {k: kwargs.get(k, v) for k, v in self._defaults.items()}
         for k in common:
