@@ -542,6 +542,11 @@ class SpatialDropout2D(Layer):
     def _layer_config(self) -> dict:
         return {"rate": self.rate, "data_format": self.data_format or "channels_last", "seed": self.seed}
 
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("trainable")  # Keras's SpatialDropout2D config has no `trainable` (its __init__ rejects it)
+        return config
+
 
 class GaussianNoise(Layer):
     def __init__(self, stddev: float, seed: Optional[int] = None, **kwargs: Any) -> None:
