@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def as_float32(name: str, value: Any) -> np.ndarray:
@@ -30,3 +35,30 @@ def as_sample_weight(value: Any, n: int) -> np.ndarray | None:
     if w.shape[0] != n:
         raise ValueError(f"`sample_weight` must have one value per sample: expected {n}, received {w.shape[0]}")
     return w
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside the kerust package (the user's call)."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn_non_finite(name: str, arr: np.ndarray, where: str) -> None:
+    """Report NaN/inf in a float32 input with a ``UserWarning`` (Keras trains on them silently; the losses and
+    weights then become NaN). Costs one min and one max over the array when everything is finite."""
+    if arr.size == 0:
+        return
+    if np.isfinite(arr.min()) and np.isfinite(arr.max()):
+        return
+    n_nan = int(np.count_nonzero(np.isnan(arr)))
+    n_inf = int(np.count_nonzero(np.isinf(arr)))
+    warnings.warn(
+        f"{where}: `{name}` contains {n_nan + n_inf} non-finite value(s) ({n_nan} NaN, {n_inf} inf) out of "
+        f"{arr.size}; the loss and the weights will likely become NaN",
+        UserWarning,
+        stacklevel=_caller_stacklevel(),
+    )

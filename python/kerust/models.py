@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -12,7 +14,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from ._arrays import as_float32, as_sample_weight
+from ._arrays import as_float32, as_sample_weight, warn_non_finite
 from ._naming import unique_name
 from .layers import InputLayer, Layer
 
@@ -115,9 +117,11 @@ class Sequential:
         _check_shape(f"Model '{self.name}': input shape", shape)
         if not self._layers:
             return
-        core = _core.CoreModel(json.dumps(self._layer_configs()), [int(d) for d in shape])
+        core = _core.CoreModel(json.dumps(self._layer_configs()), [int(d) for d in shape], name=str(self.name))
         if kept_weights:
             core.set_weights(0, kept_weights, len(kept_weights), f"model '{self.name}'")
+        if getattr(self, "_trainer", (None, 0))[0] == threading.get_ident():
+            core.claim_training()  # built inside this thread's fit
         self._core = core
         if self._compile_args is not None:
             self._compile_core()
@@ -142,17 +146,27 @@ class Sequential:
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"`metrics` must be a list, received {type(metrics).__name__}")
         names: List[Any] = [metrics_module.get(m) for m in metrics or []]
+        # repeated names get Keras's suffixes: "acc", "acc_1", ...
+        unique: List[str] = []
+        for m in names:
+            base = metrics_module.name_of(m)
+            candidate, k = base, 0
+            while candidate in unique:
+                k += 1
+                candidate = f"{base}_{k}"
+            unique.append(candidate)
         self.optimizer = opt
         self.loss = loss
         self._loss_obj = loss_obj
-        self._compile_args = {"metrics": names}
+        self._compile_args = {"metrics": names, "metric_names": unique}
         if self._core is not None:
             self._compile_core()
 
     def _compile_core(self) -> None:
         assert self._compile_args is not None and self.optimizer is not None
         self._core.compile(json.dumps(self._loss_obj._serialized()), json.dumps(self.optimizer._serialized()),
-                           json.dumps([metrics_module.spec(m) for m in self._compile_args["metrics"]]))
+                           json.dumps([metrics_module.spec(m, name) for m, name in
+                                       zip(self._compile_args["metrics"], self._compile_args["metric_names"])]))
         self.optimizer._attach(self._core)
 
     @property
@@ -161,7 +175,7 @@ class Sequential:
 
     @property
     def metrics_names(self) -> List[str]:
-        return ["loss"] + [metrics_module.name_of(m) for m in (self._compile_args or {}).get("metrics", [])]
+        return ["loss"] + list((self._compile_args or {}).get("metric_names", []))
 
     def _require_compiled(self, what: str) -> None:
         if self._compile_args is None:
@@ -177,6 +191,29 @@ class Sequential:
         return y
 
     # ---- loops -------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _training(self) -> Any:
+        """Claim the model for a training call (fit, train_on_batch) for this thread: another thread's training
+        call meanwhile raises RuntimeError instead of interleaving with it (the engine's lock covers one engine
+        call; fit is many). The same thread may re-enter (a callback calling train_on_batch)."""
+        me = threading.get_ident()
+        with _CLAIM_LOCK:
+            owner, depth = getattr(self, "_trainer", (None, 0))
+            if owner is not None and owner != me:
+                raise RuntimeError(f"model '{self.name}' is busy: another thread is running fit/evaluate/predict "
+                                   "on it")
+            if depth == 0 and self._core is not None:
+                self._core.claim_training()  # the engine refuses other threads' weight changes until released
+            self._trainer = (me, depth + 1)
+        try:
+            yield
+        finally:
+            with _CLAIM_LOCK:
+                owner, depth = self._trainer
+                self._trainer = (None, 0) if depth <= 1 else (owner, depth - 1)
+                if depth <= 1 and self._core is not None:
+                    self._core.release_training()
+
     def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None, epochs: int = 1,
             verbose: Union[str, int] = "auto", callbacks: Optional[List[Any]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
@@ -184,6 +221,16 @@ class Sequential:
             steps_per_epoch: Optional[int] = None, validation_steps: Optional[int] = None,
             validation_batch_size: Optional[int] = None, validation_freq: int = 1) -> callbacks_module.History:
         self._require_compiled("training")
+        with self._training():
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                             shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
+                             validation_batch_size, validation_freq)
+
+    def _fit(self, x: Any, y: Any, batch_size: Optional[int], epochs: int, verbose: Union[str, int],
+             callbacks: Optional[List[Any]], validation_split: float, validation_data: Any, shuffle: bool,
+             class_weight: Optional[Dict[int, float]], sample_weight: Any, initial_epoch: int,
+             steps_per_epoch: Optional[int], validation_batch_size: Optional[int],
+             validation_freq: int) -> callbacks_module.History:
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         x = as_float32("x", x)
@@ -192,6 +239,8 @@ class Sequential:
         _require_samples(x)
         self._ensure_built(x)
         y = self._targets(y)
+        warn_non_finite("x", x, "fit")
+        warn_non_finite("y", y, "fit")
         sw = as_sample_weight(sample_weight, x.shape[0])
         if class_weight is not None:
             sw = _apply_class_weight(class_weight, y, sw)
@@ -231,21 +280,27 @@ class Sequential:
         initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
         self._initial_epoch = None
         epoch_logs: Dict[str, float] = {}
+        every_batch = cbs.needs_every_batch
+        progress = None if every_batch else cbs.progress("on_train_batch_end")
+        # With steps_per_epoch an epoch may end mid-pass; as Keras, the next epoch continues the same pass and a
+        # new (reshuffled) pass starts when the data is used up.
+        pass_done = True
         for epoch in range(initial_epoch, epochs):
             cbs.call("on_epoch_begin", epoch, None)
-            self._core.begin_epoch(n, bool(shuffle))
-            if cbs.needs_every_batch:
-                step = 0
-                while step < max_steps:
+            self._core.reset_logs()
+            step, logs = 0, []
+            while step < max_steps:
+                if pass_done:
+                    self._core.begin_pass(n, bool(shuffle))
+                if every_batch:
                     cbs.call("on_train_batch_begin", step, None)
-                    _, finished, logs = self._core.train_steps(x, y, sw, batch_size, 1, None)
+                done, pass_done, logs = self._core.train_steps(x, y, sw, batch_size,
+                                                               1 if every_batch else max_steps - step, progress)
+                if every_batch:
                     cbs.call("on_train_batch_end", step, _sorted_logs(logs))
-                    step += 1
-                    if finished or self.stop_training:
-                        break
-            else:
-                _, _, logs = self._core.train_steps(x, y, sw, batch_size, max_steps,
-                                                    cbs.progress("on_train_batch_end"))
+                step += done
+                if (pass_done and not steps_per_epoch) or (every_batch and self.stop_training):
+                    break
             epoch_logs = _sorted_logs(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vbs = _batch_size(validation_batch_size or batch_size)
@@ -264,6 +319,8 @@ class Sequential:
                              f"received {type(data).__name__}")
         xv = as_float32("validation_data x", data[0])
         yv = self._targets(data[1])
+        warn_non_finite("validation_data x", xv, "fit")
+        warn_non_finite("validation_data y", yv, "fit")
         swv = as_sample_weight(data[2], xv.shape[0]) if len(data) == 3 else None
         return xv, yv, swv
 
@@ -277,6 +334,8 @@ class Sequential:
         _require_samples(x)
         self._ensure_built(x)
         y = self._targets(y)
+        warn_non_finite("x", x, "evaluate")
+        warn_non_finite("y", y, "evaluate")
         sw = as_sample_weight(sample_weight, x.shape[0])
         n_steps = -(-x.shape[0] // batch_size)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "steps": n_steps}, verbose)
@@ -325,7 +384,8 @@ class Sequential:
         sw = as_sample_weight(sample_weight, x.shape[0])
         if class_weight is not None:
             sw = _apply_class_weight(class_weight, y, sw)
-        raw = self._core.train_on_batch(x, y, sw)
+        with self._training():
+            raw = self._core.train_on_batch(x, y, sw)
         if return_dict:
             return _sorted_logs(raw)
         values = [float(v) for _, v in raw]
@@ -416,6 +476,9 @@ class Sequential:
 
 
 _MAX_DIM = 2**31 - 1
+
+# guards every model's training claim (``Sequential._training``)
+_CLAIM_LOCK = threading.Lock()
 
 
 def _check_shape(what: str, shape: Sequence[Any]) -> None:

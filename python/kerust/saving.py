@@ -372,8 +372,12 @@ def _count_datasets(group: Any, where: str, depth: int = 0) -> int:
 
 def _layers_root(f: Any, where: str) -> Any:
     h5py = _h5py()
-    root_attrs = set(f.attrs.keys()) if hasattr(f, "attrs") else set()
-    if "layer_names" in root_attrs or "model_weights" in f:
+    try:  # a damaged file fails here first, with h5py's RuntimeError/KeyError
+        root_attrs = set(f.attrs.keys()) if hasattr(f, "attrs") else set()
+        legacy = "layer_names" in root_attrs or "model_weights" in f
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(f"Cannot load {where}: cannot read the file's root group ({exc})") from exc
+    if legacy:
         raise ValueError(f"Cannot load {where}: this is a legacy Keras 2 HDF5 file (`.h5`), which kerust does "
                          "not read; re-save it with Keras 3 as `.keras` or `.weights.h5`")
     for name in ("layers", "_layer_checkpoint_dependencies"):  # the second: files of TF-Keras 2.13
@@ -544,9 +548,13 @@ def _restore_optimizer(f: Any, model: Any, where: str) -> bool:
             raise ValueError(f"Cannot load {where}: 'optimizer/vars/{k}' has shape {_shape_str(ds.shape or ())} "
                              f"and dtype {ds.dtype}; expected {_shape_str(want)} numbers")
         entries.append(ds)
-    iterations = int(entries[0][()])
-    learning_rate = float(entries[1][()])
-    if iterations < 0 or not np.isfinite(learning_rate) or learning_rate <= 0:
+    try:  # an empty (null) dataset, inf, or a value too big for a float or an int64 step counter
+        iterations = int(entries[0][()])
+        learning_rate = float(entries[1][()])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"Cannot load {where}: optimizer iterations and learning rate must be numbers "
+                         f"({exc})") from exc
+    if not 0 <= iterations < 2**63 or not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"Cannot load {where}: optimizer iterations={iterations}, learning_rate={learning_rate}")
     new = [[np.zeros(0, np.float32)] * len(names) for _ in slots]
     for (i, j), ds in zip(order, entries[2:]):

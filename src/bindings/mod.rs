@@ -1,14 +1,29 @@
 //! The only pyo3 code: NumPy in and out, the GIL released around the loops, Python hooks, error mapping.
 //! Every entry point runs inside `guard`, so a Rust panic becomes a RuntimeError instead of crossing over.
+//!
+//! Threads: a `CoreModel` holds its `Model` in a `Mutex`. Reading calls (predict, evaluate, get_weights, ...)
+//! wait for it with the GIL released (and stay interruptible by Ctrl-C while they wait); changing calls
+//! (train_steps, train_on_batch, set_weights, ...) raise a RuntimeError saying the model is busy when another
+//! changing call holds it, or while another thread's `fit` has claimed the model (`claim_training`); a reading
+//! call holding it is waited for. The numeric work runs on kerust's own rayon pool, created per process (a
+//! pool inherited through `fork()` has no threads and is never touched), while progress hooks and Ctrl-C
+//! checks run on the calling Python thread.
 
 use crate::error::Error;
 use crate::model::{Data, Logs, Model};
 use crate::tensor::Tensor;
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 fn to_py(e: Error, stash: Option<PyErr>) -> PyErr {
     match e {
@@ -19,21 +34,28 @@ fn to_py(e: Error, stash: Option<PyErr>) -> PyErr {
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn internal_error(msg: &str) -> Error {
+    Error::Runtime(format!("kerust internal error (please report): {msg}"))
+}
+
 /// Run `f`, turning a panic into a RuntimeError (a bug report, never a crash).
 fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> PyResult<T> {
+    catch(f).map_err(|e| to_py(e, None))
+}
+
+/// `guard` without the conversion to a Python exception (usable with the GIL released).
+fn catch<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(to_py(e, None)),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(PyRuntimeError::new_err(format!(
-                "kerust internal error (please report): {msg}"
-            )))
-        }
+        Ok(r) => r,
+        Err(panic) => Err(internal_error(&panic_message(&*panic))),
     }
 }
 
@@ -57,38 +79,306 @@ fn weights_slice<'a>(w: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Optio
     }
 }
 
-/// Run a loop with the GIL released; `progress(step, logs)` is called from it with the GIL held,
-/// after checking for Ctrl-C. A Python exception from either stops the loop and is re-raised.
-fn run_detached<T: Send>(
-    py: Python<'_>,
-    progress: Option<Py<PyAny>>,
-    body: impl FnOnce(&mut dyn FnMut(usize, &Logs) -> Result<(), Error>) -> Result<T, Error> + Send,
-) -> PyResult<T> {
-    let mut stash: Option<PyErr> = None;
-    let result = py.detach(|| {
-        let mut hook = |step: usize, logs: &Logs| -> Result<(), Error> {
-            Python::attach(|py| {
-                if let Err(e) = py.check_signals() {
-                    stash = Some(e);
+// ---- the per-process thread pool ------------------------------------------------------------------------------
+
+/// kerust's rayon pool for this process. rayon's global pool cannot be used: after `fork()` the child inherits
+/// the pool's bookkeeping but none of its threads, so the first parallel loop would wait forever. A pool made
+/// by another process (the parent, before a fork) is leaked, never dropped: its threads do not exist here.
+/// Its size follows `RAYON_NUM_THREADS` (default: one thread per CPU).
+fn pool() -> Result<Arc<ThreadPool>, Error> {
+    static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, p)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(p.clone());
+        }
+    }
+    if let Some(inherited) = slot.take() {
+        std::mem::forget(inherited);
+    }
+    let p = Arc::new(
+        ThreadPoolBuilder::new()
+            .thread_name(|i| format!("kerust-{i}"))
+            .build()
+            .map_err(|e| Error::Runtime(format!("kerust: cannot start its worker threads: {e}")))?,
+    );
+    *slot = Some((pid, p.clone()));
+    Ok(p)
+}
+
+type HookFn<'a> = dyn FnMut(usize, &Logs) -> Result<(), Error> + 'a;
+
+/// Run `body` on kerust's pool while this (calling) thread serves its hook calls: the hook needs the calling
+/// thread, the one Python delivers signals to. A worker waiting for the hook's answer keeps running other
+/// kerust jobs meanwhile, so a hook that itself calls into kerust cannot starve the pool.
+fn on_pool<T: Send>(
+    hook: &mut HookFn<'_>,
+    body: impl FnOnce(&mut HookFn<'_>) -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    let pool = pool()?;
+    let (to_caller, from_worker) = mpsc::channel::<(usize, Logs)>();
+    let (to_worker, from_caller) = mpsc::channel::<Result<(), Error>>();
+    let mut out: Option<Result<T, Error>> = None;
+    let slot = &mut out;
+    pool.in_place_scope(|scope| {
+        scope.spawn(move |_| {
+            let mut remote = move |step: usize, logs: &Logs| -> Result<(), Error> {
+                if to_caller.send((step, logs.clone())).is_err() {
                     return Err(Error::Interrupted);
                 }
-                if let Some(cb) = &progress {
-                    if let Err(e) = cb.call1(py, (step, logs.clone())) {
+                loop {
+                    match from_caller.try_recv() {
+                        Ok(r) => return r,
+                        Err(mpsc::TryRecvError::Disconnected) => return Err(Error::Interrupted),
+                        Err(mpsc::TryRecvError::Empty) => {}
+                    }
+                    if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                        continue;
+                    }
+                    match from_caller.recv_timeout(Duration::from_millis(1)) {
+                        Ok(r) => return r,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err(Error::Interrupted)
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                }
+            };
+            *slot = Some(catch(|| body(&mut remote)));
+            // `remote` (and with it `to_caller`) is dropped here: the caller's loop below ends
+        });
+        while let Ok((step, logs)) = from_worker.recv() {
+            if to_worker.send(hook(step, &logs)).is_err() {
+                break;
+            }
+        }
+    });
+    out.unwrap_or_else(|| Err(internal_error("a worker job did not finish")))
+}
+
+// ---- the model lock --------------------------------------------------------------------------------------------
+
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+thread_local! {
+    static THREAD: u64 = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+fn this_thread() -> u64 {
+    THREAD.with(|t| *t)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    /// Wait for the model (predict, evaluate, reading weights).
+    Wait = 1,
+    /// Changing the model (training, writing weights): "busy" when another change holds it; a running read is
+    /// waited for (reads never wait for changes, so this cannot deadlock, and a predict in another thread
+    /// between two epochs does not break a fit).
+    Try = 2,
+}
+
+/// The locked model; remembers who holds it, so a call from the holder's own progress hook fails instead of
+/// waiting for itself, and a forked child does not wait for a thread that exists only in its parent.
+struct Held<'a> {
+    guard: MutexGuard<'a, Model>,
+    core: &'a CoreModel,
+    /// The mutex was poisoned (a panic while held): recovered, and reported to Python as a warning.
+    poisoned: bool,
+}
+
+/// How long a change (a fit's next engine call) gives way to reads that are waiting for the model.
+const READ_PRIORITY: Duration = Duration::from_millis(50);
+
+/// Counts one waiting read while it lives.
+struct WaitingRead<'a>(&'a AtomicU32);
+
+impl<'a> WaitingRead<'a> {
+    fn new(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        WaitingRead(counter)
+    }
+}
+
+impl Drop for WaitingRead<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.core.holder.store(0, Ordering::SeqCst);
+        self.core.owner.store(0, Ordering::SeqCst);
+        self.core.owner_pid.store(0, Ordering::SeqCst);
+    }
+}
+
+impl CoreModel {
+    fn busy(&self) -> Error {
+        Error::Runtime(format!(
+            "model '{}' is busy: another thread is running fit/evaluate/predict on it",
+            self.name
+        ))
+    }
+
+    fn held<'a>(
+        &'a self,
+        guard: MutexGuard<'a, Model>,
+        access: Access,
+        poisoned: bool,
+    ) -> Held<'a> {
+        self.holder.store(access as u8, Ordering::SeqCst);
+        self.owner.store(this_thread(), Ordering::SeqCst);
+        self.owner_pid.store(std::process::id(), Ordering::SeqCst);
+        Held {
+            guard,
+            core: self,
+            poisoned,
+        }
+    }
+
+    /// `Ok(None)`: held by someone else right now, worth waiting for; `Err`: busy for good (a change wanted
+    /// while another change runs), or a call that would wait for itself. With `defer`, a change also steps
+    /// aside (`Ok(None)`) while a read is waiting, so that reads get their turn between a fit's engine calls.
+    fn try_acquire(&self, access: Access, defer: bool) -> Result<Option<Held<'_>>, Error> {
+        if access == Access::Try {
+            let trainer = self.trainer.load(Ordering::SeqCst);
+            if trainer != 0 && trainer != this_thread() {
+                return Err(self.busy());
+            }
+            if defer && self.readers_waiting.load(Ordering::SeqCst) > 0 {
+                return Ok(None);
+            }
+        }
+        match self.inner.try_lock() {
+            Ok(g) => Ok(Some(self.held(g, access, false))),
+            Err(TryLockError::Poisoned(p)) => {
+                let g = p.into_inner();
+                self.inner.clear_poison();
+                Ok(Some(self.held(g, access, true)))
+            }
+            Err(TryLockError::WouldBlock) => {
+                if self.owner.load(Ordering::SeqCst) == this_thread() {
+                    return Err(Error::Runtime(format!(
+                        "model '{}' was called from inside one of its own fit/evaluate/predict calls (from a \
+                         progress callback); call it after that call returns",
+                        self.name
+                    )));
+                }
+                let pid = self.owner_pid.load(Ordering::SeqCst);
+                if pid != 0 && pid != std::process::id() {
+                    return Err(Error::Runtime(format!(
+                        "model '{}' was in use by another thread when this process was forked; it cannot be \
+                         used in the child process (build or load the model again)",
+                        self.name
+                    )));
+                }
+                if access == Access::Try && self.holder.load(Ordering::SeqCst) == Access::Try as u8
+                {
+                    return Err(self.busy());
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Take the model, waiting as `try_acquire` allows (GIL released: call inside `py.detach`). While waiting,
+    /// Ctrl-C is checked every 50 ms; a KeyboardInterrupt is left in `stash`.
+    fn acquire(&self, access: Access, stash: &mut Option<PyErr>) -> Result<Held<'_>, Error> {
+        let start = Instant::now();
+        let mut checked = start;
+        let mut nap = Duration::from_micros(20);
+        // a waiting read is counted, and changes give way to it for a while (bounded: no starving a fit)
+        let _waiting = (access == Access::Wait).then(|| WaitingRead::new(&self.readers_waiting));
+        loop {
+            let defer = start.elapsed() < READ_PRIORITY;
+            if let Some(h) = self.try_acquire(access, defer)? {
+                return Ok(h);
+            }
+            if checked.elapsed() >= Duration::from_millis(50) {
+                checked = Instant::now();
+                Python::attach(|py| py.check_signals()).map_err(|e| {
+                    *stash = Some(e);
+                    Error::Interrupted
+                })?;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    /// Run a short `f` on the model: without releasing the GIL when the model is free, else with the GIL
+    /// released while waiting (as `try_acquire` allows; a change meeting another change fails at once).
+    fn with<R: Send>(
+        &self,
+        py: Python<'_>,
+        access: Access,
+        f: impl FnOnce(&mut Model) -> Result<R, Error> + Send,
+    ) -> PyResult<R> {
+        let mut stash = None;
+        let (result, poisoned) = match self.try_acquire(access, true) {
+            Ok(Some(mut h)) => (catch(|| f(&mut h.guard)), h.poisoned),
+            Ok(None) => py.detach(|| match self.acquire(access, &mut stash) {
+                Ok(mut h) => (catch(|| f(&mut h.guard)), h.poisoned),
+                Err(e) => (Err(e), false),
+            }),
+            Err(e) => (Err(e), false),
+        };
+        self.report_poison(py, poisoned)?;
+        result.map_err(|e| to_py(e, stash))
+    }
+
+    /// Run a loop on the model with the GIL released and the work on kerust's pool. `progress(step, logs)` is
+    /// called from it with the GIL held, after checking for Ctrl-C; a Python exception from either stops the
+    /// loop (after the current batch) and is re-raised.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        access: Access,
+        progress: Option<Py<PyAny>>,
+        body: impl FnOnce(&mut Model, &mut HookFn<'_>) -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
+        let mut stash: Option<PyErr> = None;
+        let (result, poisoned) = py.detach(|| {
+            let mut held = match self.acquire(access, &mut stash) {
+                Ok(h) => h,
+                Err(e) => return (Err(e), false),
+            };
+            let poisoned = held.poisoned;
+            let model: &mut Model = &mut held.guard;
+            let mut hook = |step: usize, logs: &Logs| -> Result<(), Error> {
+                Python::attach(|py| {
+                    if let Err(e) = py.check_signals() {
                         stash = Some(e);
                         return Err(Error::Interrupted);
                     }
-                }
-                Ok(())
-            })
-        };
-        catch_unwind(AssertUnwindSafe(|| body(&mut hook)))
-    });
-    match result {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(to_py(e, stash)),
-        Err(_) => Err(PyRuntimeError::new_err(
-            "kerust internal error during a training loop (please report)",
-        )),
+                    if let Some(cb) = &progress {
+                        if let Err(e) = cb.call1(py, (step, logs.clone())) {
+                            stash = Some(e);
+                            return Err(Error::Interrupted);
+                        }
+                    }
+                    Ok(())
+                })
+            };
+            (on_pool(&mut hook, move |h| body(model, h)), poisoned)
+        });
+        self.report_poison(py, poisoned)?;
+        result.map_err(|e| to_py(e, stash))
+    }
+
+    fn report_poison(&self, py: Python<'_>, poisoned: bool) -> PyResult<()> {
+        if !poisoned {
+            return Ok(());
+        }
+        let msg = format!(
+            "model '{}': an earlier call failed with a kerust internal error while changing the model; its \
+             weights or optimizer state may be partly updated (please report the earlier error)",
+            self.name
+        );
+        let msg = std::ffi::CString::new(msg.replace('\0', " "))
+            .unwrap_or_else(|_| c"kerust internal error".to_owned());
+        PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)
     }
 }
 
@@ -99,17 +389,36 @@ fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyArrayD
 }
 
 /// The compiled model: owns every weight, gradient and optimizer slot.
-#[pyclass(name = "CoreModel", module = "kerust._core")]
+#[pyclass(name = "CoreModel", module = "kerust._core", frozen)]
 pub struct CoreModel {
-    inner: Model,
+    inner: Mutex<Model>,
+    name: String,
+    /// Fixed at construction, so reading them never waits for a running loop.
+    ranges: Vec<(usize, usize)>,
+    out_shape: Vec<usize>,
+    /// `this_thread()` of the holder of `inner` (0: none), its process id, and its `Access` (0: none).
+    owner: AtomicU64,
+    holder: AtomicU8,
+    /// `this_thread()` of the thread whose `fit` claimed the model (`claim_training`), 0: none. Changing calls
+    /// from any other thread are "busy" until it releases the claim, also between the fit's engine calls.
+    trainer: AtomicU64,
+    /// Reads waiting for `inner` now (changes give way to them for up to `READ_PRIORITY`).
+    readers_waiting: AtomicU32,
+    owner_pid: AtomicU32,
 }
 
 #[pymethods]
 impl CoreModel {
-    /// `layers_json`: a JSON list of `{"class_name", "config"}`; `input_shape` excludes the batch axis.
+    /// `layers_json`: a JSON list of `{"class_name", "config"}`; `input_shape` excludes the batch axis;
+    /// `name` is the Python model's name (for error messages).
     #[new]
-    #[pyo3(signature = (layers_json, input_shape, seed=None))]
-    fn new(layers_json: &str, input_shape: Vec<usize>, seed: Option<u64>) -> PyResult<Self> {
+    #[pyo3(signature = (layers_json, input_shape, seed=None, name=None))]
+    fn new(
+        layers_json: &str,
+        input_shape: Vec<usize>,
+        seed: Option<u64>,
+        name: Option<String>,
+    ) -> PyResult<Self> {
         let v = parse_json("layers", layers_json)?;
         guard(|| {
             let list = v
@@ -131,36 +440,51 @@ impl CoreModel {
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
             let seed = seed.unwrap_or_else(crate::rng::next_seed);
+            let model = Model::new(&specs, &input_shape, seed)?;
             Ok(CoreModel {
-                inner: Model::new(&specs, &input_shape, seed)?,
+                ranges: model.layer_weight_ranges(),
+                out_shape: model.output_shape().to_vec(),
+                inner: Mutex::new(model),
+                name: name.unwrap_or_else(|| "sequential".to_string()),
+                owner: AtomicU64::new(0),
+                holder: AtomicU8::new(0),
+                trainer: AtomicU64::new(0),
+                readers_waiting: AtomicU32::new(0),
+                owner_pid: AtomicU32::new(0),
             })
         })
     }
 
     /// Per layer: (name, class_name, output_shape, params, trainable_params).
-    fn layer_info(&self) -> Vec<(String, String, Vec<usize>, usize, usize)> {
-        self.inner
-            .layer_info()
-            .into_iter()
-            .map(|l| {
-                (
-                    l.name,
-                    l.class_name.to_string(),
-                    l.output_shape,
-                    l.params,
-                    l.trainable_params,
-                )
-            })
-            .collect()
+    #[allow(clippy::type_complexity)]
+    fn layer_info(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<Vec<(String, String, Vec<usize>, usize, usize)>> {
+        self.with(py, Access::Wait, |m| {
+            Ok(m.layer_info()
+                .into_iter()
+                .map(|l| {
+                    (
+                        l.name,
+                        l.class_name.to_string(),
+                        l.output_shape,
+                        l.params,
+                        l.trainable_params,
+                    )
+                })
+                .collect())
+        })
     }
 
     fn output_shape(&self) -> Vec<usize> {
-        self.inner.output_shape().to_vec()
+        self.out_shape.clone()
     }
 
     /// `metrics_json`: a JSON list of metric names or `{"class_name", "config"}` dicts.
     fn compile(
-        &mut self,
+        &self,
+        py: Python<'_>,
         loss_json: &str,
         optimizer_json: &str,
         metrics_json: &str,
@@ -168,35 +492,55 @@ impl CoreModel {
         let loss = parse_json("loss", loss_json)?;
         let opt = parse_json("optimizer", optimizer_json)?;
         let metrics = parse_json("metrics", metrics_json)?;
-        guard(|| {
+        self.with(py, Access::Try, move |m| {
             let list = metrics
                 .as_array()
                 .ok_or_else(|| Error::Type("metrics must be a list".into()))?;
-            self.inner.compile(&loss, &opt, list)
+            m.compile(&loss, &opt, list)
         })
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn prepare(
-        &mut self,
+        &self,
+        py: Python<'_>,
         x: PyReadonlyArrayDyn<'_, f32>,
         y: PyReadonlyArrayDyn<'_, f32>,
         sample_weight: Option<PyReadonlyArray1<'_, f32>>,
     ) -> PyResult<()> {
         let (xd, yd) = (data("x", &x)?, data("y", &y)?);
         let sw = weights_slice(&sample_weight)?;
-        guard(|| self.inner.prepare(&xd, &yd, sw))
+        self.with(py, Access::Try, move |m| m.prepare(&xd, &yd, sw))
     }
 
-    fn begin_epoch(&mut self, n: usize, shuffle: bool) {
-        self.inner.begin_epoch(n, shuffle)
+    fn begin_epoch(&self, py: Python<'_>, n: usize, shuffle: bool) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
+            m.begin_epoch(n, shuffle);
+            Ok(())
+        })
+    }
+
+    /// A new pass over the data that keeps the epoch's running logs (for `steps_per_epoch`).
+    fn begin_pass(&self, py: Python<'_>, n: usize, shuffle: bool) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
+            m.begin_pass(n, shuffle);
+            Ok(())
+        })
+    }
+
+    /// Reset the running loss and metrics for a new epoch, keeping the position in the data.
+    fn reset_logs(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
+            m.reset_logs();
+            Ok(())
+        })
     }
 
     /// Up to `max_steps` batches of the current epoch with the GIL released. Returns (steps, finished, logs).
     #[pyo3(signature = (x, y, sample_weight, batch_size, max_steps, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn train_steps(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: PyReadonlyArrayDyn<'_, f32>,
         y: PyReadonlyArrayDyn<'_, f32>,
@@ -207,15 +551,14 @@ impl CoreModel {
     ) -> PyResult<(usize, bool, Logs)> {
         let (xd, yd) = (data("x", &x)?, data("y", &y)?);
         let sw = weights_slice(&sample_weight)?;
-        let inner = &mut self.inner;
-        run_detached(py, progress, move |hook| {
-            inner.train_steps(&xd, &yd, sw, batch_size, max_steps, hook)
+        self.run(py, Access::Try, progress, move |m, hook| {
+            m.train_steps(&xd, &yd, sw, batch_size, max_steps, hook)
         })
     }
 
     #[pyo3(signature = (x, y, sample_weight, batch_size, progress=None))]
     fn evaluate(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: PyReadonlyArrayDyn<'_, f32>,
         y: PyReadonlyArrayDyn<'_, f32>,
@@ -225,31 +568,29 @@ impl CoreModel {
     ) -> PyResult<Logs> {
         let (xd, yd) = (data("x", &x)?, data("y", &y)?);
         let sw = weights_slice(&sample_weight)?;
-        let inner = &mut self.inner;
-        run_detached(py, progress, move |hook| {
-            inner.evaluate(&xd, &yd, sw, batch_size, hook)
+        self.run(py, Access::Wait, progress, move |m, hook| {
+            m.evaluate(&xd, &yd, sw, batch_size, hook)
         })
     }
 
     #[pyo3(signature = (x, batch_size, progress=None))]
     fn predict<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         x: PyReadonlyArrayDyn<'py, f32>,
         batch_size: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let xd = data("x", &x)?;
-        let inner = &mut self.inner;
-        let out = run_detached(py, progress, move |hook| {
-            inner.predict(&xd, batch_size, hook)
+        let out = self.run(py, Access::Wait, progress, move |m, hook| {
+            m.predict(&xd, batch_size, hook)
         })?;
         tensor_to_py(py, out)
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn train_on_batch(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: PyReadonlyArrayDyn<'_, f32>,
         y: PyReadonlyArrayDyn<'_, f32>,
@@ -257,13 +598,13 @@ impl CoreModel {
     ) -> PyResult<Logs> {
         let (xd, yd) = (data("x", &x)?, data("y", &y)?);
         let sw = weights_slice(&sample_weight)?;
-        let inner = &mut self.inner;
-        run_detached(py, None, move |_| inner.train_on_batch(&xd, &yd, sw))
+        self.run(py, Access::Try, None, move |m, _| {
+            m.train_on_batch(&xd, &yd, sw)
+        })
     }
 
     fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
-        self.inner
-            .weights()
+        self.with(py, Access::Wait, |m| Ok(m.weights()))?
             .into_iter()
             .map(|(shape, data)| tensor_to_py(py, Tensor { shape, data }))
             .collect()
@@ -271,7 +612,8 @@ impl CoreModel {
 
     /// Replace `expected` weights starting at `first`; `who` names the model or layer in errors.
     fn set_weights(
-        &mut self,
+        &self,
+        py: Python<'_>,
         first: usize,
         weights: Vec<PyReadonlyArrayDyn<'_, f32>>,
         expected: usize,
@@ -281,31 +623,36 @@ impl CoreModel {
             .iter()
             .map(|w| (w.shape().to_vec(), w.as_array().iter().copied().collect()))
             .collect();
-        guard(|| self.inner.set_weights(first, &new, expected, who))
+        self.with(py, Access::Try, move |m| {
+            m.set_weights(first, &new, expected, who)
+        })
     }
 
     fn layer_weight_ranges(&self) -> Vec<(usize, usize)> {
-        self.inner.layer_weight_ranges()
+        self.ranges.clone()
     }
 
-    fn set_layer_trainable(&mut self, index: usize, trainable: bool) -> PyResult<()> {
-        guard(|| self.inner.set_layer_trainable(index, trainable))
+    fn set_layer_trainable(&self, py: Python<'_>, index: usize, trainable: bool) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
+            m.set_layer_trainable(index, trainable)
+        })
     }
 
     /// (iterations, slot names, per trainable weight its slot arrays shaped like the weight).
     #[allow(clippy::type_complexity)]
     fn get_optimizer_state<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
     ) -> PyResult<(u64, Vec<String>, Vec<Vec<Bound<'py, PyArrayDyn<f32>>>>)> {
-        let shapes: Vec<Vec<usize>> = self
-            .inner
-            .weights_info()
-            .into_iter()
-            .filter(|(_, trainable)| *trainable)
-            .map(|(shape, _)| shape)
-            .collect();
-        let (it, names, slots) = guard(|| self.inner.optimizer_state())?;
+        let (shapes, (it, names, slots)) = self.with(py, Access::Wait, |m| {
+            let shapes: Vec<Vec<usize>> = m
+                .weights_info()
+                .into_iter()
+                .filter(|(_, trainable)| *trainable)
+                .map(|(shape, _)| shape)
+                .collect();
+            Ok((shapes, m.optimizer_state()?))
+        })?;
         let arrays = slots
             .into_iter()
             .zip(&shapes)
@@ -327,7 +674,8 @@ impl CoreModel {
     }
 
     fn set_optimizer_state(
-        &mut self,
+        &self,
+        py: Python<'_>,
         iterations: u64,
         slots: Vec<Vec<PyReadonlyArrayDyn<'_, f32>>>,
     ) -> PyResult<()> {
@@ -339,26 +687,30 @@ impl CoreModel {
                     .collect()
             })
             .collect();
-        guard(|| self.inner.set_optimizer_state(iterations, values))
+        self.with(py, Access::Try, move |m| {
+            m.set_optimizer_state(iterations, values)
+        })
     }
 
     #[getter]
-    fn learning_rate(&self) -> Option<f32> {
-        self.inner.compiled().map(|c| match &c.optimizer.schedule {
-            Some(s) => s.at(c.optimizer.iterations),
-            None => c.optimizer.learning_rate,
+    fn learning_rate(&self, py: Python<'_>) -> PyResult<Option<f32>> {
+        self.with(py, Access::Wait, |m| {
+            Ok(m.compiled().map(|c| match &c.optimizer.schedule {
+                Some(s) => s.at(c.optimizer.iterations),
+                None => c.optimizer.learning_rate,
+            }))
         })
     }
 
     #[setter]
-    fn set_learning_rate(&mut self, lr: f32) -> PyResult<()> {
-        guard(|| {
+    fn set_learning_rate(&self, py: Python<'_>, lr: f32) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
             if !(lr.is_finite() && lr >= 0.0) {
                 return Err(Error::Value(format!(
                     "learning_rate must be a non-negative number, received {lr}"
                 )));
             }
-            let opt = self.inner.optimizer_mut()?;
+            let opt = m.optimizer_mut()?;
             if opt.schedule.is_some() {
                 return Err(Error::Type(
                     "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` \
@@ -374,11 +726,38 @@ impl CoreModel {
     }
 
     #[getter]
-    fn iterations(&self) -> u64 {
-        self.inner
-            .compiled()
-            .map(|c| c.optimizer.iterations)
-            .unwrap_or(0)
+    fn iterations(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, Access::Wait, |m| {
+            Ok(m.compiled().map(|c| c.optimizer.iterations).unwrap_or(0))
+        })
+    }
+
+    /// Claim the model for this thread's training session (Python's `fit`): until `release_training`, changing
+    /// calls from other threads raise "busy". Claiming again from the same thread is a no-op.
+    fn claim_training(&self) -> PyResult<()> {
+        let me = this_thread();
+        match self
+            .trainer
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => Ok(()),
+            Err(t) if t == me => Ok(()),
+            Err(_) => Err(to_py(self.busy(), None)),
+        }
+    }
+
+    /// End this thread's claim (no-op for a thread that holds none).
+    fn release_training(&self) {
+        let me = this_thread();
+        let _ = self
+            .trainer
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The model's name, as given at construction (used in error messages).
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
     }
 }
 
