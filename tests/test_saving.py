@@ -251,6 +251,9 @@ OPTIMIZERS = {
     "adagrad": lambda: kerust.optimizers.Adagrad(),
     "adadelta": lambda: kerust.optimizers.Adadelta(learning_rate=1.0),
     "adamax": lambda: kerust.optimizers.Adamax(),
+    "nadam": lambda: kerust.optimizers.Nadam(),
+    "sgd_schedule": lambda: kerust.optimizers.SGD(
+        kerust.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5), momentum=0.5),
 }
 
 
@@ -269,6 +272,9 @@ def test_new_layers_and_every_optimizer_round_trip_bit_exactly(tmp_path):
         again = saving.load_model(path)
         assert type(again.optimizer) is type(model.optimizer)
         np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+        if name == "nadam":
+            assert again._core.nadam_u_product == model._core.nadam_u_product < 1.0
+        assert again.optimizer.learning_rate == model.optimizer.learning_rate
         a, b = model._core.get_optimizer_state(), again._core.get_optimizer_state()
         assert a[0] == b[0] and list(a[1]) == list(b[1])
         for sa, sb in zip(a[2], b[2]):

@@ -489,7 +489,10 @@ _SLOT_GROUPS = {
     "adagrad": (("accumulator",),),
     "adadelta": (("accumulated_grad", "accumulated_delta_var"),),
     "adamax": (("m", "norm"),),
+    "nadam": (("momentum", "velocity"),),  # and, last, the scalar u_product (see _EXTRA_SCALARS)
 }
+# Optimizer variables Keras stores after the slots, by optimizer: one float32 scalar each.
+_EXTRA_SCALARS = {"nadam": ("nadam_u_product",)}
 
 
 def _slot_layout(model: Any) -> tuple[int, list[str], list[list[np.ndarray]], list[tuple[int, int]]]:
@@ -508,18 +511,17 @@ def _slot_layout(model: Any) -> tuple[int, list[str], list[list[np.ndarray]], li
 def _write_optimizer(f: Any, model: Any) -> None:
     if model._core is None or not model.compiled:
         return
-    if type(model.optimizer).__name__.lower() not in _SLOT_GROUPS:
-        warnings.warn(f"{type(model.optimizer).__name__}'s state is not written to the file (kerust does not know "
-                      "Keras's variable layout for it yet); training resumed from the file starts fresh state.",
-                      stacklevel=3)
-        return
     iterations, _, slots, order = _slot_layout(model)
     group = f.create_group("optimizer").create_group("vars")
     group.attrs["name"] = model.optimizer.name
+    head = _head_count(model)
     group.create_dataset("0", data=np.int64(iterations))
-    group.create_dataset("1", data=np.float32(model.optimizer.learning_rate))
+    if head == 2:
+        group.create_dataset("1", data=np.float32(model.optimizer.learning_rate))
     for k, (i, j) in enumerate(order):
-        group.create_dataset(str(2 + k), data=slots[i][j])
+        group.create_dataset(str(head + k), data=slots[i][j])
+    for k, attr in enumerate(_EXTRA_SCALARS.get(type(model.optimizer).__name__.lower(), ())):
+        group.create_dataset(str(head + len(order) + k), data=np.float32(getattr(model._core, attr)))
 
 
 def _restore_optimizer(f: Any, model: Any, where: str) -> bool:
@@ -532,36 +534,55 @@ def _restore_optimizer(f: Any, model: Any, where: str) -> bool:
     if not isinstance(variables, h5py.Group):
         raise ValueError(f"Cannot load {where}: 'optimizer' has no 'vars' group")
     _, names, slots, order = _slot_layout(model)
+    head = _head_count(model)
+    extras = _EXTRA_SCALARS.get(type(model.optimizer).__name__.lower(), ())
+    total = head + len(order) + len(extras)
     keys = _keys(variables, where)
-    if len(keys) != 2 + len(order):
+    if len(keys) != total:
         raise ValueError(
             f"Cannot load {where}: the file holds {len(keys)} optimizer variables, but "
-            f"{type(model.optimizer).__name__} on this model needs {2 + len(order)} (iterations, learning rate "
-            f"and {len(names)} slot(s) {names} for each of {len(slots)} trainable weights)")
+            f"{type(model.optimizer).__name__} on this model needs {total} (iterations"
+            f"{', learning rate' if head == 2 else ''}, {len(names)} slot(s) {names} for each of {len(slots)} "
+            f"trainable weights{', ' + ', '.join(extras) if extras else ''})")
     entries = []
-    for k in range(2 + len(order)):
+    for k in range(total):
         ds = _child(variables, str(k), where)
         if not isinstance(ds, h5py.Dataset) or ds.is_virtual or ds.external:
             raise ValueError(f"Cannot load {where}: 'optimizer/vars/{k}' is missing or not a plain dataset")
-        want = () if k < 2 else slots[order[k - 2][0]][order[k - 2][1]].shape
+        slot = k - head
+        want = slots[order[slot][0]][order[slot][1]].shape if 0 <= slot < len(order) else ()
         if tuple(ds.shape or ()) != tuple(want) or ds.dtype.kind not in "fiu":
             raise ValueError(f"Cannot load {where}: 'optimizer/vars/{k}' has shape {_shape_str(ds.shape or ())} "
                              f"and dtype {ds.dtype}; expected {_shape_str(want)} numbers")
         entries.append(ds)
     try:  # an empty (null) dataset, inf, or a value too big for a float or an int64 step counter
         iterations = int(entries[0][()])
-        learning_rate = float(entries[1][()])
+        learning_rate = float(entries[1][()]) if head == 2 else 0.0
+        scalars = [float(ds[()]) for ds in entries[head + len(order):]]
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"Cannot load {where}: optimizer iterations and learning rate must be numbers "
+        raise ValueError(f"Cannot load {where}: optimizer iterations, learning rate and scalars must be numbers "
                          f"({exc})") from exc
-    if not 0 <= iterations < 2**63 or not np.isfinite(learning_rate) or learning_rate <= 0:
+    if not 0 <= iterations < 2**63 or not np.isfinite(learning_rate) or learning_rate < 0:
         raise ValueError(f"Cannot load {where}: optimizer iterations={iterations}, learning_rate={learning_rate}")
     new = [[np.zeros(0, np.float32)] * len(names) for _ in slots]
-    for (i, j), ds in zip(order, entries[2:]):
+    for (i, j), ds in zip(order, entries[head:]):
         new[i][j] = np.ascontiguousarray(ds[()], dtype=np.float32)
     model._core.set_optimizer_state(iterations, new)
-    model.optimizer.learning_rate = learning_rate
+    if head == 2:
+        model.optimizer.learning_rate = learning_rate
+    for attr, value in zip(extras, scalars):
+        try:
+            setattr(model._core, attr, value)
+        except ValueError as exc:
+            raise ValueError(f"Cannot load {where}: {exc}") from exc
     return True
+
+
+def _head_count(model: Any) -> int:
+    """Keras stores `iterations`, then the learning rate unless it is a schedule (which holds no variable)."""
+    from .optimizers import LearningRateSchedule
+
+    return 1 if isinstance(model.optimizer._learning_rate, LearningRateSchedule) else 2
 
 
 def _weights_h5_bytes(model: Any) -> bytes:
@@ -787,8 +808,10 @@ def _optimizer_from_config(value: Any) -> Any:
     if cfg.get("decay", 0) in (0, 0.0, None):
         cfg.pop("decay", None)
     lr = cfg.get("learning_rate")
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))):
-        raise ValueError(f"learning_rate {lr!r} is not a number (schedules are not supported by kerust yet)")
+    if isinstance(lr, dict):  # a schedule: known classes only
+        _check_keras_origin(lr, f"learning rate schedule {lr.get('class_name')!r}")
+    elif lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))):
+        raise ValueError(f"learning_rate {lr!r} is neither a number nor a learning rate schedule")
     return optimizers_module.get({"class_name": value["class_name"], "config": cfg})
 
 

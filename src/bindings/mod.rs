@@ -692,6 +692,25 @@ impl CoreModel {
         })
     }
 
+    /// Nadam's running momentum-cache product (a Keras optimizer variable, saved last in its files).
+    #[getter]
+    fn nadam_u_product(&self, py: Python<'_>) -> PyResult<f32> {
+        self.with(py, Access::Wait, |m| Ok(m.optimizer_mut()?.nadam_u_product))
+    }
+
+    #[setter]
+    fn set_nadam_u_product(&self, py: Python<'_>, value: f32) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
+            if !(value.is_finite() && value > 0.0 && value <= 1.0) {
+                return Err(Error::Value(format!(
+                    "Nadam's u_product must be in (0, 1], received {value}"
+                )));
+            }
+            m.optimizer_mut()?.nadam_u_product = value;
+            Ok(())
+        })
+    }
+
     #[getter]
     fn learning_rate(&self, py: Python<'_>) -> PyResult<Option<f32>> {
         self.with(py, Access::Wait, |m| {
