@@ -128,6 +128,22 @@ impl<'a> Cfg<'a> {
         }
     }
 
+    /// A dropout `rate` in [0, 1).
+    pub fn rate(&self) -> Result<f32> {
+        let rate = self.f32_or("rate", f32::NAN)?;
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::Value(format!(
+                "{} '{}': `rate` must be a number in the range [0, 1), received {}",
+                self.class_name,
+                self.name,
+                self.raw("rate")
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "nothing".into())
+            )));
+        }
+        Ok(rate)
+    }
+
     /// Channels-last only: `data_format` must be absent or "channels_last".
     pub fn channels_last(&self) -> Result<()> {
         match self.str_or("data_format", "channels_last")? {

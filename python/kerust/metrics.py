@@ -8,22 +8,8 @@ from typing import Any, Optional
 
 from . import _core
 
-NAMES = (
-    "accuracy",
-    "acc",
-    "binary_accuracy",
-    "categorical_accuracy",
-    "sparse_categorical_accuracy",
-    "top_k_categorical_accuracy",
-    "sparse_top_k_categorical_accuracy",
-    "mean_squared_error",
-    "mse",
-    "mean_absolute_error",
-    "mae",
-    "precision",
-    "recall",
-    "auc",
-)
+NAMES = tuple(_core.METRIC_NAMES)
+"""Metric names the engine knows (its list: the one source)."""
 
 
 class Metric:

@@ -841,6 +841,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(schedule_value, m)?)?;
     m.add("simd_level", crate::kernels::simd::level())?;
+    m.add("METRIC_NAMES", crate::metrics::NAMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -18,16 +18,7 @@ pub struct Dropout {
 impl Dropout {
     pub fn from_config(v: &Value) -> Result<Self> {
         let cfg = Cfg::new("Dropout", v)?;
-        let rate = cfg.f32_or("rate", f32::NAN)?;
-        if !(0.0..1.0).contains(&rate) {
-            return Err(Error::Value(format!(
-                "Dropout '{}': `rate` must be a number in the range [0, 1), received {}",
-                cfg.name,
-                cfg.raw("rate")
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "nothing".into())
-            )));
-        }
+        let rate = cfg.rate()?;
         if cfg.raw("noise_shape").is_some() {
             return Err(Error::Value(format!(
                 "Dropout '{}': `noise_shape` is not supported by kerust yet",

@@ -20,16 +20,7 @@ impl SpatialDropout2D {
     pub fn from_config(v: &Value) -> Result<Self> {
         let cfg = Cfg::new("SpatialDropout2D", v)?;
         cfg.channels_last()?;
-        let rate = cfg.f32_or("rate", f32::NAN)?;
-        if !(0.0..1.0).contains(&rate) {
-            return Err(Error::Value(format!(
-                "SpatialDropout2D '{}': `rate` must be a number in the range [0, 1), received {}",
-                cfg.name,
-                cfg.raw("rate")
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "nothing".into())
-            )));
-        }
+        let rate = cfg.rate()?;
         Ok(SpatialDropout2D {
             own_rng: cfg.raw("seed").and_then(Value::as_u64).map(Rng::new),
             name: cfg.name,
