@@ -308,8 +308,56 @@ def _parse_json(raw: bytes, where: str) -> Any:
 
 
 # ---- the HDF5 weights ----------------------------------------------------------------------------------------
+# What a malformed HDF5 file may make libhdf5 allocate while we walk it (in a probe child, see _probe_h5).
+_PROBE_MEMORY_BYTES = 1 << 30
+_PROBE_SECONDS = 60
+
+
+def _walk_h5(source: Any) -> None:
+    """Touch every link, object, shape and attribute: what loading will do to the file's structure."""
+    h5py = _h5py()
+    with h5py.File(source, "r") as f:
+        def visit(name: str, obj: Any) -> None:
+            list(obj.attrs.keys())
+            if isinstance(obj, h5py.Dataset):
+                _ = (obj.shape, obj.dtype)
+
+        list(f.attrs.keys())
+        f.visititems(visit)
+
+
+def _probe_h5(source: Any, where: str) -> None:
+    """Walk the HDF5 structure in a forked child under a memory and time limit first: a crafted file can make
+    libhdf5 itself allocate without bound while listing a group, which no check in this process could stop.
+    Where fork is unavailable (not POSIX) the walk is skipped."""
+    if not hasattr(os, "fork") or not hasattr(os, "waitpid"):
+        return
+    import resource
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 1
+        try:
+            with open("/proc/self/statm") as fh:
+                vm = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            resource.setrlimit(resource.RLIMIT_AS, (vm + _PROBE_MEMORY_BYTES, vm + _PROBE_MEMORY_BYTES))
+            signal.alarm(_PROBE_SECONDS)
+            _walk_h5(source)
+            code = 0
+        except BaseException:  # noqa: B036 - any failure in the child is a verdict on the file
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        raise ValueError(f"Cannot load {where}: the HDF5 structure is malformed (walking it failed or needed more "
+                         f"than {_PROBE_MEMORY_BYTES >> 20} MiB or {_PROBE_SECONDS} s)")
+
+
 def _open_h5_bytes(data: bytes, where: str) -> Any:
     h5py = _h5py()
+    _probe_h5(io.BytesIO(data), where)
     try:
         return h5py.File(io.BytesIO(data), "r")
     except (OSError, ValueError, RuntimeError) as exc:
@@ -319,6 +367,7 @@ def _open_h5_bytes(data: bytes, where: str) -> Any:
 def _open_h5_path(path: str) -> Any:
     h5py = _h5py()
     _check_file(path)
+    _probe_h5(path, f"'{path}'")
     try:
         return h5py.File(path, "r")
     except (OSError, ValueError, RuntimeError) as exc:
