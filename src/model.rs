@@ -103,6 +103,7 @@ pub struct LayerInfo {
 
 pub struct Model {
     layers: Vec<Box<dyn Layer>>,
+    non_finite_source: Option<String>,
     input_shape: Vec<usize>,
     output_shapes: Vec<Vec<usize>>,
     rng: Rng,
@@ -171,6 +172,7 @@ impl Model {
         }
         Ok(Model {
             layers,
+            non_finite_source: None,
             input_shape: input_shape.to_vec(),
             output_shapes,
             rng,
@@ -296,11 +298,26 @@ impl Model {
             training,
             rng: &mut self.rng,
         };
+        // In training, note where non-finite values first appear, so a NaN loss can be traced to a layer.
+        let watch = training && self.non_finite_source.is_none();
+        if watch && !all_finite(&x.data) {
+            self.non_finite_source = Some("the input batch".into());
+        }
         let mut h = x;
         for layer in self.layers.iter_mut() {
             h = layer.forward(h, &mut ctx)?;
+            if watch && self.non_finite_source.is_none() && !all_finite(&h.data) {
+                self.non_finite_source =
+                    Some(format!("layer '{}' ({})", layer.name(), layer.class_name()));
+            }
         }
         Ok(h)
+    }
+
+    /// Where non-finite values first appeared in the training forward passes since the model was built or
+    /// last asked (e.g. "layer 'dense_1' (Dense)"); None while everything stayed finite.
+    pub fn take_non_finite_source(&mut self) -> Option<String> {
+        self.non_finite_source.take()
     }
 
     /// Zeroed metric states for the compiled metrics.
@@ -699,6 +716,20 @@ impl Model {
         layer.set_trainable(trainable);
         Ok(())
     }
+}
+
+crate::simd_fn! {
+    fn all_finite_into(data: &[f32], out: &mut bool) {
+        // a sum of `x * 0` is NaN exactly when some x is NaN or infinite; vectorises, unlike an early exit
+        let s: f32 = data.iter().map(|v| v * 0.0).sum();
+        *out = s == 0.0;
+    }
+}
+
+fn all_finite(data: &[f32]) -> bool {
+    let mut ok = true;
+    all_finite_into(data, &mut ok);
+    ok
 }
 
 fn not_compiled() -> Error {

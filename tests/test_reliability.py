@@ -518,3 +518,26 @@ if __name__ == "__main__":
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     print(json.dumps(out))
+
+
+def test_nan_loss_message_names_where_non_finite_values_first_appeared(capsys):
+    """TerminateOnNaN says which layer first produced NaN/inf in the forward pass (or that the input had them)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 4)).astype("float32")
+    y = np.arange(32) % 3
+    model = kerust.Sequential([kerust.Input((4,)), kerust.layers.Dense(8, activation="relu", name="nan_h"),
+                               kerust.layers.Dense(3, activation="softmax", name="nan_out")])
+    model.compile(optimizer=kerust.optimizers.SGD(1e30), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[kerust.callbacks.TerminateOnNaN()])
+    out = capsys.readouterr().out
+    assert "Invalid loss, terminating training (non-finite values first appeared in layer 'nan_" in out, out
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    model2 = kerust.Sequential([kerust.Input((4,)), kerust.layers.Dense(3, activation="softmax", name="nan_o2")])
+    model2.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model2.fit(bad, y, epochs=1, batch_size=32, verbose=0, callbacks=[kerust.callbacks.TerminateOnNaN()])
+    assert "non-finite values first appeared in the input batch" in capsys.readouterr().out

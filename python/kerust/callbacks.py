@@ -859,10 +859,14 @@ class TerminateOnNaN(Callback):
         logs = logs or {}
         loss = logs.get("loss")
         if loss is not None and (np.isnan(loss) or np.isinf(loss)):
+            # the engine notes where non-finite values first appeared in the forward passes
+            core = getattr(self.model, "_core", None)
+            source = core.take_non_finite_source() if core is not None else None
+            where = f" (non-finite values first appeared in {source})" if source else ""
             if self.raise_error:
                 raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
-                                   "Terminating training immediately.")
-            print_msg(f"Batch {batch}: Invalid loss, terminating training")
+                                   f"Terminating training immediately.{where}")
+            print_msg(f"Batch {batch}: Invalid loss, terminating training{where}")
             self.model.stop_training = True
 
 

@@ -692,6 +692,12 @@ impl CoreModel {
         })
     }
 
+    /// Where non-finite values first appeared in training since the last call (then cleared), e.g.
+    /// "layer 'dense_1' (Dense)"; None while everything stayed finite.
+    fn take_non_finite_source(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.with(py, Access::Wait, |m| Ok(m.take_non_finite_source()))
+    }
+
     /// Nadam's running momentum-cache product (a Keras optimizer variable, saved last in its files).
     #[getter]
     fn nadam_u_product(&self, py: Python<'_>) -> PyResult<f32> {
