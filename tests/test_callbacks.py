@@ -643,7 +643,9 @@ def test_terminate_on_nan_stops_at_the_bad_batch(capsys):
     x[9] = np.nan  # sample 9 is in batch 2 (batches of 4, no shuffling)
     m = _regressor()
     hist = m.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[callbacks.TerminateOnNaN()])
-    assert capsys.readouterr().out == "Batch 2: Invalid loss, terminating training\n"
+    # Keras's message, plus kerust's note of where the NaN/inf came from (here: the input batch)
+    assert capsys.readouterr().out == ("Batch 2: Invalid loss, terminating training (non-finite values first "
+                                       "appeared in the input batch)\n")
     assert m.optimizer.iterations == 3
     assert hist.epoch == [0] and math.isnan(hist.history["loss"][0])
     m2 = _regressor()
