@@ -890,23 +890,10 @@ class LambdaCallback(Callback):
 
 
 def _atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it and rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    import secrets  # lazily: keeps `import kerust` fast
+    """Write ``text`` atomically (the same temp-file, fsync and rename as the model files)."""
+    from .saving import _atomic_write
 
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    _atomic_write(path, text.encode())
 
 
 class BackupAndRestore(Callback):
