@@ -197,6 +197,31 @@ def _no_unsupported(layer: str, **args: Any) -> None:
             raise ValueError(f"{layer}: `{key}` is not supported by kerust yet (received {value!r})")
 
 
+def _set_kernel_bias(layer: Layer, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
+                     kernel_regularizer: Any, bias_regularizer: Any, activity_regularizer: Any,
+                     kernel_constraint: Any, bias_constraint: Any) -> None:
+    """The kernel/bias arguments Dense and Conv2D share (the engine's `KernelBias` reads the same keys)."""
+    _no_unsupported(layer.class_name, activity_regularizer=activity_regularizer,
+                    kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+    layer.use_bias = use_bias
+    layer.kernel_initializer = kernel_initializer
+    layer.bias_initializer = bias_initializer
+    layer.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers_module.get(bias_regularizer)
+
+
+def _kernel_bias_config(layer: Any) -> dict:
+    return {
+        "use_bias": layer.use_bias,
+        "kernel_initializer": layer.kernel_initializer,
+        "bias_initializer": layer.bias_initializer,
+        "kernel_regularizer": regularizers_module.serialize(layer.kernel_regularizer),
+        "bias_regularizer": regularizers_module.serialize(layer.bias_regularizer),
+        "kernel_constraint": None,
+        "bias_constraint": None,
+    }
+
+
 class Dense(Layer):
     def __init__(
         self,
@@ -213,33 +238,14 @@ class Dense(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _no_unsupported(
-            "Dense",
-            activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
-        )
         self.units = units
         self.activation = _activation_name(activation)
-        self.use_bias = use_bias
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        _set_kernel_bias(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint)
         self._validate()
 
     def _layer_config(self) -> dict:
-        return {
-            "units": self.units,
-            "activation": self.activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
-            "kernel_constraint": None,
-            "bias_constraint": None,
-        }
+        return {"units": self.units, "activation": self.activation, **_kernel_bias_config(self)}
 
 
 class Activation(Layer):
@@ -294,15 +300,9 @@ class Conv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _no_unsupported(
-            "Conv2D",
-            activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
-        )
+        _set_kernel_bias(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint)
         self.filters = filters
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
         self.kernel_size = _pair(kernel_size)
         self.strides = _pair(strides)
         self.padding = padding
@@ -310,9 +310,6 @@ class Conv2D(Layer):
         self.dilation_rate = _pair(dilation_rate)
         self.groups = groups
         self.activation = _activation_name(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
         self._validate()
 
     def _layer_config(self) -> dict:
@@ -328,14 +325,8 @@ class Conv2D(Layer):
             "dilation_rate": as_list(self.dilation_rate),
             "groups": self.groups,
             "activation": self.activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
+            **_kernel_bias_config(self),
             "activity_regularizer": None,
-            "kernel_constraint": None,
-            "bias_constraint": None,
         }
 
 
