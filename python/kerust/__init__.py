@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from . import _core, callbacks, datasets, layers, losses, metrics, optimizers, regularizers, utils
+from . import _core, callbacks, config, datasets, layers, losses, metrics, optimizers, regularizers, utils
 from .layers import Input
 from .models import Sequential
+
+show_config = config.show_config
 
 __version__: str = _core.__version__
 
@@ -14,6 +16,7 @@ __all__ = [
     "Input",
     "Sequential",
     "callbacks",
+    "config",
     "datasets",
     "layers",
     "losses",
@@ -22,6 +25,7 @@ __all__ = [
     "optimizers",
     "regularizers",
     "saving",
+    "show_config",
     "utils",
     "__version__",
 ]

@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -81,30 +81,58 @@ fn weights_slice<'a>(w: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Optio
 
 // ---- the per-process thread pool ------------------------------------------------------------------------------
 
+/// Threads asked for by `set_num_threads`; 0 means the default (`RAYON_NUM_THREADS`, else one per CPU).
+static REQUESTED_THREADS: AtomicUsize = AtomicUsize::new(0);
+
 /// kerust's rayon pool for this process. rayon's global pool cannot be used: after `fork()` the child inherits
 /// the pool's bookkeeping but none of its threads, so the first parallel loop would wait forever. A pool made
 /// by another process (the parent, before a fork) is leaked, never dropped: its threads do not exist here.
-/// Its size follows `RAYON_NUM_THREADS` (default: one thread per CPU).
+/// Its size follows `set_num_threads`, else `RAYON_NUM_THREADS`, else one thread per CPU. A pool replaced
+/// by `set_num_threads` lives on until the calls still running on it finish (they hold an `Arc`).
 fn pool() -> Result<Arc<ThreadPool>, Error> {
-    static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
+    static POOL: Mutex<Option<(u32, usize, Arc<ThreadPool>)>> = Mutex::new(None);
     let pid = std::process::id();
+    let requested = REQUESTED_THREADS.load(Ordering::SeqCst);
     let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((owner, p)) = slot.as_ref() {
-        if *owner == pid {
+    if let Some((owner, size, p)) = slot.as_ref() {
+        if *owner == pid && *size == requested {
             return Ok(p.clone());
         }
     }
-    if let Some(inherited) = slot.take() {
-        std::mem::forget(inherited);
+    if let Some(old) = slot.take() {
+        if old.0 != pid {
+            std::mem::forget(old);
+        }
     }
     let p = Arc::new(
         ThreadPoolBuilder::new()
+            .num_threads(requested)
             .thread_name(|i| format!("kerust-{i}"))
             .build()
             .map_err(|e| Error::Runtime(format!("kerust: cannot start its worker threads: {e}")))?,
     );
-    *slot = Some((pid, p.clone()));
+    *slot = Some((pid, requested, p.clone()));
     Ok(p)
+}
+
+/// Set the number of worker threads kerust's numeric work runs on (0: back to the default). Results do not
+/// depend on it: work is split in fixed chunks whatever the thread count.
+#[pyfunction]
+fn set_num_threads(n: i64) -> PyResult<()> {
+    const MAX_THREADS: i64 = 1024;
+    if !(0..=MAX_THREADS).contains(&n) {
+        return Err(PyValueError::new_err(format!(
+            "set_num_threads: expected a thread count between 1 and {MAX_THREADS} (or 0 for the default), got {n}"
+        )));
+    }
+    REQUESTED_THREADS.store(n as usize, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The number of worker threads kerust's numeric work runs on in this process.
+#[pyfunction]
+fn get_num_threads() -> PyResult<usize> {
+    guard(|| pool().map(|p| p.current_num_threads()))
 }
 
 type HookFn<'a> = dyn FnMut(usize, &Logs) -> Result<(), Error> + 'a;
@@ -846,6 +874,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loss_value, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(schedule_value, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add("simd_level", crate::kernels::simd::level())?;
     m.add("METRIC_NAMES", crate::metrics::NAMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
