@@ -101,6 +101,17 @@ pub struct LayerInfo {
     pub trainable_params: usize,
 }
 
+/// What `Model::inspect` saw: the loss (with weight penalties), every layer's output and the gradient of the loss
+/// with respect to it, the gradient with respect to the model's input, and every weight's gradient (Keras order).
+#[derive(Default)]
+pub struct Inspection {
+    pub loss: f64,
+    pub outputs: Vec<Tensor>,
+    pub output_grads: Vec<Tensor>,
+    pub input_grad: Tensor,
+    pub weight_grads: Vec<Tensor>,
+}
+
 pub struct Model {
     layers: Vec<Box<dyn Layer>>,
     non_finite_source: Option<String>,
@@ -578,6 +589,108 @@ impl Model {
         let logs = self.logs(loss, 1.0, &states);
         self.clear_caches();
         Ok(logs)
+    }
+
+    /// One training-mode forward and backward pass on this batch with no effect on the model: no weight update,
+    /// and the weights (BatchNormalization's moving statistics included), the random stream and the NaN watch
+    /// are put back afterwards, so repeated calls see the same dropout masks. For teaching and debugging:
+    /// `Model.inspect` and `utils.gradient_check`. With `with_grads` false only the loss is computed.
+    pub fn inspect(
+        &mut self,
+        x: &Data,
+        y: &Data,
+        sample_weight: Option<&[f32]>,
+        with_grads: bool,
+    ) -> Result<Inspection> {
+        self.prepare(x, y, sample_weight)?;
+        let saved_values: Vec<Vec<f32>> = self.all_params().map(|p| p.value.clone()).collect();
+        let saved_rng = self.rng.clone();
+        let saved_watch = self.non_finite_source.clone();
+        let result = self.inspect_pass(x, y, sample_weight, with_grads);
+        for (p, v) in self
+            .layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut().iter_mut())
+            .zip(saved_values)
+        {
+            p.value = v;
+        }
+        self.rng = saved_rng;
+        self.non_finite_source = saved_watch;
+        self.clear_caches();
+        result
+    }
+
+    fn inspect_pass(
+        &mut self,
+        x: &Data,
+        y: &Data,
+        sample_weight: Option<&[f32]>,
+        with_grads: bool,
+    ) -> Result<Inspection> {
+        let (xb, yb) = (x.range(0, x.len()), y.range(0, y.len()));
+        let mut outputs = Vec::with_capacity(self.layers.len());
+        let mut h = xb;
+        {
+            let mut ctx = Ctx {
+                training: true,
+                rng: &mut self.rng,
+            };
+            for layer in self.layers.iter_mut() {
+                h = layer.forward(h, &mut ctx)?;
+                if with_grads {
+                    outputs.push(h.clone());
+                }
+            }
+        }
+        let Model {
+            layers, compiled, ..
+        } = self;
+        let c = compiled.as_mut().ok_or_else(not_compiled)?;
+        // Unfused: the gradient reported at the last layer is dL/d(output), through its own activation.
+        let (loss, grad) = c.loss.forward_backward(&h, &yb, false, sample_weight)?;
+        let mut penalty = 0.0;
+        for p in layers.iter().flat_map(|l| l.params().iter()) {
+            if let Some(r) = p.regularizer {
+                penalty += r.penalty(&p.value);
+            }
+        }
+        let mut out = Inspection {
+            loss: loss + penalty,
+            outputs,
+            ..Inspection::default()
+        };
+        if !with_grads {
+            return Ok(out);
+        }
+        for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
+            p.grad.iter_mut().for_each(|g| *g = 0.0);
+        }
+        let mut g = grad;
+        let mut output_grads = Vec::with_capacity(layers.len());
+        for layer in layers.iter_mut().rev() {
+            output_grads.push(g.clone());
+            g = layer.backward(g, true)?;
+        }
+        output_grads.reverse();
+        out.output_grads = output_grads;
+        out.input_grad = g;
+        for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
+            if let Some(r) = p.regularizer {
+                if p.trainable {
+                    r.add_gradient(&p.value, &mut p.grad);
+                }
+            }
+        }
+        out.weight_grads = layers
+            .iter()
+            .flat_map(|l| l.params().iter())
+            .map(|p| Tensor {
+                shape: p.shape.clone(),
+                data: p.grad.clone(),
+            })
+            .collect();
+        Ok(out)
     }
 
     fn clear_caches(&mut self) {

@@ -631,6 +631,47 @@ impl CoreModel {
         })
     }
 
+    /// One side-effect-free training-mode forward/backward pass (see `Model::inspect`): (loss, layer outputs,
+    /// gradients at the layer outputs, gradient at the input, weight gradients). Without `with_grads` the lists
+    /// are empty and the input gradient is None.
+    #[pyo3(signature = (x, y, sample_weight=None, with_grads=true))]
+    #[allow(clippy::type_complexity)]
+    fn inspect<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+        y: PyReadonlyArrayDyn<'_, f32>,
+        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        with_grads: bool,
+    ) -> PyResult<(
+        f64,
+        Vec<Bound<'py, PyArrayDyn<f32>>>,
+        Vec<Bound<'py, PyArrayDyn<f32>>>,
+        Option<Bound<'py, PyArrayDyn<f32>>>,
+        Vec<Bound<'py, PyArrayDyn<f32>>>,
+    )> {
+        let (xd, yd) = (data("x", &x)?, data("y", &y)?);
+        let sw = weights_slice(&sample_weight)?;
+        let ins = self.with(py, Access::Try, move |m| {
+            m.inspect(&xd, &yd, sw, with_grads)
+        })?;
+        let arrays = |ts: Vec<Tensor>| -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+            ts.into_iter().map(|t| tensor_to_py(py, t)).collect()
+        };
+        let input_grad = if with_grads {
+            Some(tensor_to_py(py, ins.input_grad)?)
+        } else {
+            None
+        };
+        Ok((
+            ins.loss,
+            arrays(ins.outputs)?,
+            arrays(ins.output_grads)?,
+            input_grad,
+            arrays(ins.weight_grads)?,
+        ))
+    }
+
     fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
         self.with(py, Access::Wait, |m| Ok(m.weights()))?
             .into_iter()
