@@ -1,6 +1,6 @@
 """Keras callbacks and the progress bar, with Keras 3's hook names, order, arguments, messages and files.
 
-``fit`` drives a :class:`CallbackList`: ``on_train_begin``; per epoch ``on_epoch_begin``, the per-batch hooks
+``fit`` drives a ``CallbackList``: ``on_train_begin``; per epoch ``on_epoch_begin``, the per-batch hooks
 (called on every batch only when some callback overrides them, otherwise the engine runs the whole epoch and only
 the progress bar is updated, about every 100 ms), ``on_epoch_end`` with the epoch's logs (``val_*`` included);
 finally ``on_train_end``. As in Keras, the user's callbacks run first, then ``History``, then the progress bar, so a

@@ -28,7 +28,7 @@ def get_num_threads() -> int:
 
 
 def build_info() -> Dict[str, Any]:
-    """What :func:`show_config` prints, as a dict."""
+    """What `show_config` prints, as a dict."""
     return {
         "kerust": _core.__version__,
         "simd": _core.simd_level,

@@ -75,18 +75,21 @@ class Layer:
 
     @property
     def class_name(self) -> str:
+        """The Keras class name, as written in configs and files."""
         return self._keras_class or type(self).__name__
 
     def _layer_config(self) -> dict:
         return {}
 
     def get_config(self) -> dict:
+        """The layer's arguments as a dict, in the shape of Keras's `get_config()`."""
         config = {"name": self.name, "trainable": self._trainable, "dtype": "float32"}
         config.update(self._layer_config())
         return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
+        """A new layer from a `get_config()` dict."""
         config = dict(config)
         config.pop("dtype", None)
         return cls(**config)
@@ -113,12 +116,16 @@ class Layer:
         return self._model._core.layer_weight_ranges()[index]
 
     def get_weights(self) -> list:
+        """Copies of the layer's weights as NumPy arrays, in Keras's order and layouts (empty before the model is
+        built)."""
         first, n = self._weight_slot()
         if n == 0:
             return []
         return self._model._core.get_weights()[first : first + n]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
+        """Replace the layer's weights with arrays of the same shapes, in `get_weights()` order; nothing is written
+        if one does not fit."""
         first, n = self._weight_slot()
         if self._model is None or self._model._core is None:
             raise ValueError(f"Layer '{self.name}' has no weights yet: build the model first.")
@@ -127,13 +134,16 @@ class Layer:
 
     @property
     def weights(self) -> list:
+        """The same arrays as `get_weights()`."""
         return self.get_weights()
 
     def count_params(self) -> int:
+        """The number of scalars in the layer's weights."""
         return int(sum(w.size for w in self.get_weights()))
 
     @property
     def trainable(self) -> bool:
+        """Whether training updates this layer's weights; it can be changed at any time, also after `compile`."""
         return self._trainable
 
     @trainable.setter
@@ -144,6 +154,7 @@ class Layer:
 
     @property
     def output_shape(self) -> tuple:
+        """The layer's output shape, `None` for the batch axis (once the model is built)."""
         if self._model is None or self._model._core is None:
             raise AttributeError(f"Layer '{self.name}' has no defined output shape: it is not built yet.")
         index = self._model._layers.index(self)
@@ -223,6 +234,8 @@ def _kernel_bias_config(layer: Any) -> dict:
 
 
 class Dense(Layer):
+    """Fully connected layer: `activation(x @ kernel + bias)` over the last axis, with a kernel of shape
+    `(input_dim, units)`."""
     def __init__(
         self,
         units: int,
@@ -249,6 +262,7 @@ class Dense(Layer):
 
 
 class Activation(Layer):
+    """Applies an activation function, given by name, to every element."""
     def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.activation = _activation_name(activation)
@@ -259,6 +273,7 @@ class Activation(Layer):
 
 
 class Flatten(Layer):
+    """Reshapes each sample to one axis (the batch axis is kept)."""
     def __init__(self, data_format: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = data_format
@@ -269,6 +284,7 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
+    """Reshapes each sample to `target_shape` (without the batch axis; one entry may be -1)."""
     def __init__(self, target_shape: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target_shape = tuple(target_shape)
@@ -279,6 +295,8 @@ class Reshape(Layer):
 
 
 class Conv2D(Layer):
+    """2D convolution over channels-last images `(batch, height, width, channels)`, with a kernel of shape
+    `(kernel_h, kernel_w, in_channels, filters)`; `padding` is `"valid"` or `"same"`."""
     def __init__(
         self,
         filters: int,
@@ -359,11 +377,12 @@ class _Pooling2D(Layer):
 
 
 class MaxPooling2D(_Pooling2D):
-    pass
+    """The maximum over each `pool_size` window of each channel; `strides` default to `pool_size`."""
 
 
 class AveragePooling2D(_Pooling2D):
-    pass
+    """The mean over each `pool_size` window of each channel (with `padding="same"`, padded cells are not counted);
+    `strides` default to `pool_size`."""
 
 
 class _GlobalPooling2D(Layer):
@@ -378,14 +397,18 @@ class _GlobalPooling2D(Layer):
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
-    pass
+    """The mean over height and width of each channel: `(batch, h, w, c)` to `(batch, c)`, or `(batch, 1, 1, c)` with
+    `keepdims=True`."""
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
-    pass
+    """The maximum over height and width of each channel: `(batch, h, w, c)` to `(batch, c)`, or `(batch, 1, 1, c)`
+    with `keepdims=True`."""
 
 
 class Dropout(Layer):
+    """In training, sets a fraction `rate` of the inputs to zero and scales the others by `1 / (1 - rate)`; passes
+    inputs through unchanged in `predict` and `evaluate`."""
     def __init__(self, rate: float, noise_shape: Any = None, seed: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)):
@@ -403,6 +426,8 @@ class Dropout(Layer):
 
 
 class BatchNormalization(Layer):
+    """Normalizes over the last axis: with the batch's statistics in training (updating the moving averages with
+    `momentum`), with the moving averages in inference."""
     def __init__(
         self,
         axis: int = -1,
@@ -461,6 +486,7 @@ class BatchNormalization(Layer):
 
 
 class LeakyReLU(Layer):
+    """`x` for positive inputs, `negative_slope * x` otherwise (`alpha=` is accepted as the Keras 2 name)."""
     def __init__(self, negative_slope: float = 0.3, **kwargs: Any) -> None:
         if "alpha" in kwargs:  # the Keras 2 name
             negative_slope = kwargs.pop("alpha")
@@ -473,6 +499,8 @@ class LeakyReLU(Layer):
 
 
 class ReLU(Layer):
+    """Rectified linear unit as in Keras: `x` between `threshold` and `max_value` (where it saturates, if given),
+    `negative_slope * (x - threshold)` below `threshold`."""
     def __init__(self, max_value: Optional[float] = None, negative_slope: float = 0.0, threshold: float = 0.0,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -486,6 +514,7 @@ class ReLU(Layer):
 
 
 class ELU(Layer):
+    """`x` for positive inputs, `alpha * (exp(x) - 1)` otherwise."""
     def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.alpha = alpha
@@ -496,6 +525,7 @@ class ELU(Layer):
 
 
 class Softmax(Layer):
+    """Softmax over the last axis (the only axis supported)."""
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = axis
@@ -506,6 +536,7 @@ class Softmax(Layer):
 
 
 class PReLU(Layer):
+    """A leaky ReLU whose slope `alpha` is learned, one per input element or shared over `shared_axes`."""
     def __init__(self, alpha_initializer: Any = "Zeros", alpha_regularizer: Any = None, alpha_constraint: Any = None,
                  shared_axes: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -520,6 +551,8 @@ class PReLU(Layer):
 
 
 class SpatialDropout2D(Layer):
+    """Dropout of whole feature maps: in training each channel of each sample is set to zero with probability `rate`,
+    and the others are scaled by `1 / (1 - rate)`."""
     def __init__(self, rate: float, data_format: Optional[str] = None, seed: Optional[int] = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -534,12 +567,15 @@ class SpatialDropout2D(Layer):
         return {"rate": self.rate, "data_format": self.data_format or "channels_last", "seed": self.seed}
 
     def get_config(self) -> dict:
+        """As `Layer.get_config`, without `trainable` (Keras writes none for this layer)."""
         config = super().get_config()
         config.pop("trainable")  # Keras's SpatialDropout2D config has no `trainable` (its __init__ rejects it)
         return config
 
 
 class GaussianNoise(Layer):
+    """Adds zero-mean Gaussian noise of standard deviation `stddev` in training; passes inputs through unchanged in
+    inference."""
     def __init__(self, stddev: float, seed: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stddev = stddev
@@ -593,4 +629,5 @@ def deserialize(config: dict) -> Layer:
 
 
 def serialize(layer: Layer) -> dict:
+    """The `{"class_name": ..., "config": ...}` dict Keras writes for a layer."""
     return {"class_name": layer.class_name, "config": layer.get_config()}

@@ -10,6 +10,8 @@ from ._arrays import as_float32
 
 
 class Loss:
+    """Base of the losses. `loss(y_true, y_pred)` returns the mean loss over the batch, computed by the engine with
+    the formula used in training."""
     _keras_name = ""
 
     def __init__(self, from_logits: bool = False, reduction: str = "sum_over_batch_size",
@@ -22,12 +24,14 @@ class Loss:
         self.name = name or self._keras_name
 
     def get_config(self) -> dict:
+        """The loss's arguments as a dict: `name`, `reduction`, `from_logits`."""
         return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
 
     def _serialized(self) -> dict:
         return {"class_name": type(self).__name__, "config": self.get_config()}
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        """The mean loss of a batch, as a float. `sample_weight` is supported in `fit` and `evaluate` only."""
         if sample_weight is not None:
             raise ValueError("sample_weight is supported in fit/evaluate; for a direct loss call, weight the "
                              "per-sample values yourself")
@@ -43,6 +47,7 @@ class Loss:
 
 
 class MeanSquaredError(Loss):
+    """Mean of `(y_true - y_pred) ** 2`."""
     _keras_name = "mean_squared_error"
 
     def __init__(self, reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
@@ -50,6 +55,7 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
+    """Mean of `abs(y_true - y_pred)`."""
     _keras_name = "mean_absolute_error"
 
     def __init__(self, reduction: str = "sum_over_batch_size", name: Optional[str] = None) -> None:
@@ -57,6 +63,8 @@ class MeanAbsoluteError(Loss):
 
 
 class CategoricalCrossentropy(Loss):
+    """Cross-entropy between one-hot (or probability) targets and predicted probabilities, or logits with
+    `from_logits=True`."""
     _keras_name = "categorical_crossentropy"
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
@@ -67,6 +75,7 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(Loss):
+    """Cross-entropy with integer class labels as targets."""
     _keras_name = "sparse_categorical_crossentropy"
 
     def __init__(self, from_logits: bool = False, ignore_class: Optional[int] = None,
@@ -77,6 +86,7 @@ class SparseCategoricalCrossentropy(Loss):
 
 
 class BinaryCrossentropy(Loss):
+    """Cross-entropy for 0/1 targets and probabilities (sigmoid outputs), or logits with `from_logits=True`."""
     _keras_name = "binary_crossentropy"
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,

@@ -13,6 +13,7 @@ NAMES = tuple(_core.METRIC_NAMES)
 
 
 class Metric:
+    """Base of the metric objects. The engine computes the value and accumulates it over each epoch."""
     _default_name = ""
 
     def __init__(self, name: Optional[str] = None, dtype: Any = None, **config: Any) -> None:
@@ -21,10 +22,12 @@ class Metric:
         _core.validate("metric", json.dumps(self._serialized()))
 
     def get_config(self) -> dict:
+        """The metric's arguments as a dict."""
         return {"name": self.name, "dtype": "float32", **self._config}
 
     @classmethod
     def from_config(cls, config: dict) -> "Metric":
+        """A new metric from a `get_config()` dict."""
         config = {k: v for k, v in config.items() if k != "dtype"}
         return cls(**config)
 
@@ -43,6 +46,7 @@ class Metric:
 
 
 class BinaryAccuracy(Metric):
+    """The fraction of predictions on the same side of `threshold` as their 0/1 target."""
     _default_name = "binary_accuracy"
 
     def __init__(self, name: str = "binary_accuracy", dtype: Any = None, threshold: float = 0.5) -> None:
@@ -50,14 +54,17 @@ class BinaryAccuracy(Metric):
 
 
 class CategoricalAccuracy(Metric):
+    """The fraction of samples whose largest prediction is at the one-hot target's class."""
     _default_name = "categorical_accuracy"
 
 
 class SparseCategoricalAccuracy(Metric):
+    """The fraction of samples whose largest prediction is at the integer label."""
     _default_name = "sparse_categorical_accuracy"
 
 
 class TopKCategoricalAccuracy(Metric):
+    """The fraction of samples whose one-hot target's class is among the `k` largest predictions."""
     _default_name = "top_k_categorical_accuracy"
 
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype: Any = None) -> None:
@@ -65,6 +72,7 @@ class TopKCategoricalAccuracy(Metric):
 
 
 class SparseTopKCategoricalAccuracy(Metric):
+    """The fraction of samples whose integer label is among the `k` largest predictions."""
     _default_name = "sparse_top_k_categorical_accuracy"
 
     def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy", dtype: Any = None) -> None:
@@ -72,14 +80,17 @@ class SparseTopKCategoricalAccuracy(Metric):
 
 
 class MeanSquaredError(Metric):
+    """The mean squared error, as a metric."""
     _default_name = "mean_squared_error"
 
 
 class MeanAbsoluteError(Metric):
+    """The mean absolute error, as a metric."""
     _default_name = "mean_absolute_error"
 
 
 class Precision(Metric):
+    """True positives over predicted positives, predictions counted as positive above `thresholds` (0.5 by default)."""
     _default_name = "precision"
 
     def __init__(self, thresholds: Optional[float] = None, top_k: Optional[int] = None,
@@ -90,10 +101,12 @@ class Precision(Metric):
 
 
 class Recall(Precision):
+    """True positives over actual positives, predictions counted as positive above `thresholds` (0.5 by default)."""
     _default_name = "recall"
 
 
 class AUC(Metric):
+    """The area under the ROC curve, from `num_thresholds` thresholds, interpolated as in Keras."""
     _default_name = "auc"
 
     def __init__(self, num_thresholds: int = 200, curve: str = "ROC", summation_method: str = "interpolation",
@@ -135,4 +148,5 @@ def spec(metric: Any, name: Optional[str] = None) -> Any:
 
 
 def name_of(metric: Any) -> str:
+    """The name a metric is reported under in the logs."""
     return metric.name if isinstance(metric, Metric) else str(metric)

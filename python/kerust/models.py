@@ -45,13 +45,17 @@ class Sequential:
     # ---- structure -------------------------------------------------------------------------------------
     @property
     def layers(self) -> List[Layer]:
+        """The model's layers, in order (an `Input` is not a layer)."""
         return list(self._layers)
 
     @property
     def built(self) -> bool:
+        """Whether the model is built, that is, its input shape is known and its weights exist."""
         return self._core is not None
 
     def add(self, layer: Any) -> None:
+        """Append a layer, or give the input shape with `kerust.Input(...)` first; if the layer is refused, the model
+        stays as it was."""
         if isinstance(layer, InputLayer):
             if self._layers:
                 raise ValueError("An Input/InputLayer must be the first thing added to a Sequential model.")
@@ -83,6 +87,7 @@ class Sequential:
                 raise
 
     def pop(self) -> Layer:
+        """Remove the last layer and return it; the other layers keep their weights."""
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         old = self._core.get_weights() if self._core is not None else None
@@ -137,6 +142,7 @@ class Sequential:
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
                 loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1, jit_compile: Any = "auto", auto_scale_loss: bool = True) -> None:
+        """Choose the optimizer, the loss and the metrics for training, by name or as objects."""
         if loss_weights is not None or weighted_metrics is not None:
             raise ValueError("compile: loss_weights and weighted_metrics are not supported by kerust yet")
         if loss is None:
@@ -171,10 +177,12 @@ class Sequential:
 
     @property
     def compiled(self) -> bool:
+        """Whether `compile` has been called."""
         return self._compile_args is not None
 
     @property
     def metrics_names(self) -> List[str]:
+        """The names of the values `evaluate` returns: `loss` first, then the metrics."""
         return ["loss"] + list((self._compile_args or {}).get("metric_names", []))
 
     def _require_compiled(self, what: str) -> None:
@@ -220,6 +228,7 @@ class Sequential:
             class_weight: Optional[Dict[int, float]] = None, sample_weight: Any = None, initial_epoch: int = 0,
             steps_per_epoch: Optional[int] = None, validation_steps: Optional[int] = None,
             validation_batch_size: Optional[int] = None, validation_freq: int = 1) -> callbacks_module.History:
+        """Train on NumPy arrays for `epochs` epochs and return the `History` of the per-epoch logs."""
         self._require_compiled("training")
         with self._training():
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
@@ -327,6 +336,8 @@ class Sequential:
     def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
                  verbose: Union[str, int] = "auto", sample_weight: Any = None, steps: Optional[int] = None,
                  callbacks: Optional[List[Any]] = None, return_dict: bool = False) -> Any:
+        """The loss and metrics on `x` and `y`: a float, a list in `metrics_names` order, or a dict with
+        `return_dict=True`."""
         self._require_compiled("evaluation")
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
@@ -350,6 +361,8 @@ class Sequential:
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 steps: Optional[int] = None, callbacks: Optional[List[Any]] = None) -> np.ndarray:
+        """The model's outputs for `x`, computed in batches in inference mode (no dropout, BatchNormalization's
+        moving statistics)."""
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         x = as_float32("x", x)
@@ -363,12 +376,15 @@ class Sequential:
         return out
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        """The outputs for `x` as one batch, as `model(x)` does in Keras; `training=True` is refused (train with
+        `fit` or `train_on_batch`)."""
         if training:
             raise ValueError("kerust runs training steps through fit/train_on_batch; call the model with "
                              "training=False")
         return self.predict_on_batch(x)
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
+        """The model's outputs for `x`, as one batch."""
         x = as_float32("x", x)
         _require_samples(x)
         self._ensure_built(x)
@@ -376,6 +392,7 @@ class Sequential:
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None,
                        return_dict: bool = False) -> Any:
+        """One training step on `x` and `y`; returns that batch's loss and metrics."""
         self._require_compiled("training")
         x = as_float32("x", x)
         _require_samples(x)
@@ -392,15 +409,19 @@ class Sequential:
         return values[0] if len(values) == 1 else values
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
+        """The loss and metrics on `x` and `y` as one batch, without training."""
         x = as_float32("x", x)
         return self.evaluate(x, y, batch_size=max(int(x.shape[0]), 1), verbose=0, sample_weight=sample_weight,
                              return_dict=return_dict)
 
     # ---- weights -----------------------------------------------------------------------------------------
     def get_weights(self) -> List[np.ndarray]:
+        """Copies of every weight, in Keras's order and layouts."""
         return self._core.get_weights() if self._core is not None else []
 
     def set_weights(self, weights: Sequence[Any]) -> None:
+        """Replace every weight with arrays in `get_weights()` order and shapes; nothing is written if one does not
+        fit."""
         if self._core is None:
             raise ValueError(f"Model '{self.name}' is not built yet: build it (or give an input shape) before "
                              "set_weights.")
@@ -413,15 +434,18 @@ class Sequential:
 
     @property
     def weights(self) -> List[np.ndarray]:
+        """The same arrays as `get_weights()`."""
         return self.get_weights()
 
     def count_params(self) -> int:
+        """The number of scalars in all the weights (the model must be built)."""
         if self._core is None:
             raise ValueError(f"You tried to call `count_params` on model '{self.name}', but the model has not "
                              "been built.")
         return int(sum(info[3] for info in self._core.layer_info()))
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """A layer by `name` or by `index`."""
         if index is not None:
             return self._layers[index]
         for layer in self._layers:
@@ -430,6 +454,7 @@ class Sequential:
         raise ValueError(f"No such layer: {name}. Existing layers are: {[lay.name for lay in self._layers]}.")
 
     def get_config(self) -> dict:
+        """The model's config (`name` and `layers`), as Keras's `Sequential.get_config()`."""
         layers = []
         if self._input_shape is not None:
             layers.append({"class_name": "InputLayer",
@@ -452,11 +477,14 @@ class Sequential:
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any) -> None:
+        """Read the weights from a Keras `.weights.h5` file, or from the weights of a `.keras` file; every shape is
+        checked first."""
         from . import saving
 
         saving.load_weights(self, filepath)
 
     def to_json(self, **kwargs: Any) -> str:
+        """The model's architecture as Keras's JSON, read back by `kerust.models.model_from_json`."""
         from . import saving
 
         return json.dumps(saving.keras_config(self), **kwargs)
@@ -464,6 +492,8 @@ class Sequential:
     # ---- display -----------------------------------------------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False, layer_range: Any = None) -> None:
+        """Print a table of the layers with their output shapes and parameter counts (a notebook also shows the model
+        as an HTML table)."""
         from ._summary import render_summary
 
         text = render_summary(self)

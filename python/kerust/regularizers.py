@@ -7,7 +7,9 @@ from typing import Any
 
 
 class Regularizer:
+    """Base of the weight penalties; `regularizer(weights)` returns the penalty of an array."""
     def get_config(self) -> dict:
+        """The penalty factors as a dict."""
         raise NotImplementedError
 
     def _serialized(self) -> dict:
@@ -16,6 +18,7 @@ class Regularizer:
 
     @classmethod
     def from_config(cls, config: dict) -> "Regularizer":
+        """A new regularizer from a `get_config()` dict."""
         return cls(**config)
 
     def __call__(self, weights: Any) -> float:
@@ -33,6 +36,7 @@ def _check(name: str, value: Any) -> float:
 
 
 class L1(Regularizer):
+    """The penalty `l1 * sum(abs(w))`."""
     def __init__(self, l1: float = 0.01) -> None:
         self.l1 = _check("l1", l1)
 
@@ -41,6 +45,7 @@ class L1(Regularizer):
 
 
 class L2(Regularizer):
+    """The penalty `l2 * sum(w ** 2)`."""
     def __init__(self, l2: float = 0.01) -> None:
         self.l2 = _check("l2", l2)
 
@@ -49,6 +54,7 @@ class L2(Regularizer):
 
 
 class L1L2(Regularizer):
+    """The penalty `l1 * sum(abs(w)) + l2 * sum(w ** 2)`."""
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1 = _check("l1", l1)
         self.l2 = _check("l2", l2)
@@ -65,6 +71,7 @@ _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
 
 
 def get(identifier: Any) -> Any:
+    """A regularizer from a name (`"l1"`, `"l2"`, `"l1_l2"`), a config dict or an instance; `None` stays `None`."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
@@ -76,4 +83,5 @@ def get(identifier: Any) -> Any:
 
 
 def serialize(regularizer: Any) -> Any:
+    """The regularizer's Keras config dict, or `None`."""
     return regularizer._serialized() if isinstance(regularizer, Regularizer) else None

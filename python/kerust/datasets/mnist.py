@@ -72,6 +72,7 @@ def _load_npz(path: Path) -> Arrays:
 
 
 def cache_dir() -> Path:
+    """The download folder: `$KERUST_HOME/datasets/mnist`, by default `~/.kerust/datasets/mnist`."""
     home = os.environ.get("KERUST_HOME")
     base = Path(home) if home else Path.home() / ".kerust"
     return base / "datasets" / "mnist"

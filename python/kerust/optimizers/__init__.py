@@ -15,6 +15,7 @@ from .schedules import LearningRateSchedule
 
 
 class Optimizer:
+    """Base of the optimizers: the configuration lives here, the update runs in the engine."""
     _defaults: dict = {}
 
     def __init__(self, learning_rate: float, name: Optional[str] = None, **kwargs: Any) -> None:
@@ -40,6 +41,7 @@ class Optimizer:
         return {"class_name": type(self).__name__, "config": self.get_config()}
 
     def get_config(self) -> dict:
+        """The optimizer's arguments as a dict, in Keras's shape."""
         lr: Any = self._learning_rate
         lr = lr._serialized() if isinstance(lr, LearningRateSchedule) else float(self.learning_rate)
         config = {"name": self.name, "learning_rate": lr}
@@ -48,6 +50,7 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
+        """A new optimizer from a `get_config()` dict (a schedule config is rebuilt)."""
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])
@@ -81,6 +84,7 @@ class Optimizer:
 
     @property
     def iterations(self) -> int:
+        """The number of updates applied so far (0 until the model is compiled)."""
         return int(self._core.iterations) if self._core is not None else 0
 
     def __getattr__(self, key: str) -> Any:
@@ -91,6 +95,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum (Nesterov's with `nesterov=True`)."""
     _defaults = {"momentum": 0.0, "nesterov": False}
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
@@ -99,6 +104,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam, with Keras's bias-corrected step size and `epsilon` outside the square root; `amsgrad=True` uses the
+    largest second moment seen so far."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -108,6 +115,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Optimizer):
+    """Adam with decoupled weight decay (`weight_decay`, 0.004 by default)."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
@@ -117,6 +125,8 @@ class AdamW(Optimizer):
 
 
 class RMSprop(Optimizer):
+    """Divides each step by a moving root mean square of the gradients (minus their moving mean with
+    `centered=True`), with optional momentum."""
     _defaults = {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
@@ -126,6 +136,7 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
+    """Scales each weight's step by the square root of its accumulated squared gradients."""
     _defaults = {"initial_accumulator_value": 0.1, "epsilon": 1e-7}
 
     def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
@@ -135,6 +146,7 @@ class Adagrad(Optimizer):
 
 
 class Adadelta(Optimizer):
+    """Scales steps by moving averages of the squared gradients and of the squared updates."""
     _defaults = {"rho": 0.95, "epsilon": 1e-7}
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7,
@@ -143,6 +155,7 @@ class Adadelta(Optimizer):
 
 
 class Adamax(Optimizer):
+    """A variant of Adam that uses the infinity norm of the gradients in place of the second moment."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -151,6 +164,7 @@ class Adamax(Optimizer):
 
 
 class Nadam(Optimizer):
+    """Adam with Nesterov momentum, as Keras computes it."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -181,4 +195,5 @@ def get(identifier: Any) -> Optimizer:
 
 
 def serialize(optimizer: Optimizer) -> dict:
+    """The optimizer's `{"class_name": ..., "config": ...}` dict."""
     return optimizer._serialized()

@@ -10,15 +10,18 @@ from .. import _core
 
 
 class LearningRateSchedule:
+    """Base of the schedules: `schedule(step)` is the learning rate at optimizer step `step`."""
     def __init__(self, **config: Any) -> None:
         self._config = config
         _core.validate("schedule", json.dumps(self._serialized()))
 
     def get_config(self) -> dict:
+        """The schedule's arguments as a dict."""
         return dict(self._config)
 
     @classmethod
     def from_config(cls, config: dict) -> "LearningRateSchedule":
+        """A new schedule from a `get_config()` dict."""
         return cls(**config)
 
     def _serialized(self) -> dict:
@@ -36,6 +39,7 @@ class LearningRateSchedule:
 
 
 class ExponentialDecay(LearningRateSchedule):
+    """`initial_learning_rate * decay_rate ** (step / decay_steps)`, the exponent rounded down with `staircase=True`."""
     def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
                  name: str = "ExponentialDecay") -> None:
         super().__init__(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
@@ -43,12 +47,16 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
+    """`values[0]` up to step `boundaries[0]`, then `values[1]` up to `boundaries[1]`, and so on: one more value than
+    boundaries."""
     def __init__(self, boundaries: Sequence[int], values: Sequence[float],
                  name: str = "PiecewiseConstant") -> None:
         super().__init__(boundaries=list(boundaries), values=list(values), name=name)
 
 
 class PolynomialDecay(LearningRateSchedule):
+    """From `initial_learning_rate` to `end_learning_rate` over `decay_steps`, following
+    `(1 - step / decay_steps) ** power`; `cycle=True` starts again with a longer period."""
     def __init__(self, initial_learning_rate: float, decay_steps: int, end_learning_rate: float = 0.0001,
                  power: float = 1.0, cycle: bool = False, name: str = "PolynomialDecay") -> None:
         super().__init__(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
@@ -56,6 +64,7 @@ class PolynomialDecay(LearningRateSchedule):
 
 
 class InverseTimeDecay(LearningRateSchedule):
+    """`initial_learning_rate / (1 + decay_rate * step / decay_steps)`, the ratio rounded down with `staircase=True`."""
     def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
                  name: str = "InverseTimeDecay") -> None:
         super().__init__(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
@@ -63,6 +72,8 @@ class InverseTimeDecay(LearningRateSchedule):
 
 
 class CosineDecay(LearningRateSchedule):
+    """Cosine decay to `alpha * initial_learning_rate` over `decay_steps`, optionally after a linear warm-up to
+    `warmup_target` over `warmup_steps` (the decay then starts from `warmup_target`)."""
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
                  name: str = "CosineDecay", warmup_target: Optional[float] = None, warmup_steps: int = 0) -> None:
         super().__init__(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps, alpha=alpha,
@@ -74,6 +85,7 @@ _CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, Po
 
 
 def deserialize(config: dict) -> LearningRateSchedule:
+    """A schedule from its `{"class_name": ..., "config": ...}` dict."""
     cls = _CLASSES.get(config.get("class_name", ""))
     if cls is None:
         raise ValueError(f"Unknown learning rate schedule {config.get('class_name')!r}; kerust has "
@@ -82,4 +94,5 @@ def deserialize(config: dict) -> LearningRateSchedule:
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
+    """The schedule's `{"class_name": ..., "config": ...}` dict."""
     return schedule._serialized()
