@@ -389,6 +389,24 @@ def test_pickle_and_deepcopy_of_a_fitted_estimator_predict_the_same() -> None:
     assert restored.model_.optimizer.iterations == 4 * 5
 
 
+def test_num_threads_applies_to_fit_and_predict_and_is_restored() -> None:
+    X, y = _three_classes(150)
+    before = kerust.config.get_num_threads()
+    seen: List[int] = []
+    watch = kerust.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
+        kerust.config.get_num_threads()))
+    one = KerasClassifier(softmax_mlp, epochs=3, random_state=0, num_threads=1, callbacks=[watch]).fit(X, y)
+    assert seen == [1, 1, 1]  # the copy of the callback ran inside fit, on one thread
+    assert kerust.config.get_num_threads() == before
+    three = KerasClassifier(softmax_mlp, epochs=3, random_state=0, num_threads=3).fit(X, y)
+    assert kerust.config.get_num_threads() == before
+    # bit-identical whatever the thread count
+    assert one.history_["loss"] == three.history_["loss"]
+    assert np.array_equal(one.predict_proba(X), three.predict_proba(X))
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        KerasClassifier(softmax_mlp, num_threads=0).fit(X, y)
+
+
 # ---- errors ------------------------------------------------------------------------------------------------------
 def test_bad_models_and_arguments_raise_clear_errors() -> None:
     X, y = _three_classes(60)

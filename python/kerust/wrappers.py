@@ -17,8 +17,8 @@ They follow scikit-learn's estimator contract, so ``cross_val_score``, ``GridSea
 How arguments are routed (see ``docs/scikit-learn.md``):
 
 - the wrapper's own arguments (``epochs``, ``batch_size``, ``verbose``, ``validation_split``, ``callbacks``,
-  ``shuffle``, ``random_state``, ``optimizer``, ``loss``, ``metrics``, ``warm_start``, and ``class_weight`` on the
-  classifier) configure training;
+  ``shuffle``, ``random_state``, ``optimizer``, ``loss``, ``metrics``, ``warm_start``, ``num_threads``, and
+  ``class_weight`` on the classifier) configure training;
 - any other keyword argument goes to the ``model`` function: ``hidden=64`` and ``model__hidden=64`` both call
   ``model(hidden=64)`` (the prefixed form can also be set later through ``set_params`` / a grid);
 - ``fit__<name>=value`` is passed to ``Sequential.fit`` as ``<name>=value``;
@@ -60,6 +60,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(*args, **kwargs)
 
 
+from . import config as _config
 from . import losses as _losses
 from . import optimizers as _optimizers
 from .callbacks import Callback
@@ -68,9 +69,6 @@ from .utils import set_random_seed
 
 __all__ = ["KerasClassifier", "KerasRegressor"]
 
-# the wrapper's own constructor arguments (everything else is routed to the model function)
-_OWN = ("model", "optimizer", "loss", "metrics", "epochs", "batch_size", "verbose", "validation_split",
-        "callbacks", "shuffle", "random_state", "warm_start")
 _MODEL_PREFIX = "model__"
 _FIT_PREFIX = "fit__"
 _SEED_LIMIT = 2**31 - 1
@@ -92,6 +90,24 @@ def _seeded(seed: Optional[int]) -> Iterator[None]:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
+
+
+@contextlib.contextmanager
+def _threads(n: Optional[int], who: str) -> Iterator[None]:
+    """Run the block on ``n`` kerust threads (``kerust.config.set_num_threads``), then go back to the previous
+    count. The count is per process: this is for one estimator per process (``GridSearchCV(n_jobs=k)`` workers).
+    Results do not depend on it: kerust is bit-identical for any thread count."""
+    if n is None:
+        yield
+        return
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{who}: num_threads must be a positive int or None, received {n!r}")
+    previous = _config.get_num_threads()
+    _config.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        _config.set_num_threads(previous)
 
 
 def _accepted_names(fn: Callable[..., Any]) -> Tuple[Optional[set], bool]:
@@ -158,6 +174,7 @@ class _KerasWrapper(BaseEstimator):
         shuffle: bool = True,
         random_state: Any = None,
         warm_start: bool = False,
+        num_threads: Optional[int] = None,
         **kwargs: Any,
     ) -> None:
         self.model = model
@@ -172,6 +189,7 @@ class _KerasWrapper(BaseEstimator):
         self.shuffle = shuffle
         self.random_state = random_state
         self.warm_start = warm_start
+        self.num_threads = num_threads
         for key, value in kwargs.items():
             setattr(self, key, value)
         self._extra_params: Tuple[str, ...] = tuple(kwargs)
@@ -329,7 +347,7 @@ class _KerasWrapper(BaseEstimator):
         if continuing and old_shape != tuple(X.shape[1:]):
             raise ValueError(f"{type(self).__name__}: warm_start continues the fitted model, which takes samples "
                              f"of shape {old_shape}; received {tuple(X.shape[1:])}")
-        with _seeded(seed):
+        with _threads(self.num_threads, type(self).__name__), _seeded(seed):
             self._encode_y(y)
             weights = self._sample_weight(y, sample_weight)
             model = self.model_ if continuing else self._build(X)
@@ -357,7 +375,8 @@ class _KerasWrapper(BaseEstimator):
         if tuple(X.shape[1:]) != self._input_shape:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but {type(self).__name__} was fitted "
                              f"on samples of shape {self._input_shape}")
-        return np.asarray(self.model_.predict(X, batch_size=self.batch_size, verbose=0))
+        with _threads(self.num_threads, type(self).__name__):
+            return np.asarray(self.model_.predict(X, batch_size=self.batch_size, verbose=0))
 
     # ---- pickling (the fitted model travels as the bytes of its .keras file) --------------------------------
     def __getstate__(self) -> Dict[str, Any]:
@@ -429,13 +448,14 @@ class KerasClassifier(ClassifierMixin, _KerasWrapper):
         shuffle: bool = True,
         random_state: Any = None,
         warm_start: bool = False,
+        num_threads: Optional[int] = None,
         class_weight: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, optimizer=optimizer, loss=loss, metrics=metrics, epochs=epochs,
                          batch_size=batch_size, verbose=verbose, validation_split=validation_split,
                          callbacks=callbacks, shuffle=shuffle, random_state=random_state, warm_start=warm_start,
-                         **kwargs)
+                         num_threads=num_threads, **kwargs)
         self.class_weight = class_weight
 
     def __sklearn_tags__(self) -> Any:
