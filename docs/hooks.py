@@ -343,6 +343,10 @@ _ROOT: Optional[Path] = None
 def on_config(config: Any) -> Any:
     global _ROOT
     _ROOT = Path(config["config_file_path"]).resolve().parent
+    # snippet paths are relative to the repository root, wherever mkdocs is started from
+    snippets = config["mdx_configs"].get("pymdownx.snippets")
+    if snippets is not None:
+        snippets["base_path"] = [str(_ROOT)]
     return config
 
 
