@@ -1,0 +1,136 @@
+"""Type stubs for ``kerust._core``, the compiled Rust engine (source: ``src/bindings/mod.rs``).
+
+Parameter names, kinds and defaults are the ones pyo3 exposes (``inspect.signature``); checked by
+``python -m mypy.stubtest kerust._core``. Arrays going in must be C-contiguous ``float32`` (the Python layer
+converts them); arrays coming out are new ``float32`` arrays owned by the caller.
+"""
+
+from typing import Callable, Final, List, Optional, Sequence, Tuple, final
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "CoreModel",
+    "set_random_seed",
+    "loss_value",
+    "validate",
+    "schedule_value",
+    "set_num_threads",
+    "get_num_threads",
+    "simd_level",
+    "METRIC_NAMES",
+    "__version__",
+]
+
+_F32Array = NDArray[np.float32]
+# The engine's running logs: (name, value) pairs in Keras's order, e.g. [("loss", 0.3), ("accuracy", 0.9)].
+_Logs = List[Tuple[str, float]]
+# Called as progress(step, logs) with the GIL held, from inside fit/evaluate/predict; an exception stops the loop.
+_Progress = Callable[[int, _Logs], object]
+
+__version__: Final[str]
+# The SIMD level the GEMM kernels dispatched to on this CPU, e.g. "avx2+fma" or "scalar".
+simd_level: Final[str]
+# Every metric name the engine accepts (the one source of truth for kerust.metrics).
+METRIC_NAMES: Final[List[str]]
+
+@final
+class CoreModel:
+    """The compiled model: owns every weight, gradient and optimizer slot."""
+
+    def __new__(
+        cls,
+        layers_json: str,
+        input_shape: Sequence[int],
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+    ) -> CoreModel: ...
+    @property
+    def name(self) -> str:
+        """The model's name, as given at construction (used in error messages)."""
+    @property
+    def iterations(self) -> int:
+        """The optimizer's step count (0 before ``compile``)."""
+    @property
+    def nadam_u_product(self) -> float:
+        """Nadam's running momentum-cache product (a Keras optimizer variable)."""
+    @nadam_u_product.setter
+    def nadam_u_product(self, value: float) -> None: ...
+    @property
+    def learning_rate(self) -> Optional[float]:
+        """The current learning rate (a schedule's value at the current step); None before ``compile``."""
+    @learning_rate.setter
+    def learning_rate(self, lr: float) -> None: ...
+    def layer_info(self) -> List[Tuple[str, str, List[int], int, int]]:
+        """Per layer: (name, class_name, output_shape, params, trainable_params)."""
+    def output_shape(self) -> List[int]: ...
+    def compile(self, loss_json: str, optimizer_json: str, metrics_json: str) -> None: ...
+    def prepare(self, x: _F32Array, y: _F32Array, sample_weight: Optional[_F32Array] = None) -> None: ...
+    def begin_epoch(self, n: int, shuffle: bool) -> None: ...
+    def begin_pass(self, n: int, shuffle: bool) -> None: ...
+    def reset_logs(self) -> None: ...
+    def train_steps(
+        self,
+        x: _F32Array,
+        y: _F32Array,
+        sample_weight: Optional[_F32Array],
+        batch_size: int,
+        max_steps: int,
+        progress: Optional[_Progress] = None,
+    ) -> Tuple[int, bool, _Logs]:
+        """Up to ``max_steps`` batches of the current epoch. Returns (steps, finished, logs)."""
+    def evaluate(
+        self,
+        x: _F32Array,
+        y: _F32Array,
+        sample_weight: Optional[_F32Array],
+        batch_size: int,
+        progress: Optional[_Progress] = None,
+    ) -> _Logs: ...
+    def predict(self, x: _F32Array, batch_size: int, progress: Optional[_Progress] = None) -> _F32Array: ...
+    def train_on_batch(self, x: _F32Array, y: _F32Array, sample_weight: Optional[_F32Array] = None) -> _Logs: ...
+    def inspect(
+        self,
+        x: _F32Array,
+        y: _F32Array,
+        sample_weight: Optional[_F32Array] = None,
+        with_grads: bool = True,
+    ) -> Tuple[float, List[_F32Array], List[_F32Array], Optional[_F32Array], List[_F32Array]]:
+        """One side-effect-free training-mode forward/backward pass: (loss, layer outputs, gradients at the layer
+        outputs, gradient at the input, weight gradients). Without ``with_grads`` only the loss is computed: the
+        three lists are empty and the input gradient is None."""
+    def get_weights(self) -> List[_F32Array]: ...
+    def set_weights(self, first: int, weights: Sequence[_F32Array], expected: int, who: str) -> None:
+        """Replace ``expected`` weights starting at ``first``; ``who`` names the model or layer in errors."""
+    def layer_weight_ranges(self) -> List[Tuple[int, int]]:
+        """Per layer: (index of its first weight, number of weights)."""
+    def set_layer_trainable(self, index: int, trainable: bool) -> None: ...
+    def get_optimizer_state(self) -> Tuple[int, List[str], List[List[_F32Array]]]:
+        """(iterations, slot names, per trainable weight its slot arrays shaped like the weight)."""
+    def set_optimizer_state(self, iterations: int, slots: Sequence[Sequence[_F32Array]]) -> None: ...
+    def take_non_finite_source(self) -> Optional[str]:
+        """Where non-finite values first appeared in training since the last call (then cleared)."""
+    def claim_training(self) -> None: ...
+    def release_training(self) -> None: ...
+
+def set_random_seed(seed: int) -> None:
+    """Make every model built from now on reproducible."""
+
+def loss_value(loss_json: str, y_true: _F32Array, y_pred: _F32Array) -> float:
+    """The mean loss of ``loss_json`` on NumPy arrays."""
+
+def schedule_value(schedule_json: str, step: int) -> float:
+    """A schedule's learning rate at ``step``."""
+
+def validate(kind: str, json: str) -> None:
+    """Check a name or config with the engine's own parser; raises ValueError/TypeError when invalid.
+
+    ``kind``: "layer:<ClassName>", "loss", "optimizer", "metric", "activation", "initializer", "schedule".
+    """
+
+def set_num_threads(n: int) -> None:
+    """Set the number of worker threads for numeric work (0: back to the default)."""
+
+def get_num_threads() -> int:
+    """The number of worker threads kerust's numeric work runs on in this process."""
