@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import _core, callbacks, config, datasets, layers, losses, metrics, optimizers, regularizers, utils
 from .layers import Input
 from .models import Sequential
@@ -11,6 +13,9 @@ show_config = config.show_config
 __version__: str = _core.__version__
 
 from . import models  # noqa: E402
+
+if TYPE_CHECKING:  # type checkers see these modules; at run time they load on first use (``__getattr__`` below)
+    from . import onnx as onnx, saving, wrappers as wrappers  # (`as`: exported, though not in __all__)
 
 __all__ = [
     "Input",

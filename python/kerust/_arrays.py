@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ def as_sample_weight(value: Any, n: int) -> np.ndarray | None:
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside the kerust package (the user's call)."""
     level = 1
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
         frame = frame.f_back
         level += 1

@@ -179,14 +179,15 @@ class InputLayer:
     ) -> None:
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to InputLayer: {kwargs}")
-        if shape is None:
-            shape = input_shape if input_shape is not None else (tuple(batch_shape)[1:] if batch_shape else None)
-        if shape is None:
+        dims: Optional[Sequence[Any]] = shape
+        if dims is None:
+            dims = input_shape if input_shape is not None else (tuple(batch_shape)[1:] if batch_shape else None)
+        if dims is None:
             raise ValueError("InputLayer: you must pass a `shape` argument.")
-        shape = tuple(shape)
-        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 < d < 2**31 for d in shape):
-            raise ValueError(f"InputLayer: every dimension of `shape` must be a positive int, received {shape}")
-        self.shape = (None, *shape)
+        dims = tuple(dims)
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 < d < 2**31 for d in dims):
+            raise ValueError(f"InputLayer: every dimension of `shape` must be a positive int, received {dims}")
+        self.shape = (None, *dims)
         self.name = name or unique_name("input_layer")
         self.dtype = "float32"
 
@@ -208,7 +209,7 @@ def _no_unsupported(layer: str, **args: Any) -> None:
             raise ValueError(f"{layer}: `{key}` is not supported by kerust yet (received {value!r})")
 
 
-def _set_kernel_bias(layer: Layer, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
+def _set_kernel_bias(layer: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
                      kernel_regularizer: Any, bias_regularizer: Any, activity_regularizer: Any,
                      kernel_constraint: Any, bias_constraint: Any) -> None:
     """The kernel/bias arguments Dense and Conv2D share (the engine's `KernelBias` reads the same keys)."""

@@ -212,7 +212,7 @@ class Sequential:
                                    "on it")
             if depth == 0 and self._core is not None:
                 self._core.claim_training()  # the engine refuses other threads' weight changes until released
-            self._trainer = (me, depth + 1)
+            self._trainer: tuple[Optional[int], int] = (me, depth + 1)
         try:
             yield
         finally:

@@ -629,7 +629,7 @@ def _restore_optimizer(f: Any, model: Any, where: str) -> bool:
 
 def _head_count(model: Any) -> int:
     """Keras stores `iterations`, then the learning rate unless it is a schedule (which holds no variable)."""
-    from .optimizers import LearningRateSchedule
+    from .optimizers.schedules import LearningRateSchedule
 
     return 1 if isinstance(model.optimizer._learning_rate, LearningRateSchedule) else 2
 

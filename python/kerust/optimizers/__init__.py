@@ -7,18 +7,21 @@ and write the engine's live values, so changing the learning rate between epochs
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import _core
 from . import schedules
 from .schedules import LearningRateSchedule
+
+# a fixed rate, or a schedule evaluated at each step (as Keras accepts)
+_LearningRate = Union[float, LearningRateSchedule]
 
 
 class Optimizer:
     """Base of the optimizers: the configuration lives here, the update runs in the engine."""
     _defaults: dict = {}
 
-    def __init__(self, learning_rate: float, name: Optional[str] = None, **kwargs: Any) -> None:
+    def __init__(self, learning_rate: _LearningRate, name: Optional[str] = None, **kwargs: Any) -> None:
         common = {"weight_decay", "clipnorm", "clipvalue", "global_clipnorm"}
         ignored = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                    "gradient_accumulation_steps", "jit_compile"}
@@ -34,7 +37,7 @@ class Optimizer:
         for k in common:
             self._config[k] = kwargs.get(k)
         self._learning_rate = learning_rate
-        self._core: Any = None
+        self._core: Optional[_core.CoreModel] = None
         _core.validate("optimizer", json.dumps(self._serialized()))
 
     def _serialized(self) -> dict:
@@ -56,7 +59,7 @@ class Optimizer:
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
-    def _attach(self, core: Any) -> None:
+    def _attach(self, core: _core.CoreModel) -> None:
         self._core = core
 
     @property
@@ -98,7 +101,7 @@ class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum (Nesterov's with `nesterov=True`)."""
     _defaults = {"momentum": 0.0, "nesterov": False}
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+    def __init__(self, learning_rate: _LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
 
@@ -108,7 +111,7 @@ class Adam(Optimizer):
     largest second moment seen so far."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+    def __init__(self, learning_rate: _LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any) -> None:
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad,
                          **kwargs)
@@ -118,7 +121,7 @@ class AdamW(Optimizer):
     """Adam with decoupled weight decay (`weight_decay`, 0.004 by default)."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
 
-    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+    def __init__(self, learning_rate: _LearningRate = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, amsgrad=amsgrad, **kwargs)
@@ -129,7 +132,7 @@ class RMSprop(Optimizer):
     `centered=True`), with optional momentum."""
     _defaults = {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
 
-    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+    def __init__(self, learning_rate: _LearningRate = 0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, centered: bool = False, **kwargs: Any) -> None:
         super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, centered=centered,
                          **kwargs)
@@ -139,7 +142,7 @@ class Adagrad(Optimizer):
     """Scales each weight's step by the square root of its accumulated squared gradients."""
     _defaults = {"initial_accumulator_value": 0.1, "epsilon": 1e-7}
 
-    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+    def __init__(self, learning_rate: _LearningRate = 0.001, initial_accumulator_value: float = 0.1,
                  epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, initial_accumulator_value=initial_accumulator_value, epsilon=epsilon,
                          **kwargs)
@@ -149,7 +152,7 @@ class Adadelta(Optimizer):
     """Scales steps by moving averages of the squared gradients and of the squared updates."""
     _defaults = {"rho": 0.95, "epsilon": 1e-7}
 
-    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7,
+    def __init__(self, learning_rate: _LearningRate = 0.001, rho: float = 0.95, epsilon: float = 1e-7,
                  **kwargs: Any) -> None:
         super().__init__(learning_rate, rho=rho, epsilon=epsilon, **kwargs)
 
@@ -158,7 +161,7 @@ class Adamax(Optimizer):
     """A variant of Adam that uses the infinity norm of the gradients in place of the second moment."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+    def __init__(self, learning_rate: _LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
 
@@ -167,7 +170,7 @@ class Nadam(Optimizer):
     """Adam with Nesterov momentum, as Keras computes it."""
     _defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+    def __init__(self, learning_rate: _LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
 
