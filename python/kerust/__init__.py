@@ -36,10 +36,13 @@ __all__ = [
 ]
 
 
+_LAZY_MODULES = ("saving", "onnx", "wrappers")
+
+
 def __getattr__(name: str) -> object:
-    # kerust.saving (zipfile, h5py) loads on first use, keeping `import kerust` fast
-    if name == "saving":
+    # these load on first use, keeping `import kerust` fast; onnx and wrappers need optional packages
+    if name in _LAZY_MODULES:
         import importlib
 
-        return importlib.import_module(".saving", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'kerust' has no attribute {name!r}")
