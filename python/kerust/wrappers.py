@@ -1,31 +1,35 @@
-"""scikit-learn estimators around kerust models: ``KerasClassifier`` and ``KerasRegressor``.
+"""scikit-learn estimators around kerust models: `KerasClassifier` and `KerasRegressor`.
 
-They follow scikit-learn's estimator contract, so ``cross_val_score``, ``GridSearchCV``, ``Pipeline`` and
-``sklearn.base.clone`` work on them::
+They follow scikit-learn's estimator contract, so `cross_val_score`, `GridSearchCV`, `Pipeline` and
+`sklearn.base.clone` work on them:
 
-    from kerust.wrappers import KerasClassifier
+```python
+import kerust as keras
+from kerust import layers
+from kerust.wrappers import KerasClassifier
 
-    def build(n_features_in, n_classes, hidden=32):
-        model = keras.Sequential([keras.Input((n_features_in,)),
-                                  layers.Dense(hidden, activation="relu"),
-                                  layers.Dense(n_classes, activation="softmax")])
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
+def build(n_features_in, n_classes, hidden=32):
+    model = keras.Sequential([keras.Input((n_features_in,)),
+                              layers.Dense(hidden, activation="relu"),
+                              layers.Dense(n_classes, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 
-    clf = KerasClassifier(build, hidden=64, epochs=10, random_state=0)
+clf = KerasClassifier(build, hidden=64, epochs=10, random_state=0)
+```
 
-How arguments are routed (see ``docs/scikit-learn.md``):
+How keyword arguments are routed:
 
-- the wrapper's own arguments (``epochs``, ``batch_size``, ``verbose``, ``validation_split``, ``callbacks``,
-  ``shuffle``, ``random_state``, ``optimizer``, ``loss``, ``metrics``, ``warm_start``, ``num_threads``, and
-  ``class_weight`` on the classifier) configure training;
-- any other keyword argument goes to the ``model`` function: ``hidden=64`` and ``model__hidden=64`` both call
-  ``model(hidden=64)`` (the prefixed form can also be set later through ``set_params`` / a grid);
-- ``fit__<name>=value`` is passed to ``Sequential.fit`` as ``<name>=value``;
-- parameters of the ``model`` function named ``n_features_in``, ``input_shape``, ``n_classes`` (classifier) or
-  ``n_outputs`` (regressor) receive the values from the training data unless given explicitly.
+- the wrapper's own arguments (`epochs`, `batch_size`, `verbose`, `validation_split`, `callbacks`, `shuffle`,
+  `random_state`, `optimizer`, `loss`, `metrics`, `warm_start`, `num_threads`, and `class_weight` on the
+  classifier) configure training;
+- any other keyword argument goes to the `model` function: `hidden=64` and `model__hidden=64` both call
+  `model(hidden=64)` (the prefixed form can also be set later, through `set_params` or a parameter grid);
+- `fit__<name>=value` is passed to `Sequential.fit` as `<name>=value`;
+- parameters of the `model` function named `n_features_in`, `input_shape`, `n_classes` (classifier) or
+  `n_outputs` (regressor) receive the values from the training data unless given explicitly.
 
-scikit-learn is an optional dependency of kerust: ``import kerust`` never imports it; this module does.
+scikit-learn is an optional dependency of kerust: `import kerust` never imports it; this module does.
 """
 
 from __future__ import annotations
@@ -428,6 +432,32 @@ class KerasClassifier(ClassifierMixin, _KerasWrapper):
 
     After ``fit``: ``classes_``, ``n_classes_``, ``n_features_in_``, ``model_`` (the trained kerust model) and
     ``history_`` (``History.history``: per-epoch ``loss`` and metrics).
+
+    Args:
+        model: A function that builds and returns a new kerust `Sequential`, normally compiled. Its keyword
+            arguments come from the wrapper's extra parameters (see the module notes) and, for parameters named
+            `n_features_in`, `input_shape`, `n_classes`, from the training data.
+        optimizer: Overrides the model's optimizer (a name, a config dict or an optimizer instance, copied for
+            each model). `None`: the model's own, or `"rmsprop"` (Keras's `compile` default) if uncompiled.
+        loss: Overrides the model's loss. `None`: the model's own, or `binary_crossentropy` (one output unit) or
+            `sparse_categorical_crossentropy` if uncompiled.
+        metrics: Overrides the model's metrics (they appear in `history_`).
+        epochs: Passed to `Sequential.fit` (Keras's default, 1).
+        batch_size: Passed to `fit` and `predict` (`None`: 32).
+        verbose: Passed to `fit` (0, quiet, by default: estimators are fitted many times).
+        validation_split: Passed to `fit`; `val_*` entries then appear in `history_`.
+        callbacks: Passed to `fit`, deep-copied for each fit, so the objects given are never bound to a model.
+        shuffle: Passed to `fit`.
+        random_state: An int seeds kerust (`kerust.utils.set_random_seed`) before the model is built and
+            trained, so fits are bit-identical; Python's and NumPy's global generators get their previous states
+            back afterwards. A `numpy.random.RandomState` draws the seed from itself. `None`: no seeding.
+        warm_start: If true, a second `fit` keeps training the fitted `model_` instead of building a new one.
+        num_threads: If set, `fit` and `predict` compute on this many kerust threads
+            (`kerust.config.set_num_threads`) and restore the previous count afterwards; `1` for
+            `GridSearchCV(..., n_jobs=k)` workers. Results do not depend on it.
+        **kwargs: `name=value` or `model__name=value`: passed to `model` as `name=value`.
+            `fit__name=value`: passed to `Sequential.fit`.
+        class_weight: A dict from original labels to weights, or `"balanced"`; multiplies `sample_weight`.
     """
 
     classes_: np.ndarray
@@ -548,6 +578,30 @@ class KerasRegressor(RegressorMixin, _KerasWrapper):
     uncompiled model is compiled with ``optimizer`` (default ``"rmsprop"``) and ``loss`` (default ``"mse"``).
 
     After ``fit``: ``n_features_in_``, ``n_outputs_``, ``model_`` and ``history_``.
+
+    Args:
+        model: A function that builds and returns a new kerust `Sequential`, normally compiled. Its keyword
+            arguments come from the wrapper's extra parameters (see the module notes) and, for parameters named
+            `n_features_in`, `input_shape`, `n_outputs`, from the training data.
+        optimizer: Overrides the model's optimizer (a name, a config dict or an optimizer instance, copied for
+            each model). `None`: the model's own, or `"rmsprop"` (Keras's `compile` default) if uncompiled.
+        loss: Overrides the model's loss. `None`: the model's own, or `"mse"` if uncompiled.
+        metrics: Overrides the model's metrics (they appear in `history_`).
+        epochs: Passed to `Sequential.fit` (Keras's default, 1).
+        batch_size: Passed to `fit` and `predict` (`None`: 32).
+        verbose: Passed to `fit` (0, quiet, by default: estimators are fitted many times).
+        validation_split: Passed to `fit`; `val_*` entries then appear in `history_`.
+        callbacks: Passed to `fit`, deep-copied for each fit, so the objects given are never bound to a model.
+        shuffle: Passed to `fit`.
+        random_state: An int seeds kerust (`kerust.utils.set_random_seed`) before the model is built and
+            trained, so fits are bit-identical; Python's and NumPy's global generators get their previous states
+            back afterwards. A `numpy.random.RandomState` draws the seed from itself. `None`: no seeding.
+        warm_start: If true, a second `fit` keeps training the fitted `model_` instead of building a new one.
+        num_threads: If set, `fit` and `predict` compute on this many kerust threads
+            (`kerust.config.set_num_threads`) and restore the previous count afterwards; `1` for
+            `GridSearchCV(..., n_jobs=k)` workers. Results do not depend on it.
+        **kwargs: `name=value` or `model__name=value`: passed to `model` as `name=value`.
+            `fit__name=value`: passed to `Sequential.fit`.
     """
 
     _y_numeric = True
