@@ -179,6 +179,10 @@ def test_set_params_routes_model_arguments_and_rejects_unknown_plain_names() -> 
     assert clf.get_params()["model__lr"] == 0.5
     with pytest.raises(ValueError, match="width"):
         clf.set_params(width=3)  # a plain name must already be a parameter
+    with pytest.raises(ValueError, match="expected 'model__<name>'"):
+        clf.set_params(model__=3)
+    with pytest.raises(ValueError, match="expected 'fit__<name>'"):
+        KerasClassifier(softmax_mlp, fit__=1).fit(X, y)
     clf.fit(X, y)
     assert clf.model_.layers[0].units == 6
     assert clf.model_.optimizer.learning_rate == pytest.approx(0.5)

@@ -212,7 +212,10 @@ class _KerasWrapper(BaseEstimator):
         extra = list(getattr(self, "_extra_params", ()))
         for key, value in params.items():
             routed = key.startswith(_MODEL_PREFIX) or key.startswith(_FIT_PREFIX)
-            if key in extra or (routed and len(key.split("__", 1)[1]) > 0):
+            if routed and not key.split("__", 1)[1]:
+                raise ValueError(f"{type(self).__name__}: invalid parameter {key!r}; expected "
+                                 f"'{key}<name>', e.g. '{key}hidden'")
+            if key in extra or routed:
                 setattr(self, key, value)
                 if key not in extra:
                     extra.append(key)
@@ -229,6 +232,9 @@ class _KerasWrapper(BaseEstimator):
         fit_kwargs: Dict[str, Any] = {}
         for key in getattr(self, "_extra_params", ()):
             value = getattr(self, key)
+            if key in (_MODEL_PREFIX, _FIT_PREFIX):
+                raise ValueError(f"{type(self).__name__}: invalid parameter {key!r}; expected "
+                                 f"'{key}<name>', e.g. '{key}hidden'")
             if key.startswith(_FIT_PREFIX):
                 fit_kwargs[key[len(_FIT_PREFIX):]] = value
                 continue
