@@ -618,6 +618,9 @@ class KerasRegressor(RegressorMixin, _KerasWrapper):
         tags.target_tags.multi_output = True
         return tags
 
+    def _more_tags(self) -> Dict[str, Any]:  # the same, for scikit-learn < 1.6
+        return {"multioutput": True}
+
     def _meta(self, X: np.ndarray) -> Dict[str, Any]:
         meta = super()._meta(X)
         meta["n_outputs"] = self.n_outputs_
