@@ -364,6 +364,7 @@ def test_warm_start_continues_training_the_same_model() -> None:
     assert clf.history_["loss"][0] < first[0]
     with pytest.raises(ValueError, match="warm_start"):
         clf.fit(X, np.where(y == 0, 5, y))  # other classes
+    assert list(clf.classes_) == [0, 1, 2] and clf.model_ is model  # a failed fit changes nothing
     cold = KerasClassifier(softmax_mlp, epochs=2, random_state=0).fit(X, y)
     m1 = cold.model_
     cold.fit(X, y)
@@ -446,6 +447,11 @@ def test_bad_models_and_arguments_raise_clear_errors() -> None:
     with pytest.raises(NotFittedError):
         KerasClassifier(softmax_mlp).predict(X)
     fitted = KerasClassifier(softmax_mlp).fit(X, y)
+    model = fitted.model_
+    with pytest.raises(ValueError, match=r"one output unit \(binary\), but y has 3 classes \['a', 'b', 'c'\]"):
+        fitted.set_params(model__n_classes=1).fit(X[:, :5], np.array(["a", "b", "c"])[y])
+    # the failed refit left the fitted state alone
+    assert fitted.model_ is model and fitted.n_features_in_ == 8 and list(fitted.classes_) == [0, 1, 2]
     with pytest.raises(ValueError, match="X has 5 features, but KerasClassifier is expecting 8 features"):
         fitted.predict(X[:, :5])
     with pytest.raises(ValueError, match="1 units, but y has 2 output"):

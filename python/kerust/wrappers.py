@@ -343,10 +343,28 @@ class _KerasWrapper(BaseEstimator):
         return sample_weight
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, **fit_kwargs: Any) -> "_KerasWrapper":
-        """Build the model (or keep training it with ``warm_start=True``) and train it on (X, y).
+        """Build the model (or keep training it with `warm_start=True`) and train it on (X, y).
 
-        ``fit_kwargs`` go to ``Sequential.fit`` and take precedence over the wrapper's parameters for this call
-        (``fit(X, y, epochs=3)``)."""
+        Args:
+            X: Samples, shape `(n_samples, n_features)` (or `(n_samples, *input_shape)`, e.g. images).
+            y: Labels (classifier) or targets (regressor), one per sample.
+            sample_weight: Optional weight of each sample (finite, non-negative, not all zero).
+            **fit_kwargs: Passed to `Sequential.fit`, over the wrapper's parameters, for this call only
+                (`fit(X, y, epochs=3)`).
+
+        Returns:
+            The estimator itself. A fit that raises (Ctrl-C included) leaves the estimator's attributes as they
+            were before it (with `warm_start`, the model keeps the steps it completed, as Keras's `fit` does).
+        """
+        saved = dict(self.__dict__)
+        try:
+            return self._fit(X, y, sample_weight, fit_kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, fit_kwargs: Dict[str, Any]) -> "_KerasWrapper":
         X, y = _sk_validate_data(self, X, y, reset=True, allow_nd=True, dtype=[np.float32, np.float64],
                                  multi_output=True, y_numeric=self._y_numeric)
         X = np.asarray(X, dtype=np.float32)
@@ -390,7 +408,7 @@ class _KerasWrapper(BaseEstimator):
 
     # ---- pickling (the fitted model travels as the bytes of its .keras file) --------------------------------
     def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
+        state = dict(super().__getstate__())
         model = state.pop("model_", None)
         if model is not None:
             with tempfile.TemporaryDirectory() as tmp:
@@ -403,13 +421,19 @@ class _KerasWrapper(BaseEstimator):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         state = dict(state)
         data = state.pop("_model_keras_bytes", None)
-        self.__dict__.update(state)
+        super().__setstate__(state)
         if data is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.keras")
                 with open(path, "wb") as f:
                     f.write(data)
                 self.model_ = load_model(path)
+
+
+def _show(classes: np.ndarray, limit: int = 10) -> str:
+    """Labels as Python values (``['a', 'b']``, not ``[np.str_('a'), ...]``), at most ``limit`` of them."""
+    values = [c.item() if isinstance(c, np.generic) else c for c in list(classes)[:limit]]
+    return repr(values)[:-1] + (", ...]" if len(classes) > limit else "]")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -516,7 +540,7 @@ class KerasClassifier(ClassifierMixin, _KerasWrapper):
         classes = encoder.classes_
         if self.warm_start and hasattr(self, "model_") and not np.array_equal(classes, self.classes_):
             raise ValueError(f"{type(self).__name__}: warm_start continues a model fitted on classes "
-                             f"{list(self.classes_)}; received classes {list(classes)}")
+                             f"{_show(self.classes_)}; received classes {_show(classes)}")
         self.classes_ = classes
         self.n_classes_ = len(classes)
         self._codes = encoder.transform(y)
@@ -539,11 +563,11 @@ class KerasClassifier(ClassifierMixin, _KerasWrapper):
         if units == 1:
             if n > 2:
                 raise ValueError(f"{type(self).__name__}: the model has one output unit (binary), but y has {n} "
-                                 f"classes {list(self.classes_)}; give the last layer n_classes={n} units (softmax)")
+                                 f"classes {_show(self.classes_)}; give the last layer n_classes={n} units (softmax)")
             return codes.astype(np.float32)
         if units != n:
             raise ValueError(f"{type(self).__name__}: the model's last layer has {units} units, but y has {n} "
-                             f"classes {list(self.classes_)}; give it n_classes={n} units (take a parameter named "
+                             f"classes {_show(self.classes_)}; give it n_classes={n} units (take a parameter named "
                              "`n_classes` in the model function to get it)")
         if isinstance(self._loss_of(model), _losses.SparseCategoricalCrossentropy):
             return codes.astype(np.float32)
