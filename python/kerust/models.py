@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from . import optimizers as optimizers_module
 from ._arrays import as_float32, as_sample_weight, warn_non_finite
 from ._naming import unique_name
 from .layers import InputLayer, Layer
+
+if TYPE_CHECKING:
+    from ._inspect import Inspection
 
 
 def _sorted_logs(pairs: list) -> Dict[str, float]:
@@ -407,6 +410,30 @@ class Sequential:
             return _sorted_logs(raw)
         values = [float(v) for _, v in raw]
         return values[0] if len(values) == 1 else values
+
+    def inspect(self, x: Any, y: Any = None, sample_weight: Any = None) -> Inspection:
+        """Every layer's output and gradients for one batch, as NumPy arrays by layer name.
+
+        Runs one training-mode forward and backward pass (dropout active, BatchNormalization on batch statistics)
+        without changing anything: no weight update, and BatchNormalization's moving statistics and the random
+        stream are restored, so calling it twice gives the same arrays. Returns a dict from layer name to a dict
+        with ``output``, ``output_gradient`` (dL/d output, for the compiled loss with weight penalties, averaged
+        over the batch as in training), ``weights`` and ``weight_gradients`` (dicts by weight name such as
+        ``kernel`` and ``bias``); the result also has ``.loss`` and ``.input_gradient`` (dL/d x).
+        """
+        from ._inspect import build_inspection
+
+        self._require_compiled("inspect")
+        x32, y32, sw = self._inspect_arrays(x, y, sample_weight)
+        return build_inspection(self, self._core.inspect(x32, y32, sw, True))
+
+    def _inspect_arrays(
+        self, x: Any, y: Any, sample_weight: Any
+    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        x = as_float32("x", x)
+        _require_samples(x)
+        self._ensure_built(x)
+        return x, self._targets(y), as_sample_weight(sample_weight, x.shape[0])
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """The loss and metrics on `x` and `y` as one batch, without training."""
