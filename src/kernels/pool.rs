@@ -30,6 +30,36 @@ fn max_forward_impl(g: &Window, x: &[f32], out: &mut [f32], argmax: &mut [u32]) 
     }
 }
 
+crate::simd_fn! {
+    /// Max over each window without recording where it was (inference: nothing will go backward). Same values
+    /// as `max_forward`: `>` on the same window order, so NaN never wins and an all-NaN window gives -inf.
+    pub fn max_forward_values(g: &Window, x: &[f32], out: &mut [f32]) {
+        max_forward_values_impl(g, x, out)
+    }
+}
+
+#[inline(always)]
+fn max_forward_values_impl(g: &Window, x: &[f32], out: &mut [f32]) {
+    let c = g.c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let best = &mut out[(oy * g.ow + ox) * c..][..c];
+            best.fill(f32::NEG_INFINITY);
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    let Some(ix) = g.in_x(ox, kx) else { continue };
+                    let xs = &x[(iy * g.w + ix) * c..][..c];
+                    // `if v > b { v } else { b }` is one vector max instruction (maxps keeps b for NaN)
+                    best.iter_mut()
+                        .zip(xs)
+                        .for_each(|(b, &v)| *b = if v > *b { v } else { *b });
+                }
+            }
+        }
+    }
+}
+
 /// Branch-free running max over channels; `>` keeps the first maximum (NaN never wins, as in `f32::max`).
 #[inline(always)]
 fn max_update(best: &mut [f32], arg: &mut [u32], xs: &[f32], base: u32) {
@@ -114,5 +144,25 @@ mod tests {
         let mut dx = vec![0.0; 9];
         max_backward(&[1.0, 2.0, 3.0, 4.0], &arg, &mut dx);
         assert_eq!(dx, vec![0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn inference_max_equals_training_max_nan_and_inf_included() {
+        let g = Window::new("t", (5, 4, 3), (2, 2), (2, 1), true).unwrap();
+        let x: Vec<f32> = (0..60)
+            .map(|i| match i % 11 {
+                3 => f32::NAN,
+                7 => f32::NEG_INFINITY,
+                _ => ((i * 37) % 17) as f32 - 8.0,
+            })
+            .collect();
+        let n = g.out_pixels() * g.c;
+        let (mut a, mut b, mut arg) = (vec![0.0; n], vec![1.0; n], vec![0u32; n]);
+        max_forward(&g, &x, &mut a, &mut arg);
+        max_forward_values(&g, &x, &mut b);
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
 }

@@ -94,7 +94,12 @@ impl Layer for Pool2D {
         let b = x.batch();
         let (in_len, out_len) = (win.in_len(), win.out_pixels() * win.c);
         let mut y = Tensor::zeros(vec![b, win.oh, win.ow, win.c]);
-        if self.is_max {
+        if self.is_max && !ctx.training {
+            y.data
+                .par_chunks_mut(out_len)
+                .zip(x.data.par_chunks(in_len))
+                .for_each(|(yc, xc)| pool::max_forward_values(&win, xc, yc));
+        } else if self.is_max {
             self.argmax.resize(b * out_len, 0);
             y.data
                 .par_chunks_mut(out_len)
