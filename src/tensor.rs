@@ -1,6 +1,7 @@
 //! A plain row-major f32 tensor: the unit that flows between layers. The batch is axis 0.
 
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tensor {
@@ -23,11 +24,17 @@ impl Tensor {
     }
 
     pub fn zeros(shape: Vec<usize>) -> Self {
+        // Large buffers are zeroed (and their pages first touched) by all threads, not the calling one alone.
+        const PARALLEL_FROM: usize = 1 << 16;
         let n = shape.iter().product();
-        Tensor {
-            shape,
-            data: vec![0.0; n],
-        }
+        let data = if n >= PARALLEL_FROM {
+            let mut v = Vec::with_capacity(n);
+            v.par_extend(rayon::iter::repeat_n(0.0f32, n));
+            v
+        } else {
+            vec![0.0; n]
+        };
+        Tensor { shape, data }
     }
 
     /// Size of axis 0 (the batch).

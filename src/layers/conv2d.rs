@@ -75,27 +75,34 @@ impl Conv2D {
                 self.name
             )));
         }
-        // Kernel gradient: one partial per fixed chunk, summed in chunk order (thread-count independent).
-        let partials: Vec<Vec<f32>> = self
+        // Kernel and bias gradients: one partial per fixed chunk, summed in chunk order (thread-count
+        // independent; the bias sums each chunk's rows in order, so its total is the same as one serial pass's
+        // only up to float rounding, but always the same for any thread count).
+        let has_bias = self.params.len() > 1;
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = self
             .cols
             .par_chunks(SAMPLES_PER_CHUNK * p * k)
             .zip(g.data.par_chunks(SAMPLES_PER_CHUNK * p * f))
             .map(|(cols, gc)| {
                 let mut dk = vec![0.0f32; k * f];
                 matmul(k, gc.len() / f, f, cols, Op::T, gc, Op::N, &mut dk, false);
-                dk
+                let mut db = vec![0.0f32; if has_bias { f } else { 0 }];
+                if has_bias {
+                    for row in gc.chunks(f) {
+                        db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                    }
+                }
+                (dk, db)
             })
             .collect();
-        for part in &partials {
+        for (dk, db) in &partials {
             self.params[0]
                 .grad
                 .iter_mut()
-                .zip(part)
+                .zip(dk)
                 .for_each(|(a, b)| *a += b);
-        }
-        if let Some(bias) = self.params.get_mut(1) {
-            for row in g.data.chunks(f) {
-                bias.grad.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            if let Some(bias) = self.params.get_mut(1) {
+                bias.grad.iter_mut().zip(db).for_each(|(a, b)| *a += b);
             }
         }
         if !need_input_grad {
