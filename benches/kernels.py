@@ -1,0 +1,199 @@
+"""Kernel-level benchmark: kerust's GEMM and Conv2D forward/backward against NumPy (OpenBLAS) and PyTorch on
+the seed CNN's shapes, side by side in one run.
+
+    python3 benches/kernels.py [--threads 2] [--out kernels.md]
+
+kerust: `cargo bench --bench kernels` (benches/kernels.rs, the engine's own kernels, no Python in the loop).
+NumPy: this checkout's .venv. PyTorch: bench-venv (see benches/bench.py for its set-up); skipped if missing.
+GEMM is timed on one thread everywhere (kerust's GEMM is single-threaded by design: its layers run fixed
+chunks of the batch in parallel); the convolutions run on --threads threads in all three. NumPy's convolution
+is im2col (sliding_window_view) + BLAS for the forward pass and the kernel gradient, and one BLAS call per
+kernel tap for the input gradient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH_PYTHON = ROOT / "bench-venv" / "bin" / "python"
+GEMMS = [("conv1 fwd", 21632, 9, 32), ("conv2 fwd", 3872, 288, 64), ("conv3 fwd", 288, 576, 64),
+         ("dense1 fwd", 32, 576, 64), ("conv2 dX", 3872, 64, 288), ("conv2 dW", 288, 3872, 64),
+         ("conv3 dX", 288, 64, 576), ("conv3 dW", 576, 288, 64)]
+CONVS = [("conv1", 28, 28, 1, 32), ("conv2", 13, 13, 32, 64), ("conv3", 5, 5, 64, 64)]
+BATCH = 32
+
+
+def median_secs(reps: int, fn) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def gemm_gflops(matmul, a, b, c, m: int, k: int, n: int) -> float:
+    flops = 2.0 * m * k * n
+    inner = max(1, int(2e8 / flops))
+
+    def run() -> None:
+        for _ in range(inner):
+            matmul(a, b, out=c)
+
+    return flops / (median_secs(15, run) / inner) / 1e9
+
+
+def numpy_conv(np, rng, name: str, h: int, w: int, c: int, f: int) -> None:
+    x = rng.random((BATCH, h, w, c), dtype=np.float32) - 0.5
+    kernel = rng.random((3, 3, c, f), dtype=np.float32) - 0.5
+    bias = np.zeros(f, np.float32)
+    oh, ow = h - 2, w - 2
+    g = rng.random((BATCH, oh, ow, f), dtype=np.float32) - 0.5
+    k2 = kernel.reshape(9 * c, f)
+
+    def forward() -> tuple:
+        win = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(1, 2))  # (B, oh, ow, c, 3, 3)
+        cols = np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(-1, 9 * c)
+        return cols, (cols @ k2 + bias).reshape(BATCH, oh, ow, f)
+
+    def backward() -> None:
+        cols, _ = forward()
+        g2 = g.reshape(-1, f)
+        _dw = cols.T @ g2
+        _db = g2.sum(0)
+        if c > 1:
+            dx = np.zeros_like(x)
+            for ky in range(3):
+                for kx in range(3):
+                    dx[:, ky:ky + oh, kx:kx + ow, :] += (g2 @ kernel[ky, kx].T).reshape(BATCH, oh, ow, c)
+
+    fwd = median_secs(21, forward)
+    pair = median_secs(21, backward)
+    print(json.dumps({"kind": "conv_fwd", "name": name, "ms": fwd * 1e3}))
+    print(json.dumps({"kind": "conv_bwd", "name": name, "ms": max(pair - fwd, 0.0) * 1e3}))
+
+
+def numpy_worker(part: str) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    if part == "gemm":
+        for name, m, k, n in GEMMS:
+            a = rng.random((m, k), dtype=np.float32) - 0.5
+            b = rng.random((k, n), dtype=np.float32) - 0.5
+            gflops = gemm_gflops(np.matmul, a, b, np.empty((m, n), np.float32), m, k, n)
+            print(json.dumps({"kind": "gemm", "name": name, "gflops": gflops}))
+        return
+    for conv in CONVS:
+        numpy_conv(np, rng, *conv)
+
+
+def torch_conv(torch, gen, threads: int, name: str, h: int, w: int, c: int, f: int) -> None:
+    conv = torch.nn.Conv2d(c, f, 3).to(memory_format=torch.channels_last)
+    x = (torch.rand((BATCH, c, h, w), generator=gen) - 0.5).to(memory_format=torch.channels_last)
+    x.requires_grad_(c > 1)
+    g = (torch.rand((BATCH, f, h - 2, w - 2), generator=gen) - 0.5).to(memory_format=torch.channels_last)
+
+    def forward() -> object:
+        return conv(x)
+
+    def pair() -> None:
+        conv.zero_grad(set_to_none=True)
+        x.grad = None
+        conv(x).backward(g)
+
+    fwd = median_secs(21, forward)
+    both = median_secs(21, pair)
+    print(json.dumps({"kind": "conv_fwd", "name": name, "ms": fwd * 1e3}))
+    print(json.dumps({"kind": "conv_bwd", "name": name, "ms": max(both - fwd, 0.0) * 1e3}))
+
+
+def torch_worker(part: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(1 if part == "gemm" else threads)
+    gen = torch.Generator().manual_seed(7)
+    if part == "gemm":
+        for name, m, k, n in GEMMS:
+            a = torch.rand((m, k), generator=gen) - 0.5
+            b = torch.rand((k, n), generator=gen) - 0.5
+            gflops = gemm_gflops(torch.matmul, a, b, torch.empty((m, n)), m, k, n)
+            print(json.dumps({"kind": "gemm", "name": name, "gflops": gflops}))
+        return
+    for conv in CONVS:
+        torch_conv(torch, gen, threads, *conv)
+
+
+def collect(cmd: list, env_extra: dict) -> list:
+    env = dict(os.environ, **env_extra)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, env=env).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--worker", choices=["numpy", "torch"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=["gemm", "conv"], default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "numpy":
+        return numpy_worker(args.part)
+    if args.worker == "torch":
+        return torch_worker(args.part, args.threads)
+
+    me = [str(Path(__file__).resolve())]
+    one = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
+    many = {k: str(args.threads) for k in one}
+    results = {"kerust": [], "numpy": [], "torch": []}
+    subprocess.run(["cargo", "bench", "--bench", "kernels", "--no-run", "--quiet"], check=True, cwd=ROOT)
+    for part in ("gemm", "conv"):  # interleaved: each framework's gemm, then each framework's conv
+        env = one if part == "gemm" else many
+        kerust = collect(["cargo", "bench", "--quiet", "--bench", "kernels", "--", "--threads",
+                          "1" if part == "gemm" else str(args.threads)], env)
+        results["kerust"] += [r for r in kerust if (r["kind"] == "gemm") == (part == "gemm")]
+        results["numpy"] += collect([sys.executable, *me, "--worker", "numpy", "--part", part], env)
+        if TORCH_PYTHON.exists():
+            results["torch"] += collect([str(TORCH_PYTHON), *me, "--worker", "torch", "--part", part,
+                                         "--threads", str(args.threads)], env)
+
+    def find(fw: str, kind: str, name: str) -> "dict | None":
+        return next((r for r in results[fw] if r["kind"] == kind and r["name"] == name), None)
+
+    lines = ["GEMM, one thread, GFLOP/s (higher is better):", "",
+             "| shape (M x K x N) | kerust | NumPy/OpenBLAS | PyTorch | kerust / NumPy |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, m, k, n in GEMMS:
+        ke, nu, to = (find(fw, "gemm", name) for fw in ("kerust", "numpy", "torch"))
+        lines.append(f"| {name} {m}x{k}x{n} | {ke['gflops']:.1f} | {nu['gflops']:.1f} | "
+                     f"{to['gflops']:.1f} | {ke['gflops'] / nu['gflops']:.2f} |" if to else
+                     f"| {name} {m}x{k}x{n} | {ke['gflops']:.1f} | {nu['gflops']:.1f} | - | "
+                     f"{ke['gflops'] / nu['gflops']:.2f} |")
+    lines += ["", f"Conv2D 3x3 on a batch of {BATCH}, {args.threads} threads, milliseconds (lower is better; "
+              "backward = kernel, bias and input gradients, the first layer without an input gradient):", "",
+              "| layer | pass | kerust | NumPy im2col+BLAS | PyTorch | kerust / faster other |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for name, h, w, c, f in CONVS:
+        for kind, label in (("conv_fwd", "forward"), ("conv_bwd", "backward")):
+            ke, nu, to = (find(fw, kind, name) for fw in ("kerust", "numpy", "torch"))
+            best = min(r["ms"] for r in (nu, to) if r)
+            lines.append(f"| {name} {h}x{w}x{c} -> {f} | {label} | {ke['ms']:.3f} | {nu['ms']:.3f} | "
+                         f"{to['ms']:.3f} | {ke['ms'] / best:.2f} |" if to else
+                         f"| {name} {h}x{w}x{c} -> {f} | {label} | {ke['ms']:.3f} | {nu['ms']:.3f} | - | "
+                         f"{ke['ms'] / best:.2f} |")
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
