@@ -109,6 +109,9 @@ crate::simd_fn! {
 
 #[inline(always)]
 fn im2col_impl(g: &Window, x: &[f32], cols: &mut [f32]) {
+    if g.c == 1 {
+        return im2col_one_channel(g, x, cols);
+    }
     let plen = g.patch_len();
     let rowlen = g.kw * g.c;
     for oy in 0..g.oh {
@@ -128,10 +131,47 @@ fn im2col_impl(g: &Window, x: &[f32], cols: &mut [f32]) {
                     dst.fill(0.0);
                     continue;
                 }
-                dst[..kx_lo * g.c].fill(0.0);
+                // (the branches keep library calls for empty ranges out of the per-pixel loop)
+                if kx_lo > 0 {
+                    dst[..kx_lo * g.c].fill(0.0);
+                }
                 let src = (iy * g.w + (x0 + kx_lo as isize) as usize) * g.c;
                 dst[kx_lo * g.c..kx_hi * g.c].copy_from_slice(&x[src..src + (kx_hi - kx_lo) * g.c]);
-                dst[kx_hi * g.c..].fill(0.0);
+                if kx_hi < g.kw {
+                    dst[kx_hi * g.c..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// One input channel (a grey image): each patch row is only `kw` values, so copying row pieces would cost a
+/// library call per few floats. Scalar moves, tap by tap, over the output columns whose input is inside the
+/// image (zeros on either side, in the padding).
+#[inline(always)]
+fn im2col_one_channel(g: &Window, x: &[f32], cols: &mut [f32]) {
+    let plen = g.patch_len();
+    for oy in 0..g.oh {
+        let rows = &mut cols[oy * g.ow * plen..][..g.ow * plen];
+        for ky in 0..g.kh {
+            let iy = g.in_y(oy, ky);
+            for kx in 0..g.kw {
+                let tap = ky * g.kw + kx;
+                // output columns ox whose input column ox*sw + kx - pad_left lies in [0, w)
+                let lo = g.pad_left.saturating_sub(kx).div_ceil(g.sw).min(g.ow);
+                let hi = match (g.w + g.pad_left).checked_sub(kx) {
+                    Some(end) => end.div_ceil(g.sw).clamp(lo, g.ow),
+                    None => lo,
+                };
+                let (lo, hi) = if iy.is_some() { (lo, hi) } else { (0, 0) };
+                let row = iy.map_or(0, |iy| iy * g.w);
+                for (ox, patch) in rows.chunks_exact_mut(plen).enumerate() {
+                    patch[tap] = if ox >= lo && ox < hi {
+                        x[row + ox * g.sw + kx - g.pad_left]
+                    } else {
+                        0.0
+                    };
+                }
             }
         }
     }
@@ -197,5 +237,48 @@ mod tests {
         let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
         let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
         assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+
+    /// Patch entry (pixel p, tap t, channel ch) straight from the definition.
+    fn naive_im2col(g: &Window, x: &[f32]) -> Vec<f32> {
+        let mut cols = vec![f32::NAN; g.out_pixels() * g.patch_len()];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        for ch in 0..g.c {
+                            let v = match (g.in_y(oy, ky), g.in_x(ox, kx)) {
+                                (Some(iy), Some(ix)) => x[(iy * g.w + ix) * g.c + ch],
+                                _ => 0.0,
+                            };
+                            cols[(oy * g.ow + ox) * g.patch_len() + (ky * g.kw + kx) * g.c + ch] =
+                                v;
+                        }
+                    }
+                }
+            }
+        }
+        cols
+    }
+
+    #[test]
+    fn im2col_matches_the_definition_for_one_and_several_channels() {
+        for (shape, kernel, stride, same) in [
+            ((7, 6, 1), (3, 3), (1, 1), false),
+            ((7, 6, 1), (4, 3), (2, 1), true),
+            ((5, 8, 1), (2, 5), (1, 3), true),
+            ((6, 5, 3), (3, 2), (2, 2), true),
+            ((6, 5, 3), (3, 3), (1, 1), false),
+        ] {
+            let g = Window::new("t", shape, kernel, stride, same).unwrap();
+            let x: Vec<f32> = (0..g.in_len()).map(|i| i as f32 + 1.0).collect();
+            let mut cols = vec![f32::NAN; g.out_pixels() * g.patch_len()];
+            im2col(&g, &x, &mut cols);
+            assert_eq!(
+                cols,
+                naive_im2col(&g, &x),
+                "{shape:?} {kernel:?} {stride:?} {same}"
+            );
+        }
     }
 }

@@ -130,6 +130,15 @@ impl Conv2D {
     }
 }
 
+crate::simd_fn! {
+    /// `out[r, j] += bias[j]` for every row r of `out`.
+    fn add_bias(out: &mut [f32], bias: &[f32]) {
+        for row in out.chunks_exact_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
 /// Patches of every sample of a chunk, then one GEMM for the chunk, then the bias.
 fn conv_chunk(
     win: &Window,
@@ -151,9 +160,7 @@ fn conv_chunk(
     }
     matmul(n * p, k, f, cols, Op::N, kernel, Op::N, out, false);
     if let Some(bias) = bias {
-        for row in out.chunks_mut(f) {
-            row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
-        }
+        add_bias(out, bias);
     }
 }
 
