@@ -21,24 +21,38 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1] / "data" / "mnist"
 
 
-def read_idx(name: str):
+def read_idx_float(name: str, channels_first: bool = False):
+    """An IDX image file as float32 scaled to [0, 1], decoded in pieces straight into the result, so peak memory
+    is the float32 array itself (what a user holds), not that plus the bytes and temporaries."""
+    import numpy as np
+
+    with gzip.open(DATA / name, "rb") as f:
+        head = f.read(4)
+        dims = [int.from_bytes(f.read(4), "big") for _ in range(head[3])]
+        out = np.empty([dims[0], int(np.prod(dims[1:]))], dtype=np.float32)
+        rows = max(1, (1 << 20) // out.shape[1])
+        for start in range(0, dims[0], rows):
+            piece = np.frombuffer(f.read(min(rows, dims[0] - start) * out.shape[1]), dtype=np.uint8)
+            out[start:start + len(piece) // out.shape[1]] = piece.reshape(-1, out.shape[1])
+    out *= np.float32(1 / 255.0)
+    return out
+
+
+def read_idx_labels(name: str):
     import numpy as np
 
     with gzip.open(DATA / name, "rb") as f:
         raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
 
 
-def mnist(flat: bool):
-    import numpy as np
-
-    x = read_idx("train-images.idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = read_idx("train-labels.idx1-ubyte.gz").astype(np.int64)
-    xt = read_idx("t10k-images.idx3-ubyte.gz").astype(np.float32) / 255.0
+def mnist(flat: bool, train: bool = True, test: bool = False):
+    """(x, y, x_test) as each framework is fed: flat (n, 784) or NHWC (n, 28, 28, 1); only what is asked for."""
     shape = (-1, 784) if flat else (-1, 28, 28, 1)
-    return x.reshape(shape), y, xt.reshape(shape)
+    x = read_idx_float("train-images.idx3-ubyte.gz").reshape(shape) if train else None
+    y = read_idx_labels("train-labels.idx1-ubyte.gz") if train else None
+    xt = read_idx_float("t10k-images.idx3-ubyte.gz").reshape(shape) if test else None
+    return x, y, xt
 
 
 def peak_rss_mb() -> float:
@@ -48,7 +62,8 @@ def peak_rss_mb() -> float:
 # ---- kerust and Keras share the Keras API --------------------------------------------------------------
 def keras_like(keras, layers, workload: str, batch_size: int) -> float:
     flat = workload.startswith("mlp")
-    x, y, xt = mnist(flat)
+    predict = workload == "cnn_predict"
+    x, y, xt = mnist(flat, train=not predict, test=predict)
     if flat:
         model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(128, activation="relu"),
                                   layers.Dense(10, activation="softmax")])
@@ -78,13 +93,13 @@ def keras_like(keras, layers, workload: str, batch_size: int) -> float:
 
 
 def run_torch(workload: str, batch_size: int, threads: int) -> float:
-    import numpy as np
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     flat = workload.startswith("mlp")
-    x, y, xt = mnist(flat)
+    predict = workload == "cnn_predict"
+    x, y, xt = mnist(flat, train=not predict, test=predict)
     if flat:
         model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     else:
@@ -94,10 +109,10 @@ def run_torch(workload: str, batch_size: int, threads: int) -> float:
             nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
             nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10),
         )
-        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        xt = np.ascontiguousarray(xt.transpose(0, 3, 1, 2))
-    xs, ys, xts = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xt)
-    if workload == "cnn_predict":
+    # one grey channel: NHWC and NCHW hold the same bytes, so a reshape (no copy) makes PyTorch's layout
+    to_nchw = (lambda a: a.reshape(-1, 1, 28, 28)) if not flat else (lambda a: a)
+    if predict:
+        xts = torch.from_numpy(to_nchw(xt))
         model.eval()
         with torch.no_grad():
             model(xts[:batch_size])
@@ -105,6 +120,7 @@ def run_torch(workload: str, batch_size: int, threads: int) -> float:
             for i in range(0, len(xts), batch_size):
                 torch.softmax(model(xts[i: i + batch_size]), dim=1)
             return time.perf_counter() - t
+    xs, ys = torch.from_numpy(to_nchw(x)), torch.from_numpy(y)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
 
