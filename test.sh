@@ -9,5 +9,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
 ruff check python tests examples benches
-python -m pytest -q tests
+KERUST_CI=1 python -m pytest -q tests
 scripts/wheel-smoke.sh
