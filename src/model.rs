@@ -114,6 +114,11 @@ pub struct Inspection {
 
 /// Samples per inference slice (see `Model::infer_into`).
 const INFERENCE_SLICE: usize = 16 * crate::kernels::SAMPLES_PER_CHUNK;
+// Slicing keeps every output bit only if slices split no layer's fixed chunk (samples or Dense rows).
+const _: () = assert!(
+    INFERENCE_SLICE.is_multiple_of(crate::kernels::SAMPLES_PER_CHUNK)
+        && INFERENCE_SLICE.is_multiple_of(crate::layers::dense::ROWS_PER_CHUNK)
+);
 
 pub struct Model {
     layers: Vec<Box<dyn Layer>>,
@@ -309,19 +314,36 @@ impl Model {
 
     fn forward(&mut self, x: Tensor, training: bool) -> Result<Tensor> {
         // In training, note where non-finite values first appeared, so a NaN loss can be traced to a layer.
-        // Only the prediction is checked each step; when it is not finite, the same pass is run again (same
-        // random stream, so the same dropout masks) checking every layer's output. This keeps a full pass over
-        // every activation out of the steady state.
+        // Only the prediction is checked each step; when it is not finite, the same pass is run again from the
+        // same state (random stream, so the same dropout masks, and the statistics layers update in forward,
+        // BatchNormalization's moving averages) checking every layer's output. This keeps a full pass over
+        // every activation out of the steady state. A non-finite value that a layer absorbs before the
+        // prediction (a max-pool window where NaN never wins) is not traced: the loss stays finite then.
         let watch = training && self.non_finite_source.is_none();
-        let replay = watch.then(|| (x.clone(), self.rng.clone()));
+        let replay = watch.then(|| (x.clone(), self.rng.clone(), self.self_updated_stats()));
         let h = self.forward_pass(x, training, false)?;
-        if let Some((x, rng)) = replay {
+        if let Some((x, rng, stats)) = replay {
             if !all_finite(&h.data) {
                 self.rng = rng;
+                let params = self
+                    .layers
+                    .iter_mut()
+                    .flat_map(|l| l.params_mut().iter_mut());
+                for (p, v) in params.filter(|p| !p.trainable_kind).zip(stats) {
+                    p.value = v;
+                }
                 return self.forward_pass(x, training, true);
             }
         }
         Ok(h)
+    }
+
+    /// Values of the weights a layer updates itself during a training forward pass (not by gradients).
+    fn self_updated_stats(&self) -> Vec<Vec<f32>> {
+        self.all_params()
+            .filter(|p| !p.trainable_kind)
+            .map(|p| p.value.clone())
+            .collect()
     }
 
     fn forward_pass(&mut self, x: Tensor, training: bool, trace: bool) -> Result<Tensor> {

@@ -24,10 +24,11 @@ impl Tensor {
     }
 
     pub fn zeros(shape: Vec<usize>) -> Self {
-        // Large buffers are zeroed (and their pages first touched) by all threads, not the calling one alone.
+        // Large buffers are zeroed (and their pages first touched) by all threads, not the calling one alone;
+        // only on kerust's own pool (a worker thread): elsewhere rayon would start its global pool.
         const PARALLEL_FROM: usize = 1 << 16;
         let n = shape.iter().product();
-        let data = if n >= PARALLEL_FROM {
+        let data = if n >= PARALLEL_FROM && rayon::current_thread_index().is_some() {
             let mut v = Vec::with_capacity(n);
             v.par_extend(rayon::iter::repeat_n(0.0f32, n));
             v

@@ -652,7 +652,8 @@ impl CoreModel {
     )> {
         let (xd, yd) = (data("x", &x)?, data("y", &y)?);
         let sw = weights_slice(&sample_weight)?;
-        let ins = self.with(py, Access::Try, move |m| {
+        // on kerust's pool (its thread count, fork-safe), like training
+        let ins = self.run(py, Access::Try, None, move |m, _| {
             m.inspect(&xd, &yd, sw, with_grads)
         })?;
         let arrays = |ts: Vec<Tensor>| -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {

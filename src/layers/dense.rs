@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 /// Rows per parallel GEMM in inference; fixed so results do not depend on the thread count.
-const ROWS_PER_CHUNK: usize = 64;
+pub(crate) const ROWS_PER_CHUNK: usize = 64;
 
 pub struct Dense {
     name: String,
