@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from typing import Any, Callable, Dict
 
 from . import _core
 
 
+_requested = 0  # what set_num_threads was last given (0: the default)
+
+
 def set_num_threads(n: int) -> None:
     """Compute on ``n`` worker threads from now on (``0``: back to the default).
 
     The default is ``RAYON_NUM_THREADS`` if set, else one thread per CPU. Results are bit-identical whatever
-    the thread count: the engine splits work into fixed chunks, not into one chunk per thread. A ``fit`` already
-    running finishes on the threads it started with.
+    the thread count: the engine splits work into fixed chunks, not into one chunk per thread. A ``fit`` running
+    in another thread moves to the new count at its next engine call (the next epoch, or the next batch when
+    callbacks watch batches).
     """
+    global _requested
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads expects an int, received {type(n).__name__} {n!r}")
     _core.set_num_threads(n)
+    _requested = n
+
+
+def requested_num_threads() -> int:
+    """What `set_num_threads` was last given in this process (``0``: the default)."""
+    return _requested
 
 
 def get_num_threads() -> int:
@@ -29,6 +39,8 @@ def get_num_threads() -> int:
 
 def build_info() -> Dict[str, Any]:
     """What `show_config` prints, as a dict."""
+    import platform  # here, not at import: it costs `import kerust` several milliseconds
+
     return {
         "kerust": _core.__version__,
         "simd": _core.simd_level,

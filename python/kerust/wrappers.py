@@ -106,7 +106,7 @@ def _threads(n: Optional[int], who: str) -> Iterator[None]:
         return
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"{who}: num_threads must be a positive int or None, received {n!r}")
-    previous = _config.get_num_threads()
+    previous = _config.requested_num_threads()
     _config.set_num_threads(int(n))
     try:
         yield
