@@ -166,3 +166,14 @@ def test_inspect_errors_name_the_problem() -> None:
         keras.utils.gradient_check(model, x, np.zeros((2, 3), np.float32), epsilon=0)
     with pytest.raises(ValueError, match="samples_per_weight"):
         keras.utils.gradient_check(model, x, np.zeros((2, 3), np.float32), samples_per_weight=0)
+
+
+def test_gradient_check_leaves_out_frozen_layers() -> None:
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((5,)), layers.Dense(4, activation="tanh"), layers.Dense(2)])
+    model.layers[0].trainable = False
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(2).standard_normal((6, 5)).astype(np.float32)
+    y = np.random.default_rng(3).standard_normal((6, 2)).astype(np.float32)
+    report = keras.utils.gradient_check(model, x, y)
+    assert list(report) == [model.layers[1].name] and report[model.layers[1].name]["ok"]

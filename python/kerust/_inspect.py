@@ -76,8 +76,8 @@ def gradient_check(model: Any, x: Any, y: Any, *, sample_weight: Any = None, eps
     try:
         for i, layer in enumerate(model.layers):
             first, n = ranges[i]
-            if n == 0:
-                continue
+            if n == 0 or not layer.trainable:
+                continue  # a frozen layer's weights get no gradient in training
             trace = inspection[layer.name]
             names = _names_for(layer, n)
             per_weight: Dict[str, Dict[str, float]] = {}

@@ -54,7 +54,8 @@ def gradient_check(model: Any, x: Any, y: Any, *, sample_weight: Any = None, eps
                    samples_per_weight: int = 8, seed: int = 0, tolerance: float = 2e-2) -> dict:
     """Check backpropagation against central finite differences, layer by layer.
 
-    For each trainable weight of each layer, ``samples_per_weight`` randomly chosen entries are nudged by
+    For each trainable weight of each trainable layer (frozen layers and BatchNormalization's moving statistics
+    are left out: training gives them no gradient), ``samples_per_weight`` randomly chosen entries are nudged by
     ``±epsilon`` and the change of the training loss on ``(x, y)`` (dropout masks held fixed, BatchNormalization
     on batch statistics, weight penalties included) is compared with the gradient from ``model.inspect``. The
     model is left exactly as it was. The engine computes in float32, so expect relative errors near 1e-3; a
