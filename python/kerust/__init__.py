@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _core, callbacks, config, datasets, layers, losses, metrics, optimizers, regularizers, utils
+from . import _core, callbacks, config, layers, losses, metrics, optimizers, regularizers, utils
 from .layers import Input
 from .models import Sequential
 
@@ -15,7 +15,8 @@ __version__: str = _core.__version__
 from . import models  # noqa: E402
 
 if TYPE_CHECKING:  # type checkers see these modules; at run time they load on first use (``__getattr__`` below)
-    from . import onnx as onnx, saving, wrappers as wrappers  # (`as`: exported, though not in __all__)
+    from . import datasets, saving
+    from . import onnx as onnx, wrappers as wrappers  # (`as`: exported, though not in __all__)
 
 __all__ = [
     "Input",
@@ -36,11 +37,12 @@ __all__ = [
 ]
 
 
-_LAZY_MODULES = ("saving", "onnx", "wrappers")
+_LAZY_MODULES = ("datasets", "saving", "onnx", "wrappers")
 
 
 def __getattr__(name: str) -> object:
-    # these load on first use, keeping `import kerust` fast; onnx and wrappers need optional packages
+    # these load on first use, keeping `import kerust` fast (datasets: gzip, pathlib, urllib; saving: zipfile;
+    # onnx and wrappers need optional packages)
     if name in _LAZY_MODULES:
         import importlib
 
