@@ -210,25 +210,49 @@ impl Layer for Conv2D {
         let mut y = Tensor::zeros(vec![b, win.oh, win.ow, f]);
         let kernel = &self.params[0].value;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
+        // The activation goes into each chunk's pass while its output is still in cache, when it can.
+        let (act, fused) = (self.act.act, self.act.per_chunk(ctx.training));
+        let finish = |yc: &mut [f32], mask: Option<&mut [u8]>| {
+            if fused {
+                FusedActivation::apply_chunk(act, yc, mask, f)
+            }
+        };
+        let chunk_out = SAMPLES_PER_CHUNK * p * f;
         let x_chunks = x.data.par_chunks(SAMPLES_PER_CHUNK * in_len);
-        let y_chunks = y.data.par_chunks_mut(SAMPLES_PER_CHUNK * p * f);
+        let y_chunks = y.data.par_chunks_mut(chunk_out);
         if ctx.training {
             // Keep the patches: backward needs them for the kernel gradient.
             self.cols.resize(b * p * k, 0.0);
-            y_chunks
+            let work = y_chunks
                 .zip(x_chunks)
-                .zip(self.cols.par_chunks_mut(SAMPLES_PER_CHUNK * p * k))
-                .for_each(|((yc, xc), cols)| conv_chunk(&win, xc, cols, kernel, bias, yc));
+                .zip(self.cols.par_chunks_mut(SAMPLES_PER_CHUNK * p * k));
+            if fused && self.act.needs_mask(true) {
+                let mut mask = self.act.take_mask(b * p * f);
+                work.zip(mask.par_chunks_mut(chunk_out))
+                    .for_each(|(((yc, xc), cols), mc)| {
+                        conv_chunk(&win, xc, cols, kernel, bias, yc);
+                        finish(yc, Some(mc));
+                    });
+                self.act.restore_mask(mask);
+            } else {
+                work.for_each(|((yc, xc), cols)| {
+                    conv_chunk(&win, xc, cols, kernel, bias, yc);
+                    finish(yc, None);
+                });
+            }
             self.batch = b;
         } else {
             y_chunks
                 .zip(x_chunks)
                 .for_each_init(Vec::new, |cols: &mut Vec<f32>, (yc, xc)| {
                     cols.resize(xc.len() / in_len * p * k, 0.0);
-                    conv_chunk(&win, xc, cols, kernel, bias, yc)
+                    conv_chunk(&win, xc, cols, kernel, bias, yc);
+                    finish(yc, None);
                 });
         }
-        self.act.forward(&mut y, ctx.training);
+        if !fused {
+            self.act.forward(&mut y, ctx.training);
+        }
         Ok(y)
     }
 

@@ -5,7 +5,7 @@ mod activation;
 mod activation_layers;
 mod batchnorm;
 mod conv2d;
-mod dense;
+pub(crate) mod dense;
 mod dropout;
 mod noise;
 mod pooling;
@@ -367,6 +367,39 @@ impl FusedActivation {
                 act.backward(input, out, g, row)
             });
         Ok(())
+    }
+
+    /// Whether a layer may apply this activation chunk by chunk inside its own parallel loop, right after
+    /// computing each chunk (still in cache), with `apply_chunk`: always in inference; in training when
+    /// nothing but ReLU's mask has to be kept for backward.
+    pub fn per_chunk(&self, training: bool) -> bool {
+        !training || matches!(self.act, Activation::Linear | Activation::Relu)
+    }
+
+    /// Whether a per-chunk training pass needs a mask buffer (`take_mask`).
+    pub fn needs_mask(&self, training: bool) -> bool {
+        training && self.act == Activation::Relu
+    }
+
+    /// ReLU's mask buffer sized for `len` values, taken out so the layer's chunks can fill it; give it back
+    /// with `restore_mask` before backward.
+    pub fn take_mask(&mut self, len: usize) -> Vec<u8> {
+        let mut mask = std::mem::take(&mut self.mask);
+        mask.resize(len, 0);
+        mask
+    }
+
+    pub fn restore_mask(&mut self, mask: Vec<u8>) {
+        self.mask = mask;
+    }
+
+    /// Apply `act` to one chunk of whole rows of length `row`; `mask` (a training ReLU) records output > 0.
+    /// Same values as `forward`.
+    pub fn apply_chunk(act: Activation, values: &mut [f32], mask: Option<&mut [u8]>, row: usize) {
+        match mask {
+            Some(m) => relu_with_mask(values, m),
+            None => act.forward(values, row),
+        }
     }
 
     pub fn clear(&mut self) {
