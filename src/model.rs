@@ -377,6 +377,7 @@ impl Model {
             let len = INFERENCE_SLICE.min(end - s);
             let y = self.forward(x.range(s, len), false)?;
             out.extend_from_slice(&y.data);
+            y.recycle();
             s += len;
         }
         Ok(())
@@ -758,6 +759,7 @@ impl Model {
         for l in self.layers.iter_mut() {
             l.clear_cache();
         }
+        Tensor::drop_spares();
     }
 
     fn all_params(&self) -> impl Iterator<Item = &Param> {

@@ -2,6 +2,17 @@
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Buffers of inference tensors this thread is done with, for `Tensor::for_overwrite` to reuse.
+    static SPARE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most buffers kept per thread (an inference pass needs about two at a time per layer).
+const MAX_SPARE: usize = 4;
+/// Smaller buffers are not worth keeping.
+const MIN_SPARE_LEN: usize = 1 << 12;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tensor {
@@ -36,6 +47,49 @@ impl Tensor {
             vec![0.0; n]
         };
         Tensor { shape, data }
+    }
+
+    /// A tensor whose every value the caller overwrites before reading: its buffer may be one given back with
+    /// `recycle` and hold that tensor's old values (always initialised floats, never garbage memory), which
+    /// saves zeroing it. Inference only, where outputs are written whole and buffers have steady sizes.
+    pub fn for_overwrite(shape: Vec<usize>) -> Self {
+        let n: usize = shape.iter().product();
+        let reused = SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let pick = spare
+                .iter()
+                .position(|v| v.capacity() >= n && v.capacity() <= 2 * n.max(1));
+            pick.map(|i| spare.swap_remove(i))
+        });
+        match reused {
+            Some(mut data) => {
+                if data.len() >= n {
+                    data.truncate(n);
+                } else {
+                    data.resize(n, 0.0);
+                }
+                Tensor { shape, data }
+            }
+            None => Tensor::zeros(shape),
+        }
+    }
+
+    /// Give this tensor's buffer to later `for_overwrite` calls on this thread.
+    pub fn recycle(self) {
+        if self.data.capacity() < MIN_SPARE_LEN {
+            return;
+        }
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < MAX_SPARE {
+                spare.push(self.data);
+            }
+        });
+    }
+
+    /// Free this thread's recycled buffers (at the end of an inference call, so they do not linger).
+    pub fn drop_spares() {
+        SPARE.with(|spare| spare.borrow_mut().clear());
     }
 
     /// Size of axis 0 (the batch).

@@ -41,6 +41,28 @@ crate::simd_fn! {
 #[inline(always)]
 fn max_forward_values_impl(g: &Window, x: &[f32], out: &mut [f32]) {
     let c = g.c;
+    let all_inside = (g.oh - 1) * g.sh + g.kh <= g.h && (g.ow - 1) * g.sw + g.kw <= g.w;
+    if g.pad_top == 0 && g.pad_left == 0 && all_inside {
+        // every window lies inside the image ("valid" pooling): no bounds logic per window element
+        if c.is_multiple_of(LANES) {
+            return max_valid_in_lanes(g, x, out);
+        }
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let best = &mut out[(oy * g.ow + ox) * c..][..c];
+                best.fill(f32::NEG_INFINITY);
+                for ky in 0..g.kh {
+                    let row = (oy * g.sh + ky) * g.w + ox * g.sw;
+                    for xs in x[row * c..][..g.kw * c].chunks_exact(c) {
+                        best.iter_mut()
+                            .zip(xs)
+                            .for_each(|(b, &v)| *b = if v > *b { v } else { *b });
+                    }
+                }
+            }
+        }
+        return;
+    }
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let best = &mut out[(oy * g.ow + ox) * c..][..c];
@@ -55,6 +77,35 @@ fn max_forward_values_impl(g: &Window, x: &[f32], out: &mut [f32]) {
                         .zip(xs)
                         .for_each(|(b, &v)| *b = if v > *b { v } else { *b });
                 }
+            }
+        }
+    }
+}
+
+/// Channels handled together in `max_valid_in_lanes` (one AVX register of f32).
+const LANES: usize = 8;
+
+/// Valid max pooling with channels in groups of `LANES`, each group's running max kept in a local array (a
+/// register) and stored once: a running max kept in the output buffer compiles to masked stores, which are slow.
+#[inline(always)]
+fn max_valid_in_lanes(g: &Window, x: &[f32], out: &mut [f32]) {
+    let c = g.c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let o = (oy * g.ow + ox) * c;
+            for lane0 in (0..c).step_by(LANES) {
+                let mut best = [f32::NEG_INFINITY; LANES];
+                for ky in 0..g.kh {
+                    let row = ((oy * g.sh + ky) * g.w + ox * g.sw) * c + lane0;
+                    for kx in 0..g.kw {
+                        let mut xs = [0.0f32; LANES];
+                        xs.copy_from_slice(&x[row + kx * c..][..LANES]);
+                        for i in 0..LANES {
+                            best[i] = if xs[i] > best[i] { xs[i] } else { best[i] };
+                        }
+                    }
+                }
+                out[o + lane0..][..LANES].copy_from_slice(&best);
             }
         }
     }
@@ -148,8 +199,19 @@ mod tests {
 
     #[test]
     fn inference_max_equals_training_max_nan_and_inf_included() {
-        let g = Window::new("t", (5, 4, 3), (2, 2), (2, 1), true).unwrap();
-        let x: Vec<f32> = (0..60)
+        for (shape, pool, stride, same) in [
+            ((5, 4, 3), (2, 2), (2, 1), true),
+            ((5, 4, 3), (2, 2), (2, 2), false),
+            ((7, 6, 2), (3, 2), (2, 3), false),
+            ((6, 7, 16), (2, 2), (2, 2), false),
+            ((7, 5, 8), (3, 2), (2, 1), false),
+        ] {
+            check_inference_max(Window::new("t", shape, pool, stride, same).unwrap());
+        }
+    }
+
+    fn check_inference_max(g: Window) {
+        let x: Vec<f32> = (0..g.in_len())
             .map(|i| match i % 11 {
                 3 => f32::NAN,
                 7 => f32::NEG_INFINITY,

@@ -207,7 +207,8 @@ impl Layer for Conv2D {
             win.in_len(),
         );
         let b = x.batch();
-        let mut y = Tensor::zeros(vec![b, win.oh, win.ow, f]);
+        // every output value is written by the GEMM (it never reads its destination)
+        let mut y = Tensor::for_overwrite(vec![b, win.oh, win.ow, f]);
         let kernel = &self.params[0].value;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
         // The activation goes into each chunk's pass while its output is still in cache, when it can.
@@ -252,6 +253,9 @@ impl Layer for Conv2D {
         }
         if !fused {
             self.act.forward(&mut y, ctx.training);
+        }
+        if !ctx.training {
+            x.recycle();
         }
         Ok(y)
     }

@@ -93,7 +93,8 @@ impl Layer for Pool2D {
         }
         let b = x.batch();
         let (in_len, out_len) = (win.in_len(), win.out_pixels() * win.c);
-        let mut y = Tensor::zeros(vec![b, win.oh, win.ow, win.c]);
+        // every output value is written (each window starts from -inf or 0)
+        let mut y = Tensor::for_overwrite(vec![b, win.oh, win.ow, win.c]);
         if self.is_max && !ctx.training {
             y.data
                 .par_chunks_mut(out_len)
@@ -114,6 +115,8 @@ impl Layer for Pool2D {
         }
         if ctx.training {
             self.batch = b;
+        } else {
+            x.recycle();
         }
         Ok(y)
     }
