@@ -39,6 +39,7 @@ from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from ._inspect import weight_names as _weight_names
 
 __all__ = ["keras_config", "load_model", "load_weights", "save_model", "save_weights"]
 
@@ -112,16 +113,6 @@ def _is_int(value: Any) -> bool:
 
 def _shape_str(shape: Sequence[Any]) -> str:
     return str(tuple(int(d) for d in shape))
-
-
-def _weight_names(layer: Any) -> list[str]:
-    cfg = layer.get_config()
-    if layer.class_name in ("Dense", "Conv2D"):
-        return ["kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
-    if layer.class_name == "BatchNormalization":
-        return ((["gamma"] if cfg.get("scale", True) else []) + (["beta"] if cfg.get("center", True) else [])
-                + ["moving_mean", "moving_variance"])
-    return []
 
 
 def _weight_label(names: list[str], i: int) -> str:
