@@ -19,6 +19,7 @@ import kerust
 import numpy as np
 import pytest
 from kerust import layers
+from seed_models import seed_cnn
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -253,22 +254,8 @@ def test_every_engine_activation_is_exported() -> None:
 
 
 # ---- whole models, batch sizes, opsets ------------------------------------------------------------------------
-def _seed_cnn() -> kerust.Sequential:
-    """The README's MNIST CNN."""
-    return kerust.Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
-
-
 def test_seed_cnn_after_training_and_dynamic_batch(tmp_path: Path) -> None:
-    model = _seed_cnn()
+    model = seed_cnn()
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(3)
     x_train = rng.random((16, 28, 28, 1), dtype=np.float32)

@@ -65,6 +65,7 @@ import kerust
 import numpy as np
 import pytest
 from kerust import layers
+from seed_models import seed_cnn
 
 REF = Path(__file__).resolve().parent / "reference"
 F32 = np.float32
@@ -408,20 +409,6 @@ def test_optimizer_refuses_two_clipping_options(pair: Dict[str, float]) -> None:
 
 
 # ---- 4. whole-model trajectories -----------------------------------------------------------------------------
-def _seed_cnn() -> kerust.Sequential:
-    return kerust.Sequential([
-        kerust.Input((28, 28, 1)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
-
-
 def _mlp() -> kerust.Sequential:
     return kerust.Sequential([
         kerust.Input((28, 28, 1)),
@@ -463,7 +450,7 @@ def test_training_trajectory(name: str, mnist) -> None:
     assert int(x_train[:n].astype(np.int64).sum()) == TRAJECTORIES[""]["pixel_checksum"][0], "not Keras's MNIST"
     x = _images(x_train[:n])
     y = kerust.utils.to_categorical(y_train[:n], 10) if cfg["loss"] == "categorical_crossentropy" else y_train[:n]
-    model = _seed_cnn() if name == "cnn" else _mlp()
+    model = seed_cnn() if name == "cnn" else _mlp()
     model.set_weights([case[f"initial{i}"] for i in range(cfg["n_weights"])])
     model.compile(optimizer=kerust.optimizers.Adam(), loss=cfg["loss"], metrics=cfg["metrics"])
     history = model.fit(x, y, batch_size=cfg["batch_size"], epochs=cfg["epochs"], shuffle=False, verbose=0).history

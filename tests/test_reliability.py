@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from kerust import layers, optimizers
 
+import seed_models
+
 LONG = os.environ.get("KERUST_LONG_TESTS", "") not in ("", "0")
 HERE = Path(__file__).resolve()
 
@@ -296,16 +298,7 @@ def _determinism_main() -> dict:
 
     def seed_cnn() -> list:
         kerust.utils.set_random_seed(2024)
-        m = kerust.Sequential([
-            layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ])
+        m = seed_models.seed_cnn()
         m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
         hist = m.fit(images, labels, epochs=2, batch_size=16, verbose=0)
         return [*m.get_weights(), m.predict(images, verbose=0), np.array(hist.history["loss"])]
