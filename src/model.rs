@@ -312,17 +312,19 @@ impl Model {
         Ok(())
     }
 
-    fn forward(&mut self, x: Tensor, training: bool) -> Result<Tensor> {
+    /// A training forward pass over the batch `batch()` builds.
+    fn forward_training(&mut self, batch: &dyn Fn() -> Tensor) -> Result<Tensor> {
         // In training, note where non-finite values first appeared, so a NaN loss can be traced to a layer.
         // Only the prediction is checked each step; when it is not finite, the same pass is run again from the
         // same state (random stream, so the same dropout masks, and the statistics layers update in forward,
         // BatchNormalization's moving averages) checking every layer's output. This keeps a full pass over
-        // every activation out of the steady state. A non-finite value that a layer absorbs before the
-        // prediction (a max-pool window where NaN never wins) is not traced: the loss stays finite then.
-        let watch = training && self.non_finite_source.is_none();
-        let replay = watch.then(|| (x.clone(), self.rng.clone(), self.self_updated_stats()));
-        let h = self.forward_pass(x, training, false)?;
-        if let Some((x, rng, stats)) = replay {
+        // every activation out of the steady state; the batch is built again for the replay rather than
+        // copied every step. A non-finite value that a layer absorbs before the prediction (a max-pool window
+        // where NaN never wins) is not traced: the loss stays finite then.
+        let watch = self.non_finite_source.is_none();
+        let replay = watch.then(|| (self.rng.clone(), self.self_updated_stats()));
+        let h = self.forward_pass(batch(), true, false)?;
+        if let Some((rng, stats)) = replay {
             if !all_finite(&h.data) {
                 self.rng = rng;
                 let params = self
@@ -332,7 +334,7 @@ impl Model {
                 for (p, v) in params.filter(|p| !p.trainable_kind).zip(stats) {
                     p.value = v;
                 }
-                return self.forward_pass(x, training, true);
+                return self.forward_pass(batch(), true, true);
             }
         }
         Ok(h)
@@ -375,7 +377,7 @@ impl Model {
         let mut s = start;
         while s < end {
             let len = INFERENCE_SLICE.min(end - s);
-            let y = self.forward(x.range(s, len), false)?;
+            let y = self.forward_pass(x.range(s, len), false, false)?;
             out.extend_from_slice(&y.data);
             y.recycle();
             s += len;
@@ -397,15 +399,16 @@ impl Model {
             .unwrap_or_default()
     }
 
-    /// One optimisation step; returns the batch loss and adds the batch into the metric states.
+    /// One optimisation step on the batch `xb()` builds (built again only to trace a non-finite prediction);
+    /// returns the batch loss and adds the batch into the metric states.
     fn train_batch(
         &mut self,
-        xb: Tensor,
+        xb: &dyn Fn() -> Tensor,
         yb: &Tensor,
         sw: Option<&[f32]>,
         states: &mut [Vec<f64>],
     ) -> Result<f64> {
-        let pred = self.forward(xb, true)?;
+        let pred = self.forward_training(xb)?;
         let Model {
             layers, compiled, ..
         } = self;
@@ -516,11 +519,11 @@ impl Model {
             let start = self.epoch.cursor;
             let end = (start + batch_size).min(self.epoch.order.len());
             let idx = self.epoch.order[start..end].to_vec();
-            let xb = x.gather(&idx);
+            let xb = || x.gather(&idx);
             let yb = y.gather(&idx);
             let swb: Option<Vec<f32>> = sample_weight.map(|w| idx.iter().map(|&i| w[i]).collect());
             let mut states = std::mem::take(&mut self.epoch.metric_sums);
-            let result = self.train_batch(xb, &yb, swb.as_deref(), &mut states);
+            let result = self.train_batch(&xb, &yb, swb.as_deref(), &mut states);
             self.epoch.metric_sums = states;
             let loss = result?;
             let bs = (end - start) as f64;
@@ -643,7 +646,7 @@ impl Model {
         self.prepare(x, y, sample_weight)?;
         let mut states = self.fresh_metric_states();
         let loss = self.train_batch(
-            x.range(0, x.len()),
+            &|| x.range(0, x.len()),
             &y.range(0, y.len()),
             sample_weight,
             &mut states,
