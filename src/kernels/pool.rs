@@ -42,26 +42,9 @@ crate::simd_fn! {
 fn max_forward_values_impl(g: &Window, x: &[f32], out: &mut [f32]) {
     let c = g.c;
     let all_inside = (g.oh - 1) * g.sh + g.kh <= g.h && (g.ow - 1) * g.sw + g.kw <= g.w;
-    if g.pad_top == 0 && g.pad_left == 0 && all_inside {
-        // every window lies inside the image ("valid" pooling): no bounds logic per window element
-        if c.is_multiple_of(LANES) {
-            return max_valid_in_lanes(g, x, out);
-        }
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let best = &mut out[(oy * g.ow + ox) * c..][..c];
-                best.fill(f32::NEG_INFINITY);
-                for ky in 0..g.kh {
-                    let row = (oy * g.sh + ky) * g.w + ox * g.sw;
-                    for xs in x[row * c..][..g.kw * c].chunks_exact(c) {
-                        best.iter_mut()
-                            .zip(xs)
-                            .for_each(|(b, &v)| *b = if v > *b { v } else { *b });
-                    }
-                }
-            }
-        }
-        return;
+    if g.pad_top == 0 && g.pad_left == 0 && all_inside && c.is_multiple_of(LANES) {
+        // every window inside the image ("valid" pooling) and whole register groups of channels
+        return max_valid_in_lanes(g, x, out);
     }
     for oy in 0..g.oh {
         for ox in 0..g.ow {
@@ -72,7 +55,7 @@ fn max_forward_values_impl(g: &Window, x: &[f32], out: &mut [f32]) {
                 for kx in 0..g.kw {
                     let Some(ix) = g.in_x(ox, kx) else { continue };
                     let xs = &x[(iy * g.w + ix) * c..][..c];
-                    // `if v > b { v } else { b }` is one vector max instruction (maxps keeps b for NaN)
+                    // `>` keeps the first maximum; NaN never wins
                     best.iter_mut()
                         .zip(xs)
                         .for_each(|(b, &v)| *b = if v > *b { v } else { *b });
