@@ -23,10 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = ROOT / "bench-venv" / "bin" / "python"
-GEMMS = [("conv1 fwd", 21632, 9, 32), ("conv2 fwd", 3872, 288, 64), ("conv3 fwd", 288, 576, 64),
-         ("dense1 fwd", 32, 576, 64), ("conv2 dX", 3872, 64, 288), ("conv2 dW", 288, 3872, 64),
-         ("conv3 dX", 288, 64, 576), ("conv3 dW", 576, 288, 64)]
-CONVS = [("conv1", 28, 28, 1, 32), ("conv2", 13, 13, 32, 64), ("conv3", 5, 5, 64, 64)]
+# The shapes are benches/kernels.rs's (the one list): read from its output and handed to the other workers.
 BATCH = 32
 
 
@@ -81,18 +78,18 @@ def numpy_conv(np, rng, name: str, h: int, w: int, c: int, f: int) -> None:
     print(json.dumps({"kind": "conv_bwd", "name": name, "ms": bwd * 1e3}))
 
 
-def numpy_worker(part: str) -> None:
+def numpy_worker(part: str, shapes: list) -> None:
     import numpy as np
 
     rng = np.random.default_rng(7)
     if part == "gemm":
-        for name, m, k, n in GEMMS:
+        for name, m, k, n in shapes:
             a = rng.random((m, k), dtype=np.float32) - 0.5
             b = rng.random((k, n), dtype=np.float32) - 0.5
             gflops = gemm_gflops(np.matmul, a, b, np.empty((m, n), np.float32), m, k, n)
             print(json.dumps({"kind": "gemm", "name": name, "gflops": gflops}))
         return
-    for conv in CONVS:
+    for conv in shapes:
         numpy_conv(np, rng, *conv)
 
 
@@ -122,19 +119,19 @@ def torch_conv(torch, gen, threads: int, name: str, h: int, w: int, c: int, f: i
     print(json.dumps({"kind": "conv_bwd", "name": name, "ms": bwd * 1e3}))
 
 
-def torch_worker(part: str, threads: int) -> None:
+def torch_worker(part: str, threads: int, shapes: list) -> None:
     import torch
 
     torch.set_num_threads(1 if part == "gemm" else threads)
     gen = torch.Generator().manual_seed(7)
     if part == "gemm":
-        for name, m, k, n in GEMMS:
+        for name, m, k, n in shapes:
             a = torch.rand((m, k), generator=gen) - 0.5
             b = torch.rand((k, n), generator=gen) - 0.5
             gflops = gemm_gflops(torch.matmul, a, b, torch.empty((m, n)), m, k, n)
             print(json.dumps({"kind": "gemm", "name": name, "gflops": gflops}))
         return
-    for conv in CONVS:
+    for conv in shapes:
         torch_conv(torch, gen, threads, *conv)
 
 
@@ -150,51 +147,59 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--worker", choices=["numpy", "torch"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=["gemm", "conv"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--shapes", default="[]", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "numpy":
-        return numpy_worker(args.part)
+        return numpy_worker(args.part, json.loads(args.shapes))
     if args.worker == "torch":
-        return torch_worker(args.part, args.threads)
+        return torch_worker(args.part, args.threads, json.loads(args.shapes))
 
     me = [str(Path(__file__).resolve())]
     one = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
     many = {k: str(args.threads) for k in one}
-    results = {"kerust": [], "numpy": [], "torch": []}
+    results: dict = {"kerust": [], "numpy": [], "torch": []}
+    shapes: dict = {}
     subprocess.run(["cargo", "bench", "--bench", "kernels", "--no-run", "--quiet"], check=True, cwd=ROOT)
     for part in ("gemm", "conv"):  # interleaved: each framework's gemm, then each framework's conv
         env = one if part == "gemm" else many
         kerust = collect(["cargo", "bench", "--quiet", "--bench", "kernels", "--", "--threads",
                           "1" if part == "gemm" else str(args.threads)], env)
-        results["kerust"] += [r for r in kerust if (r["kind"] == "gemm") == (part == "gemm")]
-        results["numpy"] += collect([sys.executable, *me, "--worker", "numpy", "--part", part], env)
+        mine = [r for r in kerust if (r["kind"] == "gemm") == (part == "gemm")]
+        results["kerust"] += mine
+        if part == "gemm":
+            shapes[part] = [(r["name"], r["m"], r["k"], r["n"]) for r in mine]
+        else:
+            shapes[part] = [(r["name"], r["h"], r["w"], r["c"], r["filters"]) for r in mine
+                            if r["kind"] == "conv_fwd"]
+        worker = ["--part", part, "--shapes", json.dumps(shapes[part])]
+        results["numpy"] += collect([sys.executable, *me, "--worker", "numpy", *worker], env)
         if TORCH_PYTHON.exists():
-            results["torch"] += collect([str(TORCH_PYTHON), *me, "--worker", "torch", "--part", part,
+            results["torch"] += collect([str(TORCH_PYTHON), *me, "--worker", "torch", *worker,
                                          "--threads", str(args.threads)], env)
 
     def find(fw: str, kind: str, name: str) -> "dict | None":
         return next((r for r in results[fw] if r["kind"] == kind and r["name"] == name), None)
 
+    def cell(r: "dict | None", key: str, digits: int) -> str:
+        return f"{r[key]:.{digits}f}" if r else "-"
+
     lines = ["GEMM, one thread, GFLOP/s (higher is better):", "",
              "| shape (M x K x N) | kerust | NumPy/OpenBLAS | PyTorch | kerust / NumPy |",
              "| --- | --- | --- | --- | --- |"]
-    for name, m, k, n in GEMMS:
+    for name, m, k, n in shapes["gemm"]:
         ke, nu, to = (find(fw, "gemm", name) for fw in ("kerust", "numpy", "torch"))
-        lines.append(f"| {name} {m}x{k}x{n} | {ke['gflops']:.1f} | {nu['gflops']:.1f} | "
-                     f"{to['gflops']:.1f} | {ke['gflops'] / nu['gflops']:.2f} |" if to else
-                     f"| {name} {m}x{k}x{n} | {ke['gflops']:.1f} | {nu['gflops']:.1f} | - | "
-                     f"{ke['gflops'] / nu['gflops']:.2f} |")
+        lines.append(f"| {name} {m}x{k}x{n} | {cell(ke, 'gflops', 1)} | {cell(nu, 'gflops', 1)} | "
+                     f"{cell(to, 'gflops', 1)} | {ke['gflops'] / nu['gflops']:.2f} |")
     lines += ["", f"Conv2D 3x3 on a batch of {BATCH}, {args.threads} threads, milliseconds (lower is better; "
               "backward = kernel, bias and input gradients, the first layer without an input gradient):", "",
               "| layer | pass | kerust | NumPy im2col+BLAS | PyTorch | kerust / faster other |",
               "| --- | --- | --- | --- | --- | --- |"]
-    for name, h, w, c, f in CONVS:
+    for name, h, w, c, f in shapes["conv"]:
         for kind, label in (("conv_fwd", "forward"), ("conv_bwd", "backward")):
             ke, nu, to = (find(fw, kind, name) for fw in ("kerust", "numpy", "torch"))
             best = min(r["ms"] for r in (nu, to) if r)
-            lines.append(f"| {name} {h}x{w}x{c} -> {f} | {label} | {ke['ms']:.3f} | {nu['ms']:.3f} | "
-                         f"{to['ms']:.3f} | {ke['ms'] / best:.2f} |" if to else
-                         f"| {name} {h}x{w}x{c} -> {f} | {label} | {ke['ms']:.3f} | {nu['ms']:.3f} | - | "
-                         f"{ke['ms'] / best:.2f} |")
+            lines.append(f"| {name} {h}x{w}x{c} -> {f} | {label} | {cell(ke, 'ms', 3)} | {cell(nu, 'ms', 3)} | "
+                         f"{cell(to, 'ms', 3)} | {ke['ms'] / best:.2f} |")
     report = "\n".join(lines)
     print(report)
     if args.out:
