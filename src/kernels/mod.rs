@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod gemm;
 pub mod pool;
+pub mod scratch;
 pub mod simd;
 
 /// Samples per parallel work item. Fixed, so chunk boundaries (and so every partial sum) do not depend on

@@ -1,4 +1,6 @@
 //! Conv2D, channels-last: im2col per sample, one GEMM per chunk of samples against the `(kh*kw*in, out)` kernel.
+//! The patches live in a per-thread scratch buffer for one chunk at a time; training keeps the layer's input,
+//! not its patches (9x smaller for a 3x3 kernel), and backward unfolds each chunk again while it is in cache.
 
 use super::{activation_of, expect_rank, Ctx, FusedActivation, KernelBias, Layer, Param};
 use crate::activations::Activation;
@@ -6,6 +8,7 @@ use crate::config::Cfg;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im_add, im2col, Window};
 use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::scratch::with_scratch;
 use crate::kernels::SAMPLES_PER_CHUNK;
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
@@ -22,8 +25,8 @@ pub struct Conv2D {
     act: FusedActivation,
     win: Option<Window>,
     params: Vec<Param>,
-    /// im2col patches of the last training batch, `(batch*oh*ow, kh*kw*in)`.
-    cols: Vec<f32>,
+    /// The input of the last training batch, for backward.
+    input: Tensor,
     batch: usize,
 }
 
@@ -55,7 +58,7 @@ impl Conv2D {
             name: cfg.name,
             win: None,
             params: Vec::new(),
-            cols: Vec::new(),
+            input: Tensor::default(),
             batch: 0,
         })
     }
@@ -67,34 +70,74 @@ impl Conv2D {
 
     fn backward_linear(&mut self, g: Tensor, need_input_grad: bool) -> Result<Tensor> {
         let win = self.window()?;
-        let (p, k, f) = (win.out_pixels(), win.patch_len(), self.filters);
+        let (p, k, f, in_len) = (
+            win.out_pixels(),
+            win.patch_len(),
+            self.filters,
+            win.in_len(),
+        );
         let b = self.batch;
-        if self.cols.len() != b * p * k || g.data.len() != b * p * f {
+        if self.input.data.len() != b * in_len || g.data.len() != b * p * f {
             return Err(Error::Runtime(format!(
                 "Conv2D '{}': backward called without a matching training forward pass",
                 self.name
             )));
         }
-        // Kernel and bias gradients: one partial per fixed chunk, summed in chunk order (thread-count
-        // independent; the bias sums each chunk's rows in order, so its total is the same as one serial pass's
-        // only up to float rounding, but always the same for any thread count).
         let has_bias = self.params.len() > 1;
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = self
-            .cols
-            .par_chunks(SAMPLES_PER_CHUNK * p * k)
-            .zip(g.data.par_chunks(SAMPLES_PER_CHUNK * p * f))
-            .map(|(cols, gc)| {
-                let mut dk = vec![0.0f32; k * f];
-                matmul(k, gc.len() / f, f, cols, Op::T, gc, Op::N, &mut dk, false);
-                let mut db = vec![0.0f32; if has_bias { f } else { 0 }];
-                if has_bias {
-                    for row in gc.chunks(f) {
-                        db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        let kernel = &self.params[0].value;
+        // One pass per fixed chunk: unfold the chunk's input again, its kernel and bias partials, and (if asked)
+        // its input gradient through the patch gradients. Partials are summed in chunk order below, so the
+        // result is the same for any thread count (the bias differs from one serial pass only by rounding).
+        let chunk_grads = |xc: &[f32], gc: &[f32], dxc: Option<&mut [f32]>| {
+            let n = xc.len() / in_len;
+            let mut dk = vec![0.0f32; k * f];
+            let mut db = vec![0.0f32; if has_bias { f } else { 0 }];
+            let dcols_len = if dxc.is_some() { n * p * k } else { 0 };
+            with_scratch(n * p * k, dcols_len, |cols, dcols| {
+                for s in 0..n {
+                    im2col(
+                        &win,
+                        &xc[s * in_len..][..in_len],
+                        &mut cols[s * p * k..][..p * k],
+                    );
+                }
+                matmul(k, n * p, f, cols, Op::T, gc, Op::N, &mut dk, false);
+                if let Some(dxc) = dxc {
+                    matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dcols, false);
+                    dxc.fill(0.0);
+                    for s in 0..n {
+                        col2im_add(
+                            &win,
+                            &dcols[s * p * k..][..p * k],
+                            &mut dxc[s * in_len..][..in_len],
+                        );
                     }
                 }
-                (dk, db)
-            })
-            .collect();
+            });
+            if has_bias {
+                for row in gc.chunks(f) {
+                    db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+            }
+            (dk, db)
+        };
+        let x_chunks = self.input.data.par_chunks(SAMPLES_PER_CHUNK * in_len);
+        let g_chunks = g.data.par_chunks(SAMPLES_PER_CHUNK * p * f);
+        let mut dx = Tensor::default();
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = if need_input_grad {
+            // every value is written: each chunk is cleared before its patch gradients are added
+            dx = Tensor::for_overwrite(vec![b, win.h, win.w, win.c]);
+            x_chunks
+                .zip(g_chunks)
+                .zip(dx.data.par_chunks_mut(SAMPLES_PER_CHUNK * in_len))
+                .map(|((xc, gc), dxc)| chunk_grads(xc, gc, Some(dxc)))
+                .collect()
+        } else {
+            x_chunks
+                .zip(g_chunks)
+                .map(|(xc, gc)| chunk_grads(xc, gc, None))
+                .collect()
+        };
         for (dk, db) in &partials {
             self.params[0]
                 .grad
@@ -105,27 +148,10 @@ impl Conv2D {
                 bias.grad.iter_mut().zip(db).for_each(|(a, b)| *a += b);
             }
         }
-        if !need_input_grad {
-            return Ok(Tensor::default());
-        }
-        let mut dx = Tensor::zeros(vec![b, win.h, win.w, win.c]);
-        let kernel = &self.params[0].value;
-        let in_len = win.in_len();
-        dx.data
-            .par_chunks_mut(SAMPLES_PER_CHUNK * in_len)
-            .zip(g.data.par_chunks(SAMPLES_PER_CHUNK * p * f))
-            .for_each_init(Vec::new, |dcols: &mut Vec<f32>, (dxc, gc)| {
-                let n = gc.len() / (p * f);
-                dcols.resize(n * p * k, 0.0);
-                matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dcols, false);
-                for s in 0..n {
-                    col2im_add(
-                        &win,
-                        &dcols[s * p * k..][..p * k],
-                        &mut dxc[s * in_len..][..in_len],
-                    );
-                }
-            });
+        // The input is not needed any more: its buffer (and the gradient's) can serve the next batch.
+        std::mem::take(&mut self.input).recycle();
+        self.batch = 0;
+        g.recycle();
         Ok(dx)
     }
 }
@@ -219,42 +245,38 @@ impl Layer for Conv2D {
             }
         };
         let chunk_out = SAMPLES_PER_CHUNK * p * f;
-        let x_chunks = x.data.par_chunks(SAMPLES_PER_CHUNK * in_len);
-        let y_chunks = y.data.par_chunks_mut(chunk_out);
-        if ctx.training {
-            // Keep the patches: backward needs them for the kernel gradient.
-            self.cols.resize(b * p * k, 0.0);
-            let work = y_chunks
-                .zip(x_chunks)
-                .zip(self.cols.par_chunks_mut(SAMPLES_PER_CHUNK * p * k));
-            if fused && self.act.needs_mask(true) {
-                let mut mask = self.act.take_mask(b * p * f);
-                work.zip(mask.par_chunks_mut(chunk_out))
-                    .for_each(|(((yc, xc), cols), mc)| {
-                        conv_chunk(&win, xc, cols, kernel, bias, yc);
-                        finish(yc, Some(mc));
-                    });
-                self.act.restore_mask(mask);
-            } else {
-                work.for_each(|((yc, xc), cols)| {
-                    conv_chunk(&win, xc, cols, kernel, bias, yc);
-                    finish(yc, None);
+        let conv_into = |xc: &[f32], yc: &mut [f32]| {
+            let n = xc.len() / in_len;
+            with_scratch(n * p * k, 0, |cols, _| {
+                conv_chunk(&win, xc, cols, kernel, bias, yc)
+            });
+        };
+        let work = y
+            .data
+            .par_chunks_mut(chunk_out)
+            .zip(x.data.par_chunks(SAMPLES_PER_CHUNK * in_len));
+        if ctx.training && fused && self.act.needs_mask(true) {
+            let mut mask = self.act.take_mask(b * p * f);
+            work.zip(mask.par_chunks_mut(chunk_out))
+                .for_each(|((yc, xc), mc)| {
+                    conv_into(xc, yc);
+                    finish(yc, Some(mc));
                 });
-            }
-            self.batch = b;
+            self.act.restore_mask(mask);
         } else {
-            y_chunks
-                .zip(x_chunks)
-                .for_each_init(Vec::new, |cols: &mut Vec<f32>, (yc, xc)| {
-                    cols.resize(xc.len() / in_len * p * k, 0.0);
-                    conv_chunk(&win, xc, cols, kernel, bias, yc);
-                    finish(yc, None);
-                });
+            work.for_each(|(yc, xc)| {
+                conv_into(xc, yc);
+                finish(yc, None);
+            });
         }
         if !fused {
             self.act.forward(&mut y, ctx.training);
         }
-        if !ctx.training {
+        if ctx.training {
+            // Backward unfolds the input again (cheaper in memory than keeping every patch).
+            std::mem::replace(&mut self.input, x).recycle();
+            self.batch = b;
+        } else {
             x.recycle();
         }
         Ok(y)
@@ -277,7 +299,7 @@ impl Layer for Conv2D {
         self.act.act
     }
     fn clear_cache(&mut self) {
-        self.cols = Vec::new();
+        self.input = Tensor::default();
         self.batch = 0;
         self.act.clear();
     }
