@@ -1,7 +1,7 @@
 """Kernel-level benchmark: kerust's GEMM and Conv2D forward/backward against NumPy (OpenBLAS) and PyTorch on
 the seed CNN's shapes, side by side in one run.
 
-    python3 benches/kernels.py [--threads 2] [--out kernels.md]
+    python3 benches/kernels.py [--threads 2] [--rounds 5] [--out kernels.md]
 
 kerust: `cargo bench --bench kernels` (benches/kernels.rs, the engine's own kernels, no Python in the loop).
 NumPy: this checkout's .venv. PyTorch: bench-venv (see benches/bench.py for its set-up); skipped if missing.
@@ -9,6 +9,8 @@ GEMM is timed on one thread everywhere (kerust's GEMM is single-threaded by desi
 chunks of the batch in parallel); the convolutions run on --threads threads in all three. NumPy's convolution
 is im2col (sliding_window_view) + BLAS for the forward pass and the kernel gradient, and one BLAS call per
 kernel tap for the input gradient. Backward passes are timed apart from the forward pass they follow.
+Each round runs every framework once, one after the other; the report gives the median over the rounds, so a
+burst of noise on a shared machine hits one round of one framework, not the whole comparison.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -144,6 +147,7 @@ def collect(cmd: list, env_extra: dict) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default=None)
     parser.add_argument("--worker", choices=["numpy", "torch"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=["gemm", "conv"], default=None, help=argparse.SUPPRESS)
@@ -160,30 +164,37 @@ def main() -> None:
     results: dict = {"kerust": [], "numpy": [], "torch": []}
     shapes: dict = {}
     subprocess.run(["cargo", "bench", "--bench", "kernels", "--no-run", "--quiet"], check=True, cwd=ROOT)
-    for part in ("gemm", "conv"):  # interleaved: each framework's gemm, then each framework's conv
-        env = one if part == "gemm" else many
-        kerust = collect(["cargo", "bench", "--quiet", "--bench", "kernels", "--", "--threads",
-                          "1" if part == "gemm" else str(args.threads)], env)
-        mine = [r for r in kerust if (r["kind"] == "gemm") == (part == "gemm")]
-        results["kerust"] += mine
-        if part == "gemm":
-            shapes[part] = [(r["name"], r["m"], r["k"], r["n"]) for r in mine]
-        else:
-            shapes[part] = [(r["name"], r["h"], r["w"], r["c"], r["filters"]) for r in mine
-                            if r["kind"] == "conv_fwd"]
-        worker = ["--part", part, "--shapes", json.dumps(shapes[part])]
-        results["numpy"] += collect([sys.executable, *me, "--worker", "numpy", *worker], env)
-        if TORCH_PYTHON.exists():
-            results["torch"] += collect([str(TORCH_PYTHON), *me, "--worker", "torch", *worker,
-                                         "--threads", str(args.threads)], env)
+    for _ in range(args.rounds):
+        for part in ("gemm", "conv"):  # interleaved: each framework's gemm, then each framework's conv
+            env = one if part == "gemm" else many
+            kerust = collect(["cargo", "bench", "--quiet", "--bench", "kernels", "--", "--threads",
+                              "1" if part == "gemm" else str(args.threads)], env)
+            mine = [r for r in kerust if (r["kind"] == "gemm") == (part == "gemm")]
+            results["kerust"] += mine
+            if part == "gemm":
+                shapes[part] = [(r["name"], r["m"], r["k"], r["n"]) for r in mine]
+            else:
+                shapes[part] = [(r["name"], r["h"], r["w"], r["c"], r["filters"]) for r in mine
+                                if r["kind"] == "conv_fwd"]
+            worker = ["--part", part, "--shapes", json.dumps(shapes[part])]
+            results["numpy"] += collect([sys.executable, *me, "--worker", "numpy", *worker], env)
+            if TORCH_PYTHON.exists():
+                results["torch"] += collect([str(TORCH_PYTHON), *me, "--worker", "torch", *worker,
+                                             "--threads", str(args.threads)], env)
 
     def find(fw: str, kind: str, name: str) -> "dict | None":
-        return next((r for r in results[fw] if r["kind"] == kind and r["name"] == name), None)
+        """The median over the rounds, as one record."""
+        rows = [r for r in results[fw] if r["kind"] == kind and r["name"] == name]
+        if not rows:
+            return None
+        key = "gflops" if kind == "gemm" else "ms"
+        return {key: statistics.median(r[key] for r in rows)}
 
     def cell(r: "dict | None", key: str, digits: int) -> str:
         return f"{r[key]:.{digits}f}" if r else "-"
 
-    lines = ["GEMM, one thread, GFLOP/s (higher is better):", "",
+    lines = [f"Medians of {args.rounds} rounds, the frameworks interleaved within each round.", "",
+             "GEMM, one thread, GFLOP/s (higher is better):", "",
              "| shape (M x K x N) | kerust | NumPy/OpenBLAS | PyTorch | kerust / NumPy |",
              "| --- | --- | --- | --- | --- |"]
     for name, m, k, n in shapes["gemm"]:
