@@ -65,10 +65,11 @@ impl<'a> Data<'a> {
         let row = self.row();
         let mut shape = self.shape.to_vec();
         shape[0] = n;
-        Tensor {
-            shape,
-            data: self.data[start * row..(start + n) * row].to_vec(),
-        }
+        // copied over whole: the slice can take a buffer an earlier inference slice gave back
+        let mut t = Tensor::for_overwrite(shape);
+        t.data
+            .copy_from_slice(&self.data[start * row..(start + n) * row]);
+        t
     }
 }
 
@@ -357,12 +358,25 @@ impl Model {
             rng: &mut self.rng,
         };
         let mut h = x;
-        for layer in self.layers.iter_mut() {
+        let mut i = 0;
+        while i < self.layers.len() {
+            // Inference runs a convolution and the max pooling after it as one pass (same values, and the
+            // unpooled output never streams through memory); a traced pass keeps every layer's output.
+            if !training && !trace {
+                let pool = self.layers.get(i + 1).and_then(|l| l.max_pool_window());
+                if let Some(pool) = pool.filter(|w| self.layers[i].can_fuse_max_pool(w)) {
+                    h = self.layers[i].forward_max_pooled(h, &pool)?;
+                    i += 2;
+                    continue;
+                }
+            }
+            let layer = &mut self.layers[i];
             h = layer.forward(h, &mut ctx)?;
             if trace && self.non_finite_source.is_none() && !all_finite(&h.data) {
                 self.non_finite_source =
                     Some(format!("layer '{}' ({})", layer.name(), layer.class_name()));
             }
+            i += 1;
         }
         Ok(h)
     }
@@ -941,6 +955,55 @@ mod tests {
         )
         .unwrap();
         m
+    }
+
+    #[test]
+    fn fused_conv_pool_inference_matches_layer_by_layer() {
+        // valid 2x2 pooling after a ReLU conv (the seed CNN), an odd-sized "same" 3x3/2 pooling after a
+        // linear conv without bias, and a conv whose pooling cannot be fused (average)
+        let specs = vec![
+            (
+                "Conv2D".to_string(),
+                json!({"filters": 8, "kernel_size": 3, "activation": "relu"}),
+            ),
+            ("MaxPooling2D".to_string(), json!({"pool_size": 2})),
+            (
+                "Conv2D".to_string(),
+                json!({"filters": 5, "kernel_size": 2, "padding": "same", "use_bias": false}),
+            ),
+            (
+                "MaxPooling2D".to_string(),
+                json!({"pool_size": 3, "strides": 2, "padding": "same"}),
+            ),
+            (
+                "Conv2D".to_string(),
+                json!({"filters": 4, "kernel_size": 1, "activation": "tanh"}),
+            ),
+            ("AveragePooling2D".to_string(), json!({"pool_size": 2})),
+            ("Flatten".to_string(), json!({})),
+            ("Dense".to_string(), json!({"units": 3})),
+        ];
+        let mut m = Model::new(&specs, &[13, 11, 2], 4).unwrap();
+        let n = 9; // two full chunks and a partial one
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..n * 13 * 11 * 2).map(|_| rng.uniform() - 0.5).collect();
+        let mut h = Tensor::new(vec![n, 13, 11, 2], x.clone()).unwrap();
+        let mut step_rng = Rng::new(0);
+        for layer in m.layers.iter_mut() {
+            let mut ctx = Ctx {
+                training: false,
+                rng: &mut step_rng,
+            };
+            h = layer.forward(h, &mut ctx).unwrap();
+        }
+        let fused = m
+            .forward_pass(Tensor::new(vec![n, 13, 11, 2], x).unwrap(), false, false)
+            .unwrap();
+        assert_eq!(fused.shape, h.shape);
+        assert_eq!(fused.data, h.data); // bit for bit
+        assert!(m.layers[0].can_fuse_max_pool(&m.layers[1].max_pool_window().unwrap()));
+        assert!(m.layers[2].can_fuse_max_pool(&m.layers[3].max_pool_window().unwrap()));
+        assert!(m.layers[5].max_pool_window().is_none());
     }
 
     fn toy() -> (Vec<f32>, Vec<f32>) {

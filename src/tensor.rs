@@ -9,8 +9,9 @@ thread_local! {
     static SPARE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Most buffers kept per thread (an inference pass needs about two at a time per layer).
-const MAX_SPARE: usize = 4;
+/// Most buffers kept per thread: an inference slice of the seed CNN gives back six buffers of five sizes (its
+/// input and each layer's output); with fewer, the largest were dropped and allocated afresh on every slice.
+const MAX_SPARE: usize = 8;
 /// Smaller buffers are not worth keeping.
 const MIN_SPARE_LEN: usize = 1 << 12;
 
@@ -83,6 +84,14 @@ impl Tensor {
             let mut spare = spare.borrow_mut();
             if spare.len() < MAX_SPARE {
                 spare.push(self.data);
+            } else if let Some((i, _)) = spare
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, v)| v.capacity())
+                .filter(|(_, v)| v.capacity() < self.data.capacity())
+            {
+                // full: keep the bigger buffer (the costlier one to allocate and fault in again)
+                spare[i] = self.data;
             }
         });
     }

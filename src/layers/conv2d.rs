@@ -8,6 +8,7 @@ use crate::config::Cfg;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im_add, im2col, Window};
 use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::pool;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::SAMPLES_PER_CHUNK;
 use crate::rng::Rng;
@@ -66,6 +67,21 @@ impl Conv2D {
     fn window(&self) -> Result<Window> {
         self.win
             .ok_or_else(|| Error::Runtime(format!("Conv2D '{}' used before build", self.name)))
+    }
+
+    /// The built window, after checking that `x` is a batch of this layer's input shape.
+    fn checked_window(&self, x: &Tensor) -> Result<Window> {
+        let win = self.window()?;
+        if x.shape.len() != 4 || x.shape[1..] != [win.h, win.w, win.c] {
+            return Err(Error::Value(format!(
+                "Input 0 of layer \"{}\" (Conv2D) is incompatible with the layer: expected shape {}, \
+                 found shape {}",
+                self.name,
+                shape_str(&[win.h, win.w, win.c]),
+                shape_str(x.shape.get(1..).unwrap_or(&[]))
+            )));
+        }
+        Ok(win)
     }
 
     fn backward_linear(&mut self, g: Tensor, need_input_grad: bool) -> Result<Tensor> {
@@ -157,12 +173,57 @@ impl Conv2D {
 }
 
 crate::simd_fn! {
+    /// `out[r, j] = relu(out[r, j] + bias[j])`: the bias and an inference ReLU in one pass.
+    fn add_bias_relu(out: &mut [f32], bias: &[f32]) {
+        for row in out.chunks_exact_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(a, b)| *a = (*a + b).max(0.0));
+        }
+    }
+}
+
+crate::simd_fn! {
+    /// As `add_bias_relu`, recording where the output is positive (the training ReLU's mask).
+    fn add_bias_relu_masked(out: &mut [f32], bias: &[f32], mask: &mut [u8]) {
+        for (row, m) in out.chunks_exact_mut(bias.len()).zip(mask.chunks_exact_mut(bias.len())) {
+            for ((a, b), m) in row.iter_mut().zip(bias).zip(m) {
+                *a = (*a + b).max(0.0);
+                *m = (*a > 0.0) as u8;
+            }
+        }
+    }
+}
+
+crate::simd_fn! {
     /// `out[r, j] += bias[j]` for every row r of `out`.
     fn add_bias(out: &mut [f32], bias: &[f32]) {
         for row in out.chunks_exact_mut(bias.len()) {
             row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
         }
     }
+}
+
+/// How a chunk's GEMM output is finished: the bias the GEMM step adds (None when a fused ReLU takes it) and
+/// the per-chunk epilogue (bias + ReLU in one pass, or the fused activation, or nothing when the activation
+/// runs over the whole output afterwards). The same values whichever way.
+#[allow(clippy::type_complexity)]
+fn chunk_epilogue(
+    act: Activation,
+    fused: bool,
+    bias: Option<&[f32]>,
+    f: usize,
+) -> (
+    Option<&[f32]>,
+    impl Fn(&mut [f32], Option<&mut [u8]>) + Sync + '_,
+) {
+    let bias_relu = bias.filter(|_| fused && act == Activation::Relu);
+    let gemm_bias = if bias_relu.is_some() { None } else { bias };
+    let finish = move |yc: &mut [f32], mask: Option<&mut [u8]>| match (bias_relu, mask) {
+        (Some(b), Some(m)) => add_bias_relu_masked(yc, b, m),
+        (Some(b), None) => add_bias_relu(yc, b),
+        (None, mask) if fused => FusedActivation::apply_chunk(act, yc, mask, f),
+        _ => {}
+    };
+    (gemm_bias, finish)
 }
 
 /// Patches of every sample of a chunk, then one GEMM for the chunk, then the bias.
@@ -216,16 +277,7 @@ impl Layer for Conv2D {
     }
 
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let win = self.window()?;
-        if x.shape.len() != 4 || x.shape[1..] != [win.h, win.w, win.c] {
-            return Err(Error::Value(format!(
-                "Input 0 of layer \"{}\" (Conv2D) is incompatible with the layer: expected shape {}, \
-                 found shape {}",
-                self.name,
-                shape_str(&[win.h, win.w, win.c]),
-                shape_str(x.shape.get(1..).unwrap_or(&[]))
-            )));
-        }
+        let win = self.checked_window(&x)?;
         let (p, k, f, in_len) = (
             win.out_pixels(),
             win.patch_len(),
@@ -237,18 +289,13 @@ impl Layer for Conv2D {
         let mut y = Tensor::for_overwrite(vec![b, win.oh, win.ow, f]);
         let kernel = &self.params[0].value;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
-        // The activation goes into each chunk's pass while its output is still in cache, when it can.
-        let (act, fused) = (self.act.act, self.act.per_chunk(ctx.training));
-        let finish = |yc: &mut [f32], mask: Option<&mut [u8]>| {
-            if fused {
-                FusedActivation::apply_chunk(act, yc, mask, f)
-            }
-        };
+        let fused = self.act.per_chunk(ctx.training);
+        let (gemm_bias, finish) = chunk_epilogue(self.act.act, fused, bias, f);
         let chunk_out = SAMPLES_PER_CHUNK * p * f;
         let conv_into = |xc: &[f32], yc: &mut [f32]| {
             let n = xc.len() / in_len;
             with_scratch(n * p * k, 0, |cols, _| {
-                conv_chunk(&win, xc, cols, kernel, bias, yc)
+                conv_chunk(&win, xc, cols, kernel, gemm_bias, yc)
             });
         };
         let work = y
@@ -302,6 +349,54 @@ impl Layer for Conv2D {
         self.input = Tensor::default();
         self.batch = 0;
         self.act.clear();
+    }
+
+    fn can_fuse_max_pool(&self, pool: &Window) -> bool {
+        self.win
+            .is_some_and(|w| (pool.h, pool.w, pool.c) == (w.oh, w.ow, self.filters))
+            && self.act.per_chunk(false)
+    }
+
+    fn forward_max_pooled(&mut self, x: Tensor, pool: &Window) -> Result<Tensor> {
+        let win = self.checked_window(&x)?;
+        if !self.can_fuse_max_pool(pool) {
+            return Err(Error::Runtime(format!(
+                "Conv2D '{}' cannot run fused with this max pooling",
+                self.name
+            )));
+        }
+        let (p, k, f, in_len) = (
+            win.out_pixels(),
+            win.patch_len(),
+            self.filters,
+            win.in_len(),
+        );
+        let pooled_len = pool.out_pixels() * pool.c;
+        let b = x.batch();
+        // every value is written by the pooling (each window starts from -inf)
+        let mut y = Tensor::for_overwrite(vec![b, pool.oh, pool.ow, pool.c]);
+        let kernel = &self.params[0].value;
+        let bias = self.params.get(1).map(|p| p.value.as_slice());
+        let (gemm_bias, finish) = chunk_epilogue(self.act.act, true, bias, f);
+        y.data
+            .par_chunks_mut(SAMPLES_PER_CHUNK * pooled_len)
+            .zip(x.data.par_chunks(SAMPLES_PER_CHUNK * in_len))
+            .for_each(|(yc, xc)| {
+                let n = xc.len() / in_len;
+                // the chunk's convolution output lives in scratch, in cache, until it is pooled
+                with_scratch(n * p * k, n * p * f, |cols, conv| {
+                    conv_chunk(&win, xc, cols, kernel, gemm_bias, conv);
+                    finish(conv, None);
+                    for (out, sample) in yc
+                        .chunks_exact_mut(pooled_len)
+                        .zip(conv.chunks_exact(p * f))
+                    {
+                        pool::max_forward_values(pool, sample, out);
+                    }
+                });
+            });
+        x.recycle();
+        Ok(y)
     }
 }
 

@@ -181,6 +181,27 @@ pub trait Layer: Send + Sync {
     }
     /// Drop cached activations (after inference or between fits) so memory does not linger.
     fn clear_cache(&mut self) {}
+    /// A built max-pooling layer's window, for `forward_max_pooled` of the layer before it.
+    fn max_pool_window(&self) -> Option<crate::kernels::conv::Window> {
+        None
+    }
+    /// Whether `forward_max_pooled` can run this layer's inference forward pass with `pool` after it.
+    fn can_fuse_max_pool(&self, _pool: &crate::kernels::conv::Window) -> bool {
+        false
+    }
+    /// Inference forward of this layer then the max pooling `pool`, chunk by chunk so the unpooled output
+    /// never leaves the cache; the same values as the two forward passes. Only after `can_fuse_max_pool`.
+    fn forward_max_pooled(
+        &mut self,
+        _x: Tensor,
+        _pool: &crate::kernels::conv::Window,
+    ) -> Result<Tensor> {
+        Err(Error::Runtime(format!(
+            "{} '{}' cannot run fused with a max pooling",
+            self.class_name(),
+            self.name()
+        )))
+    }
 }
 
 /// Classes kerust can build, by their Keras names.

@@ -155,6 +155,10 @@ impl Layer for Pool2D {
         self.argmax = Vec::new();
         self.batch = 0;
     }
+
+    fn max_pool_window(&self) -> Option<Window> {
+        self.win.filter(|_| self.is_max)
+    }
 }
 
 /// GlobalAveragePooling2D / GlobalMaxPooling2D: `(h, w, c)` to `(c)` (or `(1, 1, c)` with keepdims).
