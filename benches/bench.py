@@ -96,11 +96,16 @@ def main() -> None:
         best_other = min(med["torch"], med["keras"])
         lines.append(f"| {title} | {med['kerust']:.3f} s | {med['torch']:.3f} s | {med['keras']:.3f} s | "
                      f"{med['kerust'] / best_other:.2f} |")
-    lines += ["", "| peak RSS (MB) during | kerust | PyTorch | Keras/TF | kerust / PyTorch |",
-              "| --- | --- | --- | --- | --- |"]
-    for workload, batch, title in work:
-        if workload == "import":
-            continue
+    if any(w[0] == "import" for w in work):
+        numpy_alone = {fw: statistics.median(r["numpy_import_s"] for r in results[("import", 0, fw)])
+                       for fw in ("kerust", "torch", "keras")}
+        lines += ["", "Of the import times, NumPy's own import (the first step of each): "
+                  + ", ".join(f"{fw} run {numpy_alone[fw]:.3f} s" for fw in ("kerust", "torch", "keras")) + "."]
+    measured = [w for w in work if w[0] != "import"]
+    if measured:
+        lines += ["", "| peak RSS (MB) during | kerust | PyTorch | Keras/TF | kerust / PyTorch |",
+                  "| --- | --- | --- | --- | --- |"]
+    for workload, batch, title in measured:
         rss = {fw: statistics.median(r["peak_rss_mb"] for r in results[(workload, batch, fw)])
                for fw in ("kerust", "torch", "keras")}
         lines.append(f"| {title} | {rss['kerust']:.0f} | {rss['torch']:.0f} | {rss['keras']:.0f} | "

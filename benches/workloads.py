@@ -152,6 +152,8 @@ def main() -> None:
     t0 = time.perf_counter()
     import numpy  # noqa: F401  (import time is measured with NumPy, as users import it)
 
+    numpy_s = time.perf_counter() - t0
+
     if args.framework == "kerust":
         import kerust as keras
         from kerust import layers
@@ -174,7 +176,8 @@ def main() -> None:
         else:
             seconds = keras_like(keras, layers, args.workload, args.batch_size)
     print(json.dumps({"framework": args.framework, "workload": args.workload, "batch_size": args.batch_size,
-                      "seconds": seconds, "import_s": import_s, "peak_rss_mb": peak_rss_mb()}))
+                      "seconds": seconds, "import_s": import_s, "numpy_import_s": numpy_s,
+                      "peak_rss_mb": peak_rss_mb()}))
     sys.stdout.flush()
 
 
