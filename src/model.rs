@@ -124,6 +124,9 @@ const _: () = assert!(
 pub struct Model {
     layers: Vec<Box<dyn Layer>>,
     non_finite_source: Option<String>,
+    /// Per layer: a max pooling that the last forward pass ran fused with the layer before it, so backward
+    /// goes through both in one call (`Layer::backward_max_pooled`).
+    fused_pools: Vec<bool>,
     input_shape: Vec<usize>,
     output_shapes: Vec<Vec<usize>>,
     rng: Rng,
@@ -193,6 +196,7 @@ impl Model {
         Ok(Model {
             layers,
             non_finite_source: None,
+            fused_pools: Vec::new(),
             input_shape: input_shape.to_vec(),
             output_shapes,
             rng,
@@ -359,13 +363,20 @@ impl Model {
         };
         let mut h = x;
         let mut i = 0;
+        self.fused_pools.clear();
+        self.fused_pools.resize(self.layers.len(), false);
         while i < self.layers.len() {
-            // Inference runs a convolution and the max pooling after it as one pass (same values, and the
-            // unpooled output never streams through memory); a traced pass keeps every layer's output.
-            if !training && !trace {
-                let pool = self.layers.get(i + 1).and_then(|l| l.max_pool_window());
-                if let Some(pool) = pool.filter(|w| self.layers[i].can_fuse_max_pool(w)) {
-                    h = self.layers[i].forward_max_pooled(h, &pool)?;
+            // A convolution and the max pooling after it run as one pass (same values, and the unpooled output
+            // never streams through memory; in training it is not kept either). A traced pass keeps every
+            // layer's output; a pooling that is the last layer stays apart (the loss may fuse with it).
+            if !trace && i + 2 < self.layers.len() {
+                let pool = self.layers[i + 1].max_pool_window();
+                let fusable = |w: &crate::kernels::conv::Window| {
+                    self.layers[i].can_fuse_max_pool(w, training)
+                };
+                if let Some(pool) = pool.filter(fusable) {
+                    h = self.layers[i].forward_max_pooled(h, &pool, training)?;
+                    self.fused_pools[i + 1] = true;
                     i += 2;
                     continue;
                 }
@@ -424,7 +435,10 @@ impl Model {
     ) -> Result<f64> {
         let pred = self.forward_training(xb)?;
         let Model {
-            layers, compiled, ..
+            layers,
+            compiled,
+            fused_pools,
+            ..
         } = self;
         let c = compiled.as_mut().ok_or_else(not_compiled)?;
         let fused = layers
@@ -442,15 +456,7 @@ impl Model {
                 p.grad.iter_mut().for_each(|g| *g = 0.0);
             }
         }
-        let n = layers.len();
-        let mut g = grad;
-        for (i, layer) in layers.iter_mut().enumerate().rev() {
-            g = if i + 1 == n && fused {
-                layer.backward_preactivation(g, i > 0)?
-            } else {
-                layer.backward(g, i > 0)?
-            };
-        }
+        backward_layers(layers, fused_pools, grad, fused)?;
         // weight penalties join the loss (as Keras's `model.losses`) and their gradients the weights'
         let mut penalty = 0.0;
         for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
@@ -925,6 +931,35 @@ fn all_finite(data: &[f32]) -> bool {
     ok
 }
 
+/// The backward pass over `layers` from dL/d(prediction) (dL/d(pre-activation) of the last layer when the loss
+/// fused with its activation), after a training `forward_pass` that fused the poolings marked in
+/// `fused_pools`. Returns the gradient reaching the first layer's input (empty: the first layer is not asked).
+fn backward_layers(
+    layers: &mut [Box<dyn Layer>],
+    fused_pools: &[bool],
+    grad: Tensor,
+    fused_loss: bool,
+) -> Result<Tensor> {
+    let n = layers.len();
+    let mut g = grad;
+    let mut i = n;
+    while i > 0 {
+        i -= 1;
+        if fused_pools.get(i).copied().unwrap_or(false) && i > 0 {
+            // this pooling ran fused with the layer before it: one backward pass for both
+            i -= 1;
+            g = layers[i].backward_max_pooled(g, i > 0)?;
+            continue;
+        }
+        g = if i + 1 == n && fused_loss {
+            layers[i].backward_preactivation(g, i > 0)?
+        } else {
+            layers[i].backward(g, i > 0)?
+        };
+    }
+    Ok(g)
+}
+
 fn not_compiled() -> Error {
     Error::Runtime(
         "You must call `compile()` before using the model for training or evaluation.".into(),
@@ -1001,9 +1036,61 @@ mod tests {
             .unwrap();
         assert_eq!(fused.shape, h.shape);
         assert_eq!(fused.data, h.data); // bit for bit
-        assert!(m.layers[0].can_fuse_max_pool(&m.layers[1].max_pool_window().unwrap()));
-        assert!(m.layers[2].can_fuse_max_pool(&m.layers[3].max_pool_window().unwrap()));
+        assert!(m.layers[0].can_fuse_max_pool(&m.layers[1].max_pool_window().unwrap(), false));
+        assert!(m.layers[2].can_fuse_max_pool(&m.layers[3].max_pool_window().unwrap(), false));
         assert!(m.layers[5].max_pool_window().is_none());
+    }
+
+    #[test]
+    fn fused_conv_pool_training_matches_layer_by_layer() {
+        // ReLU conv + valid pooling, linear conv without bias + "same" strided pooling (both fused in
+        // training), then a tanh conv whose pooling stays apart (its activation is not applied per chunk)
+        let specs = vec![
+            (
+                "Conv2D".to_string(),
+                json!({"filters": 6, "kernel_size": 3, "activation": "relu"}),
+            ),
+            ("MaxPooling2D".to_string(), json!({"pool_size": 2})),
+            (
+                "Conv2D".to_string(),
+                json!({"filters": 5, "kernel_size": 2, "padding": "same", "use_bias": false}),
+            ),
+            (
+                "MaxPooling2D".to_string(),
+                json!({"pool_size": 3, "strides": 2, "padding": "same"}),
+            ),
+            (
+                "Conv2D".to_string(),
+                json!({"filters": 4, "kernel_size": 1, "activation": "tanh"}),
+            ),
+            ("MaxPooling2D".to_string(), json!({"pool_size": 1})),
+            ("Flatten".to_string(), json!({})),
+            ("Dense".to_string(), json!({"units": 3})),
+        ];
+        let n = 9; // two full chunks and a partial one
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..n * 14 * 12 * 2).map(|_| rng.uniform() - 0.5).collect();
+        let g: Vec<f32> = (0..n * 3).map(|_| rng.uniform() - 0.5).collect();
+        let run = |trace: bool| {
+            let mut m = Model::new(&specs, &[14, 12, 2], 4).unwrap();
+            let input = Tensor::new(vec![n, 14, 12, 2], x.clone()).unwrap();
+            let pred = m.forward_pass(input, true, trace).unwrap();
+            let fused: Vec<bool> = m.fused_pools.clone();
+            let grad = Tensor::new(vec![n, 3], g.clone()).unwrap();
+            backward_layers(&mut m.layers, &m.fused_pools, grad, false).unwrap();
+            let grads: Vec<Vec<f32>> = m.all_params().map(|p| p.grad.clone()).collect();
+            (pred.data, grads, fused)
+        };
+        let (pred_fused, grads_fused, fused) = run(false);
+        let (pred_plain, grads_plain, plain) = run(true); // a traced pass never fuses
+        assert_eq!(
+            fused,
+            vec![false, true, false, true, false, false, false, false]
+        );
+        assert!(plain.iter().all(|f| !f));
+        assert_eq!(pred_fused, pred_plain); // bit for bit
+        assert_eq!(grads_fused, grads_plain);
+        assert!(grads_fused.iter().all(|g| g.iter().any(|v| *v != 0.0)));
     }
 
     fn toy() -> (Vec<f32>, Vec<f32>) {

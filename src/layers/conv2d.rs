@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im_add, im2col, Window};
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::pool;
-use crate::kernels::scratch::with_scratch;
+use crate::kernels::scratch::{with_scratch, with_scratch3};
 use crate::kernels::SAMPLES_PER_CHUNK;
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
@@ -28,6 +28,9 @@ pub struct Conv2D {
     params: Vec<Param>,
     /// The input of the last training batch, for backward.
     input: Tensor,
+    /// The max pooling the last training forward ran fused with (`forward_max_pooled`), and its argmax.
+    pooled: Option<Window>,
+    pool_argmax: Vec<u32>,
     batch: usize,
 }
 
@@ -60,6 +63,8 @@ impl Conv2D {
             win: None,
             params: Vec::new(),
             input: Tensor::default(),
+            pooled: None,
+            pool_argmax: Vec::new(),
             batch: 0,
         })
     }
@@ -85,6 +90,25 @@ impl Conv2D {
     }
 
     fn backward_linear(&mut self, g: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        if self.pooled.is_some() {
+            return Err(self.unmatched_backward());
+        }
+        let dx = self.backward_core(&g.data, need_input_grad)?;
+        g.recycle();
+        Ok(dx)
+    }
+
+    fn unmatched_backward(&self) -> Error {
+        Error::Runtime(format!(
+            "Conv2D '{}': backward called without a matching training forward pass",
+            self.name
+        ))
+    }
+
+    /// Kernel, bias and (if asked) input gradients from `g`: dL/d(pre-activation output) when the last forward
+    /// was not fused, else dL/d(output of the fused max pooling), taken back through the pooling's argmax and
+    /// the activation chunk by chunk.
+    fn backward_core(&mut self, g: &[f32], need_input_grad: bool) -> Result<Tensor> {
         let win = self.window()?;
         let (p, k, f, in_len) = (
             win.out_pixels(),
@@ -93,23 +117,47 @@ impl Conv2D {
             win.in_len(),
         );
         let b = self.batch;
-        if self.input.data.len() != b * in_len || g.data.len() != b * p * f {
-            return Err(Error::Runtime(format!(
-                "Conv2D '{}': backward called without a matching training forward pass",
-                self.name
-            )));
+        let pooled_len = self.pooled.map(|w| w.out_pixels() * w.c);
+        let g_len = pooled_len.unwrap_or(p * f);
+        let argmax_ok = pooled_len.is_none_or(|len| self.pool_argmax.len() == b * len);
+        if self.input.data.len() != b * in_len || g.len() != b * g_len || !argmax_ok {
+            return Err(self.unmatched_backward());
         }
         let has_bias = self.params.len() > 1;
         let kernel = &self.params[0].value;
-        // One pass per fixed chunk: unfold the chunk's input again, its kernel and bias partials, and (if asked)
-        // its input gradient through the patch gradients. Partials are summed in chunk order below, so the
-        // result is the same for any thread count (the bias differs from one serial pass only by rounding).
-        let chunk_grads = |xc: &[f32], gc: &[f32], dxc: Option<&mut [f32]>| {
+        let argmax = &self.pool_argmax;
+        // One pass per fixed chunk: its output gradient (through the pooling and activation when fused), the
+        // input unfolded again, its kernel and bias partials, and (if asked) its input gradient through the
+        // patch gradients. Partials are summed in chunk order below, so the result is the same for any thread
+        // count (the bias differs from one serial pass only by rounding).
+        let chunk_grads = |ci: usize, xc: &[f32], dxc: Option<&mut [f32]>| -> Result<_> {
             let n = xc.len() / in_len;
+            let first = ci * SAMPLES_PER_CHUNK;
+            let gc_given = &g[first * g_len..][..n * g_len];
             let mut dk = vec![0.0f32; k * f];
             let mut db = vec![0.0f32; if has_bias { f } else { 0 }];
             let dcols_len = if dxc.is_some() { n * p * k } else { 0 };
-            with_scratch(n * p * k, dcols_len, |cols, dcols| {
+            let dconv_len = if pooled_len.is_some() { n * p * f } else { 0 };
+            with_scratch3(n * p * k, dcols_len, dconv_len, |cols, dcols, dconv| {
+                let gc: &[f32] = if pooled_len.is_some() {
+                    dconv.fill(0.0);
+                    let args = &argmax[first * g_len..][..n * g_len];
+                    for ((d, gs), a) in dconv
+                        .chunks_exact_mut(p * f)
+                        .zip(gc_given.chunks_exact(g_len))
+                        .zip(args.chunks_exact(g_len))
+                    {
+                        // ReLU's derivative is in the argmax already (NO_GRAD where the window's max was 0)
+                        for (gv, &i) in gs.iter().zip(a) {
+                            if i != NO_GRAD {
+                                d[i as usize] += gv;
+                            }
+                        }
+                    }
+                    dconv
+                } else {
+                    gc_given
+                };
                 for s in 0..n {
                     im2col(
                         &win,
@@ -129,32 +177,31 @@ impl Conv2D {
                         );
                     }
                 }
-            });
-            if has_bias {
-                for row in gc.chunks(f) {
-                    db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                if has_bias {
+                    for row in gc.chunks(f) {
+                        db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                    }
                 }
-            }
-            (dk, db)
+                Ok((dk, db))
+            })
         };
-        let x_chunks = self.input.data.par_chunks(SAMPLES_PER_CHUNK * in_len);
-        let g_chunks = g.data.par_chunks(SAMPLES_PER_CHUNK * p * f);
+        let x_chunks = self
+            .input
+            .data
+            .par_chunks(SAMPLES_PER_CHUNK * in_len)
+            .enumerate();
         let mut dx = Tensor::default();
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = if need_input_grad {
+        let partials: Result<Vec<(Vec<f32>, Vec<f32>)>> = if need_input_grad {
             // every value is written: each chunk is cleared before its patch gradients are added
             dx = Tensor::for_overwrite(vec![b, win.h, win.w, win.c]);
             x_chunks
-                .zip(g_chunks)
                 .zip(dx.data.par_chunks_mut(SAMPLES_PER_CHUNK * in_len))
-                .map(|((xc, gc), dxc)| chunk_grads(xc, gc, Some(dxc)))
+                .map(|((ci, xc), dxc)| chunk_grads(ci, xc, Some(dxc)))
                 .collect()
         } else {
-            x_chunks
-                .zip(g_chunks)
-                .map(|(xc, gc)| chunk_grads(xc, gc, None))
-                .collect()
+            x_chunks.map(|(ci, xc)| chunk_grads(ci, xc, None)).collect()
         };
-        for (dk, db) in &partials {
+        for (dk, db) in &partials? {
             self.params[0]
                 .grad
                 .iter_mut()
@@ -164,10 +211,10 @@ impl Conv2D {
                 bias.grad.iter_mut().zip(db).for_each(|(a, b)| *a += b);
             }
         }
-        // The input is not needed any more: its buffer (and the gradient's) can serve the next batch.
+        // The input is not needed any more: its buffer can serve the next batch.
         std::mem::take(&mut self.input).recycle();
         self.batch = 0;
-        g.recycle();
+        self.pooled = None;
         Ok(dx)
     }
 }
@@ -201,6 +248,9 @@ crate::simd_fn! {
         }
     }
 }
+
+/// An argmax entry of a fused max pooling through which no gradient flows (its window's ReLU output was 0).
+const NO_GRAD: u32 = u32::MAX;
 
 /// How a chunk's GEMM output is finished: the bias the GEMM step adds (None when a fused ReLU takes it) and
 /// the per-chunk epilogue (bias + ReLU in one pass, or the fused activation, or nothing when the activation
@@ -323,6 +373,7 @@ impl Layer for Conv2D {
             // Backward unfolds the input again (cheaper in memory than keeping every patch).
             std::mem::replace(&mut self.input, x).recycle();
             self.batch = b;
+            self.pooled = None;
         } else {
             x.recycle();
         }
@@ -347,19 +398,21 @@ impl Layer for Conv2D {
     }
     fn clear_cache(&mut self) {
         self.input = Tensor::default();
+        self.pooled = None;
+        self.pool_argmax = Vec::new();
         self.batch = 0;
         self.act.clear();
     }
 
-    fn can_fuse_max_pool(&self, pool: &Window) -> bool {
+    fn can_fuse_max_pool(&self, pool: &Window, training: bool) -> bool {
         self.win
             .is_some_and(|w| (pool.h, pool.w, pool.c) == (w.oh, w.ow, self.filters))
-            && self.act.per_chunk(false)
+            && self.act.per_chunk(training)
     }
 
-    fn forward_max_pooled(&mut self, x: Tensor, pool: &Window) -> Result<Tensor> {
+    fn forward_max_pooled(&mut self, x: Tensor, pool: &Window, training: bool) -> Result<Tensor> {
         let win = self.checked_window(&x)?;
-        if !self.can_fuse_max_pool(pool) {
+        if !self.can_fuse_max_pool(pool, training) {
             return Err(Error::Runtime(format!(
                 "Conv2D '{}' cannot run fused with this max pooling",
                 self.name
@@ -378,25 +431,71 @@ impl Layer for Conv2D {
         let kernel = &self.params[0].value;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
         let (gemm_bias, finish) = chunk_epilogue(self.act.act, true, bias, f);
-        y.data
-            .par_chunks_mut(SAMPLES_PER_CHUNK * pooled_len)
-            .zip(x.data.par_chunks(SAMPLES_PER_CHUNK * in_len))
-            .for_each(|(yc, xc)| {
+        let relu = self.act.act == Activation::Relu;
+        let mut argmax = std::mem::take(&mut self.pool_argmax);
+        argmax.resize(if training { b * pooled_len } else { 0 }, 0);
+        let chunk_pooled = SAMPLES_PER_CHUNK * pooled_len;
+        let run_chunk =
+            |yc: &mut [f32], xc: &[f32], ac: Option<&mut [u32]>| {
                 let n = xc.len() / in_len;
                 // the chunk's convolution output lives in scratch, in cache, until it is pooled
                 with_scratch(n * p * k, n * p * f, |cols, conv| {
                     conv_chunk(&win, xc, cols, kernel, gemm_bias, conv);
                     finish(conv, None);
-                    for (out, sample) in yc
+                    let pairs = yc
                         .chunks_exact_mut(pooled_len)
-                        .zip(conv.chunks_exact(p * f))
-                    {
-                        pool::max_forward_values(pool, sample, out);
+                        .zip(conv.chunks_exact(p * f));
+                    match ac {
+                        // training keeps each window's argmax, as the pooling layer itself would
+                        Some(ac) => pairs.zip(ac.chunks_exact_mut(pooled_len)).for_each(
+                            |((out, sample), a)| {
+                                pool::max_forward(pool, sample, out, a);
+                                if relu {
+                                    // No ReLU mask is kept: a window's max is the ReLU output at its argmax,
+                                    // so the mask there is (max > 0); where it is not, no gradient flows back
+                                    // (the same as adding it and masking it to 0, even where windows overlap).
+                                    for (o, i) in out.iter().zip(a.iter_mut()) {
+                                        if *o <= 0.0 || o.is_nan() {
+                                            *i = NO_GRAD;
+                                        }
+                                    }
+                                }
+                            },
+                        ),
+                        None => pairs
+                            .for_each(|(out, sample)| pool::max_forward_values(pool, sample, out)),
                     }
                 });
-            });
-        x.recycle();
+            };
+        let work = y
+            .data
+            .par_chunks_mut(chunk_pooled)
+            .zip(x.data.par_chunks(SAMPLES_PER_CHUNK * in_len));
+        if training {
+            work.zip(argmax.par_chunks_mut(chunk_pooled))
+                .for_each(|((yc, xc), ac)| run_chunk(yc, xc, Some(ac)));
+        } else {
+            work.for_each(|(yc, xc)| run_chunk(yc, xc, None));
+        }
+        self.pool_argmax = argmax;
+        if training {
+            // backward (`backward_max_pooled`) unfolds the input again
+            std::mem::replace(&mut self.input, x).recycle();
+            self.batch = b;
+            self.pooled = Some(*pool);
+        } else {
+            x.recycle();
+        }
         Ok(y)
+    }
+
+    fn backward_max_pooled(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        if self.pooled.is_none() {
+            return Err(self.unmatched_backward());
+        }
+        let dx = self.backward_core(&grad.data, need_input_grad)?;
+        grad.recycle();
+        Ok(dx)
     }
 }
 

@@ -185,17 +185,29 @@ pub trait Layer: Send + Sync {
     fn max_pool_window(&self) -> Option<crate::kernels::conv::Window> {
         None
     }
-    /// Whether `forward_max_pooled` can run this layer's inference forward pass with `pool` after it.
-    fn can_fuse_max_pool(&self, _pool: &crate::kernels::conv::Window) -> bool {
+    /// Whether `forward_max_pooled` can run this layer's forward pass (training or inference) with `pool`
+    /// after it.
+    fn can_fuse_max_pool(&self, _pool: &crate::kernels::conv::Window, _training: bool) -> bool {
         false
     }
-    /// Inference forward of this layer then the max pooling `pool`, chunk by chunk so the unpooled output
-    /// never leaves the cache; the same values as the two forward passes. Only after `can_fuse_max_pool`.
+    /// Forward of this layer then the max pooling `pool`, chunk by chunk so the unpooled output never leaves
+    /// the cache; the same values as the two forward passes. Only after `can_fuse_max_pool`. In training, the
+    /// backward pass of both is `backward_max_pooled`.
     fn forward_max_pooled(
         &mut self,
         _x: Tensor,
         _pool: &crate::kernels::conv::Window,
+        _training: bool,
     ) -> Result<Tensor> {
+        Err(Error::Runtime(format!(
+            "{} '{}' cannot run fused with a max pooling",
+            self.class_name(),
+            self.name()
+        )))
+    }
+    /// Backward through the max pooling and this layer after a fused training `forward_max_pooled`: from
+    /// dL/d(pooled output) to dL/d(input); the same values as the two backward passes.
+    fn backward_max_pooled(&mut self, _grad: Tensor, _need_input_grad: bool) -> Result<Tensor> {
         Err(Error::Runtime(format!(
             "{} '{}' cannot run fused with a max pooling",
             self.class_name(),
