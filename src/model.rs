@@ -992,14 +992,18 @@ mod tests {
         m
     }
 
-    #[test]
-    fn fused_conv_pool_inference_matches_layer_by_layer() {
-        // valid 2x2 pooling after a ReLU conv (the seed CNN), an odd-sized "same" 3x3/2 pooling after a
-        // linear conv without bias, and a conv whose pooling cannot be fused (average)
-        let specs = vec![
+    /// A ReLU conv + valid 2x2 max pooling (the seed CNN's pair), a linear conv without bias + an odd-sized
+    /// "same" 3x3/2 max pooling, then a `third_act` 1x1 conv + `third_pool`, Flatten and Dense(3).
+    fn conv_pool_specs(
+        filters: usize,
+        third_pool: &str,
+        pool_cfg: Value,
+        third_act: &str,
+    ) -> Vec<(String, Value)> {
+        vec![
             (
                 "Conv2D".to_string(),
-                json!({"filters": 8, "kernel_size": 3, "activation": "relu"}),
+                json!({"filters": filters, "kernel_size": 3, "activation": "relu"}),
             ),
             ("MaxPooling2D".to_string(), json!({"pool_size": 2})),
             (
@@ -1012,12 +1016,18 @@ mod tests {
             ),
             (
                 "Conv2D".to_string(),
-                json!({"filters": 4, "kernel_size": 1, "activation": "tanh"}),
+                json!({"filters": 4, "kernel_size": 1, "activation": third_act}),
             ),
-            ("AveragePooling2D".to_string(), json!({"pool_size": 2})),
+            (third_pool.to_string(), pool_cfg),
             ("Flatten".to_string(), json!({})),
             ("Dense".to_string(), json!({"units": 3})),
-        ];
+        ]
+    }
+
+    #[test]
+    fn fused_conv_pool_inference_matches_layer_by_layer() {
+        // the third pooling (average) cannot be fused
+        let specs = conv_pool_specs(8, "AveragePooling2D", json!({"pool_size": 2}), "tanh");
         let mut m = Model::new(&specs, &[13, 11, 2], 4).unwrap();
         let n = 9; // two full chunks and a partial one
         let mut rng = Rng::new(5);
@@ -1043,30 +1053,8 @@ mod tests {
 
     #[test]
     fn fused_conv_pool_training_matches_layer_by_layer() {
-        // ReLU conv + valid pooling, linear conv without bias + "same" strided pooling (both fused in
-        // training), then a tanh conv whose pooling stays apart (its activation is not applied per chunk)
-        let specs = vec![
-            (
-                "Conv2D".to_string(),
-                json!({"filters": 6, "kernel_size": 3, "activation": "relu"}),
-            ),
-            ("MaxPooling2D".to_string(), json!({"pool_size": 2})),
-            (
-                "Conv2D".to_string(),
-                json!({"filters": 5, "kernel_size": 2, "padding": "same", "use_bias": false}),
-            ),
-            (
-                "MaxPooling2D".to_string(),
-                json!({"pool_size": 3, "strides": 2, "padding": "same"}),
-            ),
-            (
-                "Conv2D".to_string(),
-                json!({"filters": 4, "kernel_size": 1, "activation": "tanh"}),
-            ),
-            ("MaxPooling2D".to_string(), json!({"pool_size": 1})),
-            ("Flatten".to_string(), json!({})),
-            ("Dense".to_string(), json!({"units": 3})),
-        ];
+        // the third conv's pooling stays apart in training: tanh is not applied chunk by chunk there
+        let specs = conv_pool_specs(6, "MaxPooling2D", json!({"pool_size": 1}), "tanh");
         let n = 9; // two full chunks and a partial one
         let mut rng = Rng::new(5);
         let x: Vec<f32> = (0..n * 14 * 12 * 2).map(|_| rng.uniform() - 0.5).collect();
