@@ -124,9 +124,6 @@ const _: () = assert!(
 pub struct Model {
     layers: Vec<Box<dyn Layer>>,
     non_finite_source: Option<String>,
-    /// Per layer: a max pooling that the last forward pass ran fused with the layer before it, so backward
-    /// goes through both in one call (`Layer::backward_max_pooled`).
-    fused_pools: Vec<bool>,
     input_shape: Vec<usize>,
     output_shapes: Vec<Vec<usize>>,
     rng: Rng,
@@ -196,7 +193,6 @@ impl Model {
         Ok(Model {
             layers,
             non_finite_source: None,
-            fused_pools: Vec::new(),
             input_shape: input_shape.to_vec(),
             output_shapes,
             rng,
@@ -363,8 +359,6 @@ impl Model {
         };
         let mut h = x;
         let mut i = 0;
-        self.fused_pools.clear();
-        self.fused_pools.resize(self.layers.len(), false);
         while i < self.layers.len() {
             // A convolution and the max pooling after it run as one pass (same values, and the unpooled output
             // never streams through memory; in training it is not kept either). A traced pass keeps every
@@ -376,7 +370,6 @@ impl Model {
                 };
                 if let Some(pool) = pool.filter(fusable) {
                     h = self.layers[i].forward_max_pooled(h, &pool, training)?;
-                    self.fused_pools[i + 1] = true;
                     i += 2;
                     continue;
                 }
@@ -435,10 +428,7 @@ impl Model {
     ) -> Result<f64> {
         let pred = self.forward_training(xb)?;
         let Model {
-            layers,
-            compiled,
-            fused_pools,
-            ..
+            layers, compiled, ..
         } = self;
         let c = compiled.as_mut().ok_or_else(not_compiled)?;
         let fused = layers
@@ -456,7 +446,7 @@ impl Model {
                 p.grad.iter_mut().for_each(|g| *g = 0.0);
             }
         }
-        backward_layers(layers, fused_pools, grad, fused)?;
+        backward_layers(layers, grad, fused)?;
         // weight penalties join the loss (as Keras's `model.losses`) and their gradients the weights'
         let mut penalty = 0.0;
         for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
@@ -932,11 +922,11 @@ fn all_finite(data: &[f32]) -> bool {
 }
 
 /// The backward pass over `layers` from dL/d(prediction) (dL/d(pre-activation) of the last layer when the loss
-/// fused with its activation), after a training `forward_pass` that fused the poolings marked in
-/// `fused_pools`. Returns the gradient reaching the first layer's input (empty: the first layer is not asked).
+/// fused with its activation), after a training `forward_pass`; a layer that ran fused with the max pooling
+/// after it (`Layer::fused_with_next`) takes both backward in one call. Returns the gradient reaching the first
+/// layer's input (empty: the first layer is not asked).
 fn backward_layers(
     layers: &mut [Box<dyn Layer>],
-    fused_pools: &[bool],
     grad: Tensor,
     fused_loss: bool,
 ) -> Result<Tensor> {
@@ -945,7 +935,7 @@ fn backward_layers(
     let mut i = n;
     while i > 0 {
         i -= 1;
-        if fused_pools.get(i).copied().unwrap_or(false) && i > 0 {
+        if i > 0 && layers[i - 1].fused_with_next() {
             // this pooling ran fused with the layer before it: one backward pass for both
             i -= 1;
             g = layers[i].backward_max_pooled(g, i > 0)?;
@@ -1063,9 +1053,11 @@ mod tests {
             let mut m = Model::new(&specs, &[14, 12, 2], 4).unwrap();
             let input = Tensor::new(vec![n, 14, 12, 2], x.clone()).unwrap();
             let pred = m.forward_pass(input, true, trace).unwrap();
-            let fused: Vec<bool> = m.fused_pools.clone();
+            let fused: Vec<bool> = (0..m.layers.len())
+                .map(|i| i > 0 && m.layers[i - 1].fused_with_next())
+                .collect();
             let grad = Tensor::new(vec![n, 3], g.clone()).unwrap();
-            backward_layers(&mut m.layers, &m.fused_pools, grad, false).unwrap();
+            backward_layers(&mut m.layers, grad, false).unwrap();
             let grads: Vec<Vec<f32>> = m.all_params().map(|p| p.grad.clone()).collect();
             (pred.data, grads, fused)
         };

@@ -31,6 +31,8 @@ pub struct Conv2D {
     /// The max pooling the last training forward ran fused with (`forward_max_pooled`), and its argmax.
     pooled: Option<Window>,
     pool_argmax: Vec<u32>,
+    /// Per-chunk kernel and bias gradient partials, `(chunks, kh*kw*in*out + out)`, kept between batches.
+    partials: Vec<f32>,
     batch: usize,
 }
 
@@ -65,6 +67,7 @@ impl Conv2D {
             input: Tensor::default(),
             pooled: None,
             pool_argmax: Vec::new(),
+            partials: Vec::new(),
             batch: 0,
         })
     }
@@ -72,6 +75,16 @@ impl Conv2D {
     fn window(&self) -> Result<Window> {
         self.win
             .ok_or_else(|| Error::Runtime(format!("Conv2D '{}' used before build", self.name)))
+    }
+
+    /// Output pixels, patch length, filters and input values per sample.
+    fn sizes(&self, win: &Window) -> (usize, usize, usize, usize) {
+        (
+            win.out_pixels(),
+            win.patch_len(),
+            self.filters,
+            win.in_len(),
+        )
     }
 
     /// The built window, after checking that `x` is a batch of this layer's input shape.
@@ -110,12 +123,7 @@ impl Conv2D {
     /// the activation chunk by chunk.
     fn backward_core(&mut self, g: &[f32], need_input_grad: bool) -> Result<Tensor> {
         let win = self.window()?;
-        let (p, k, f, in_len) = (
-            win.out_pixels(),
-            win.patch_len(),
-            self.filters,
-            win.in_len(),
-        );
+        let (p, k, f, in_len) = self.sizes(&win);
         let b = self.batch;
         let pooled_len = self.pooled.map(|w| w.out_pixels() * w.c);
         let g_len = pooled_len.unwrap_or(p * f);
@@ -130,12 +138,11 @@ impl Conv2D {
         // input unfolded again, its kernel and bias partials, and (if asked) its input gradient through the
         // patch gradients. Partials are summed in chunk order below, so the result is the same for any thread
         // count (the bias differs from one serial pass only by rounding).
-        let chunk_grads = |ci: usize, xc: &[f32], dxc: Option<&mut [f32]>| -> Result<_> {
+        let chunk_grads = |ci: usize, xc: &[f32], part: &mut [f32], dxc: Option<&mut [f32]>| {
             let n = xc.len() / in_len;
             let first = ci * SAMPLES_PER_CHUNK;
             let gc_given = &g[first * g_len..][..n * g_len];
-            let mut dk = vec![0.0f32; k * f];
-            let mut db = vec![0.0f32; if has_bias { f } else { 0 }];
+            let (dk, db) = part.split_at_mut(k * f);
             let dcols_len = if dxc.is_some() { n * p * k } else { 0 };
             let dconv_len = if pooled_len.is_some() { n * p * f } else { 0 };
             with_scratch3(n * p * k, dcols_len, dconv_len, |cols, dcols, dconv| {
@@ -165,7 +172,7 @@ impl Conv2D {
                         &mut cols[s * p * k..][..p * k],
                     );
                 }
-                matmul(k, n * p, f, cols, Op::T, gc, Op::N, &mut dk, false);
+                matmul(k, n * p, f, cols, Op::T, gc, Op::N, dk, false);
                 if let Some(dxc) = dxc {
                     matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dcols, false);
                     dxc.fill(0.0);
@@ -177,31 +184,34 @@ impl Conv2D {
                         );
                     }
                 }
+                db.fill(0.0);
                 if has_bias {
                     for row in gc.chunks(f) {
                         db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
                     }
                 }
-                Ok((dk, db))
             })
         };
-        let x_chunks = self
+        let part_len = k * f + f;
+        let mut partials = std::mem::take(&mut self.partials);
+        partials.resize(b.div_ceil(SAMPLES_PER_CHUNK) * part_len, 0.0);
+        let work = self
             .input
             .data
             .par_chunks(SAMPLES_PER_CHUNK * in_len)
-            .enumerate();
+            .enumerate()
+            .zip(partials.par_chunks_mut(part_len));
         let mut dx = Tensor::default();
-        let partials: Result<Vec<(Vec<f32>, Vec<f32>)>> = if need_input_grad {
+        if need_input_grad {
             // every value is written: each chunk is cleared before its patch gradients are added
             dx = Tensor::for_overwrite(vec![b, win.h, win.w, win.c]);
-            x_chunks
-                .zip(dx.data.par_chunks_mut(SAMPLES_PER_CHUNK * in_len))
-                .map(|((ci, xc), dxc)| chunk_grads(ci, xc, Some(dxc)))
-                .collect()
+            work.zip(dx.data.par_chunks_mut(SAMPLES_PER_CHUNK * in_len))
+                .for_each(|(((ci, xc), part), dxc)| chunk_grads(ci, xc, part, Some(dxc)));
         } else {
-            x_chunks.map(|(ci, xc)| chunk_grads(ci, xc, None)).collect()
-        };
-        for (dk, db) in &partials? {
+            work.for_each(|((ci, xc), part)| chunk_grads(ci, xc, part, None));
+        }
+        for part in partials.chunks_exact(part_len) {
+            let (dk, db) = part.split_at(k * f);
             self.params[0]
                 .grad
                 .iter_mut()
@@ -211,6 +221,7 @@ impl Conv2D {
                 bias.grad.iter_mut().zip(db).for_each(|(a, b)| *a += b);
             }
         }
+        self.partials = partials;
         // The input is not needed any more: its buffer can serve the next batch.
         std::mem::take(&mut self.input).recycle();
         self.batch = 0;
@@ -328,12 +339,7 @@ impl Layer for Conv2D {
 
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let win = self.checked_window(&x)?;
-        let (p, k, f, in_len) = (
-            win.out_pixels(),
-            win.patch_len(),
-            self.filters,
-            win.in_len(),
-        );
+        let (p, k, f, in_len) = self.sizes(&win);
         let b = x.batch();
         // every output value is written by the GEMM (it never reads its destination)
         let mut y = Tensor::for_overwrite(vec![b, win.oh, win.ow, f]);
@@ -400,6 +406,7 @@ impl Layer for Conv2D {
         self.input = Tensor::default();
         self.pooled = None;
         self.pool_argmax = Vec::new();
+        self.partials = Vec::new();
         self.batch = 0;
         self.act.clear();
     }
@@ -418,12 +425,7 @@ impl Layer for Conv2D {
                 self.name
             )));
         }
-        let (p, k, f, in_len) = (
-            win.out_pixels(),
-            win.patch_len(),
-            self.filters,
-            win.in_len(),
-        );
+        let (p, k, f, in_len) = self.sizes(&win);
         let pooled_len = pool.out_pixels() * pool.c;
         let b = x.batch();
         // every value is written by the pooling (each window starts from -inf)
@@ -487,6 +489,10 @@ impl Layer for Conv2D {
             x.recycle();
         }
         Ok(y)
+    }
+
+    fn fused_with_next(&self) -> bool {
+        self.pooled.is_some()
     }
 
     fn backward_max_pooled(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {

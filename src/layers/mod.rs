@@ -205,6 +205,11 @@ pub trait Layer: Send + Sync {
             self.name()
         )))
     }
+    /// Whether the last training forward ran this layer fused with the max pooling after it, so that the
+    /// backward of both is `backward_max_pooled` (and the pooling's own backward is skipped).
+    fn fused_with_next(&self) -> bool {
+        false
+    }
     /// Backward through the max pooling and this layer after a fused training `forward_max_pooled`: from
     /// dL/d(pooled output) to dL/d(input); the same values as the two backward passes.
     fn backward_max_pooled(&mut self, _grad: Tensor, _need_input_grad: bool) -> Result<Tensor> {
