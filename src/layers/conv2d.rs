@@ -102,8 +102,9 @@ impl Conv2D {
         Ok(win)
     }
 
-    fn backward_linear(&mut self, g: Tensor, need_input_grad: bool) -> Result<Tensor> {
-        if self.pooled.is_some() {
+    /// Backward from `g`, after a training forward that was fused with a max pooling or not, as `fused` says.
+    fn backward_from(&mut self, g: Tensor, need_input_grad: bool, fused: bool) -> Result<Tensor> {
+        if self.pooled.is_some() != fused {
             return Err(self.unmatched_backward());
         }
         let dx = self.backward_core(&g.data, need_input_grad)?;
@@ -388,10 +389,10 @@ impl Layer for Conv2D {
 
     fn backward(&mut self, mut grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
         self.act.backward(&mut grad)?;
-        self.backward_linear(grad, need_input_grad)
+        self.backward_from(grad, need_input_grad, false)
     }
     fn backward_preactivation(&mut self, grad_z: Tensor, need_input_grad: bool) -> Result<Tensor> {
-        self.backward_linear(grad_z, need_input_grad)
+        self.backward_from(grad_z, need_input_grad, false)
     }
     fn params(&self) -> &[Param] {
         &self.params
@@ -496,12 +497,7 @@ impl Layer for Conv2D {
     }
 
     fn backward_max_pooled(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
-        if self.pooled.is_none() {
-            return Err(self.unmatched_backward());
-        }
-        let dx = self.backward_core(&grad.data, need_input_grad)?;
-        grad.recycle();
-        Ok(dx)
+        self.backward_from(grad, need_input_grad, true)
     }
 }
 
