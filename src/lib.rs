@@ -2,6 +2,7 @@
 //! (ndarray-free slices and `Tensor`s) and is tested with `cargo test` alone.
 
 pub mod activations;
+pub mod alloc;
 pub mod bindings;
 pub mod config;
 pub mod error;
@@ -15,3 +16,7 @@ pub mod optimizers;
 pub mod rng;
 pub mod schedules;
 pub mod tensor;
+
+/// Large blocks come from one shared cache of mappings instead of glibc's per-thread arenas (see `alloc`).
+#[global_allocator]
+static ALLOCATOR: alloc::KerustAlloc = alloc::KerustAlloc;

@@ -773,6 +773,7 @@ impl Model {
             l.clear_cache();
         }
         Tensor::drop_spares();
+        crate::alloc::release_cached();
     }
 
     fn all_params(&self) -> impl Iterator<Item = &Param> {
