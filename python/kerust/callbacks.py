@@ -10,7 +10,6 @@ callback that adds to the logs (``LearningRateScheduler`` adds ``learning_rate``
 from __future__ import annotations
 
 import collections
-import json
 import math
 import os
 import re
@@ -20,6 +19,8 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import numpy as np
+
+from . import _json
 
 Logs = Optional[Dict[str, Any]]
 
@@ -954,7 +955,7 @@ class BackupAndRestore(Callback):
             self.model.load_weights(self._weights_path)
         if os.path.exists(self._training_metadata_path):
             with open(self._training_metadata_path) as f:
-                training_metadata = json.loads(f.read())
+                training_metadata = _json.loads(f.read())
             epoch = training_metadata["epoch"]
             if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                 raise ValueError(f"Cannot restore from {self._training_metadata_path!r}: bad epoch {epoch!r}")
@@ -981,7 +982,7 @@ class BackupAndRestore(Callback):
             shutil.copyfile(self._training_metadata_path, self._prev_training_metadata_path)
         self.model.save_weights(self._weights_path, overwrite=True)
         _atomic_write_text(self._training_metadata_path,
-                           json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+                           _json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
 
     def _should_save_on_batch(self, batch: int) -> bool:
         if self.save_freq == "epoch":

@@ -6,7 +6,6 @@ the layer, and not later inside ``fit``.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Optional, Sequence, Union
 
@@ -15,6 +14,7 @@ import numpy as np
 from . import _core
 from . import regularizers as regularizers_module
 from ._naming import to_snake_case, unique_name
+from . import _json
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -102,7 +102,7 @@ class Layer:
                 raise ValueError(f"{self.class_name} '{self.name}': invalid value received for argument "
                                  f"`{key}`: expected a finite number, received {value}")
         try:
-            text = json.dumps(config, allow_nan=False)
+            text = _json.dumps(config, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"{self.class_name} '{self.name}': arguments must be plain numbers, strings, "
                             f"bools or None ({e})") from None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from . import _core
 from ._arrays import as_float32
+from . import _json
 
 
 class Loss:
@@ -43,7 +43,7 @@ class Loss:
                 yt = yt[..., None]
             elif yp.ndim == yt.ndim - 1 and yt.shape[-1] == 1:
                 yp = yp[..., None]
-        return float(_core.loss_value(json.dumps(self._serialized()), yt, yp))
+        return float(_core.loss_value(_json.dumps(self._serialized()), yt, yp))
 
 
 class MeanSquaredError(Loss):

@@ -3,10 +3,10 @@ engine accumulates them over each epoch in Rust."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from . import _core
+from . import _json
 
 NAMES = tuple(_core.METRIC_NAMES)
 """Metric names the engine knows (its list: the one source)."""
@@ -19,7 +19,7 @@ class Metric:
     def __init__(self, name: Optional[str] = None, dtype: Any = None, **config: Any) -> None:
         self.name = name or self._default_name
         self._config = config
-        _core.validate("metric", json.dumps(self._serialized()))
+        _core.validate("metric", _json.dumps(self._serialized()))
 
     def get_config(self) -> dict:
         """The metric's arguments as a dict."""
@@ -127,7 +127,7 @@ def get(identifier: Any) -> Any:
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):
-        _core.validate("metric", json.dumps(identifier))
+        _core.validate("metric", _json.dumps(identifier))
         return identifier
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
         return _CLASSES[identifier["class_name"]].from_config(identifier.get("config") or {})

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
+import _thread  # `threading` itself costs `import kerust` over a millisecond; only the lock and ident are used
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -17,6 +16,7 @@ from . import optimizers as optimizers_module
 from ._arrays import as_float32, as_sample_weight, warn_non_finite
 from ._naming import unique_name
 from .layers import InputLayer, Layer
+from . import _json
 
 if TYPE_CHECKING:
     from ._inspect import Inspection
@@ -125,10 +125,10 @@ class Sequential:
         _check_shape(f"Model '{self.name}': input shape", shape)
         if not self._layers:
             return
-        core = _core.CoreModel(json.dumps(self._layer_configs()), [int(d) for d in shape], name=str(self.name))
+        core = _core.CoreModel(_json.dumps(self._layer_configs()), [int(d) for d in shape], name=str(self.name))
         if kept_weights:
             core.set_weights(0, kept_weights, len(kept_weights), f"model '{self.name}'")
-        if getattr(self, "_trainer", (None, 0))[0] == threading.get_ident():
+        if getattr(self, "_trainer", (None, 0))[0] == _thread.get_ident():
             core.claim_training()  # built inside this thread's fit
         self._core = core
         if self._compile_args is not None:
@@ -173,8 +173,8 @@ class Sequential:
 
     def _compile_core(self) -> None:
         assert self._compile_args is not None and self.optimizer is not None
-        self._core.compile(json.dumps(self._loss_obj._serialized()), json.dumps(self.optimizer._serialized()),
-                           json.dumps([metrics_module.spec(m, name) for m, name in
+        self._core.compile(_json.dumps(self._loss_obj._serialized()), _json.dumps(self.optimizer._serialized()),
+                           _json.dumps([metrics_module.spec(m, name) for m, name in
                                        zip(self._compile_args["metrics"], self._compile_args["metric_names"])]))
         self.optimizer._attach(self._core)
 
@@ -207,7 +207,7 @@ class Sequential:
         """Claim the model for a training call (fit, train_on_batch) for this thread: another thread's training
         call meanwhile raises RuntimeError instead of interleaving with it (the engine's lock covers one engine
         call; fit is many). The same thread may re-enter (a callback calling train_on_batch)."""
-        me = threading.get_ident()
+        me = _thread.get_ident()
         with _CLAIM_LOCK:
             owner, depth = getattr(self, "_trainer", (None, 0))
             if owner is not None and owner != me:
@@ -514,7 +514,7 @@ class Sequential:
         """The model's architecture as Keras's JSON, read back by `kerust.models.model_from_json`."""
         from . import saving
 
-        return json.dumps(saving.keras_config(self), **kwargs)
+        return _json.dumps(saving.keras_config(self), **kwargs)
 
     # ---- display -----------------------------------------------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions: Any = None, print_fn: Any = None,
@@ -535,7 +535,7 @@ class Sequential:
 _MAX_DIM = 2**31 - 1
 
 # guards every model's training claim (``Sequential._training``)
-_CLAIM_LOCK = threading.Lock()
+_CLAIM_LOCK = _thread.allocate_lock()
 
 
 def _check_shape(what: str, shape: Sequence[Any]) -> None:
@@ -578,4 +578,4 @@ def model_from_json(json_string: str) -> Sequential:
     """A model (uncompiled, freshly initialised) from `to_json()` output or Keras's JSON config."""
     from . import saving
 
-    return saving.model_from_config(json.loads(json_string))
+    return saving.model_from_config(_json.loads(json_string))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any, Optional
 
 import numpy as np
@@ -45,6 +44,8 @@ def set_random_seed(seed: int) -> None:
     """Seed Python, NumPy and kerust: models built afterwards (init, shuffling, dropout) are reproducible."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"set_random_seed expects a non-negative int, received {seed!r}")
+    import random  # here, not at import: it costs `import kerust` a few milliseconds
+
     random.seed(int(seed))
     np.random.seed(int(seed) % (2**32))
     _core.set_random_seed(int(seed))

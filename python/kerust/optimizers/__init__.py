@@ -6,12 +6,12 @@ and write the engine's live values, so changing the learning rate between epochs
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional, Union
 
 from .. import _core
 from . import schedules
 from .schedules import LearningRateSchedule
+from .. import _json
 
 # a fixed rate, or a schedule evaluated at each step (as Keras accepts)
 _LearningRate = Union[float, LearningRateSchedule]
@@ -38,7 +38,7 @@ class Optimizer:
             self._config[k] = kwargs.get(k)
         self._learning_rate = learning_rate
         self._core: Optional[_core.CoreModel] = None
-        _core.validate("optimizer", json.dumps(self._serialized()))
+        _core.validate("optimizer", _json.dumps(self._serialized()))
 
     def _serialized(self) -> dict:
         return {"class_name": type(self).__name__, "config": self.get_config()}

@@ -3,17 +3,17 @@ them (before every update, at ``optimizer.iterations``); calling one here asks t
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional, Sequence
 
 from .. import _core
+from .. import _json
 
 
 class LearningRateSchedule:
     """Base of the schedules: `schedule(step)` is the learning rate at optimizer step `step`."""
     def __init__(self, **config: Any) -> None:
         self._config = config
-        _core.validate("schedule", json.dumps(self._serialized()))
+        _core.validate("schedule", _json.dumps(self._serialized()))
 
     def get_config(self) -> dict:
         """The schedule's arguments as a dict."""
@@ -29,7 +29,7 @@ class LearningRateSchedule:
                 "config": self.get_config(), "registered_name": None}
 
     def __call__(self, step: int) -> float:
-        return float(_core.schedule_value(json.dumps(self._serialized()), int(step)))
+        return float(_core.schedule_value(_json.dumps(self._serialized()), int(step)))
 
     def __getattr__(self, key: str) -> Any:
         config = self.__dict__.get("_config", {})
