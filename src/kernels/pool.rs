@@ -104,9 +104,15 @@ fn max_update(best: &mut [f32], arg: &mut [u32], xs: &[f32], base: u32) {
     }
 }
 
+/// An argmax entry through which no gradient flows (a fused Conv2D + ReLU marks windows whose max was 0).
+pub const NO_GRAD: u32 = u32::MAX;
+
+/// Adds each pooled gradient into `dx` at its window's argmax, skipping `NO_GRAD` entries.
 pub fn max_backward(grad: &[f32], argmax: &[u32], dx: &mut [f32]) {
     for (g, &i) in grad.iter().zip(argmax) {
-        dx[i as usize] += g;
+        if i != NO_GRAD {
+            dx[i as usize] += g;
+        }
     }
 }
 

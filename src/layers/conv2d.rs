@@ -8,7 +8,7 @@ use crate::config::Cfg;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im_add, im2col, Window};
 use crate::kernels::gemm::{matmul, Op};
-use crate::kernels::pool;
+use crate::kernels::pool::{self, NO_GRAD};
 use crate::kernels::scratch::{with_scratch, with_scratch3};
 use crate::kernels::SAMPLES_PER_CHUNK;
 use crate::rng::Rng;
@@ -102,6 +102,18 @@ impl Conv2D {
         Ok(win)
     }
 
+    /// After a forward pass: in training keep the input (backward unfolds it again, cheaper in memory than
+    /// keeping every patch) and the max pooling it ran fused with, if any; in inference give its buffer back.
+    fn keep_for_backward(&mut self, x: Tensor, training: bool, pooled: Option<Window>) {
+        if training {
+            self.batch = x.batch();
+            self.pooled = pooled;
+            std::mem::replace(&mut self.input, x).recycle();
+        } else {
+            x.recycle();
+        }
+    }
+
     /// Backward from `g`, after a training forward that was fused with a max pooling or not, as `fused` says.
     fn backward_from(&mut self, g: Tensor, need_input_grad: bool, fused: bool) -> Result<Tensor> {
         if self.pooled.is_some() != fused {
@@ -150,17 +162,13 @@ impl Conv2D {
                 let gc: &[f32] = if pooled_len.is_some() {
                     dconv.fill(0.0);
                     let args = &argmax[first * g_len..][..n * g_len];
+                    // ReLU's derivative is in the argmax already (NO_GRAD where the window's max was 0)
                     for ((d, gs), a) in dconv
                         .chunks_exact_mut(p * f)
                         .zip(gc_given.chunks_exact(g_len))
                         .zip(args.chunks_exact(g_len))
                     {
-                        // ReLU's derivative is in the argmax already (NO_GRAD where the window's max was 0)
-                        for (gv, &i) in gs.iter().zip(a) {
-                            if i != NO_GRAD {
-                                d[i as usize] += gv;
-                            }
-                        }
+                        pool::max_backward(gs, a, d);
                     }
                     dconv
                 } else {
@@ -260,9 +268,6 @@ crate::simd_fn! {
         }
     }
 }
-
-/// An argmax entry of a fused max pooling through which no gradient flows (its window's ReLU output was 0).
-const NO_GRAD: u32 = u32::MAX;
 
 /// How a chunk's GEMM output is finished: the bias the GEMM step adds (None when a fused ReLU takes it) and
 /// the per-chunk epilogue (bias + ReLU in one pass, or the fused activation, or nothing when the activation
@@ -376,14 +381,8 @@ impl Layer for Conv2D {
         if !fused {
             self.act.forward(&mut y, ctx.training);
         }
-        if ctx.training {
-            // Backward unfolds the input again (cheaper in memory than keeping every patch).
-            std::mem::replace(&mut self.input, x).recycle();
-            self.batch = b;
-            self.pooled = None;
-        } else {
-            x.recycle();
-        }
+        drop(finish); // (it borrows the bias)
+        self.keep_for_backward(x, ctx.training, None);
         Ok(y)
     }
 
@@ -481,14 +480,8 @@ impl Layer for Conv2D {
             work.for_each(|(yc, xc)| run_chunk(yc, xc, None));
         }
         self.pool_argmax = argmax;
-        if training {
-            // backward (`backward_max_pooled`) unfolds the input again
-            std::mem::replace(&mut self.input, x).recycle();
-            self.batch = b;
-            self.pooled = Some(*pool);
-        } else {
-            x.recycle();
-        }
+        drop(finish); // (it borrows the bias)
+        self.keep_for_backward(x, training, Some(*pool));
         Ok(y)
     }
 
