@@ -22,17 +22,16 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # Keras names that kerust does not have, with what to use instead. The hook checks that each is really absent
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
-    ("kerust", ["Model"], "the functional API and model subclassing: build a `Sequential` model"),
+    ("kerust.layers.Layer", ["call", "add_weight"], "custom layers and subclassed models with your own `call`"),
     ("kerust.layers", ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "Embedding", "Masking"],
      "recurrent and sequence layers"),
     ("kerust.layers", ["Conv1D", "Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
                        "MaxPooling1D", "GlobalAveragePooling1D"], "other convolution and pooling layers"),
-    ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D", "Permute", "RepeatVector"],
+    ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
      "other reshaping layers"),
     ("kerust.layers", ["LayerNormalization", "GroupNormalization", "UnitNormalization", "MultiHeadAttention"],
      "other normalization and attention layers"),
-    ("kerust.layers", ["Add", "Concatenate", "Lambda"], "merge layers and Python-code layers (they need the "
-                                                          "functional API or run arbitrary code)"),
+    ("kerust.layers", ["Lambda"], "Python-code layers (they run arbitrary code)"),
     ("kerust.layers", ["Rescaling", "Normalization", "RandomFlip", "GaussianDropout", "AlphaDropout",
                        "ActivityRegularization"], "preprocessing and other regularization layers"),
     ("kerust", ["activations", "initializers", "constraints"],
@@ -62,13 +61,11 @@ REFUSED: List[Tuple[str, str]] = [
     ("layers.Dropout(0.5, noise_shape=(None, 1))", "`noise_shape` in Dropout"),
     ("layers.Softmax(axis=1)", "Softmax over an axis other than the last"),
     ("keras.Sequential([keras.Input((4,)), _CustomLayer()])", "custom layer subclasses"),
-    ("layers.Dense(4)(keras.Input((4,)))", "calling a layer on an input (the functional API)"),
     ("losses.CategoricalCrossentropy(label_smoothing=0.1)", "`label_smoothing` (also in BinaryCrossentropy)"),
     ("losses.SparseCategoricalCrossentropy(ignore_class=0)", "`ignore_class`"),
     ("losses.MeanSquaredError(reduction='sum')", "reductions other than `sum_over_batch_size`"),
     ("keras.Sequential([layers.Dense(1)]).compile(loss=lambda y, p: p)", "losses written in Python"),
-    ("keras.Sequential([layers.Dense(1)]).compile(loss='mse', loss_weights=[1.0])",
-     "`loss_weights` and `weighted_metrics`"),
+    ("keras.Sequential([layers.Dense(1)]).compile(loss='mse', weighted_metrics=['mae'])", "`weighted_metrics`"),
     ("keras.Sequential([layers.Dense(1)]).compile(loss='mse', metrics=[lambda y, p: p])",
      "metrics written in Python"),
     ("metrics.Precision(top_k=1)", "`top_k` and `class_id` in Precision and Recall"),
@@ -175,7 +172,7 @@ class Tables:
 
     def layers(self) -> str:
         layers = self.kerust.layers
-        names = self.rust("src/layers/mod.rs", "CLASS_NAMES")
+        names = self.rust("src/layers/mod.rs", "CLASS_NAMES") + self.rust("src/graph/merge.rs", "MERGE_CLASSES")
         same("layer classes", names, getattr(layers, "_CLASSES", {}))
         base = set(inspect.signature(layers.Layer.__init__).parameters)
         rows = [("`Layer`", "", "", "the base class; every layer has "
@@ -266,9 +263,12 @@ class Tables:
 
     def model(self) -> str:
         seq = self.kerust.Sequential
-        rows = [("`Sequential(...)`", "constructor", arguments(seq), summary(seq))]
-        if "__call__" in vars(seq):
-            rows.append(("`model(x)`", "call", arguments(seq.__call__), "the model on a batch of NumPy data"))
+        functional = self.kerust.models.Functional
+        rows = [("`Sequential(...)`", "constructor", arguments(seq), summary(seq)),
+                ("`Model(inputs, outputs)`", "constructor", arguments(functional), summary(functional))]
+        if "__call__" in vars(self.kerust.Model):
+            rows.append(("`model(x)`", "call", arguments(seq.__call__), "the model on a batch of NumPy data, or on "
+                         "symbolic tensors (a model used as a layer)"))
         for name, value in inspect.getmembers(seq):
             if name.startswith("_"):
                 continue

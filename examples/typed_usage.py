@@ -91,7 +91,7 @@ def run(n_train: int, seed: int = 0, verbose: int = 0) -> Dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "typed_mlp.keras"
         model.save(path)
-        restored: keras.Sequential = keras.models.load_model(path)
+        restored: keras.Model = keras.models.load_model(path)
         again: NDArray[np.float32] = restored.predict(x_test, verbose=0)
     max_difference = float(np.max(np.abs(again - probabilities)))
 

@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod bindings;
 pub mod config;
 pub mod error;
+pub mod graph;
 pub mod initializers;
 pub mod kernels;
 pub mod layers;

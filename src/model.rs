@@ -1,8 +1,10 @@
-//! Sequential: build from layer configs, forward, backward, and the train / evaluate / predict loops.
-//! No Python here: progress and interruption go through a hook closure the bindings provide.
+//! A model over a graph of layers (`crate::graph`): build from plain data, and the train / evaluate / predict
+//! loops with one loss (and its metrics) per output. No Python here: progress and interruption go through a
+//! hook closure the bindings provide.
 
 use crate::error::{Error, Result};
-use crate::layers::{self, Ctx, Layer, Param};
+use crate::graph::{Graph, GraphSpec, Unit, Watch};
+use crate::layers::{Ctx, Param};
 use crate::losses::Loss;
 use crate::metrics::{self, Metric};
 use crate::optimizers::Optimizer;
@@ -11,15 +13,11 @@ use crate::tensor::{shape_str, Tensor};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// Named values, in order: `loss` first, then each metric.
+/// Named values, in order: `loss` first, then each output's loss (several outputs), then each metric.
 pub type Logs = Vec<(String, f64)>;
 
 /// Called between batches with (batches done, running logs). An `Err` stops the loop after the current batch.
 pub type Hook<'a> = &'a mut dyn FnMut(usize, &Logs) -> Result<()>;
-
-/// Most weight values one model may hold (2 GiB of f32); each layer alone is capped lower, so checking the
-/// running total after each layer bounds what is ever allocated.
-const MAX_MODEL_WEIGHTS: usize = 1 << 29;
 
 /// How often the hook runs at most (besides the last batch): keeps Python out of the batch loop.
 const HOOK_INTERVAL: Duration = Duration::from_millis(100);
@@ -50,7 +48,7 @@ impl<'a> Data<'a> {
     fn row(&self) -> usize {
         self.shape[1..].iter().product()
     }
-    /// Copy the samples `idx` (or the range `start..start+n` when `idx` is None) into a batch tensor.
+    /// Copy the samples `idx` into a batch tensor.
     fn gather(&self, idx: &[usize]) -> Tensor {
         let row = self.row();
         let mut data = Vec::with_capacity(idx.len() * row);
@@ -73,14 +71,47 @@ impl<'a> Data<'a> {
     }
 }
 
+/// The sample count shared by every array of a structure (x inputs, y outputs).
+fn cardinality(what: &str, arrays: &[Data]) -> Result<usize> {
+    let n = arrays.first().map(Data::len).unwrap_or(0);
+    if arrays.iter().any(|a| a.len() != n) {
+        let sizes: Vec<String> = arrays.iter().map(|a| a.len().to_string()).collect();
+        return Err(Error::Value(format!(
+            "Data cardinality is ambiguous: {what} sizes: {}. Make sure all arrays contain the same number of \
+             samples.",
+            sizes.join(", ")
+        )));
+    }
+    Ok(n)
+}
+
+/// Per output, its sample weights (or none).
+pub type SampleWeights<'a> = [Option<&'a [f32]>];
+
 /// (iterations, slot names, for each trainable weight its slot vectors in slot-name order).
 pub type OptimizerState = (u64, Vec<&'static str>, Vec<Vec<Vec<f32>>>);
 
-pub struct Compiled {
-    pub loss: Loss,
-    pub optimizer: Optimizer,
+/// What `compile` says about one output: its loss (None: the output is not trained), the loss's weight in the
+/// total, the History name of its loss (several outputs: `"<output>_loss"`), and its metric specs.
+pub struct HeadSpec {
+    pub loss: Option<Value>,
+    pub weight: f64,
+    pub loss_name: Option<String>,
+    pub metrics: Vec<Value>,
+}
+
+struct Head {
+    loss: Option<Loss>,
+    weight: f64,
+    loss_name: Option<String>,
     metric_specs: Vec<Value>,
-    metrics: Vec<Metric>,
+}
+
+pub struct Compiled {
+    heads: Vec<Head>,
+    pub optimizer: Optimizer,
+    /// The resolved metrics (for the data last prepared), with the output each reads.
+    metrics: Vec<(usize, Metric)>,
 }
 
 #[derive(Default)]
@@ -89,9 +120,16 @@ struct EpochState {
     cursor: usize,
     /// Batches run since the logs were last reset (the epoch's step count).
     steps: usize,
-    loss_sum: f64,
+    sums: Sums,
+}
+
+/// Running sums for logs: total loss, each output's loss, each metric's state.
+#[derive(Default, Clone)]
+struct Sums {
+    loss: f64,
+    head_losses: Vec<f64>,
     seen: f64,
-    metric_sums: Vec<Vec<f64>>,
+    metrics: Vec<Vec<f64>>,
 }
 
 pub struct LayerInfo {
@@ -103,13 +141,14 @@ pub struct LayerInfo {
 }
 
 /// What `Model::inspect` saw: the loss (with weight penalties), every layer's output and the gradient of the loss
-/// with respect to it, the gradient with respect to the model's input, and every weight's gradient (Keras order).
+/// with respect to it (at its first call), the gradients with respect to the model's inputs, and every weight's
+/// gradient (Keras order).
 #[derive(Default)]
 pub struct Inspection {
     pub loss: f64,
     pub outputs: Vec<Tensor>,
     pub output_grads: Vec<Tensor>,
-    pub input_grad: Tensor,
+    pub input_grads: Vec<Tensor>,
     pub weight_grads: Vec<Tensor>,
 }
 
@@ -122,10 +161,9 @@ const _: () = assert!(
 );
 
 pub struct Model {
-    layers: Vec<Box<dyn Layer>>,
-    non_finite_source: Option<String>,
-    input_shape: Vec<usize>,
+    graph: Graph,
     output_shapes: Vec<Vec<usize>>,
+    non_finite_source: Option<String>,
     rng: Rng,
     shuffle_rng: Rng,
     compiled: Option<Compiled>,
@@ -145,56 +183,35 @@ impl Throttle {
     }
 }
 
+fn batch_size_ok(batch_size: usize) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::Value(
+            "batch_size must be a positive integer, received 0".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Model {
-    /// Build every layer from its `(class_name, config)` for samples of `input_shape` (no batch axis).
+    /// A Sequential model: every layer from its `(class_name, config)`, for samples of `input_shape`.
     pub fn new(specs: &[(String, Value)], input_shape: &[usize], seed: u64) -> Result<Self> {
         if specs.is_empty() {
             return Err(Error::Value(
                 "a Sequential model needs at least one layer".into(),
             ));
         }
-        if input_shape.contains(&0) {
-            return Err(Error::Value(format!(
-                "input shape {} has a zero dimension",
-                shape_str(input_shape)
-            )));
-        }
-        crate::initializers::checked_numel("input", input_shape)?;
+        Self::from_graph(GraphSpec::chain(specs, input_shape), seed)
+    }
+
+    pub fn from_graph(spec: GraphSpec, seed: u64) -> Result<Self> {
         let mut rng = Rng::new(seed);
         let mut init_rng = rng.fork();
         let shuffle_rng = rng.fork();
-        let mut layers = Vec::with_capacity(specs.len());
-        let mut output_shapes = Vec::with_capacity(specs.len());
-        let mut shape = input_shape.to_vec();
-        let mut total_weights = 0usize;
-        for (class_name, cfg) in specs {
-            let mut layer = layers::from_config(class_name, cfg)?;
-            shape = layer.build(&shape, &mut init_rng)?;
-            crate::initializers::checked_numel(
-                &format!("output of layer '{}'", layer.name()),
-                &shape,
-            )?;
-            total_weights += layer.params().iter().map(|p| p.value.len()).sum::<usize>();
-            if total_weights > MAX_MODEL_WEIGHTS {
-                return Err(Error::Value(format!(
-                    "layer '{}': the model would hold more than {MAX_MODEL_WEIGHTS} weight values (2 GiB); \
-                     refusing to allocate it",
-                    layer.name()
-                )));
-            }
-            let trainable = cfg
-                .get("trainable")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            layer.set_trainable(trainable);
-            output_shapes.push(shape.clone());
-            layers.push(layer);
-        }
+        let graph = Graph::new(spec, &mut init_rng)?;
         Ok(Model {
-            layers,
+            output_shapes: graph.output_shapes(),
+            graph,
             non_finite_source: None,
-            input_shape: input_shape.to_vec(),
-            output_shapes,
             rng,
             shuffle_rng,
             compiled: None,
@@ -202,24 +219,25 @@ impl Model {
         })
     }
 
-    pub fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+    pub fn input_shapes(&self) -> &[Vec<usize>] {
+        self.graph.input_shapes()
     }
 
-    pub fn output_shape(&self) -> &[usize] {
-        self.output_shapes.last().map(Vec::as_slice).unwrap_or(&[])
+    pub fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
     }
 
     pub fn layer_info(&self) -> Vec<LayerInfo> {
-        self.layers
+        self.graph
+            .units()
             .iter()
-            .zip(&self.output_shapes)
-            .map(|(l, s)| LayerInfo {
-                name: l.name().to_string(),
-                class_name: l.class_name(),
-                output_shape: s.clone(),
-                params: l.params().iter().map(|p| p.value.len()).sum(),
-                trainable_params: l
+            .zip(self.graph.unit_output_shapes())
+            .map(|(u, s)| LayerInfo {
+                name: u.name().to_string(),
+                class_name: u.class_name(),
+                output_shape: s,
+                params: u.params().iter().map(|p| p.value.len()).sum(),
+                trainable_params: u
                     .params()
                     .iter()
                     .filter(|p| p.trainable)
@@ -229,21 +247,58 @@ impl Model {
             .collect()
     }
 
+    /// One loss for a one-output model.
     pub fn compile(
         &mut self,
         loss: &Value,
         optimizer: &Value,
         metric_specs: &[Value],
     ) -> Result<()> {
-        let loss = Loss::from_value(loss)?;
-        let optimizer = Optimizer::from_value(optimizer)?;
-        for m in metric_specs {
-            metrics::check(m)?;
+        let head = HeadSpec {
+            loss: Some(loss.clone()),
+            weight: 1.0,
+            loss_name: None,
+            metrics: metric_specs.to_vec(),
+        };
+        self.compile_heads(vec![head], optimizer)
+    }
+
+    /// One `HeadSpec` per output.
+    pub fn compile_heads(&mut self, heads: Vec<HeadSpec>, optimizer: &Value) -> Result<()> {
+        if heads.len() != self.output_shapes.len() {
+            return Err(Error::Value(format!(
+                "compile: the model has {} output(s), received losses for {}",
+                self.output_shapes.len(),
+                heads.len()
+            )));
         }
+        if heads.iter().all(|h| h.loss.is_none()) {
+            return Err(Error::Value(
+                "compile: a `loss` is required for at least one output".into(),
+            ));
+        }
+        let mut out = Vec::with_capacity(heads.len());
+        for h in heads {
+            for m in &h.metrics {
+                metrics::check(m)?;
+            }
+            if !(h.weight.is_finite()) {
+                return Err(Error::Value(format!(
+                    "loss_weights must be finite numbers, received {}",
+                    h.weight
+                )));
+            }
+            out.push(Head {
+                loss: h.loss.as_ref().map(Loss::from_value).transpose()?,
+                weight: h.weight,
+                loss_name: h.loss_name,
+                metric_specs: h.metrics,
+            });
+        }
+        let optimizer = Optimizer::from_value(optimizer)?;
         self.compiled = Some(Compiled {
-            loss,
+            heads: out,
             optimizer,
-            metric_specs: metric_specs.to_vec(),
             metrics: Vec::new(),
         });
         Ok(())
@@ -260,78 +315,100 @@ impl Model {
             .ok_or_else(not_compiled)
     }
 
-    fn check_x(&self, x: &Data) -> Result<()> {
-        if x.shape[1..] != self.input_shape[..] {
-            let first = self.layers.first().map(|l| l.name()).unwrap_or("input");
+    fn check_x(&self, x: &[Data]) -> Result<usize> {
+        let shapes = self.graph.input_shapes();
+        if x.len() != shapes.len() {
             return Err(Error::Value(format!(
-                "Input 0 of layer \"{first}\" is incompatible with the layer: expected shape {}, found shape {}",
-                shape_str(&self.input_shape),
-                shape_str(&x.shape[1..])
+                "The model expects {} input arrays, but it received {}",
+                shapes.len(),
+                x.len()
             )));
         }
-        Ok(())
-    }
-
-    /// Validate a training/evaluation pair and resolve "accuracy" for these targets. Call before the loops.
-    pub fn prepare(&mut self, x: &Data, y: &Data, sample_weight: Option<&[f32]>) -> Result<()> {
-        self.check_x(x)?;
-        if x.len() != y.len() {
-            return Err(Error::Value(format!(
-                "Data cardinality is ambiguous: x sizes: {}, y sizes: {}. Make sure all arrays contain the same \
-                 number of samples.",
-                x.len(),
-                y.len()
-            )));
-        }
-        if let Some(w) = sample_weight {
-            if w.len() != x.len() {
+        for (i, (d, s)) in x.iter().zip(shapes).enumerate() {
+            if d.shape[1..] != s[..] {
+                let layer = self.graph.first_reader(i).unwrap_or("input");
+                let which = if shapes.len() > 1 {
+                    format!("Input {i} of the model (read by layer \"{layer}\")")
+                } else {
+                    format!("Input 0 of layer \"{layer}\"")
+                };
                 return Err(Error::Value(format!(
-                    "sample_weight has {} values for {} samples",
-                    w.len(),
-                    x.len()
+                    "{which} is incompatible with the layer: expected shape {}, found shape {}",
+                    shape_str(s),
+                    shape_str(&d.shape[1..])
                 )));
             }
         }
-        let out = self.output_shape().to_vec();
+        cardinality("x", x)
+    }
+
+    /// Validate a training/evaluation pair and resolve "accuracy" for these targets. Call before the loops.
+    pub fn prepare(&mut self, x: &[Data], y: &[Data], sample_weight: &SampleWeights) -> Result<()> {
+        let n = self.check_x(x)?;
+        let outs = self.output_shapes.clone();
         let c = self.compiled.as_mut().ok_or_else(not_compiled)?;
-        let yt = Tensor {
-            shape: y.shape.to_vec(),
-            data: Vec::new(),
-        };
-        c.loss.check_targets(
-            &Tensor {
-                data: y.data.to_vec(),
-                ..yt
-            },
-            &out,
-        )?;
-        c.metrics = c
-            .metric_specs
-            .iter()
-            .map(|m| metrics::resolve(m, &y.shape[1..], &out))
-            .collect::<Result<_>>()?;
+        if y.len() != outs.len() {
+            return Err(Error::Value(format!(
+                "The model has {} output(s), but it received {} target arrays",
+                outs.len(),
+                y.len()
+            )));
+        }
+        let ny = cardinality("y", y)?;
+        if ny != n {
+            return Err(Error::Value(format!(
+                "Data cardinality is ambiguous: x sizes: {n}, y sizes: {ny}. Make sure all arrays contain the \
+                 same number of samples."
+            )));
+        }
+        if sample_weight.len() > outs.len() {
+            return Err(Error::Value(format!(
+                "sample_weight has {} entries for a model with {} output(s)",
+                sample_weight.len(),
+                outs.len()
+            )));
+        }
+        for w in sample_weight.iter().flatten() {
+            if w.len() != n {
+                return Err(Error::Value(format!(
+                    "sample_weight has {} values for {n} samples",
+                    w.len()
+                )));
+            }
+        }
+        let mut resolved = Vec::new();
+        for (j, (head, (yd, out))) in c.heads.iter().zip(y.iter().zip(&outs)).enumerate() {
+            if let Some(loss) = &head.loss {
+                let probe = Tensor {
+                    shape: yd.shape.to_vec(),
+                    data: yd.data.to_vec(),
+                };
+                loss.check_targets(&probe, out)?;
+            }
+            for m in &head.metric_specs {
+                resolved.push((j, metrics::resolve(m, &yd.shape[1..], out)?));
+            }
+        }
+        c.metrics = resolved;
         Ok(())
     }
 
     /// A training forward pass over the batch `batch()` builds.
-    fn forward_training(&mut self, batch: &dyn Fn() -> Tensor) -> Result<Tensor> {
+    fn forward_training(&mut self, batch: &dyn Fn() -> Vec<Tensor>) -> Result<Vec<Tensor>> {
         // In training, note where non-finite values first appeared, so a NaN loss can be traced to a layer.
-        // Only the prediction is checked each step; when it is not finite, the same pass is run again from the
-        // same state (random stream, so the same dropout masks, and the statistics layers update in forward,
-        // BatchNormalization's moving averages) checking every layer's output. This keeps a full pass over
-        // every activation out of the steady state; the batch is built again for the replay rather than
+        // Only the predictions are checked each step; when one is not finite, the same pass is run again from
+        // the same state (random stream, so the same dropout masks, and the statistics layers update in
+        // forward, BatchNormalization's moving averages) checking every layer's output. This keeps a full pass
+        // over every activation out of the steady state; the batch is built again for the replay rather than
         // copied every step. A non-finite value that a layer absorbs before the prediction (a max-pool window
         // where NaN never wins) is not traced: the loss stays finite then.
         let watch = self.non_finite_source.is_none();
         let replay = watch.then(|| (self.rng.clone(), self.self_updated_stats()));
         let h = self.forward_pass(batch(), true, false)?;
         if let Some((rng, stats)) = replay {
-            if !all_finite(&h.data) {
+            if !h.iter().all(|t| all_finite(&t.data)) {
                 self.rng = rng;
-                let params = self
-                    .layers
-                    .iter_mut()
-                    .flat_map(|l| l.params_mut().iter_mut());
+                let params = self.graph.params_mut();
                 for (p, v) in params.filter(|p| !p.trainable_kind).zip(stats) {
                     p.value = v;
                 }
@@ -343,61 +420,55 @@ impl Model {
 
     /// Values of the weights a layer updates itself during a training forward pass (not by gradients).
     fn self_updated_stats(&self) -> Vec<Vec<f32>> {
-        self.all_params()
+        self.graph
+            .params()
             .filter(|p| !p.trainable_kind)
             .map(|p| p.value.clone())
             .collect()
     }
 
-    fn forward_pass(&mut self, x: Tensor, training: bool, trace: bool) -> Result<Tensor> {
-        if trace && !all_finite(&x.data) {
+    fn forward_pass(&mut self, x: Vec<Tensor>, training: bool, trace: bool) -> Result<Vec<Tensor>> {
+        if trace && !x.iter().all(|t| all_finite(&t.data)) {
             self.non_finite_source = Some("the input batch".into());
         }
+        let plan = self.graph.plan(training, trace);
         let mut ctx = Ctx {
             training,
             rng: &mut self.rng,
         };
-        let mut h = x;
-        let mut i = 0;
-        while i < self.layers.len() {
-            // A convolution and the max pooling after it run as one pass (same values, and the unpooled output
-            // never streams through memory; in training it is not kept either). A traced pass keeps every
-            // layer's output; a pooling that is the last layer stays apart (the loss may fuse with it).
-            if !trace && i + 2 < self.layers.len() {
-                let pool = self.layers[i + 1].max_pool_window();
-                let fusable = |w: &crate::kernels::conv::Window| {
-                    self.layers[i].can_fuse_max_pool(w, training)
-                };
-                if let Some(pool) = pool.filter(fusable) {
-                    h = self.layers[i].forward_max_pooled(h, &pool, training)?;
-                    i += 2;
-                    continue;
-                }
+        let source = &mut self.non_finite_source;
+        let mut watch = |name: &str, class: &'static str, y: &Tensor| {
+            if source.is_none() && !all_finite(&y.data) {
+                *source = Some(format!("layer '{name}' ({class})"));
             }
-            let layer = &mut self.layers[i];
-            h = layer.forward(h, &mut ctx)?;
-            if trace && self.non_finite_source.is_none() && !all_finite(&h.data) {
-                self.non_finite_source =
-                    Some(format!("layer '{}' ({})", layer.name(), layer.class_name()));
-            }
-            i += 1;
-        }
-        Ok(h)
+        };
+        let watch: Option<Watch> = if trace { Some(&mut watch) } else { None };
+        self.graph.forward(x, &mut ctx, &plan, watch, None)
     }
 
-    /// Inference on samples `start..start + n`, appended to `out`. The batch goes through the network in slices
-    /// of `INFERENCE_SLICE` samples: each layer's output for a slice stays in cache for the next layer and its
-    /// buffers are reused from the allocator instead of fresh pages, where a whole predict batch (1000 images:
-    /// 86 MB after the seed CNN's first layer) would stream through memory. A multiple of SAMPLES_PER_CHUNK, so
-    /// the per-chunk arithmetic (and so every output bit) is the same as with one big batch.
-    fn infer_into(&mut self, x: &Data, start: usize, n: usize, out: &mut Vec<f32>) -> Result<()> {
+    /// Inference on samples `start..start + n`, appended to `out` (one buffer per output). The batch goes
+    /// through the network in slices of `INFERENCE_SLICE` samples: each layer's output for a slice stays in
+    /// cache for the next layer and its buffers are reused from the allocator instead of fresh pages, where a
+    /// whole predict batch (1000 images: 86 MB after the seed CNN's first layer) would stream through memory.
+    /// A multiple of SAMPLES_PER_CHUNK, so the per-chunk arithmetic (and so every output bit) is the same as
+    /// with one big batch.
+    fn infer_into(
+        &mut self,
+        x: &[Data],
+        start: usize,
+        n: usize,
+        out: &mut [Vec<f32>],
+    ) -> Result<()> {
         let end = start + n;
         let mut s = start;
         while s < end {
             let len = INFERENCE_SLICE.min(end - s);
-            let y = self.forward_pass(x.range(s, len), false, false)?;
-            out.extend_from_slice(&y.data);
-            y.recycle();
+            let batch = x.iter().map(|d| d.range(s, len)).collect();
+            let ys = self.forward_pass(batch, false, false)?;
+            for (o, y) in out.iter_mut().zip(ys) {
+                o.extend_from_slice(&y.data);
+                y.recycle();
+            }
             s += len;
         }
         Ok(())
@@ -409,68 +480,158 @@ impl Model {
         self.non_finite_source.take()
     }
 
-    /// Zeroed metric states for the compiled metrics.
-    fn fresh_metric_states(&self) -> Vec<Vec<f64>> {
-        self.compiled
-            .as_ref()
-            .map(|c| c.metrics.iter().map(|m| vec![0.0; m.state_len()]).collect())
-            .unwrap_or_default()
+    fn fresh_sums(&self) -> Sums {
+        let c = self.compiled.as_ref();
+        Sums {
+            loss: 0.0,
+            head_losses: vec![0.0; c.map(|c| c.heads.len()).unwrap_or(0)],
+            seen: 0.0,
+            metrics: c
+                .map(|c| {
+                    c.metrics
+                        .iter()
+                        .map(|(_, m)| vec![0.0; m.state_len()])
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Per output: whether its loss fuses with the activation of the layer that produced it.
+    fn fused_losses(&self) -> Vec<bool> {
+        let Some(c) = &self.compiled else {
+            return Vec::new();
+        };
+        c.heads
+            .iter()
+            .enumerate()
+            .map(|(j, h)| match (&h.loss, self.graph.output_producer(j)) {
+                (Some(loss), Some((layer, only_loss))) => {
+                    only_loss && loss.fuses_with(layer.activation())
+                }
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// Losses of one batch: (total without penalties, each output's unweighted loss, each output's gradient).
+    fn batch_losses(
+        &self,
+        preds: &[Tensor],
+        ys: &[Tensor],
+        fused: &[bool],
+        sw: &[Option<Vec<f32>>],
+        want_grads: bool,
+    ) -> Result<(f64, Vec<f64>, Vec<Option<Tensor>>)> {
+        let c = self.compiled.as_ref().ok_or_else(not_compiled)?;
+        let mut total = 0.0;
+        let mut each = Vec::with_capacity(c.heads.len());
+        let mut grads = Vec::with_capacity(c.heads.len());
+        for (j, head) in c.heads.iter().enumerate() {
+            let Some(loss) = &head.loss else {
+                each.push(0.0);
+                grads.push(None);
+                continue;
+            };
+            let w = sw.get(j).and_then(|w| w.as_deref());
+            let (value, mut grad) = loss.forward_backward(&preds[j], &ys[j], fused[j], w)?;
+            total += head.weight * value;
+            each.push(value);
+            if want_grads {
+                if head.weight != 1.0 {
+                    let scale = head.weight as f32;
+                    grad.data.iter_mut().for_each(|g| *g *= scale);
+                }
+                grads.push(Some(grad));
+            } else {
+                grads.push(None);
+            }
+        }
+        Ok((total, each, grads))
+    }
+
+    fn penalty(&self) -> f64 {
+        self.graph
+            .params()
+            .filter_map(|p| p.regularizer.map(|r| r.penalty(&p.value)))
+            .sum()
+    }
+
+    /// Add one batch into running sums.
+    fn add_batch(
+        &self,
+        sums: &mut Sums,
+        total: f64,
+        each: &[f64],
+        preds: &[Tensor],
+        ys: &[Tensor],
+        bs: f64,
+    ) {
+        sums.loss += total * bs;
+        for (s, v) in sums.head_losses.iter_mut().zip(each) {
+            *s += v * bs;
+        }
+        sums.seen += bs;
+        if let Some(c) = &self.compiled {
+            // Keras 3: `metrics` ignore sample weights (only `weighted_metrics` use them)
+            for ((j, m), st) in c.metrics.iter().zip(sums.metrics.iter_mut()) {
+                m.update(&preds[*j], &ys[*j], None, st);
+            }
+        }
     }
 
     /// One optimisation step on the batch `xb()` builds (built again only to trace a non-finite prediction);
-    /// returns the batch loss and adds the batch into the metric states.
+    /// returns the batch's total loss and each output's loss, and adds the batch into the metric states.
     fn train_batch(
         &mut self,
-        xb: &dyn Fn() -> Tensor,
-        yb: &Tensor,
-        sw: Option<&[f32]>,
-        states: &mut [Vec<f64>],
-    ) -> Result<f64> {
-        let pred = self.forward_training(xb)?;
-        let Model {
-            layers, compiled, ..
-        } = self;
-        let c = compiled.as_mut().ok_or_else(not_compiled)?;
-        let fused = layers
-            .last()
-            .map(|l| c.loss.fuses_with(l.activation()))
-            .unwrap_or(false);
-        let (loss, grad) = c.loss.forward_backward(&pred, yb, fused, sw)?;
-        // Keras 3: `metrics` ignore sample weights (only `weighted_metrics` use them)
-        for (m, st) in c.metrics.iter().zip(states.iter_mut()) {
-            m.update(&pred, yb, None, st);
+        xb: &dyn Fn() -> Vec<Tensor>,
+        ys: &[Tensor],
+        sw: &[Option<Vec<f32>>],
+        sums: &mut Sums,
+    ) -> Result<()> {
+        let preds = self.forward_training(xb)?;
+        let fused = self.fused_losses();
+        let (total, each, grads) = self.batch_losses(&preds, ys, &fused, sw, true)?;
+        let bs = preds.first().map(Tensor::batch).unwrap_or(0) as f64;
+        for p in self.graph.params_mut() {
+            p.grad.iter_mut().for_each(|g| *g = 0.0);
         }
-        drop(pred);
-        for layer in layers.iter_mut() {
-            for p in layer.params_mut() {
-                p.grad.iter_mut().for_each(|g| *g = 0.0);
-            }
-        }
-        backward_layers(layers, grad, fused)?;
-        // weight penalties join the loss (as Keras's `model.losses`) and their gradients the weights'
-        let mut penalty = 0.0;
-        for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
+        // weight penalties join the loss (as Keras's `model.losses`); computed before the update
+        let penalty = self.penalty();
+        self.add_batch(sums, total + penalty, &each, &preds, ys, bs);
+        drop(preds);
+        let plan = self.graph.plan(true, false);
+        self.graph.backward(grads, &fused, &plan, false, None)?;
+        for p in self.graph.params_mut() {
             if let Some(r) = p.regularizer {
-                penalty += r.penalty(&p.value);
                 if p.trainable {
                     r.add_gradient(&p.value, &mut p.grad);
                 }
             }
         }
-        let mut params: Vec<(usize, &mut Param)> = layers
-            .iter_mut()
-            .flat_map(|l| l.params_mut().iter_mut())
+        let Model {
+            graph, compiled, ..
+        } = self;
+        let c = compiled.as_mut().ok_or_else(not_compiled)?;
+        let mut params: Vec<(usize, &mut Param)> = graph
+            .params_mut()
             .enumerate()
             .filter(|(_, p)| p.trainable)
             .collect();
         c.optimizer.step(&mut params);
-        Ok(loss + penalty)
+        Ok(())
     }
 
-    fn logs(&self, loss_sum: f64, seen: f64, states: &[Vec<f64>]) -> Logs {
-        let mut logs = vec![("loss".to_string(), loss_sum / seen.max(1.0))];
+    fn logs(&self, sums: &Sums) -> Logs {
+        let seen = sums.seen.max(1.0);
+        let mut logs = vec![("loss".to_string(), sums.loss / seen)];
         if let Some(c) = &self.compiled {
-            for (m, st) in c.metrics.iter().zip(states) {
+            for (h, s) in c.heads.iter().zip(&sums.head_losses) {
+                if let (Some(name), Some(_)) = (&h.loss_name, &h.loss) {
+                    logs.push((name.clone(), s / seen));
+                }
+            }
+            for ((_, m), st) in c.metrics.iter().zip(&sums.metrics) {
                 logs.push((m.name.clone(), m.result(st)));
             }
         }
@@ -497,28 +658,22 @@ impl Model {
     /// Reset the running loss and metrics (a new epoch's logs), keeping the position in the data.
     pub fn reset_logs(&mut self) {
         self.epoch.steps = 0;
-        self.epoch.loss_sum = 0.0;
-        self.epoch.seen = 0.0;
-        self.epoch.metric_sums = self.fresh_metric_states();
+        self.epoch.sums = self.fresh_sums();
     }
 
     /// Run up to `max_steps` batches of the current epoch. Returns (batches run, epoch finished, running logs).
     pub fn train_steps(
         &mut self,
-        x: &Data,
-        y: &Data,
-        sample_weight: Option<&[f32]>,
+        x: &[Data],
+        y: &[Data],
+        sample_weight: &SampleWeights,
         batch_size: usize,
         max_steps: usize,
         hook: Hook,
     ) -> Result<(usize, bool, Logs)> {
-        if batch_size == 0 {
-            return Err(Error::Value(
-                "batch_size must be a positive integer, received 0".into(),
-            ));
-        }
-        self.check_x(x)?;
-        if self.epoch.order.len() != x.len() || y.len() != x.len() {
+        batch_size_ok(batch_size)?;
+        let n = self.check_x(x)?;
+        if self.epoch.order.len() != n || y.iter().any(|d| d.len() != n) {
             return Err(Error::Runtime(
                 "train_steps called without begin_epoch for this data".into(),
             ));
@@ -529,18 +684,18 @@ impl Model {
             let start = self.epoch.cursor;
             let end = (start + batch_size).min(self.epoch.order.len());
             let idx = self.epoch.order[start..end].to_vec();
-            let xb = || x.gather(&idx);
-            let yb = y.gather(&idx);
-            let swb: Option<Vec<f32>> = sample_weight.map(|w| idx.iter().map(|&i| w[i]).collect());
-            let mut states = std::mem::take(&mut self.epoch.metric_sums);
-            let result = self.train_batch(&xb, &yb, swb.as_deref(), &mut states);
-            self.epoch.metric_sums = states;
-            let loss = result?;
-            let bs = (end - start) as f64;
+            let xb = || x.iter().map(|d| d.gather(&idx)).collect();
+            let yb: Vec<Tensor> = y.iter().map(|d| d.gather(&idx)).collect();
+            let swb: Vec<Option<Vec<f32>>> = sample_weight
+                .iter()
+                .map(|w| w.map(|w| idx.iter().map(|&i| w[i]).collect()))
+                .collect();
+            let mut sums = std::mem::take(&mut self.epoch.sums);
+            let result = self.train_batch(&xb, &yb, &swb, &mut sums);
+            self.epoch.sums = sums;
+            result?;
             self.epoch.cursor = end;
             self.epoch.steps += 1;
-            self.epoch.loss_sum += loss * bs;
-            self.epoch.seen += bs;
             done += 1;
             let finished = self.epoch.cursor >= self.epoch.order.len();
             if throttle.due(finished || done == max_steps) {
@@ -556,80 +711,65 @@ impl Model {
     }
 
     pub fn epoch_logs(&self) -> Logs {
-        self.logs(
-            self.epoch.loss_sum,
-            self.epoch.seen,
-            &self.epoch.metric_sums,
-        )
+        self.logs(&self.epoch.sums)
     }
 
     /// Loss and metrics over the whole data set, in inference mode.
     pub fn evaluate(
         &mut self,
-        x: &Data,
-        y: &Data,
-        sample_weight: Option<&[f32]>,
+        x: &[Data],
+        y: &[Data],
+        sample_weight: &SampleWeights,
         batch_size: usize,
         hook: Hook,
     ) -> Result<Logs> {
-        if batch_size == 0 {
-            return Err(Error::Value(
-                "batch_size must be a positive integer, received 0".into(),
-            ));
-        }
+        batch_size_ok(batch_size)?;
         self.prepare(x, y, sample_weight)?;
-        let n = x.len();
-        let out_len: usize = self.output_shape().iter().product();
-        let tail = self.output_shape().to_vec();
-        let out_shape = |b: usize| [vec![b], tail.clone()].concat();
-        let (mut loss_sum, mut seen, mut sums) = (0.0f64, 0.0f64, self.fresh_metric_states());
-        let penalty: f64 = self
-            .all_params()
-            .filter_map(|p| p.regularizer.map(|r| r.penalty(&p.value)))
-            .sum();
+        let n = x.first().map(Data::len).unwrap_or(0);
+        let outs = self.output_shapes.clone();
+        let fused = self.fused_losses();
+        let mut sums = self.fresh_sums();
+        let penalty = self.penalty();
         let mut throttle = Throttle(Instant::now());
         let mut start = 0;
         while start < n {
             let bs = batch_size.min(n - start);
-            let mut data = Vec::with_capacity(bs * out_len);
+            let mut data: Vec<Vec<f32>> = outs
+                .iter()
+                .map(|s| Vec::with_capacity(bs * s.iter().product::<usize>()))
+                .collect();
             self.infer_into(x, start, bs, &mut data)?;
-            let pred = Tensor::new(out_shape(bs), data)?;
-            let yb = y.range(start, bs);
-            let swb = sample_weight.map(|w| &w[start..start + bs]);
-            let c = self.compiled.as_ref().ok_or_else(not_compiled)?;
-            let fused = self
-                .layers
-                .last()
-                .map(|l| c.loss.fuses_with(l.activation()))
-                .unwrap_or(false);
-            let (loss, _) = c.loss.forward_backward(&pred, &yb, fused, swb)?;
-            loss_sum += (loss + penalty) * bs as f64;
-            seen += bs as f64;
-            for (st, m) in sums.iter_mut().zip(&c.metrics) {
-                m.update(&pred, &yb, None, st);
-            }
+            let preds = data
+                .into_iter()
+                .zip(&outs)
+                .map(|(d, s)| Tensor::new([vec![bs], s.clone()].concat(), d))
+                .collect::<Result<Vec<_>>>()?;
+            let ys: Vec<Tensor> = y.iter().map(|d| d.range(start, bs)).collect();
+            let swb: Vec<Option<Vec<f32>>> = sample_weight
+                .iter()
+                .map(|w| w.map(|w| w[start..start + bs].to_vec()))
+                .collect();
+            let (total, each, _) = self.batch_losses(&preds, &ys, &fused, &swb, false)?;
+            self.add_batch(&mut sums, total + penalty, &each, &preds, &ys, bs as f64);
             start += bs;
             if throttle.due(start >= n) {
-                let logs = self.logs(loss_sum, seen, &sums);
+                let logs = self.logs(&sums);
                 hook(start.div_ceil(batch_size), &logs)?;
             }
         }
         self.clear_caches();
-        Ok(self.logs(loss_sum, seen, &sums))
+        Ok(self.logs(&sums))
     }
 
-    /// Outputs for every sample, in inference mode, as a flat row-major buffer plus its shape.
-    pub fn predict(&mut self, x: &Data, batch_size: usize, hook: Hook) -> Result<Tensor> {
-        if batch_size == 0 {
-            return Err(Error::Value(
-                "batch_size must be a positive integer, received 0".into(),
-            ));
-        }
-        self.check_x(x)?;
-        let n = x.len();
-        let out_shape = self.output_shape().to_vec();
-        let out_len: usize = out_shape.iter().product();
-        let mut data = Vec::with_capacity(n * out_len);
+    /// Outputs for every sample, in inference mode: one tensor per model output.
+    pub fn predict(&mut self, x: &[Data], batch_size: usize, hook: Hook) -> Result<Vec<Tensor>> {
+        batch_size_ok(batch_size)?;
+        let n = self.check_x(x)?;
+        let outs = self.output_shapes.clone();
+        let mut data: Vec<Vec<f32>> = outs
+            .iter()
+            .map(|s| Vec::with_capacity(n * s.iter().product::<usize>()))
+            .collect();
         let mut throttle = Throttle(Instant::now());
         let mut start = 0;
         while start < n {
@@ -641,29 +781,40 @@ impl Model {
             }
         }
         self.clear_caches();
-        let mut shape = vec![n];
-        shape.extend(out_shape);
-        Tensor::new(shape, data)
+        data.into_iter()
+            .zip(outs)
+            .map(|(d, s)| Tensor::new([vec![n], s].concat(), d))
+            .collect()
     }
 
     /// One training step on exactly this batch (Keras's `train_on_batch`); returns the batch's logs.
     pub fn train_on_batch(
         &mut self,
-        x: &Data,
-        y: &Data,
-        sample_weight: Option<&[f32]>,
+        x: &[Data],
+        y: &[Data],
+        sample_weight: &SampleWeights,
     ) -> Result<Logs> {
         self.prepare(x, y, sample_weight)?;
-        let mut states = self.fresh_metric_states();
-        let loss = self.train_batch(
-            &|| x.range(0, x.len()),
-            &y.range(0, y.len()),
-            sample_weight,
-            &mut states,
-        )?;
-        let logs = self.logs(loss, 1.0, &states);
+        let mut sums = self.fresh_sums();
+        let ys: Vec<Tensor> = y.iter().map(|d| d.range(0, d.len())).collect();
+        let sw: Vec<Option<Vec<f32>>> = sample_weight
+            .iter()
+            .map(|w| w.map(<[f32]>::to_vec))
+            .collect();
+        let result = self.train_batch(
+            &|| x.iter().map(|d| d.range(0, d.len())).collect(),
+            &ys,
+            &sw,
+            &mut sums,
+        );
         self.clear_caches();
-        Ok(logs)
+        result?;
+        // the batch's logs, not weighted by its size
+        sums.seen = 1.0;
+        let bs = x.first().map(Data::len).unwrap_or(1).max(1) as f64;
+        sums.loss /= bs;
+        sums.head_losses.iter_mut().for_each(|v| *v /= bs);
+        Ok(self.logs(&sums))
     }
 
     /// One training-mode forward and backward pass on this batch with no effect on the model: no weight update,
@@ -672,22 +823,17 @@ impl Model {
     /// `Model.inspect` and `utils.gradient_check`. With `with_grads` false only the loss is computed.
     pub fn inspect(
         &mut self,
-        x: &Data,
-        y: &Data,
-        sample_weight: Option<&[f32]>,
+        x: &[Data],
+        y: &[Data],
+        sample_weight: &SampleWeights,
         with_grads: bool,
     ) -> Result<Inspection> {
         self.prepare(x, y, sample_weight)?;
-        let saved_values: Vec<Vec<f32>> = self.all_params().map(|p| p.value.clone()).collect();
+        let saved_values: Vec<Vec<f32>> = self.graph.params().map(|p| p.value.clone()).collect();
         let saved_rng = self.rng.clone();
         let saved_watch = self.non_finite_source.clone();
         let result = self.inspect_pass(x, y, sample_weight, with_grads);
-        for (p, v) in self
-            .layers
-            .iter_mut()
-            .flat_map(|l| l.params_mut().iter_mut())
-            .zip(saved_values)
-        {
+        for (p, v) in self.graph.params_mut().zip(saved_values) {
             p.value = v;
         }
         self.rng = saved_rng;
@@ -698,68 +844,66 @@ impl Model {
 
     fn inspect_pass(
         &mut self,
-        x: &Data,
-        y: &Data,
-        sample_weight: Option<&[f32]>,
+        x: &[Data],
+        y: &[Data],
+        sample_weight: &SampleWeights,
         with_grads: bool,
     ) -> Result<Inspection> {
-        let (xb, yb) = (x.range(0, x.len()), y.range(0, y.len()));
-        let mut outputs = Vec::with_capacity(self.layers.len());
-        let mut h = xb;
-        {
+        let xb: Vec<Tensor> = x.iter().map(|d| d.range(0, d.len())).collect();
+        let ys: Vec<Tensor> = y.iter().map(|d| d.range(0, d.len())).collect();
+        let sw: Vec<Option<Vec<f32>>> = sample_weight
+            .iter()
+            .map(|w| w.map(<[f32]>::to_vec))
+            .collect();
+        let plan = self.graph.plan(true, true);
+        let mut node_outputs = Vec::new();
+        let preds = {
             let mut ctx = Ctx {
                 training: true,
                 rng: &mut self.rng,
             };
-            for layer in self.layers.iter_mut() {
-                h = layer.forward(h, &mut ctx)?;
-                if with_grads {
-                    outputs.push(h.clone());
-                }
-            }
-        }
-        let Model {
-            layers, compiled, ..
-        } = self;
-        let c = compiled.as_mut().ok_or_else(not_compiled)?;
-        // Unfused: the gradient reported at the last layer is dL/d(output), through its own activation.
-        let (loss, grad) = c.loss.forward_backward(&h, &yb, false, sample_weight)?;
-        let mut penalty = 0.0;
-        for p in layers.iter().flat_map(|l| l.params().iter()) {
-            if let Some(r) = p.regularizer {
-                penalty += r.penalty(&p.value);
-            }
-        }
+            self.graph
+                .forward(xb, &mut ctx, &plan, None, Some(&mut node_outputs))?
+        };
+        // Unfused: the gradient reported at an output layer is dL/d(output), through its own activation.
+        let unfused = vec![false; preds.len()];
+        let (total, _, grads) = self.batch_losses(&preds, &ys, &unfused, &sw, true)?;
         let mut out = Inspection {
-            loss: loss + penalty,
-            outputs,
+            loss: total + self.penalty(),
             ..Inspection::default()
         };
+        let first = self.graph.first_nodes();
+        let pick = |v: &mut Vec<Option<Tensor>>| -> Vec<Tensor> {
+            first
+                .iter()
+                .map(|k| {
+                    k.and_then(|k| v.get_mut(k).and_then(Option::take))
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        out.outputs = pick(&mut node_outputs);
         if !with_grads {
             return Ok(out);
         }
-        for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
+        for p in self.graph.params_mut() {
             p.grad.iter_mut().for_each(|g| *g = 0.0);
         }
-        let mut g = grad;
-        let mut output_grads = Vec::with_capacity(layers.len());
-        for layer in layers.iter_mut().rev() {
-            output_grads.push(g.clone());
-            g = layer.backward(g, true)?;
-        }
-        output_grads.reverse();
-        out.output_grads = output_grads;
-        out.input_grad = g;
-        for p in layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()) {
+        let mut node_grads = Vec::new();
+        out.input_grads =
+            self.graph
+                .backward(grads, &unfused, &plan, true, Some(&mut node_grads))?;
+        out.output_grads = pick(&mut node_grads);
+        for p in self.graph.params_mut() {
             if let Some(r) = p.regularizer {
                 if p.trainable {
                     r.add_gradient(&p.value, &mut p.grad);
                 }
             }
         }
-        out.weight_grads = layers
-            .iter()
-            .flat_map(|l| l.params().iter())
+        out.weight_grads = self
+            .graph
+            .params()
             .map(|p| Tensor {
                 shape: p.shape.clone(),
                 data: p.grad.clone(),
@@ -769,27 +913,23 @@ impl Model {
     }
 
     fn clear_caches(&mut self) {
-        for l in self.layers.iter_mut() {
-            l.clear_cache();
-        }
+        self.graph.clear_caches();
         Tensor::drop_spares();
         crate::alloc::release_cached();
     }
 
-    fn all_params(&self) -> impl Iterator<Item = &Param> {
-        self.layers.iter().flat_map(|l| l.params().iter())
-    }
-
     /// Every weight in Keras order, as (shape, values).
     pub fn weights(&self) -> Vec<(Vec<usize>, Vec<f32>)> {
-        self.all_params()
+        self.graph
+            .params()
             .map(|p| (p.shape.clone(), p.value.clone()))
             .collect()
     }
 
     /// (shape, trainable) of every weight, in Keras order.
     pub fn weights_info(&self) -> Vec<(Vec<usize>, bool)> {
-        self.all_params()
+        self.graph
+            .params()
             .map(|p| (p.shape.clone(), p.trainable))
             .collect()
     }
@@ -797,10 +937,11 @@ impl Model {
     /// (first weight index, number of weights) of each layer.
     pub fn layer_weight_ranges(&self) -> Vec<(usize, usize)> {
         let mut start = 0;
-        self.layers
+        self.graph
+            .units()
             .iter()
-            .map(|l| {
-                let n = l.params().len();
+            .map(|u: &Unit| {
+                let n = u.params().len();
                 let r = (start, n);
                 start += n;
                 r
@@ -823,13 +964,14 @@ impl Model {
                 new.len()
             )));
         }
-        let mut params: Vec<&mut Param> = self
-            .layers
-            .iter_mut()
-            .flat_map(|l| l.params_mut().iter_mut())
-            .skip(first)
-            .take(expected)
-            .collect();
+        let mut params: Vec<&mut Param> =
+            self.graph.params_mut().skip(first).take(expected).collect();
+        if params.len() != expected {
+            return Err(Error::Value(format!(
+                "{who}: weights {first}..{} do not exist in this model",
+                first + expected
+            )));
+        }
         for (p, (shape, values)) in params.iter().zip(new) {
             if &p.shape != shape || values.len() != p.value.len() {
                 return Err(Error::Value(format!(
@@ -847,11 +989,11 @@ impl Model {
     /// Optimizer state for checkpoints: (iterations, slot names, per trainable weight its slots in Keras order).
     pub fn optimizer_state(&mut self) -> Result<OptimizerState> {
         let Model {
-            layers, compiled, ..
+            graph, compiled, ..
         } = self;
         let opt = &mut compiled.as_mut().ok_or_else(not_compiled)?.optimizer;
         let mut out = Vec::new();
-        for (pos, p) in layers.iter().flat_map(|l| l.params().iter()).enumerate() {
+        for (pos, p) in graph.params().enumerate() {
             if p.trainable {
                 out.push(opt.slots_of(pos, p.value.len()).clone());
             }
@@ -866,13 +1008,12 @@ impl Model {
         slots: Vec<Vec<Vec<f32>>>,
     ) -> Result<()> {
         let Model {
-            layers, compiled, ..
+            graph, compiled, ..
         } = self;
         let opt = &mut compiled.as_mut().ok_or_else(not_compiled)?.optimizer;
         let n_slots = opt.slot_names().len();
-        let trainable: Vec<(usize, usize)> = layers
-            .iter()
-            .flat_map(|l| l.params().iter())
+        let trainable: Vec<(usize, usize)> = graph
+            .params()
             .enumerate()
             .filter(|(_, p)| p.trainable)
             .map(|(pos, p)| (pos, p.value.len()))
@@ -899,12 +1040,7 @@ impl Model {
     }
 
     pub fn set_layer_trainable(&mut self, index: usize, trainable: bool) -> Result<()> {
-        let layer = self
-            .layers
-            .get_mut(index)
-            .ok_or_else(|| Error::Value(format!("no layer at index {index}")))?;
-        layer.set_trainable(trainable);
-        Ok(())
+        self.graph.set_unit_trainable(index, trainable)
     }
 }
 
@@ -922,35 +1058,6 @@ fn all_finite(data: &[f32]) -> bool {
     ok
 }
 
-/// The backward pass over `layers` from dL/d(prediction) (dL/d(pre-activation) of the last layer when the loss
-/// fused with its activation), after a training `forward_pass`; a layer that ran fused with the max pooling
-/// after it (`Layer::fused_with_next`) takes both backward in one call. Returns the gradient reaching the first
-/// layer's input (empty: the first layer is not asked).
-fn backward_layers(
-    layers: &mut [Box<dyn Layer>],
-    grad: Tensor,
-    fused_loss: bool,
-) -> Result<Tensor> {
-    let n = layers.len();
-    let mut g = grad;
-    let mut i = n;
-    while i > 0 {
-        i -= 1;
-        if i > 0 && layers[i - 1].fused_with_next() {
-            // this pooling ran fused with the layer before it: one backward pass for both
-            i -= 1;
-            g = layers[i].backward_max_pooled(g, i > 0)?;
-            continue;
-        }
-        g = if i + 1 == n && fused_loss {
-            layers[i].backward_preactivation(g, i > 0)?
-        } else {
-            layers[i].backward(g, i > 0)?
-        };
-    }
-    Ok(g)
-}
-
 fn not_compiled() -> Error {
     Error::Runtime(
         "You must call `compile()` before using the model for training or evaluation.".into(),
@@ -960,6 +1067,7 @@ fn not_compiled() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::Step;
     use serde_json::json;
 
     fn mlp(seed: u64) -> Model {
@@ -1023,23 +1131,27 @@ mod tests {
         let n = 9; // two full chunks and a partial one
         let mut rng = Rng::new(5);
         let x: Vec<f32> = (0..n * 13 * 11 * 2).map(|_| rng.uniform() - 0.5).collect();
-        let mut h = Tensor::new(vec![n, 13, 11, 2], x.clone()).unwrap();
-        let mut step_rng = Rng::new(0);
-        for layer in m.layers.iter_mut() {
-            let mut ctx = Ctx {
-                training: false,
-                rng: &mut step_rng,
-            };
-            h = layer.forward(h, &mut ctx).unwrap();
-        }
-        let fused = m
-            .forward_pass(Tensor::new(vec![n, 13, 11, 2], x).unwrap(), false, false)
-            .unwrap();
-        assert_eq!(fused.shape, h.shape);
-        assert_eq!(fused.data, h.data); // bit for bit
-        assert!(m.layers[0].can_fuse_max_pool(&m.layers[1].max_pool_window().unwrap(), false));
-        assert!(m.layers[2].can_fuse_max_pool(&m.layers[3].max_pool_window().unwrap(), false));
-        assert!(m.layers[5].max_pool_window().is_none());
+        let input = || vec![Tensor::new(vec![n, 13, 11, 2], x.clone()).unwrap()];
+        let plain = m.forward_pass(input(), false, true).unwrap();
+        let fused = m.forward_pass(input(), false, false).unwrap();
+        assert_eq!(fused[0].shape, plain[0].shape);
+        assert_eq!(fused[0].data, plain[0].data); // bit for bit
+        assert_eq!(
+            m.graph.plan(false, false),
+            vec![
+                Step::ConvMaxPool(0, 1),
+                Step::ConvMaxPool(2, 3),
+                Step::Node(4),
+                Step::Node(5),
+                Step::Node(6),
+                Step::Node(7)
+            ]
+        );
+        assert!(m
+            .graph
+            .plan(false, true)
+            .iter()
+            .all(|s| matches!(s, Step::Node(_))));
     }
 
     #[test]
@@ -1053,22 +1165,29 @@ mod tests {
         let run = |trace: bool| {
             let mut m = Model::new(&specs, &[14, 12, 2], 4).unwrap();
             let input = Tensor::new(vec![n, 14, 12, 2], x.clone()).unwrap();
-            let pred = m.forward_pass(input, true, trace).unwrap();
-            let fused: Vec<bool> = (0..m.layers.len())
-                .map(|i| i > 0 && m.layers[i - 1].fused_with_next())
-                .collect();
+            let pred = m.forward_pass(vec![input], true, trace).unwrap();
+            let plan = m.graph.plan(true, trace);
             let grad = Tensor::new(vec![n, 3], g.clone()).unwrap();
-            backward_layers(&mut m.layers, grad, false).unwrap();
-            let grads: Vec<Vec<f32>> = m.all_params().map(|p| p.grad.clone()).collect();
-            (pred.data, grads, fused)
+            m.graph
+                .backward(vec![Some(grad)], &[false], &plan, false, None)
+                .unwrap();
+            let grads: Vec<Vec<f32>> = m.graph.params().map(|p| p.grad.clone()).collect();
+            (pred[0].data.clone(), grads, plan)
         };
         let (pred_fused, grads_fused, fused) = run(false);
         let (pred_plain, grads_plain, plain) = run(true); // a traced pass never fuses
         assert_eq!(
             fused,
-            vec![false, true, false, true, false, false, false, false]
+            vec![
+                Step::ConvMaxPool(0, 1),
+                Step::ConvMaxPool(2, 3),
+                Step::Node(4),
+                Step::Node(5),
+                Step::Node(6),
+                Step::Node(7)
+            ]
         );
-        assert!(plain.iter().all(|f| !f));
+        assert_eq!(plain.len(), 8);
         assert_eq!(pred_fused, pred_plain); // bit for bit
         assert_eq!(grads_fused, grads_plain);
         assert!(grads_fused.iter().all(|g| g.iter().any(|v| *v != 0.0)));
@@ -1092,14 +1211,14 @@ mod tests {
     fn fit(m: &mut Model, x: &[f32], y: &[f32], epochs: usize) -> Vec<Logs> {
         let xs = [90usize, 4];
         let ys = [90usize];
-        let xd = Data::new(&xs, x).unwrap();
-        let yd = Data::new(&ys, y).unwrap();
-        m.prepare(&xd, &yd, None).unwrap();
+        let xd = [Data::new(&xs, x).unwrap()];
+        let yd = [Data::new(&ys, y).unwrap()];
+        m.prepare(&xd, &yd, &[]).unwrap();
         let mut hist = Vec::new();
         for _ in 0..epochs {
             m.begin_epoch(90, true);
             let (_, finished, logs) = m
-                .train_steps(&xd, &yd, None, 16, usize::MAX, &mut |_, _| Ok(()))
+                .train_steps(&xd, &yd, &[], 16, usize::MAX, &mut |_, _| Ok(()))
                 .unwrap();
             assert!(finished);
             hist.push(logs);
@@ -1125,15 +1244,15 @@ mod tests {
         let (x, y) = toy();
         let mut m = mlp(1);
         let (xs, ys) = ([90usize, 4], [90usize]);
-        let xd = Data::new(&xs, &x).unwrap();
-        let yd = Data::new(&ys, &y).unwrap();
-        m.prepare(&xd, &yd, None).unwrap();
+        let xd = [Data::new(&xs, &x).unwrap()];
+        let yd = [Data::new(&ys, &y).unwrap()];
+        m.prepare(&xd, &yd, &[]).unwrap();
         m.begin_epoch(90, false);
-        let r = m.train_steps(&xd, &yd, None, 10, 3, &mut |_, _| Err(Error::Interrupted));
+        let r = m.train_steps(&xd, &yd, &[], 10, 3, &mut |_, _| Err(Error::Interrupted));
         assert!(matches!(r, Err(Error::Interrupted)));
         let p = m.predict(&xd, 32, &mut |_, _| Ok(())).unwrap();
-        assert_eq!(p.shape, vec![90, 3]);
-        assert!(p.data.iter().all(|v| v.is_finite()));
+        assert_eq!(p[0].shape, vec![90, 3]);
+        assert!(p[0].data.iter().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -200,9 +200,12 @@ def test_compiled_module_returns_what_the_stub_declares() -> None:
     nadam_json = json.dumps(optimizers.Nadam(learning_rate=0.01)._serialized())
     schedule = optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
     calls: Dict[str, Callable[[], Any]] = {
+        "compile_heads": lambda: core.compile_heads(json.dumps([{"loss": "mse", "weight": 1.0, "loss_name": None,
+                                                                  "metrics": []}]), nadam_json),
         "compile": lambda: core.compile(loss_json, nadam_json, json.dumps(["accuracy"])),
         "layer_info": core.layer_info,
         "output_shape": core.output_shape,
+        "output_shapes": core.output_shapes,
         "prepare": lambda: core.prepare(x, y, sw),
         "begin_epoch": lambda: core.begin_epoch(4, False),
         "reset_logs": core.reset_logs,
@@ -246,7 +249,11 @@ def test_compiled_module_returns_what_the_stub_declares() -> None:
 
     # module functions and constants
     functions: Dict[str, Callable[[], Any]] = {
-        "loss_value": lambda: _core.loss_value(loss_json, y, core.predict(x, 4)),
+        "loss_value": lambda: _core.loss_value(loss_json, y, core.predict(x, 4)[0]),
+        "graph_shapes": lambda: _core.graph_shapes(json.dumps({"layers": [{"class_name": "Dense",
+                                                                           "config": {"units": 2}}],
+                                                               "inputs": [[3]], "nodes": [{"layer": 0, "inputs": [0]}],
+                                                               "outputs": [1]})),
         "schedule_value": lambda: _core.schedule_value(json.dumps(schedule._serialized()), 20),
         "validate": lambda: _core.validate("loss", json.dumps("mse")),
         "get_num_threads": _core.get_num_threads,

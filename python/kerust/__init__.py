@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from . import _core, callbacks, config, layers, losses, metrics, optimizers, regularizers, utils
 from .layers import Input
-from .models import Sequential
+from .models import Model, Sequential
 
 show_config = config.show_config
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # type checkers see these modules; at run time they load on f
 
 __all__ = [
     "Input",
+    "Model",
     "Sequential",
     "callbacks",
     "config",

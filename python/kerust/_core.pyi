@@ -5,7 +5,7 @@ Parameter names, kinds and defaults are the ones pyo3 exposes (``inspect.signatu
 converts them); arrays coming out are new ``float32`` arrays owned by the caller.
 """
 
-from typing import Callable, Final, List, Optional, Sequence, Tuple, final
+from typing import Callable, Final, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,7 @@ __all__ = [
     "set_random_seed",
     "loss_value",
     "validate",
+    "graph_shapes",
     "schedule_value",
     "set_num_threads",
     "get_num_threads",
@@ -24,6 +25,10 @@ __all__ = [
 ]
 
 _F32Array = NDArray[np.float32]
+# One array per model input (or output); a single array stands for a one-element list.
+_Arrays = Union[_F32Array, Sequence[_F32Array]]
+# Per output: its sample weights or None; a single vector weighs the only output.
+_Weights = Union[_F32Array, Sequence[Optional[_F32Array]], None]
 # The engine's running logs: (name, value) pairs in Keras's order, e.g. [("loss", 0.3), ("accuracy", 0.9)].
 _Logs = List[Tuple[str, float]]
 # Called as progress(step, logs) with the GIL held, from inside fit/evaluate/predict; an exception stops the loop.
@@ -41,7 +46,7 @@ class CoreModel:
 
     def __new__(
         cls,
-        layers_json: str,
+        spec_json: str,
         input_shape: Sequence[int],
         seed: Optional[int] = None,
         name: Optional[str] = None,
@@ -64,17 +69,22 @@ class CoreModel:
     def learning_rate(self, lr: float) -> None: ...
     def layer_info(self) -> List[Tuple[str, str, List[int], int, int]]:
         """Per layer: (name, class_name, output_shape, params, trainable_params)."""
-    def output_shape(self) -> List[int]: ...
+    def output_shape(self) -> List[int]:
+        """The first output's sample shape."""
+    def output_shapes(self) -> List[List[int]]:
+        """Every output's sample shape."""
     def compile(self, loss_json: str, optimizer_json: str, metrics_json: str) -> None: ...
-    def prepare(self, x: _F32Array, y: _F32Array, sample_weight: Optional[_F32Array] = None) -> None: ...
+    def compile_heads(self, heads_json: str, optimizer_json: str) -> None:
+        """One ``{"loss", "weight", "loss_name", "metrics"}`` per output."""
+    def prepare(self, x: _Arrays, y: _Arrays, sample_weight: _Weights = None) -> None: ...
     def begin_epoch(self, n: int, shuffle: bool) -> None: ...
     def begin_pass(self, n: int, shuffle: bool) -> None: ...
     def reset_logs(self) -> None: ...
     def train_steps(
         self,
-        x: _F32Array,
-        y: _F32Array,
-        sample_weight: Optional[_F32Array],
+        x: _Arrays,
+        y: _Arrays,
+        sample_weight: _Weights,
         batch_size: int,
         max_steps: int,
         progress: Optional[_Progress] = None,
@@ -82,24 +92,25 @@ class CoreModel:
         """Up to ``max_steps`` batches of the current epoch. Returns (steps, finished, logs)."""
     def evaluate(
         self,
-        x: _F32Array,
-        y: _F32Array,
-        sample_weight: Optional[_F32Array],
+        x: _Arrays,
+        y: _Arrays,
+        sample_weight: _Weights,
         batch_size: int,
         progress: Optional[_Progress] = None,
     ) -> _Logs: ...
-    def predict(self, x: _F32Array, batch_size: int, progress: Optional[_Progress] = None) -> _F32Array: ...
-    def train_on_batch(self, x: _F32Array, y: _F32Array, sample_weight: Optional[_F32Array] = None) -> _Logs: ...
+    def predict(self, x: _Arrays, batch_size: int, progress: Optional[_Progress] = None) -> List[_F32Array]:
+        """One array per model output."""
+    def train_on_batch(self, x: _Arrays, y: _Arrays, sample_weight: _Weights = None) -> _Logs: ...
     def inspect(
         self,
-        x: _F32Array,
-        y: _F32Array,
-        sample_weight: Optional[_F32Array] = None,
+        x: _Arrays,
+        y: _Arrays,
+        sample_weight: _Weights = None,
         with_grads: bool = True,
-    ) -> Tuple[float, List[_F32Array], List[_F32Array], Optional[_F32Array], List[_F32Array]]:
+    ) -> Tuple[float, List[_F32Array], List[_F32Array], Optional[List[_F32Array]], List[_F32Array]]:
         """One side-effect-free training-mode forward/backward pass: (loss, layer outputs, gradients at the layer
-        outputs, gradient at the input, weight gradients). Without ``with_grads`` only the loss is computed: the
-        three lists are empty and the input gradient is None."""
+        outputs, gradients at the inputs, weight gradients). Without ``with_grads`` the layer-output gradients and
+        weight gradients are empty and the input gradients None."""
     def get_weights(self) -> List[_F32Array]: ...
     def set_weights(self, first: int, weights: Sequence[_F32Array], expected: int, who: str) -> None:
         """Replace ``expected`` weights starting at ``first``; ``who`` names the model or layer in errors."""
@@ -128,6 +139,9 @@ def validate(kind: str, json: str) -> None:
 
     ``kind``: "layer:<ClassName>", "loss", "optimizer", "metric", "activation", "initializer", "schedule".
     """
+
+def graph_shapes(spec_json: str) -> List[List[int]]:
+    """The sample shape of every node's output in a graph spec (builds and drops its layers)."""
 
 def set_num_threads(n: int) -> None:
     """Set the number of worker threads for numeric work (0: back to the default)."""

@@ -40,8 +40,9 @@ def build_inspection(model: Any, raw: tuple) -> Inspection:
     ranges = model._core.layer_weight_ranges()
     result = Inspection()
     result.loss = float(loss)
-    result.input_gradient = input_grad
-    for i, layer in enumerate(model.layers):
+    # one input: its gradient array (as before); several: a list in input order
+    result.input_gradient = input_grad[0] if input_grad is not None and len(input_grad) == 1 else input_grad
+    for i, layer in enumerate(model._units):
         first, n = ranges[i]
         names = _names_for(layer, n)
         trace = LayerTrace(
@@ -74,7 +75,7 @@ def gradient_check(model: Any, x: Any, y: Any, *, sample_weight: Any = None, eps
     rng = np.random.default_rng(seed)
     report: Dict[str, Dict[str, Any]] = {}
     try:
-        for i, layer in enumerate(model.layers):
+        for i, layer in enumerate(model._units):
             first, n = ranges[i]
             if n == 0 or not layer.trainable:
                 continue  # a frozen layer's weights get no gradient in training

@@ -1,19 +1,82 @@
-"""``model.summary()`` as Keras 3 prints it (box-drawn table, totals with sizes), plus an HTML form."""
+"""``model.summary()`` as Keras 3 prints it (box-drawn table, cells wrapped at spaces, totals with sizes), plus an
+HTML form. Functional models get Keras's "Connected to" column; ``expand_nested`` lists the layers of nested
+models under theirs (``└ name``), ``show_trainable`` adds the "Trainable" column (Y / N, ``-`` for no weights)."""
 
 from __future__ import annotations
 
 import html
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
-_WIDTHS = (33, 24, 15)
+# Keras's column widths: Sequential, functional, and with the "Trainable" column.
+_WIDTHS = {(False, False): (33, 24, 15), (True, False): (21, 19, 12, 19), (False, True): (31, 23, 14, 9),
+           (True, True): (19, 17, 11, 16, 7)}
+
+Row = Tuple[str, ...]
 
 
-def _rows(model: Any) -> List[Tuple[str, str, str]]:
+def _shape_text(shape: Any) -> str:
+    return str(tuple(shape)).replace("None,)", "None)")
+
+
+def _connected(model: Any, layer: Any) -> str:
+    """``name[node][tensor]`` of every input of every call of `layer` in `model` ("-" for an InputLayer)."""
+    if getattr(layer, "_is_input_layer", False):
+        return "-"
+    keys = model._node_key()
+    own = model._node_ids()
+    parts = []
+    for node in layer._inbound_nodes:
+        if id(node) not in own:
+            continue
+        for t in node.input_tensors:
+            name, index, tensor = model._history_of(t, keys)
+            parts.append(f"{name}[{index}][{tensor}]")
+    return ", ".join(parts) if parts else "-"
+
+
+def _trainable_mark(layer: Any, params: int) -> str:
+    if params == 0:
+        return "-"
+    return "Y" if layer.trainable else "N"
+
+
+def _layer_stats(model: Any, layer: Any) -> Tuple[str, int]:
+    """(output shape text, parameter count) of a layer or nested model inside the built top-level `model`."""
+    from .models import Model
+
+    if getattr(layer, "_is_input_layer", False):
+        return _shape_text(layer.shape), 0
+    if isinstance(layer, Model):
+        shape = layer.outputs[0].shape if layer.outputs else ("?",)
+        return _shape_text(shape), sum(_layer_stats(model, sub)[1] for sub in layer.layers)
+    info = model._core.layer_info()[model._unit_index[id(layer)]]
+    return _shape_text((None, *info[2])), int(info[3])
+
+
+def _rows(model: Any, expand_nested: bool, show_trainable: bool) -> List[Row]:
+    from .models import Functional, Model
+
+    functional = isinstance(model, Functional)
     if model._core is None:
         return [(f"{layer.name} ({layer.class_name})", "?", "0 (unbuilt)") for layer in model._layers]
-    rows = []
-    for name, cls, shape, params, _ in model._core.layer_info():
-        rows.append((f"{name} ({cls})", str((None, *shape)).replace("None,)", "None)"), f"{params:,}"))
+    rows: List[Row] = []
+
+    def add(container: Any, layer: Any, depth: int) -> None:
+        shape, params = _layer_stats(model, layer)
+        prefix = "   " * depth + ("└ " if depth else "")
+        row: List[str] = [f"{prefix}{layer.name} ({layer.class_name})", shape, f"{params:,}"]
+        if functional:
+            row.append(_connected(container, layer) if depth == 0 else "-")
+        if show_trainable:
+            row.append(_trainable_mark(layer, params))
+        rows.append(tuple(row))
+        if expand_nested and isinstance(layer, Model):
+            for sub in layer.layers:
+                if not getattr(sub, "_is_input_layer", False):
+                    add(layer, sub, depth + 1)
+
+    for layer in model.layers:
+        add(model, layer, 0)
     return rows
 
 
@@ -33,21 +96,64 @@ def _totals(model: Any) -> Tuple[int, int]:
     return sum(i[3] for i in info), sum(i[4] for i in info)
 
 
-def _cell(text: str, width: int, right: bool = False) -> str:
-    text = text if len(text) <= width - 2 else text[: width - 3] + "…"
-    return " " + (text.rjust(width - 2) if right else text.ljust(width - 2)) + " "
+def _wrap(text: str, width: int) -> List[str]:
+    """Greedy word wrap at spaces into `width` characters; a word longer than a line is cut with "…"."""
+    lines: List[str] = []
+    current = ""
+    for word in text.split(" "):
+        if len(word) > width:
+            word = word[: width - 1] + "…"
+        candidate = f"{current} {word}" if current else word
+        if len(candidate) <= width:
+            current = candidate
+        else:
+            lines.append(current)
+            current = word
+    lines.append(current)
+    return lines
 
 
-def render_summary(model: Any) -> str:
-    w = _WIDTHS
+def _cells(texts: Row, widths: Tuple[int, ...], align: Tuple[str, ...]) -> List[str]:
+    wrapped = [_wrap(t, w - 2) for t, w in zip(texts, widths)]
+    height = max(len(c) for c in wrapped)
+    out = []
+    for i in range(height):
+        parts = []
+        for lines, w, a in zip(wrapped, widths, align):
+            text = lines[i] if i < len(lines) else ""
+            inner = w - 2
+            cell = text.rjust(inner) if a == "r" else text.center(inner) if a == "c" else text.ljust(inner)
+            parts.append(" " + cell + " ")
+        out.append("│" + "│".join(parts) + "│")
+    return out
+
+
+def render_summary(model: Any, expand_nested: bool = False, show_trainable: bool = False) -> str:
+    from .models import Functional
+
+    functional = isinstance(model, Functional)
+    w = _WIDTHS[(functional, bool(show_trainable))]
+    headers: List[str] = ["Layer (type)", "Output Shape", "Param #"]
+    align: List[str] = ["l", "l", "r"]
+    if functional:
+        headers.append("Connected to")
+        align.append("l")
+    if show_trainable:
+        headers.append("Trainable" if w[-1] - 2 >= len("Trainable") else "Trai…")
+        align.append("c")
     lines = [f'Model: "{model.name}"']
     lines.append("┏" + "┳".join("━" * n for n in w) + "┓")
-    lines.append("┃" + _cell("Layer (type)", w[0]) + "┃" + _cell("Output Shape", w[1]) + "┃"
-                 + _cell("Param #", w[2], right=True) + "┃")
+    head = []
+    for text, width, a in zip(headers, w, align):
+        inner = width - 2
+        head.append(" " + (text.rjust(inner) if a == "r" else text.ljust(inner)) + " ")
+    lines.append("┃" + "┃".join(head) + "┃")
     lines.append("┡" + "╇".join("━" * n for n in w) + "┩")
-    rows = _rows(model)
-    for i, (a, b, c) in enumerate(rows):
-        lines.append("│" + _cell(a, w[0]) + "│" + _cell(b, w[1]) + "│" + _cell(c, w[2], right=True) + "│")
+    rows = _rows(model, expand_nested, show_trainable)
+    for i, row in enumerate(rows):
+        if model._core is None:
+            row = row + ("",) * (len(w) - len(row))
+        lines.extend(_cells(row, w, tuple(align)))
         if i + 1 < len(rows):
             lines.append("├" + "┼".join("─" * n for n in w) + "┤")
     lines.append("└" + "┴".join("─" * n for n in w) + "┘")
@@ -58,16 +164,21 @@ def render_summary(model: Any) -> str:
     return "\n".join(lines)
 
 
-def render_summary_html(model: Any) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td style='text-align:right'>{c}</td></tr>"
-        for a, b, c in _rows(model)
+def render_summary_html(model: Any, expand_nested: Optional[bool] = False) -> str:
+    from .models import Functional
+
+    functional = isinstance(model, Functional)
+    heads = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if functional else [])
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:right'>{html.escape(c)}</td>" if k == 2 else
+                         f"<td>{html.escape(c)}</td>" for k, c in enumerate(row)) + "</tr>"
+        for row in _rows(model, bool(expand_nested), False)
     )
     total, trainable = _totals(model)
     return (
         f"<div><b>Model: \"{html.escape(model.name)}\"</b><table>"
-        "<thead><tr><th>Layer (type)</th><th>Output Shape</th><th>Param #</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        "<thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
         f"<p>Total params: {total:,} ({_size(total)})<br>Trainable params: {trainable:,} ({_size(trainable)})<br>"
         f"Non-trainable params: {total - trainable:,} ({_size(total - trainable)})</p></div>"
     )

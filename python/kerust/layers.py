@@ -7,7 +7,7 @@ the layer, and not later inside ``fit``.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,7 +38,70 @@ def _pair(value: IntOrPair) -> Any:
     return value
 
 
-class Layer:
+def _sample_shape(t: Any, who: str) -> list:
+    dims = list(t.shape[1:])
+    if any(d is None for d in dims):
+        raise ValueError(f"{who}: kerust needs fully defined input shapes (only the batch axis may be None), "
+                         f"received {t.shape}")
+    return [int(d) for d in dims]
+
+
+def _call_layer(layer: Any, inputs: Any, training: Any) -> Any:
+    """`layer(inputs)` for any layer or model: symbolic tensors record a node; arrays run eagerly."""
+    from ._graph import KerasTensor, flat_tensors, record_call
+
+    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    symbolic = [isinstance(t, KerasTensor) for t in flat_tensors(inputs)]
+    who = f"{layer.class_name} '{layer.name}'"
+    if layer._expects_list() and not isinstance(inputs, (list, tuple)):
+        raise ValueError(f"{who}: a merge layer should be called on a list of inputs. Received: inputs={inputs!r} "
+                         "(not a list of tensors)")
+    if any(symbolic):
+        if not all(symbolic):
+            raise TypeError(f"{who}: inputs mix symbolic tensors (from kerust.Input) and arrays; pass one kind")
+        if not layer._expects_list() and len(items) != 1 and not getattr(layer, "_is_model", False):
+            raise ValueError(f"Layer '{layer.name}' expects 1 input(s), but it received {len(items)} input tensors.")
+        shapes = layer._symbolic_output_shapes(items)
+        outs = record_call(layer, inputs, shapes)
+        return outs[0] if len(outs) == 1 else outs
+    return layer._eager_call(items, training)
+
+
+class _LayerCalls:
+    """What every layer and model shares for calls: output shapes and eager runs through a one-node engine."""
+
+    def _symbolic_output_shapes(self: Any, items: list) -> list:
+        spec = {"layers": [{"class_name": self.class_name, "config": self.get_config()}],
+                "inputs": [_sample_shape(t, f"{self.class_name} '{self.name}'") for t in items],
+                "nodes": [{"layer": 0, "inputs": list(range(len(items)))}], "outputs": [len(items)]}
+        shapes = _core.graph_shapes(_json.dumps(spec))
+        return [(None, *shapes[-1])]
+
+    def _eager_call(self: Any, items: list, training: Any) -> Any:
+        if training:
+            raise ValueError(f"{self.class_name} '{self.name}': kerust runs training steps through fit / "
+                             "train_on_batch; call layers eagerly with training=False")
+        from ._arrays import as_float32
+        from .models import Functional
+        from ._graph import record_call
+
+        arrays = [as_float32(f"{self.name} input {i}", x) for i, x in enumerate(items)]
+        # a throwaway functional model around this one call: it pulls the layer's weights from its home, and
+        # becomes the home of a layer that had none (so the weights made here are the layer's from now on)
+        tensors = [Input(shape=a.shape[1:]) for a in arrays]
+        before = len(self._inbound_nodes)
+        try:
+            outs = record_call(self, tensors if self._expects_list() else tensors[0],
+                               self._symbolic_output_shapes(tensors))
+            model = Functional(tensors if len(tensors) > 1 else tensors[0], outs[0] if len(outs) == 1 else outs,
+                               name=f"{self.name}_eager", _eager=True)
+            result = model.predict_on_batch(arrays if len(arrays) > 1 else arrays[0])
+        finally:
+            del self._inbound_nodes[before:]
+        return result
+
+
+class Layer(_LayerCalls):
     """Base of every kerust layer."""
 
     _keras_class: Optional[str] = None
@@ -71,7 +134,8 @@ class Layer:
             self._input_shape_arg = tuple(batch_input_shape)[1:]
         elif input_dim is not None:
             self._input_shape_arg = (input_dim,)
-        self._model: Any = None
+        self._home: Any = None
+        self._inbound_nodes: list = []
 
     @property
     def class_name(self) -> str:
@@ -108,29 +172,61 @@ class Layer:
                             f"bools or None ({e})") from None
         _core.validate(f"layer:{self.class_name}", text)
 
-    # weights live in the model's engine
+    # ---- calling --------------------------------------------------------------------------------------
+    def __call__(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
+        """On symbolic tensors (from `kerust.Input`): record this call in the graph and return symbolic outputs.
+        On NumPy arrays: run the layer now (inference mode) and return NumPy, as Keras does eagerly."""
+        if kwargs:
+            raise TypeError(f"{self.class_name} '{self.name}': unexpected call arguments {sorted(kwargs)}")
+        if mask is not None:
+            raise ValueError(f"{self.class_name} '{self.name}': masks are not supported by kerust yet")
+        return _call_layer(self, inputs, training)
+
+    def _expects_list(self) -> bool:
+        """Merge layers take a list of tensors; every other layer one tensor."""
+        return False
+
+    @property
+    def _first_node(self) -> Any:
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' is not connected, no input to return.")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input(s) of the layer's first call."""
+        node = self._first_node
+        return node.call_args
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output of the layer's first call."""
+        outs = self._first_node.outputs
+        return outs[0] if len(outs) == 1 else outs
+
+    # ---- weights: they live in the engine of the model that used the layer last (its "home") ---------------
     def _weight_slot(self) -> tuple:
-        if self._model is None or self._model._core is None:
+        home = self._home
+        if home is None or home._core is None:
             return (0, 0)
-        index = self._model._layers.index(self)
-        return self._model._core.layer_weight_ranges()[index]
+        return home._weight_slot_of(self)
 
     def get_weights(self) -> list:
-        """Copies of the layer's weights as NumPy arrays, in Keras's order and layouts (empty before the model is
-        built)."""
+        """Copies of the layer's weights as NumPy arrays, in Keras's order and layouts (empty before a model that
+        uses the layer is built)."""
         first, n = self._weight_slot()
         if n == 0:
             return []
-        return self._model._core.get_weights()[first : first + n]
+        return self._home._core.get_weights()[first : first + n]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace the layer's weights with arrays of the same shapes, in `get_weights()` order; nothing is written
         if one does not fit."""
-        first, n = self._weight_slot()
-        if self._model is None or self._model._core is None:
+        if self._home is None or self._home._core is None:
             raise ValueError(f"Layer '{self.name}' has no weights yet: build the model first.")
+        first, n = self._weight_slot()
         arrays = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
-        self._model._core.set_weights(first, arrays, n, f"layer '{self.name}'")
+        self._home._core.set_weights(first, arrays, n, f"layer '{self.name}'")
 
     @property
     def weights(self) -> list:
@@ -149,23 +245,29 @@ class Layer:
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
-        if self._model is not None and self._model._core is not None:
-            self._model._core.set_layer_trainable(self._model._layers.index(self), self._trainable)
+        home = self._home
+        if home is not None and home._core is not None:
+            home._push_trainable(self)
 
     @property
     def output_shape(self) -> tuple:
-        """The layer's output shape, `None` for the batch axis (once the model is built)."""
-        if self._model is None or self._model._core is None:
+        """The layer's output shape, `None` for the batch axis (once it has been called or built in a model)."""
+        if self._inbound_nodes:
+            out = self._inbound_nodes[0].outputs
+            return out[0].shape if len(out) == 1 else tuple(t.shape for t in out)
+        home = self._home
+        if home is None or home._core is None:
             raise AttributeError(f"Layer '{self.name}' has no defined output shape: it is not built yet.")
-        index = self._model._layers.index(self)
-        return (None, *self._model._core.layer_info()[index][2])
+        return home._layer_output_shape(self)
 
     def __repr__(self) -> str:
-        return f"<{self.class_name} name={self.name}, built={self._model is not None and self._model.built}>"
+        return f"<{self.class_name} name={self.name}, built={self._home is not None}>"
 
 
 class InputLayer:
-    """Declares the model's input shape (not a computing layer, as in Keras's Sequential)."""
+    """A model's input: `kerust.Input(shape)` makes one and returns its symbolic tensor."""
+
+    _is_input_layer = True
 
     def __init__(
         self,
@@ -177,8 +279,15 @@ class InputLayer:
         batch_shape: Optional[Sequence[Optional[int]]] = None,
         **kwargs: Any,
     ) -> None:
+        from ._graph import KerasTensor, Node
+
+        kwargs.pop("sparse", None)
+        kwargs.pop("ragged", None)
+        kwargs.pop("optional", None)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to InputLayer: {kwargs}")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"InputLayer: kerust computes in float32; received dtype={dtype!r}")
         dims: Optional[Sequence[Any]] = shape
         if dims is None:
             dims = input_shape if input_shape is not None else (tuple(batch_shape)[1:] if batch_shape else None)
@@ -187,9 +296,39 @@ class InputLayer:
         dims = tuple(dims)
         if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 < d < 2**31 for d in dims):
             raise ValueError(f"InputLayer: every dimension of `shape` must be a positive int, received {dims}")
-        self.shape = (None, *dims)
+        self.shape = (None, *(int(d) for d in dims))
+        self.batch_size = batch_size
         self.name = name or unique_name("input_layer")
         self.dtype = "float32"
+        self.trainable = True
+        self.class_name = "InputLayer"
+        self._inbound_nodes: list = []
+        tensor = KerasTensor(self.shape, name=self.name)
+        node = Node(self, None, [tensor])
+        self._inbound_nodes.append(node)
+        tensor._keras_history = (self, 0, 0)
+        self.output = tensor
+
+    def get_config(self) -> dict:
+        return {"batch_shape": [self.batch_size, *self.shape[1:]], "dtype": "float32", "sparse": False,
+                "ragged": False, "name": self.name, "optional": False}
+
+    def get_weights(self) -> list:
+        return []
+
+    @property
+    def weights(self) -> list:
+        return []
+
+    def count_params(self) -> int:
+        return 0
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.shape
+
+    def __repr__(self) -> str:
+        return f"<InputLayer name={self.name}, shape={self.shape}>"
 
 
 def Input(
@@ -198,9 +337,9 @@ def Input(
     dtype: Any = None,
     name: Optional[str] = None,
     **kwargs: Any,
-) -> InputLayer:
-    """``keras.Input``: the symbolic input of a Sequential model."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs)
+) -> Any:
+    """``keras.Input``: a symbolic tensor of `shape` (without the batch axis) to build models on."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
 
 
 def _no_unsupported(layer: str, **args: Any) -> None:
@@ -593,7 +732,7 @@ AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool2D = GlobalMaxPooling2D
 
-_CLASSES = {
+_CLASSES: Dict[str, Any] = {
     cls.__name__: cls
     for cls in (
         Dense,
@@ -632,3 +771,140 @@ def deserialize(config: dict) -> Layer:
 def serialize(layer: Layer) -> dict:
     """The `{"class_name": ..., "config": ...}` dict Keras writes for a layer."""
     return {"class_name": layer.class_name, "config": layer.get_config()}
+
+
+# ---- several inputs: merge layers -----------------------------------------------------------------------------
+class _Merge(Layer):
+    """Base of the layers that combine a list of tensors (no weights)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._validate()
+
+    def _expects_list(self) -> bool:
+        return True
+
+
+class Add(_Merge):
+    """Element-wise sum of a list of tensors of one shape (or shapes that broadcast)."""
+
+
+class Subtract(_Merge):
+    """`inputs[0] - inputs[1]`, for exactly two tensors."""
+
+
+class Multiply(_Merge):
+    """Element-wise product of a list of tensors."""
+
+
+class Average(_Merge):
+    """Element-wise mean of a list of tensors."""
+
+
+class Maximum(_Merge):
+    """Element-wise maximum of a list of tensors."""
+
+
+class Minimum(_Merge):
+    """Element-wise minimum of a list of tensors."""
+
+
+class Concatenate(_Merge):
+    """Joins a list of tensors along `axis` (the others must match)."""
+
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
+        self.axis = axis
+        super().__init__(**kwargs)
+
+    def _layer_config(self) -> dict:
+        return {"axis": self.axis}
+
+
+class Dot(_Merge):
+    """Dot product of two tensors along `axes` (per sample, as Keras's `batch_dot`); `normalize=True` takes the
+    cosine similarity (both inputs L2-normalised along the axes first)."""
+
+    def __init__(self, axes: Any, normalize: bool = False, **kwargs: Any) -> None:
+        self.axes = list(axes) if isinstance(axes, (list, tuple)) else axes
+        self.normalize = normalize
+        super().__init__(**kwargs)
+
+    def _layer_config(self) -> dict:
+        return {"axes": self.axes, "normalize": self.normalize}
+
+
+def add(inputs: Any, **kwargs: Any) -> Any:
+    """Functional form of `Add`."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs: Any, **kwargs: Any) -> Any:
+    """Functional form of `Subtract`."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs: Any, **kwargs: Any) -> Any:
+    """Functional form of `Multiply`."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs: Any, **kwargs: Any) -> Any:
+    """Functional form of `Average`."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs: Any, **kwargs: Any) -> Any:
+    """Functional form of `Maximum`."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs: Any, **kwargs: Any) -> Any:
+    """Functional form of `Minimum`."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs: Any, axis: int = -1, **kwargs: Any) -> Any:
+    """Functional form of `Concatenate`."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs: Any, axes: Any = -1, normalize: bool = False, **kwargs: Any) -> Any:
+    """Functional form of `Dot`."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
+
+
+# ---- moving values around --------------------------------------------------------------------------------------
+class Permute(Layer):
+    """Reorders the sample axes: `dims` is a permutation of 1..rank (the batch axis stays first)."""
+
+    def __init__(self, dims: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dims = tuple(dims)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"dims": list(self.dims)}
+
+
+class RepeatVector(Layer):
+    """Repeats a `(batch, features)` input `n` times: `(batch, n, features)`."""
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n = n
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"n": self.n}
+
+
+class Identity(Layer):
+    """Returns its input unchanged."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._validate()
+
+
+_CLASSES.update({cls.__name__: cls for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
+                                              Dot, Permute, RepeatVector, Identity)})

@@ -1,4 +1,11 @@
-"""``Sequential``: Keras's API over one Rust model object that owns weights, gradients and optimizer state."""
+"""Keras's models over one Rust engine object per model: ``Model`` (the base, with the training loops),
+``Sequential`` (the chain graph) and ``Functional`` (``keras.Model(inputs, outputs)``).
+
+Every model is traced into one flat graph for the engine: nested models are inlined into their parent's graph
+and a layer called several times is one set of weights with several nodes. Weights live in the engine of the
+model that used a layer last (the layer's *home*); a model that shares a layer with another copies that layer's
+weights from its home before it runs, so models that share layers see each other's training.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._arrays import as_float32, as_sample_weight, warn_non_finite
 from ._naming import unique_name
-from .layers import InputLayer, Layer
+from .layers import InputLayer, Layer, _LayerCalls
 from . import _json
 
 if TYPE_CHECKING:
@@ -27,155 +34,261 @@ def _sorted_logs(pairs: list) -> Dict[str, float]:
     return {k: float(v) for k, v in sorted(pairs, key=lambda kv: kv[0])}
 
 
-class Sequential:
-    """A linear stack of layers, as ``keras.Sequential``."""
+def _is_input_layer(layer: Any) -> bool:
+    return getattr(layer, "_is_input_layer", False)
 
-    def __init__(self, layers: Optional[Sequence[Any]] = None, trainable: bool = True,
-                 name: Optional[str] = None) -> None:
-        self.name = name or unique_name("sequential")
-        self._layers: List[Layer] = []
-        self._input_shape: Optional[tuple] = None
+
+class _FlatGraph:
+    """A model traced into the engine's plain data: unique layers (Keras's weight order), nodes, outputs."""
+
+    def __init__(self, n_inputs: int) -> None:
+        self.units: List[Any] = []
+        self.index: Dict[int, int] = {}
+        self.nodes: List[dict] = []
+        self.n_inputs = n_inputs
+
+    def register(self, model: "Model") -> None:
+        """Add every layer of `model` (nested models recursively) in `model.layers` order."""
+        for layer in model.layers:
+            if isinstance(layer, Model):
+                self.register(layer)
+            elif not _is_input_layer(layer) and id(layer) not in self.index:
+                self.index[id(layer)] = len(self.units)
+                self.units.append(layer)
+
+    def add_node(self, layer: Any, inputs: List[int]) -> int:
+        self.nodes.append({"layer": self.index[id(layer)], "inputs": inputs})
+        return self.n_inputs + len(self.nodes) - 1
+
+    def spec(self, input_shapes: List[List[int]], outputs: List[int]) -> dict:
+        return {"layers": [{"class_name": u.class_name, "config": u.get_config()} for u in self.units],
+                "inputs": input_shapes, "nodes": self.nodes, "outputs": outputs}
+
+
+class Model(_LayerCalls):
+    """The base of kerust's models: `keras.Model(inputs, outputs)` makes a functional model (see `Functional`)."""
+
+    _is_model = True
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Model:
+            if args or "inputs" in kwargs:
+                return super().__new__(Functional)
+            raise TypeError("kerust.Model(...) needs `inputs` and `outputs` (the functional API); subclassing "
+                            "keras.Model is not supported by kerust yet")
+        return super().__new__(cls)
+
+    def _init_model(self, name: Optional[str], trainable: bool, default_name: str) -> None:
+        self.name = name or unique_name(default_name)
         self._core: Any = None
+        self._units: List[Any] = []
+        self._unit_index: Dict[int, int] = {}
+        self._core_flags: List[bool] = []
         self._compile_args: Optional[dict] = None
         self.optimizer: Optional[optimizers_module.Optimizer] = None
         self.loss: Any = None
         self.stop_training = False
         self.history: Optional[callbacks_module.History] = None
-        self.trainable = trainable
-        for layer in layers or []:
-            self.add(layer)
+        self._trainable = bool(trainable)
+        self._inbound_nodes: list = []
+        self._home: Any = None
+        self._layers: List[Any] = []
+        self.inputs: List[Any] = []
+        self.outputs: List[Any] = []
 
     # ---- structure -------------------------------------------------------------------------------------
     @property
-    def layers(self) -> List[Layer]:
-        """The model's layers, in order (an `Input` is not a layer)."""
+    def class_name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def layers(self) -> List[Any]:
+        """The model's layers, in order."""
         return list(self._layers)
 
     @property
     def built(self) -> bool:
-        """Whether the model is built, that is, its input shape is known and its weights exist."""
+        """Whether the model is built: its input shapes are known and its weights exist."""
         return self._core is not None
 
-    def add(self, layer: Any) -> None:
-        """Append a layer, or give the input shape with `kerust.Input(...)` first; if the layer is refused, the model
-        stays as it was."""
-        if isinstance(layer, InputLayer):
-            if self._layers:
-                raise ValueError("An Input/InputLayer must be the first thing added to a Sequential model.")
-            self._input_shape = tuple(layer.shape[1:])
-            return
-        if not isinstance(layer, Layer):
-            raise TypeError(
-                f"Only instances of `kerust.layers.Layer` can be added to a Sequential model. Received: {layer!r} "
-                f"(of type {type(layer)})"
-            )
-        if layer._model is not None:
-            raise ValueError(f"Layer '{layer.name}' already belongs to a model; create a new layer instead.")
-        if any(existing.name == layer.name for existing in self._layers):
-            raise ValueError(f"All layers added to a Sequential model should have unique names. Name "
-                             f"'{layer.name}' is already the name of a layer in this model.")
-        if not self._layers and self._input_shape is None and layer._input_shape_arg is not None:
-            self._input_shape = tuple(layer._input_shape_arg)
-        old_weights = self._core.get_weights() if self._core is not None else None
-        self._layers.append(layer)
-        layer._model = self
-        if self._input_shape is not None:
-            try:
-                self._build_core(old_weights)
-            except Exception:
-                self._layers.pop()
-                layer._model = None
-                if old_weights is not None:
-                    self._build_core(old_weights)
-                raise
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates the model's weights. Setting it sets every layer inside (as Keras)."""
+        return self._trainable
 
-    def pop(self) -> Layer:
-        """Remove the last layer and return it; the other layers keep their weights."""
-        if not self._layers:
-            raise TypeError("There are no layers in the model.")
-        old = self._core.get_weights() if self._core is not None else None
-        n_last = self._core.layer_weight_ranges()[-1][1] if self._core is not None else 0
-        layer = self._layers.pop()
-        layer._model = None
-        self._core = None
-        if self._layers and self._input_shape is not None:
-            self._build_core(old[: len(old) - n_last] if old is not None else None)
-        return layer
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self._layers:
+            if not _is_input_layer(layer):
+                layer.trainable = value
 
-    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
-        """Build for ``input_shape`` (with the batch axis, as Keras: ``(None, 784)``)."""
-        if input_shape is not None:
-            shape = tuple(input_shape)[1:]
-            if self._input_shape is not None and tuple(self._input_shape) != shape:
-                raise ValueError(f"Model '{self.name}' was built for input shape {(None, *self._input_shape)}, "
-                                 f"received {tuple(input_shape)}")
-            self._input_shape = shape
-        if self._input_shape is None:
-            raise ValueError("You must provide an `input_shape` argument (or an Input) to build the model.")
-        if self._core is None:
-            self._build_core(None)
+    def _expects_list(self) -> bool:
+        return False
 
-    def _layer_configs(self) -> List[dict]:
-        return [{"class_name": layer.class_name, "config": layer.get_config()} for layer in self._layers]
+    def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
+        """Add this model's nodes to `flat`, reading tensor ids `inputs`; return its output tensor ids."""
+        raise NotImplementedError
 
-    def _build_core(self, kept_weights: Optional[list]) -> None:
-        """(Re)build the engine. ``kept_weights`` are the current weights of the leading layers that stay
-        (after add/pop), restored so those layers keep their values, as in Keras."""
-        shape = self._input_shape or ()
-        _check_shape(f"Model '{self.name}': input shape", shape)
-        if not self._layers:
-            return
-        core = _core.CoreModel(_json.dumps(self._layer_configs()), [int(d) for d in shape], name=str(self.name))
-        if kept_weights:
-            core.set_weights(0, kept_weights, len(kept_weights), f"model '{self.name}'")
+    def _input_sample_shapes(self) -> List[List[int]]:
+        raise NotImplementedError
+
+    def _build_core(self) -> None:
+        """(Re)build the engine from the traced graph. Each layer's weights are copied from its home (the model
+        that used it last, this one's previous engine included), so rebuilding keeps them; the layers' home is
+        this model from then on. If the build fails, nothing changes."""
+        shapes = self._input_sample_shapes()
+        for i, shape in enumerate(shapes):
+            _check_shape(f"Model '{self.name}': input {i} shape", shape)
+        flat = _FlatGraph(len(shapes))
+        flat.register(self)
+        if not flat.units:
+            raise ValueError(f"Model '{self.name}' has no layers.")
+        outputs = self._flatten_into(flat, list(range(len(shapes))))
+        core = _core.CoreModel(_json.dumps(flat.spec(shapes, outputs)), [], name=str(self.name))
+        ranges = core.layer_weight_ranges()
+        sources: Dict[int, list] = {}
+        for i, layer in enumerate(flat.units):
+            home = layer._home
+            src = self._core if home is self else (home._core if home is not None else None)
+            if src is None or ranges[i][1] == 0:
+                continue
+            if id(src) not in sources:
+                sources[id(src)] = src.get_weights()
+            first, n = home._weight_slot_of(layer) if home is not self else self._weight_slot_of(layer)
+            values = sources[id(src)][first:first + n]
+            core.set_weights(ranges[i][0], values, ranges[i][1], f"layer '{layer.name}'")
         if getattr(self, "_trainer", (None, 0))[0] == _thread.get_ident():
             core.claim_training()  # built inside this thread's fit
         self._core = core
+        self._units = flat.units
+        self._unit_index = flat.index
+        self._ranges = ranges
+        self._core_flags = [bool(u.trainable) for u in flat.units]
+        for layer in flat.units:
+            layer._home = self
         if self._compile_args is not None:
             self._compile_core()
 
-    def _ensure_built(self, x: np.ndarray) -> None:
+    def _weight_slot_of(self, layer: Any) -> Tuple[int, int]:
+        return self._ranges[self._unit_index[id(layer)]]
+
+    def _layer_output_shape(self, layer: Any) -> tuple:
+        return (None, *self._core.layer_info()[self._unit_index[id(layer)]][2])
+
+    def _push_trainable(self, layer: Any) -> None:
+        i = self._unit_index.get(id(layer))
+        if i is not None and self._core_flags[i] != layer.trainable:
+            self._core.set_layer_trainable(i, bool(layer.trainable))
+            self._core_flags[i] = bool(layer.trainable)
+
+    def _sync(self) -> None:
+        """Before the engine runs: take every shared layer's weights from the model that used it last, and apply
+        `trainable` flags changed since."""
         if self._core is None:
-            if not self._layers:
-                raise ValueError(f"Model '{self.name}' has no layers.")
-            self._input_shape = tuple(x.shape[1:])
-            self._build_core(None)
+            return
+        pulls: Dict[int, Tuple[Any, list]] = {}
+        for layer in self._units:
+            home = layer._home
+            if home is not self:
+                if home is not None and home._core is not None and home._weight_slot_of(layer)[1]:
+                    pulls.setdefault(id(home), (home, []))[1].append(layer)
+                layer._home = self
+        for home, shared in pulls.values():
+            values = home._core.get_weights()
+            for layer in shared:
+                first, n = home._weight_slot_of(layer)
+                mine = self._weight_slot_of(layer)
+                self._core.set_weights(mine[0], values[first:first + n], mine[1], f"layer '{layer.name}'")
+        for layer in self._units:
+            self._push_trainable(layer)
+
+    def _ensure_built(self, x: List[np.ndarray]) -> None:
+        if self._core is None:
+            self._build_from_data(x)
+        self._sync()
+
+    def _build_from_data(self, x: List[np.ndarray]) -> None:
+        raise ValueError(f"Model '{self.name}' is not built.")
 
     # ---- training configuration --------------------------------------------------------------------------
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
+    @property
+    def output_names(self) -> List[str]:
+        """The names the outputs go by in `compile` dicts and History keys (the output layers' names)."""
+        return self._output_names()
+
+    def _output_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
                 loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1, jit_compile: Any = "auto", auto_scale_loss: bool = True) -> None:
-        """Choose the optimizer, the loss and the metrics for training, by name or as objects."""
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("compile: loss_weights and weighted_metrics are not supported by kerust yet")
+        """Choose the optimizer, the loss(es) and the metrics for training, by name or as objects. With several
+        outputs `loss`, `loss_weights` and `metrics` may be one value for all, a list in output order, or a dict
+        by output name."""
+        if weighted_metrics is not None:
+            raise ValueError("compile: weighted_metrics are not supported by kerust yet")
         if loss is None:
             raise ValueError("compile: a `loss` is required for training (e.g. loss='categorical_crossentropy')")
-        opt = optimizers_module.get(optimizer)
-        loss_obj = losses_module.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
+        names = self._output_names()
+        multi = len(names) > 1
+        per_loss = _per_output("loss", loss, names, broadcast=True)
+        loss_objs = [None if v is None else losses_module.get(v) for v in per_loss]
+        weights = _per_output("loss_weights", loss_weights, names, broadcast=False) if loss_weights is not None \
+            else [1.0] * len(names)
+        if any(w is None for w in weights):
+            weights = [1.0 if w is None else w for w in weights]
+        if metrics is not None and not isinstance(metrics, (list, tuple, dict)):
             raise TypeError(f"`metrics` must be a list, received {type(metrics).__name__}")
-        names: List[Any] = [metrics_module.get(m) for m in metrics or []]
-        # repeated names get Keras's suffixes: "acc", "acc_1", ...
-        unique: List[str] = []
-        for m in names:
-            base = metrics_module.name_of(m)
-            candidate, k = base, 0
-            while candidate in unique:
-                k += 1
-                candidate = f"{base}_{k}"
-            unique.append(candidate)
+        if not multi:
+            per_metrics = [list(metrics.get(names[0], [])) if isinstance(metrics, dict) else list(metrics or [])]
+        elif metrics is None:
+            per_metrics = [[] for _ in names]
+        elif isinstance(metrics, dict):
+            _check_keys("metrics", metrics, names)
+            per_metrics = [_as_list(metrics.get(n)) for n in names]
+        elif len(metrics) == len(names) and all(isinstance(m, (list, tuple)) or m is None for m in metrics):
+            per_metrics = [_as_list(m) for m in metrics]
+        else:
+            raise ValueError(f"Invalid `metrics`. `metrics` should contain metrics objects and either be a dict or a "
+                             f"list matching the output names of the functional model {names}. Received: "
+                             f"metrics={metrics!r}")
+        heads = []
+        for j, name in enumerate(names):
+            objs = [metrics_module.get(m) for m in per_metrics[j]]
+            unique: List[str] = []
+            for m in objs:
+                base = metrics_module.name_of(m)
+                candidate, k = base, 0
+                while candidate in unique:
+                    k += 1
+                    candidate = f"{base}_{k}"
+                unique.append(candidate)
+            labels = [f"{name}_{u}" if multi else u for u in unique]
+            heads.append({"metrics": objs, "metric_names": labels})
+        opt = optimizers_module.get(optimizer)
         self.optimizer = opt
         self.loss = loss
-        self._loss_obj = loss_obj
-        self._compile_args = {"metrics": names, "metric_names": unique}
+        self._loss_objs = loss_objs
+        self._loss_obj = loss_objs[0]
+        self._compile_args = {"heads": heads, "weights": [float(w) for w in weights], "loss": loss,
+                              "loss_weights": loss_weights, "metrics": metrics}
         if self._core is not None:
             self._compile_core()
 
     def _compile_core(self) -> None:
         assert self._compile_args is not None and self.optimizer is not None
-        self._core.compile(_json.dumps(self._loss_obj._serialized()), _json.dumps(self.optimizer._serialized()),
-                           _json.dumps([metrics_module.spec(m, name) for m, name in
-                                       zip(self._compile_args["metrics"], self._compile_args["metric_names"])]))
+        names = self._output_names()
+        multi = len(names) > 1
+        heads = []
+        for j, head in enumerate(self._compile_args["heads"]):
+            loss = self._loss_objs[j]
+            heads.append({"loss": None if loss is None else loss._serialized(),
+                          "weight": self._compile_args["weights"][j],
+                          "loss_name": f"{names[j]}_loss" if multi else None,
+                          "metrics": [metrics_module.spec(m, n) for m, n in zip(head["metrics"],
+                                                                                head["metric_names"])]})
+        self._core.compile_heads(_json.dumps(heads), _json.dumps(self.optimizer._serialized()))
         self.optimizer._attach(self._core)
 
     @property
@@ -185,21 +298,107 @@ class Sequential:
 
     @property
     def metrics_names(self) -> List[str]:
-        """The names of the values `evaluate` returns: `loss` first, then the metrics."""
-        return ["loss"] + list((self._compile_args or {}).get("metric_names", []))
+        """The names of the values `evaluate` returns, in order: `loss`, each output's loss (several outputs),
+        then the metrics."""
+        if self._compile_args is None:
+            return ["loss"]
+        names = self._output_names()
+        out = ["loss"]
+        if len(names) > 1:
+            out += [f"{n}_loss" for n, lo in zip(names, self._loss_objs) if lo is not None]
+        for head in self._compile_args["heads"]:
+            out += head["metric_names"]
+        return out
 
     def _require_compiled(self, what: str) -> None:
         if self._compile_args is None:
             raise RuntimeError(f"You must call `compile()` before using the model for {what}.")
 
-    def _targets(self, y: Any) -> np.ndarray:
-        """Targets as float32; (n,) targets for a (n, 1) output get their trailing axis, as Keras."""
-        y = as_float32("y", y)
-        out = tuple(self._core.output_shape())
-        sparse = isinstance(self._loss_obj, losses_module.SparseCategoricalCrossentropy)
-        if not sparse and y.ndim == len(out) and out[-1:] == (1,):
-            y = y.reshape(y.shape + (1,))
-        return y
+    # ---- data structures ---------------------------------------------------------------------------------
+    def _input_keys(self) -> List[str]:
+        raise NotImplementedError
+
+    def _inputs_list(self, x: Any, what: str = "x") -> List[np.ndarray]:
+        """`x` as one float32 array per model input: one array, a list/tuple in input order, or a dict by input
+        name."""
+        keys = self._input_keys()
+        if isinstance(x, dict):
+            missing = [k for k in keys if k not in x]
+            if missing:
+                raise ValueError(f'Missing data for input "{missing[0]}". You passed a data dictionary with keys '
+                                 f"{sorted(x)}. Expected the following keys: {keys}")
+            items = [x[k] for k in keys]
+        elif isinstance(x, (list, tuple)) and len(keys) > 1:
+            if len(x) != len(keys):
+                raise ValueError(f"The model expects {len(keys)} input arrays ({keys}), but it received {len(x)}")
+            items = list(x)
+        elif len(keys) > 1:
+            raise ValueError(f"The model expects {len(keys)} inputs ({keys}): pass a list or a dict of arrays, "
+                             f"received one {type(x).__name__}")
+        else:
+            items = [x]
+        label = [what] if len(items) == 1 else [f"{what}[{k!r}]" for k in keys]
+        arrays = [as_float32(n, a) for n, a in zip(label, items)]
+        return arrays
+
+    def _outputs_list(self, y: Any, what: str = "y") -> List[Any]:
+        names = self._output_names()
+        if isinstance(y, dict):
+            _check_keys(what, y, names, data=True)
+            return [y.get(n) for n in names]
+        if isinstance(y, (list, tuple)) and len(names) > 1:
+            if len(y) != len(names):
+                raise ValueError(f"The model has {len(names)} outputs ({names}), but `{what}` has {len(y)} "
+                                 "arrays")
+            return list(y)
+        if len(names) > 1:
+            raise ValueError(f"The model has {len(names)} outputs ({names}): pass `{what}` as a list or a dict of "
+                             f"arrays, received one {type(y).__name__}")
+        return [y]
+
+    def _targets(self, y: Any, what: str = "y") -> List[np.ndarray]:
+        """Targets as float32, one per output; (n,) targets for a (n, 1) output get their trailing axis."""
+        shapes = self._core.output_shapes()
+        out_list = []
+        for j, (item, shape) in enumerate(zip(self._outputs_list(y, what), shapes)):
+            loss = self._loss_objs[j] if self._compile_args is not None else None
+            if item is None:
+                if loss is not None:
+                    raise ValueError(f"`{what}` has no targets for output '{self._output_names()[j]}', which has a "
+                                     "loss")
+                # an output without loss and targets: a placeholder that nothing reads
+                item = np.zeros((1,) + tuple(shape), np.float32)
+            arr = as_float32(what if len(shapes) == 1 else f"{what}[{j}]", item)
+            sparse = isinstance(loss, losses_module.SparseCategoricalCrossentropy)
+            out = tuple(shape)
+            if not sparse and arr.ndim == len(out) and out[-1:] == (1,):
+                arr = arr.reshape(arr.shape + (1,))
+            out_list.append(arr)
+        return out_list
+
+    def _fill_missing_targets(self, ys: List[np.ndarray], n: int) -> List[np.ndarray]:
+        return [y if y.shape[0] == n or self._loss_objs[j] is not None else
+                np.zeros((n,) + y.shape[1:], np.float32) for j, y in enumerate(ys)]
+
+    def _sample_weights(self, sample_weight: Any, n: int) -> Optional[List[Optional[np.ndarray]]]:
+        if sample_weight is None:
+            return None
+        names = self._output_names()
+        if isinstance(sample_weight, dict):
+            _check_keys("sample_weight", sample_weight, names, data=True)
+            items = [sample_weight.get(k) for k in names]
+        elif isinstance(sample_weight, (list, tuple)) and len(names) > 1:
+            items = list(sample_weight)
+        else:
+            items = [sample_weight] * len(names)  # one array weighs every output (as Keras)
+        return [None if w is None else as_sample_weight(w, n) for w in items]
+
+    def _outputs_result(self, arrays: List[Any]) -> Any:
+        """Engine outputs (arrays, or symbolic tensors) in the structure the model's outputs were given in."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
 
     # ---- loops -------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -225,6 +424,19 @@ class Sequential:
                 if depth <= 1 and self._core is not None:
                     self._core.release_training()
 
+    def _data(self, x: Any, y: Any, sample_weight: Any, what: str) -> Tuple[list, list, Optional[list]]:
+        """Inputs, targets and sample weights as the engine takes them (built and synced first)."""
+        xs = self._inputs_list(x)
+        _require_samples(xs)
+        self._ensure_built(xs)
+        n = xs[0].shape[0]
+        ys = self._fill_missing_targets(self._targets(y), n)
+        for i, a in enumerate(xs):
+            warn_non_finite("x" if len(xs) == 1 else f"x[{i}]", a, what)
+        for j, a in enumerate(ys):
+            warn_non_finite("y" if len(ys) == 1 else f"y[{j}]", a, what)
+        return xs, ys, self._sample_weights(sample_weight, n)
+
     def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None, epochs: int = 1,
             verbose: Union[str, int] = "auto", callbacks: Optional[List[Any]] = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
@@ -245,17 +457,13 @@ class Sequential:
              validation_freq: int) -> callbacks_module.History:
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
-        x = as_float32("x", x)
         if y is None:
             raise ValueError("fit: `y` is required (kerust models are supervised)")
-        _require_samples(x)
-        self._ensure_built(x)
-        y = self._targets(y)
-        warn_non_finite("x", x, "fit")
-        warn_non_finite("y", y, "fit")
-        sw = as_sample_weight(sample_weight, x.shape[0])
+        xs, ys, sw = self._data(x, y, sample_weight, "fit")
         if class_weight is not None:
-            sw = _apply_class_weight(class_weight, y, sw)
+            if len(ys) > 1:
+                raise ValueError("`class_weight` is only supported for models with a single output.")
+            sw = [_apply_class_weight(class_weight, ys[0], sw[0] if sw else None)]
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, received {epochs!r}")
         if not isinstance(validation_freq, int) or validation_freq < 1:
@@ -267,19 +475,21 @@ class Sequential:
         elif validation_split:
             if not 0.0 < float(validation_split) < 1.0:
                 raise ValueError(f"validation_split must be in (0, 1), received {validation_split!r}")
-            split_at = int(x.shape[0] * (1.0 - float(validation_split)))
-            if split_at == 0 or split_at == x.shape[0]:
+            total = xs[0].shape[0]
+            split_at = int(total * (1.0 - float(validation_split)))
+            if split_at == 0 or split_at == total:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
-                                 f"data with {x.shape[0]} samples")
+                                 f"data with {total} samples")
             # the last fraction, before any shuffling (as Keras)
-            val = (x[split_at:], y[split_at:], None if sw is None else sw[split_at:])
-            x, y = x[:split_at], y[:split_at]
-            sw = None if sw is None else sw[:split_at]
+            val = ([a[split_at:] for a in xs], [a[split_at:] for a in ys],
+                   None if sw is None else [None if w is None else w[split_at:] for w in sw])
+            xs, ys = [a[:split_at] for a in xs], [a[:split_at] for a in ys]
+            sw = None if sw is None else [None if w is None else w[:split_at] for w in sw]
         if val is not None:
             self._core.prepare(val[0], val[1], val[2])
-        self._core.prepare(x, y, sw)
+        self._core.prepare(xs, ys, sw)
 
-        n = x.shape[0]
+        n = xs[0].shape[0]
         steps = -(-n // batch_size)
         max_steps = min(steps, steps_per_epoch) if steps_per_epoch else steps
         cbs = callbacks_module.CallbackList(
@@ -306,7 +516,7 @@ class Sequential:
                     self._core.begin_pass(n, bool(shuffle))
                 if every_batch:
                     cbs.call("on_train_batch_begin", step, None)
-                done, pass_done, logs = self._core.train_steps(x, y, sw, batch_size,
+                done, pass_done, logs = self._core.train_steps(xs, ys, sw, batch_size,
                                                                1 if every_batch else max_steps - step, progress)
                 if every_batch:
                     cbs.call("on_train_batch_end", step, _sorted_logs(logs))
@@ -316,6 +526,7 @@ class Sequential:
             epoch_logs = _sorted_logs(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vbs = _batch_size(validation_batch_size or batch_size)
+                self._sync()  # a callback may have changed shared layers
                 val_logs = self._core.evaluate(val[0], val[1], val[2], vbs, None)
                 epoch_logs.update({"val_" + k: v for k, v in _sorted_logs(val_logs).items()})
             cbs.call("on_epoch_end", epoch, epoch_logs)
@@ -329,11 +540,14 @@ class Sequential:
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight); "
                              f"received {type(data).__name__}")
-        xv = as_float32("validation_data x", data[0])
-        yv = self._targets(data[1])
-        warn_non_finite("validation_data x", xv, "fit")
-        warn_non_finite("validation_data y", yv, "fit")
-        swv = as_sample_weight(data[2], xv.shape[0]) if len(data) == 3 else None
+        xv = self._inputs_list(data[0], "validation_data x")
+        _require_samples(xv)
+        yv = self._fill_missing_targets(self._targets(data[1], "validation_data y"), xv[0].shape[0])
+        for a in xv:
+            warn_non_finite("validation_data x", a, "fit")
+        for a in yv:
+            warn_non_finite("validation_data y", a, "fit")
+        swv = self._sample_weights(data[2], xv[0].shape[0]) if len(data) == 3 else None
         return xv, yv, swv
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
@@ -344,17 +558,11 @@ class Sequential:
         self._require_compiled("evaluation")
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
-        x = as_float32("x", x)
-        _require_samples(x)
-        self._ensure_built(x)
-        y = self._targets(y)
-        warn_non_finite("x", x, "evaluate")
-        warn_non_finite("y", y, "evaluate")
-        sw = as_sample_weight(sample_weight, x.shape[0])
-        n_steps = -(-x.shape[0] // batch_size)
+        xs, ys, sw = self._data(x, y, sample_weight, "evaluate")
+        n_steps = -(-xs[0].shape[0] // batch_size)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "steps": n_steps}, verbose)
         cbs.call("on_test_begin", None)
-        raw = self._core.evaluate(x, y, sw, batch_size, cbs.progress("on_test_batch_end"))
+        raw = self._core.evaluate(xs, ys, sw, batch_size, cbs.progress("on_test_batch_end"))
         logs = _sorted_logs(raw)
         cbs.call("on_test_end", logs)
         if return_dict:
@@ -363,49 +571,77 @@ class Sequential:
         return values[0] if len(values) == 1 else values
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
-                steps: Optional[int] = None, callbacks: Optional[List[Any]] = None) -> np.ndarray:
+                steps: Optional[int] = None, callbacks: Optional[List[Any]] = None) -> Any:
         """The model's outputs for `x`, computed in batches in inference mode (no dropout, BatchNormalization's
-        moving statistics)."""
+        moving statistics): an array, or a list / dict of arrays for several outputs."""
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
-        x = as_float32("x", x)
-        _require_samples(x)
-        self._ensure_built(x)
-        n_steps = -(-x.shape[0] // batch_size)
+        xs = self._inputs_list(x)
+        _require_samples(xs)
+        self._ensure_built(xs)
+        n_steps = -(-xs[0].shape[0] // batch_size)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "steps": n_steps}, verbose)
         cbs.call("on_predict_begin", None)
-        out = self._core.predict(x, batch_size, cbs.progress("on_predict_batch_end"))
+        out = self._core.predict(xs, batch_size, cbs.progress("on_predict_batch_end"))
         cbs.call("on_predict_end", None)
-        return out
+        return self._outputs_result(out)
 
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """The outputs for `x` as one batch, as `model(x)` does in Keras; `training=True` is refused (train with
-        `fit` or `train_on_batch`)."""
+    def __call__(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        """On symbolic tensors: use the model as a layer of a bigger model. On arrays: the outputs for them as one
+        batch, as `model(x)` does in Keras; `training=True` is refused (train with `fit` or `train_on_batch`)."""
+        from ._graph import KerasTensor, flat_tensors, record_call
+
+        if any(isinstance(t, KerasTensor) for t in flat_tensors(inputs)):
+            items = self._inputs_symbolic(inputs)
+            shapes = self._symbolic_output_shapes(items)
+            outs = record_call(self, items if len(items) > 1 else items[0], shapes)
+            return self._outputs_result(outs)
         if training:
             raise ValueError("kerust runs training steps through fit/train_on_batch; call the model with "
                              "training=False")
-        return self.predict_on_batch(x)
+        return self.predict_on_batch(inputs)
 
-    def predict_on_batch(self, x: Any) -> np.ndarray:
+    def _inputs_symbolic(self, inputs: Any) -> list:
+        keys = self._input_keys()
+        if isinstance(inputs, dict):
+            return [inputs[k] for k in keys]
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(items) != len(keys):
+            raise ValueError(f"Model '{self.name}' expects {len(keys)} input(s), but it received {len(items)} "
+                             "input tensors.")
+        return items
+
+    def _symbolic_output_shapes(self, items: list) -> list:
+        shapes = [list(t.shape[1:]) for t in items]
+        if self._core is None:
+            self._build_for_shapes(shapes)
+        mine = [list(s) for s in self._input_sample_shapes()]
+        if shapes != mine:
+            raise ValueError(f"Model '{self.name}' expects inputs of shapes {[(None, *s) for s in mine]}, received "
+                             f"{[t.shape for t in items]}")
+        return [(None, *s) for s in self._core.output_shapes()]
+
+    def _build_for_shapes(self, shapes: List[List[int]]) -> None:
+        raise ValueError(f"Model '{self.name}' is not built.")
+
+    def predict_on_batch(self, x: Any) -> Any:
         """The model's outputs for `x`, as one batch."""
-        x = as_float32("x", x)
-        _require_samples(x)
-        self._ensure_built(x)
-        return self._core.predict(x, max(int(x.shape[0]), 1), None)
+        xs = self._inputs_list(x)
+        _require_samples(xs)
+        self._ensure_built(xs)
+        return self._outputs_result(self._core.predict(xs, max(int(xs[0].shape[0]), 1), None))
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None,
                        return_dict: bool = False) -> Any:
         """One training step on `x` and `y`; returns that batch's loss and metrics."""
         self._require_compiled("training")
-        x = as_float32("x", x)
-        _require_samples(x)
-        self._ensure_built(x)
-        y = self._targets(y)
-        sw = as_sample_weight(sample_weight, x.shape[0])
+        xs, ys, sw = self._data(x, y, sample_weight, "train_on_batch")
         if class_weight is not None:
-            sw = _apply_class_weight(class_weight, y, sw)
+            if len(ys) > 1:
+                raise ValueError("`class_weight` is only supported for models with a single output.")
+            sw = [_apply_class_weight(class_weight, ys[0], sw[0] if sw else None)]
         with self._training():
-            raw = self._core.train_on_batch(x, y, sw)
+            raw = self._core.train_on_batch(xs, ys, sw)
         if return_dict:
             return _sorted_logs(raw)
         values = [float(v) for _, v in raw]
@@ -419,32 +655,31 @@ class Sequential:
         stream are restored, so calling it twice gives the same arrays. Returns a dict from layer name to a dict
         with ``output``, ``output_gradient`` (dL/d output, for the compiled loss with weight penalties, averaged
         over the batch as in training), ``weights`` and ``weight_gradients`` (dicts by weight name such as
-        ``kernel`` and ``bias``); the result also has ``.loss`` and ``.input_gradient`` (dL/d x).
+        ``kernel`` and ``bias``); the result also has ``.loss`` and ``.input_gradient`` (dL/d x; a list for
+        several inputs).
         """
         from ._inspect import build_inspection
 
         self._require_compiled("inspect")
-        x32, y32, sw = self._inspect_arrays(x, y, sample_weight)
-        return build_inspection(self, self._core.inspect(x32, y32, sw, True))
+        xs, ys, sw = self._inspect_arrays(x, y, sample_weight)
+        return build_inspection(self, self._core.inspect(xs, ys, sw, True))
 
-    def _inspect_arrays(
-        self, x: Any, y: Any, sample_weight: Any
-    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        x = as_float32("x", x)
-        _require_samples(x)
-        self._ensure_built(x)
-        return x, self._targets(y), as_sample_weight(sample_weight, x.shape[0])
+    def _inspect_arrays(self, x: Any, y: Any, sample_weight: Any) -> Tuple[list, list, Optional[list]]:
+        return self._data(x, y, sample_weight, "inspect")
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """The loss and metrics on `x` and `y` as one batch, without training."""
-        x = as_float32("x", x)
-        return self.evaluate(x, y, batch_size=max(int(x.shape[0]), 1), verbose=0, sample_weight=sample_weight,
+        xs = self._inputs_list(x)
+        return self.evaluate(x, y, batch_size=max(int(xs[0].shape[0]), 1), verbose=0, sample_weight=sample_weight,
                              return_dict=return_dict)
 
     # ---- weights -----------------------------------------------------------------------------------------
     def get_weights(self) -> List[np.ndarray]:
         """Copies of every weight, in Keras's order and layouts."""
-        return self._core.get_weights() if self._core is not None else []
+        if self._core is None:
+            return []
+        self._sync()
+        return self._core.get_weights()
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace every weight with arrays in `get_weights()` order and shapes; nothing is written if one does not
@@ -456,6 +691,7 @@ class Sequential:
             raise TypeError(f"set_weights expects a list of arrays, received {type(weights).__name__}")
         arrays = [as_float32(f"weights[{i}]", w) if np.ndim(w) else np.asarray(w, dtype=np.float32)
                   for i, w in enumerate(weights)]
+        self._sync()
         n = sum(k for _, k in self._core.layer_weight_ranges())
         self._core.set_weights(0, arrays, n, f"model '{self.name}'")
 
@@ -469,9 +705,13 @@ class Sequential:
         if self._core is None:
             raise ValueError(f"You tried to call `count_params` on model '{self.name}', but the model has not "
                              "been built.")
+        self._sync()
         return int(sum(info[3] for info in self._core.layer_info()))
 
-    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+    def _weight_slot(self) -> Tuple[int, int]:
+        return (0, 0)
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Any:
         """A layer by `name` or by `index`."""
         if index is not None:
             return self._layers[index]
@@ -480,27 +720,19 @@ class Sequential:
                 return layer
         raise ValueError(f"No such layer: {name}. Existing layers are: {[lay.name for lay in self._layers]}.")
 
-    def get_config(self) -> dict:
-        """The model's config (`name` and `layers`), as Keras's `Sequential.get_config()`."""
-        layers = []
-        if self._input_shape is not None:
-            layers.append({"class_name": "InputLayer",
-                           "config": {"batch_shape": [None, *self._input_shape], "dtype": "float32",
-                                      "sparse": False, "name": "input_layer"}})
-        layers += self._layer_configs()
-        return {"name": self.name, "trainable": self.trainable, "dtype": "float32", "layers": layers}
-
     # ---- files -------------------------------------------------------------------------------------------
     def save(self, filepath: Any, overwrite: bool = True) -> None:
         """Write a Keras v3 `.keras` file (config, weights, optimizer state), atomically."""
         from . import saving
 
+        self._sync()
         saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """Write a Keras `.weights.h5` file, atomically."""
         from . import saving
 
+        self._sync()
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any) -> None:
@@ -508,6 +740,7 @@ class Sequential:
         checked first."""
         from . import saving
 
+        self._sync()
         saving.load_weights(self, filepath)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -520,16 +753,336 @@ class Sequential:
     def summary(self, line_length: Optional[int] = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False, layer_range: Any = None) -> None:
         """Print a table of the layers with their output shapes and parameter counts (a notebook also shows the model
-        as an HTML table)."""
+        as an HTML table); functional models add Keras's "Connected to" column."""
         from ._summary import render_summary
 
-        text = render_summary(self)
+        self._sync()
+        text = render_summary(self, expand_nested=expand_nested, show_trainable=show_trainable)
         (print_fn or print)(text)
 
     def _repr_html_(self) -> str:
         from ._summary import render_summary_html
 
+        self._sync()
         return render_summary_html(self)
+
+    def __repr__(self) -> str:
+        return f"<{self.class_name} name={self.name}, built={self.built}>"
+
+
+class Sequential(Model):
+    """A linear stack of layers (and models), as ``keras.Sequential``."""
+
+    def __init__(self, layers: Optional[Sequence[Any]] = None, trainable: bool = True,
+                 name: Optional[str] = None) -> None:
+        self._init_model(name, trainable, "sequential")
+        self._input_shape: Optional[tuple] = None
+        self._input_name: Optional[str] = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer: Any) -> None:
+        """Append a layer (or a model), or give the input shape with `kerust.Input(...)` first; if the layer is
+        refused, the model stays as it was."""
+        from ._graph import KerasTensor
+
+        if isinstance(layer, KerasTensor) and _is_input_layer(layer._keras_history[0]):
+            layer = layer._keras_history[0]
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError("An Input/InputLayer must be the first thing added to a Sequential model.")
+            self._input_shape = tuple(layer.shape[1:])
+            self._input_name = layer.name
+            return
+        if not isinstance(layer, (Layer, Model)):
+            raise TypeError(
+                f"Only instances of `kerust.layers.Layer` can be added to a Sequential model. Received: {layer!r} "
+                f"(of type {type(layer)})"
+            )
+        if layer is self:
+            raise ValueError(f"Model '{self.name}' cannot be added to itself.")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"All layers added to a Sequential model should have unique names. Name "
+                             f"'{layer.name}' is already the name of a layer in this model.")
+        shape_arg = getattr(layer, "_input_shape_arg", None)
+        if not self._layers and self._input_shape is None:
+            if shape_arg is not None:
+                self._input_shape = tuple(shape_arg)
+            elif isinstance(layer, Model) and layer.built:
+                self._input_shape = tuple(layer._input_sample_shapes()[0])
+        self._layers.append(layer)
+        if self._input_shape is not None:
+            try:
+                self._build_core()
+            except Exception:
+                self._layers.pop()
+                raise
+
+    def pop(self) -> Any:
+        """Remove the last layer and return it; the other layers keep their weights."""
+        if not self._layers:
+            raise TypeError("There are no layers in the model.")
+        layer = self._layers.pop()
+        if self._layers and self._input_shape is not None:
+            self._build_core()
+        else:
+            self._core = None
+            if hasattr(self, "_trace_outs"):
+                del self._trace_outs[len(self._layers):]
+        return layer
+
+    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
+        """Build for ``input_shape`` (with the batch axis, as Keras: ``(None, 784)``)."""
+        if input_shape is not None:
+            shape = tuple(input_shape)[1:]
+            if self._input_shape is not None and tuple(self._input_shape) != shape:
+                raise ValueError(f"Model '{self.name}' was built for input shape {(None, *self._input_shape)}, "
+                                 f"received {tuple(input_shape)}")
+            self._input_shape = shape
+        if self._input_shape is None:
+            raise ValueError("You must provide an `input_shape` argument (or an Input) to build the model.")
+        if self._core is None:
+            self._build_core()
+
+    def _build_core(self) -> None:
+        if not self._layers:
+            return
+        _check_shape(f"Model '{self.name}': input shape", self._input_shape or ())
+        # Trace the stack on a symbolic input (as Keras does), so that `layer.input` / `layer.output` and feature
+        # extractors `keras.Model(model.inputs, model.layers[i].output)` work. Layers traced before keep their
+        # nodes (a new layer is called on the last output), so tensors handed out earlier stay valid.
+        from .layers import Input
+
+        if not self.inputs:
+            self.inputs = [Input(shape=self._input_shape, name=self._input_name or "input_layer")]
+            self._trace_outs: List[Any] = []
+        del self._trace_outs[len(self._layers):]
+        added = []
+        try:
+            for layer in self._layers[len(self._trace_outs):]:
+                cur = layer(self._trace_outs[-1] if self._trace_outs else self.inputs[0])
+                if isinstance(cur, list):
+                    raise ValueError(f"Layer '{layer.name}' of Sequential model '{self.name}' has several outputs; "
+                                     "a Sequential model needs a single output at every step")
+                self._trace_outs.append(cur)
+                added.append(cur)
+            super()._build_core()
+        except Exception:
+            del self._trace_outs[len(self._trace_outs) - len(added):]
+            raise
+        self.outputs = [self._trace_outs[-1]]
+
+    def _input_sample_shapes(self) -> List[List[int]]:
+        return [list(self._input_shape or ())]
+
+    def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
+        if len(inputs) != 1:
+            raise ValueError(f"Sequential model '{self.name}' takes one input, received {len(inputs)}")
+        cur = inputs[0]
+        for layer in self._layers:
+            cur = layer._flatten_into(flat, [cur])[0] if isinstance(layer, Model) else flat.add_node(layer, [cur])
+        return [cur]
+
+    def _build_from_data(self, x: List[np.ndarray]) -> None:
+        if not self._layers:
+            raise ValueError(f"Model '{self.name}' has no layers.")
+        self._input_shape = tuple(x[0].shape[1:])
+        self._build_core()
+
+    def _build_for_shapes(self, shapes: List[List[int]]) -> None:
+        self._input_shape = tuple(shapes[0])
+        self._build_core()
+
+    def _input_keys(self) -> List[str]:
+        return [self._input_name or "input_layer"]
+
+    def _output_names(self) -> List[str]:
+        return [self._layers[-1].name] if self._layers else ["output"]
+
+    def _outputs_result(self, arrays: List[Any]) -> Any:
+        return arrays[0]
+
+    def _layer_configs(self) -> List[dict]:
+        return [_serialize(layer) for layer in self._layers]
+
+    def get_config(self) -> dict:
+        """The model's config (`name` and `layers`), as Keras's `Sequential.get_config()`."""
+        layers = []
+        if self._input_shape is not None:
+            layers.append({"class_name": "InputLayer",
+                           "config": {"batch_shape": [None, *self._input_shape], "dtype": "float32",
+                                      "sparse": False, "name": self._input_name or "input_layer"}})
+        layers += self._layer_configs()
+        return {"name": self.name, "trainable": self.trainable, "dtype": "float32", "layers": layers}
+
+
+def _structure(value: Any, what: str) -> Tuple[str, List[Any], List[str]]:
+    """(kind, flat tensors, dict keys) of a model's `inputs`/`outputs`: one tensor, a list/tuple, or a dict
+    (flattened in sorted key order, as Keras's `tree.flatten`)."""
+    from ._graph import KerasTensor
+
+    if isinstance(value, dict):
+        keys = sorted(value)
+        items = [value[k] for k in keys]
+        kind = "dict"
+    elif isinstance(value, (list, tuple)):
+        items, keys, kind = list(value), [], "list"
+    else:
+        items, keys, kind = [value], [], "single"
+    for t in items:
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"All `{what}` of a functional model must be symbolic tensors (from kerust.Input and "
+                            f"layer calls); received {t!r} of type {type(t).__name__}")
+    if not items:
+        raise ValueError(f"A functional model needs at least one tensor in `{what}`")
+    return kind, items, keys
+
+
+class Functional(Model):
+    """A model defined by calling layers on symbolic inputs: ``keras.Model(inputs, outputs)``."""
+
+    def __init__(self, inputs: Any, outputs: Any, name: Optional[str] = None, trainable: bool = True,
+                 _eager: bool = False) -> None:
+        from ._graph import map_graph
+
+        self._init_model(name, trainable, "functional")
+        self._in_kind, self.inputs, in_keys = _structure(inputs, "inputs")
+        self._out_kind, self.outputs, out_keys = _structure(outputs, "outputs")
+        for t in self.inputs:
+            if not _is_input_layer(t._keras_history[0]):
+                raise ValueError(f"The inputs of a functional model must come from kerust.Input; {t} is the output "
+                                 f"of layer '{t._keras_history[0].name}'")
+        nodes, layers = map_graph(self.inputs, self.outputs)
+        self._nodes = [n for n in nodes if not n.is_input]
+        self._layers = layers
+        self._in_keys = in_keys or [t._keras_history[0].name for t in self.inputs]
+        self._out_keys = out_keys or [t._keras_history[0].name for t in self.outputs]
+        self._eager = _eager
+        self._build_core()
+
+    def _input_sample_shapes(self) -> List[List[int]]:
+        from .layers import _sample_shape
+
+        return [_sample_shape(t, f"Model '{self.name}'") for t in self.inputs]
+
+    def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
+        ids = {id(t): i for t, i in zip(self.inputs, inputs)}
+        for node in self._nodes:
+            ins = [ids[id(t)] for t in node.input_tensors]
+            op = node.operation
+            outs = op._flatten_into(flat, ins) if isinstance(op, Model) else [flat.add_node(op, ins)]
+            for t, o in zip(node.outputs, outs):
+                ids[id(t)] = o
+        return [ids[id(t)] for t in self.outputs]
+
+    def _input_keys(self) -> List[str]:
+        return list(self._in_keys)
+
+    def _output_names(self) -> List[str]:
+        return list(self._out_keys)
+
+    def _outputs_result(self, arrays: List[Any]) -> Any:
+        if self._out_kind == "dict":
+            return dict(zip(self._out_keys, arrays))
+        if self._out_kind == "list":
+            return list(arrays)
+        return arrays[0]
+
+    def _node_key(self) -> Dict[int, Tuple[Any, int]]:
+        """For each node of this model: (its layer, its index among that layer's nodes in this model)."""
+        counts: Dict[int, int] = {}
+        keys: Dict[int, Tuple[Any, int]] = {}
+        for layer in self._layers:
+            for node in layer._inbound_nodes:
+                if id(node) in self._node_ids():
+                    keys[id(node)] = (layer, counts.get(id(layer), 0))
+                    counts[id(layer)] = counts.get(id(layer), 0) + 1
+        return keys
+
+    def _node_ids(self) -> set:
+        ids = getattr(self, "_node_id_cache", None)
+        if ids is None:
+            ids = {id(n) for n in self._nodes} | {id(t._keras_history[0]._inbound_nodes[0]) for t in self.inputs}
+            self._node_id_cache = ids
+        return ids
+
+    def _history_of(self, t: Any, keys: Dict[int, Tuple[Any, int]]) -> list:
+        layer, node_index, tensor_index = t._keras_history
+        node = layer._inbound_nodes[node_index]
+        return [layer.name, keys[id(node)][1], tensor_index]
+
+    def get_config(self) -> dict:
+        """Keras's `Functional` config: every layer with the `inbound_nodes` of its calls in this model, and
+        `input_layers` / `output_layers`."""
+        keys = self._node_key()
+
+        def tensor(t: Any) -> dict:
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(t.shape), "dtype": "float32", "keras_history": self._history_of(t, keys)}}
+
+        entries = []
+        for layer in self._layers:
+            entry = _serialize(layer)
+            entry["name"] = layer.name
+            inbound = []
+            for node in layer._inbound_nodes:
+                if id(node) not in self._node_ids() or node.is_input:
+                    continue
+                args = [tensor(t) for t in node.input_tensors]
+                kwargs: dict = {"mask": None} if isinstance(layer, Model) else {}
+                inbound.append({"args": [args] if isinstance(node.call_args, (list, tuple)) else args,
+                                "kwargs": kwargs})
+            entry["inbound_nodes"] = inbound
+            entries.append(entry)
+
+        def layers_of(tensors: List[Any]) -> Any:
+            hist = [self._history_of(t, keys) for t in tensors]
+            return hist[0] if len(hist) == 1 else hist
+
+        return {"name": self.name, "trainable": self.trainable, "layers": entries,
+                "input_layers": layers_of(self.inputs), "output_layers": layers_of(self.outputs)}
+
+
+def _serialize(layer: Any) -> dict:
+    if isinstance(layer, Model):
+        return {"module": "keras", "class_name": layer.class_name, "config": layer.get_config(),
+                "registered_name": None}
+    if _is_input_layer(layer):
+        return {"module": "keras.layers", "class_name": "InputLayer", "config": layer.get_config(),
+                "registered_name": None}
+    return {"module": "keras.layers", "class_name": layer.class_name, "config": layer.get_config(),
+            "registered_name": None}
+
+
+def _as_list(value: Any) -> List[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _check_keys(what: str, given: dict, names: List[str], data: bool = False) -> None:
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        if data:
+            raise ValueError(f"`{what}` has keys {sorted(given)}, which do not all match the model's outputs. "
+                             f"Expected the following keys: {names}")
+        raise ValueError(f"Expected keys {names} in {what} dict, but found {what}.keys()={sorted(given)}")
+
+
+def _per_output(what: str, value: Any, names: List[str], broadcast: bool) -> List[Any]:
+    """`value` for each output: one value (for all outputs), a list in output order, or a dict by name."""
+    if isinstance(value, dict):
+        _check_keys(what, value, names)
+        return [value.get(n) for n in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(f"`{what}` has {len(value)} entries, but the model has {len(names)} outputs "
+                             f"({names})")
+        return list(value)
+    if not broadcast and len(names) > 1:
+        raise ValueError(f"`{what}` must be a list or a dict for a model with {len(names)} outputs ({names})")
+    return [value] * len(names)
+
 
 
 _MAX_DIM = 2**31 - 1
@@ -543,9 +1096,10 @@ def _check_shape(what: str, shape: Sequence[Any]) -> None:
         raise ValueError(f"{what} must be positive integers (at most {_MAX_DIM}), received {(None, *shape)}")
 
 
-def _require_samples(x: np.ndarray) -> None:
-    if x.shape[0] == 0:
-        raise ValueError("Expected input data to be non-empty. Received: x.shape=" + str(x.shape))
+def _require_samples(xs: List[np.ndarray]) -> None:
+    for x in xs:
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError("Expected input data to be non-empty. Received: x.shape=" + str(x.shape))
 
 
 def _batch_size(value: Any) -> int:
@@ -567,14 +1121,14 @@ def _apply_class_weight(class_weight: Dict[int, float], y: np.ndarray, sw: Optio
     return weights if sw is None else (weights * sw).astype(np.float32)
 
 
-def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Sequential:
+def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Model:
     """Load a Keras v3 `.keras` file (see `kerust.saving.load_model`)."""
     from . import saving
 
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
-def model_from_json(json_string: str) -> Sequential:
+def model_from_json(json_string: str) -> Model:
     """A model (uncompiled, freshly initialised) from `to_json()` output or Keras's JSON config."""
     from . import saving
 

@@ -436,7 +436,21 @@ def _prelu(ctx: _LayerCtx, t: _Tensor) -> _Tensor:
     return _Tensor(y, t.nchw, ctx.out_shape)
 
 
-# Every class kerust's engine builds (src/layers/mod.rs CLASS_NAMES), by its Keras class name.
+def _permute(ctx: _LayerCtx, t: _Tensor) -> _Tensor:
+    t = _to_nhwc(ctx.graph, t, ctx.prefix)
+    perm = [0, *(int(d) for d in ctx.config["dims"])]
+    return _Tensor(ctx.graph.op("Transpose", [t.name], f"{ctx.prefix}/Transpose", perm=perm), False, ctx.out_shape)
+
+
+def _repeat_vector(ctx: _LayerCtx, t: _Tensor) -> _Tensor:
+    g = ctx.graph
+    n, d = (int(v) for v in ctx.out_shape)
+    row = g.op("Reshape", [t.name, g.const(f"{ctx.prefix}/row", [0, 1, d], dtype=np.int64)], f"{ctx.prefix}/Reshape")
+    y = g.op("Tile", [row, g.const(f"{ctx.prefix}/repeats", [1, n, 1], dtype=np.int64)], f"{ctx.prefix}/Tile")
+    return _Tensor(y, False, ctx.out_shape)
+
+
+# Every single-input class kerust's engine builds (src/layers/mod.rs CLASS_NAMES), by its Keras class name.
 _CONVERTERS: Dict[str, Callable[[_LayerCtx, _Tensor], _Tensor]] = {
     "Dense": _dense,
     "Activation": _activation_layer,
@@ -456,10 +470,18 @@ _CONVERTERS: Dict[str, Callable[[_LayerCtx, _Tensor], _Tensor]] = {
     "ELU": _elu,
     "Softmax": _softmax,
     "PReLU": _prelu,
+    "Permute": _permute,
+    "RepeatVector": _repeat_vector,
+    "Identity": _identity,
 }
 
+GRAPH_ONLY_LAYERS: Tuple[str, ...] = ("Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply",
+                                      "Subtract")
+"""Merge layers: they take several inputs, so they occur only in functional models, which the exporter does not
+translate yet (it exports Sequential models)."""
+
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))
-"""The layer classes the exporter translates (every class kerust builds)."""
+"""The layer classes the exporter translates (every single-input class kerust builds)."""
 
 
 # ---- entry points -----------------------------------------------------------------------------------------------

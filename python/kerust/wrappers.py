@@ -68,7 +68,7 @@ from . import config as _config
 from . import losses as _losses
 from . import optimizers as _optimizers
 from .callbacks import Callback
-from .models import Sequential, load_model
+from .models import Model, Sequential, load_model
 from .utils import set_random_seed
 
 __all__ = ["KerasClassifier", "KerasRegressor"]
@@ -158,7 +158,7 @@ class _KerasWrapper(BaseEstimator):
 
     _y_numeric = False  # whether scikit-learn converts y to numbers (object arrays of numbers included)
     # set by fit
-    model_: Sequential
+    model_: Model
     history_: Dict[str, List[Any]]
     n_features_in_: int
     _input_shape: Tuple[int, ...]
@@ -305,11 +305,11 @@ class _KerasWrapper(BaseEstimator):
         model.compile(optimizer=optimizer, loss=loss, metrics=None if metrics is None else list(metrics))
 
     @staticmethod
-    def _output_units(model: Sequential) -> int:
+    def _output_units(model: Model) -> int:
         return int(model.layers[-1].output_shape[-1])
 
     @staticmethod
-    def _loss_of(model: Sequential) -> _losses.Loss:
+    def _loss_of(model: Model) -> _losses.Loss:
         return _losses.get(model.loss)
 
     # ---- fitting -----------------------------------------------------------------------------------------
@@ -335,7 +335,7 @@ class _KerasWrapper(BaseEstimator):
         """Check y and record what the model function and the targets need (classes, outputs)."""
         raise NotImplementedError
 
-    def _targets_for(self, model: Sequential) -> np.ndarray:
+    def _targets_for(self, model: Model) -> np.ndarray:
         """The targets ``model.fit`` gets, after checking the model's output against y (before any training)."""
         raise NotImplementedError
 
@@ -556,7 +556,7 @@ class KerasClassifier(ClassifierMixin, _KerasWrapper):
     def _default_loss(self, model: Sequential) -> str:
         return "binary_crossentropy" if self._output_units(model) == 1 else "sparse_categorical_crossentropy"
 
-    def _targets_for(self, model: Sequential) -> np.ndarray:
+    def _targets_for(self, model: Model) -> np.ndarray:
         units = self._output_units(model)
         n = self.n_classes_
         codes = self.__dict__.pop("_codes")  # not kept after fit
@@ -664,7 +664,7 @@ class KerasRegressor(RegressorMixin, _KerasWrapper):
     def _default_loss(self, model: Sequential) -> str:
         return "mse"
 
-    def _targets_for(self, model: Sequential) -> np.ndarray:
+    def _targets_for(self, model: Model) -> np.ndarray:
         units = self._output_units(model)
         if units != self.n_outputs_:
             raise ValueError(f"{type(self).__name__}: the model's last layer has {units} units, but y has "

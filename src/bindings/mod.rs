@@ -10,7 +10,8 @@
 //! checks run on the calling Python thread.
 
 use crate::error::Error;
-use crate::model::{Data, Logs, Model};
+use crate::graph::GraphSpec;
+use crate::model::{Data, HeadSpec, Logs, Model};
 use crate::tensor::Tensor;
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{
@@ -70,13 +71,55 @@ fn data<'a>(name: &str, a: &'a PyReadonlyArrayDyn<'_, f32>) -> PyResult<Data<'a>
     Data::new(a.shape(), slice).map_err(|e| to_py(e, None))
 }
 
-fn weights_slice<'a>(w: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a [f32]>> {
-    match w {
-        None => Ok(None),
-        Some(a) => a.as_slice().map(Some).map_err(|_| {
-            PyValueError::new_err("`sample_weight` must be a contiguous float32 array")
-        }),
+/// One float32 array, or a list/tuple of them (one per model input or output), as the engine reads them.
+fn array_list<'py>(
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'py, f32>>() {
+        return Ok(vec![a]);
     }
+    obj.extract::<Vec<PyReadonlyArrayDyn<'py, f32>>>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "`{name}` must be a float32 array or a list of float32 arrays"
+            ))
+        })
+}
+
+fn data_list<'a>(name: &str, arrays: &'a [PyReadonlyArrayDyn<'_, f32>]) -> PyResult<Vec<Data<'a>>> {
+    arrays.iter().map(|a| data(name, a)).collect()
+}
+
+/// `sample_weight`: None, one float32 vector (the only output's), or a list with a vector or None per output.
+fn weight_list<'py>(
+    obj: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Vec<Option<PyReadonlyArray1<'py, f32>>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Vec::new());
+    };
+    if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, f32>>() {
+        return Ok(vec![Some(a)]);
+    }
+    obj.extract::<Vec<Option<PyReadonlyArray1<'py, f32>>>>()
+        .map_err(|_| {
+            PyTypeError::new_err(
+                "`sample_weight` must be a float32 vector or a list of them (or None) per output",
+            )
+        })
+}
+
+fn weight_slices<'a>(
+    w: &'a [Option<PyReadonlyArray1<'_, f32>>],
+) -> PyResult<Vec<Option<&'a [f32]>>> {
+    w.iter()
+        .map(|a| match a {
+            None => Ok(None),
+            Some(a) => a.as_slice().map(Some).map_err(|_| {
+                PyValueError::new_err("`sample_weight` must be a contiguous float32 array")
+            }),
+        })
+        .collect()
 }
 
 // ---- the per-process thread pool ------------------------------------------------------------------------------
@@ -423,7 +466,7 @@ pub struct CoreModel {
     name: String,
     /// Fixed at construction, so reading them never waits for a running loop.
     ranges: Vec<(usize, usize)>,
-    out_shape: Vec<usize>,
+    out_shapes: Vec<Vec<usize>>,
     /// `this_thread()` of the holder of `inner` (0: none), its process id, and its `Access` (0: none).
     owner: AtomicU64,
     holder: AtomicU8,
@@ -437,41 +480,43 @@ pub struct CoreModel {
 
 #[pymethods]
 impl CoreModel {
-    /// `layers_json`: a JSON list of `{"class_name", "config"}`; `input_shape` excludes the batch axis;
-    /// `name` is the Python model's name (for error messages).
+    /// `spec_json`: a JSON list of `{"class_name", "config"}` (a Sequential model over samples of
+    /// `input_shape`), or a graph `{"layers", "inputs", "nodes", "outputs"}` (see `graph::GraphSpec`; then
+    /// `input_shape` is ignored); `name` is the Python model's name (for error messages).
     #[new]
-    #[pyo3(signature = (layers_json, input_shape, seed=None, name=None))]
+    #[pyo3(signature = (spec_json, input_shape, seed=None, name=None))]
     fn new(
-        layers_json: &str,
+        spec_json: &str,
         input_shape: Vec<usize>,
         seed: Option<u64>,
         name: Option<String>,
     ) -> PyResult<Self> {
-        let v = parse_json("layers", layers_json)?;
+        let v = parse_json("layers", spec_json)?;
         guard(|| {
-            let list = v
-                .as_array()
-                .ok_or_else(|| Error::Value("layers must be a JSON list".into()))?;
-            let specs = list
-                .iter()
-                .map(|item| {
-                    let class =
-                        item.get("class_name")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| {
-                                Error::Value(format!("layer entry without `class_name`: {item}"))
-                            })?;
-                    Ok((
-                        class.to_string(),
-                        item.get("config").cloned().unwrap_or(Value::Null),
+            let spec = match &v {
+                Value::Array(_) => {
+                    let chain = GraphSpec::from_value(&serde_json::json!({
+                        "layers": v, "inputs": [], "nodes": [], "outputs": []
+                    }))?;
+                    if chain.layers.is_empty() {
+                        return Err(Error::Value(
+                            "a Sequential model needs at least one layer".into(),
+                        ));
+                    }
+                    GraphSpec::chain(&chain.layers, &input_shape)
+                }
+                Value::Object(_) => GraphSpec::from_value(&v)?,
+                _ => {
+                    return Err(Error::Value(
+                        "layers must be a JSON list or a graph dict".into(),
                     ))
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
+                }
+            };
             let seed = seed.unwrap_or_else(crate::rng::next_seed);
-            let model = Model::new(&specs, &input_shape, seed)?;
+            let model = Model::from_graph(spec, seed)?;
             Ok(CoreModel {
                 ranges: model.layer_weight_ranges(),
-                out_shape: model.output_shape().to_vec(),
+                out_shapes: model.output_shapes().to_vec(),
                 inner: Mutex::new(model),
                 name: name.unwrap_or_else(|| "sequential".to_string()),
                 owner: AtomicU64::new(0),
@@ -505,8 +550,14 @@ impl CoreModel {
         })
     }
 
+    /// The first output's sample shape.
     fn output_shape(&self) -> Vec<usize> {
-        self.out_shape.clone()
+        self.out_shapes.first().cloned().unwrap_or_default()
+    }
+
+    /// Every output's sample shape.
+    fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.out_shapes.clone()
     }
 
     /// `metrics_json`: a JSON list of metric names or `{"class_name", "config"}` dicts.
@@ -528,17 +579,70 @@ impl CoreModel {
         })
     }
 
+    /// Several outputs: `heads_json` is a JSON list with one `{"loss": spec or null, "weight": number,
+    /// "loss_name": str or null, "metrics": [specs]}` per output.
+    fn compile_heads(
+        &self,
+        py: Python<'_>,
+        heads_json: &str,
+        optimizer_json: &str,
+    ) -> PyResult<()> {
+        let heads = parse_json("heads", heads_json)?;
+        let opt = parse_json("optimizer", optimizer_json)?;
+        self.with(py, Access::Try, move |m| {
+            let list = heads
+                .as_array()
+                .ok_or_else(|| Error::Type("heads must be a list".into()))?;
+            let specs = list
+                .iter()
+                .map(|h| {
+                    let loss = h.get("loss").cloned().filter(|v| !v.is_null());
+                    let weight = match h.get("weight") {
+                        None | Some(Value::Null) => 1.0,
+                        Some(w) => w.as_f64().ok_or_else(|| {
+                            Error::Type(format!("loss_weights must be numbers, received {w}"))
+                        })?,
+                    };
+                    let metrics = match h.get("metrics") {
+                        None | Some(Value::Null) => Vec::new(),
+                        Some(Value::Array(a)) => a.clone(),
+                        Some(v) => {
+                            return Err(Error::Type(format!(
+                                "metrics must be a list, received {v}"
+                            )))
+                        }
+                    };
+                    Ok(HeadSpec {
+                        loss,
+                        weight,
+                        loss_name: h.get("loss_name").and_then(Value::as_str).map(String::from),
+                        metrics,
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            m.compile_heads(specs, &opt)
+        })
+    }
+
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn prepare(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let (xd, yd) = (data("x", &x)?, data("y", &y)?);
-        let sw = weights_slice(&sample_weight)?;
-        self.with(py, Access::Try, move |m| m.prepare(&xd, &yd, sw))
+        let (xa, ya, wa) = (
+            array_list("x", x)?,
+            array_list("y", y)?,
+            weight_list(sample_weight)?,
+        );
+        let (xd, yd, sw) = (
+            data_list("x", &xa)?,
+            data_list("y", &ya)?,
+            weight_slices(&wa)?,
+        );
+        self.with(py, Access::Try, move |m| m.prepare(&xd, &yd, &sw))
     }
 
     fn begin_epoch(&self, py: Python<'_>, n: usize, shuffle: bool) -> PyResult<()> {
@@ -570,17 +674,25 @@ impl CoreModel {
     fn train_steps(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         max_steps: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(usize, bool, Logs)> {
-        let (xd, yd) = (data("x", &x)?, data("y", &y)?);
-        let sw = weights_slice(&sample_weight)?;
+        let (xa, ya, wa) = (
+            array_list("x", x)?,
+            array_list("y", y)?,
+            weight_list(sample_weight)?,
+        );
+        let (xd, yd, sw) = (
+            data_list("x", &xa)?,
+            data_list("y", &ya)?,
+            weight_slices(&wa)?,
+        );
         self.run(py, Access::Try, progress, move |m, hook| {
-            m.train_steps(&xd, &yd, sw, batch_size, max_steps, hook)
+            m.train_steps(&xd, &yd, &sw, batch_size, max_steps, hook)
         })
     }
 
@@ -588,16 +700,24 @@ impl CoreModel {
     fn evaluate(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Logs> {
-        let (xd, yd) = (data("x", &x)?, data("y", &y)?);
-        let sw = weights_slice(&sample_weight)?;
+        let (xa, ya, wa) = (
+            array_list("x", x)?,
+            array_list("y", y)?,
+            weight_list(sample_weight)?,
+        );
+        let (xd, yd, sw) = (
+            data_list("x", &xa)?,
+            data_list("y", &ya)?,
+            weight_slices(&wa)?,
+        );
         self.run(py, Access::Wait, progress, move |m, hook| {
-            m.evaluate(&xd, &yd, sw, batch_size, hook)
+            m.evaluate(&xd, &yd, &sw, batch_size, hook)
         })
     }
 
@@ -605,29 +725,38 @@ impl CoreModel {
     fn predict<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArrayDyn<'py, f32>,
+        x: &Bound<'py, PyAny>,
         batch_size: usize,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let xd = data("x", &x)?;
+    ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        let xa = array_list("x", x)?;
+        let xd = data_list("x", &xa)?;
         let out = self.run(py, Access::Wait, progress, move |m, hook| {
             m.predict(&xd, batch_size, hook)
         })?;
-        tensor_to_py(py, out)
+        out.into_iter().map(|t| tensor_to_py(py, t)).collect()
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn train_on_batch(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Logs> {
-        let (xd, yd) = (data("x", &x)?, data("y", &y)?);
-        let sw = weights_slice(&sample_weight)?;
+        let (xa, ya, wa) = (
+            array_list("x", x)?,
+            array_list("y", y)?,
+            weight_list(sample_weight)?,
+        );
+        let (xd, yd, sw) = (
+            data_list("x", &xa)?,
+            data_list("y", &ya)?,
+            weight_slices(&wa)?,
+        );
         self.run(py, Access::Try, None, move |m, _| {
-            m.train_on_batch(&xd, &yd, sw)
+            m.train_on_batch(&xd, &yd, &sw)
         })
     }
 
@@ -639,28 +768,36 @@ impl CoreModel {
     fn inspect<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         with_grads: bool,
     ) -> PyResult<(
         f64,
         Vec<Bound<'py, PyArrayDyn<f32>>>,
         Vec<Bound<'py, PyArrayDyn<f32>>>,
-        Option<Bound<'py, PyArrayDyn<f32>>>,
+        Option<Vec<Bound<'py, PyArrayDyn<f32>>>>,
         Vec<Bound<'py, PyArrayDyn<f32>>>,
     )> {
-        let (xd, yd) = (data("x", &x)?, data("y", &y)?);
-        let sw = weights_slice(&sample_weight)?;
+        let (xa, ya, wa) = (
+            array_list("x", x)?,
+            array_list("y", y)?,
+            weight_list(sample_weight)?,
+        );
+        let (xd, yd, sw) = (
+            data_list("x", &xa)?,
+            data_list("y", &ya)?,
+            weight_slices(&wa)?,
+        );
         // on kerust's pool (its thread count, fork-safe), like training
         let ins = self.run(py, Access::Try, None, move |m, _| {
-            m.inspect(&xd, &yd, sw, with_grads)
+            m.inspect(&xd, &yd, &sw, with_grads)
         })?;
         let arrays = |ts: Vec<Tensor>| -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
             ts.into_iter().map(|t| tensor_to_py(py, t)).collect()
         };
         let input_grad = if with_grads {
-            Some(tensor_to_py(py, ins.input_grad)?)
+            Some(arrays(ins.input_grads)?)
         } else {
             None
         };
@@ -902,9 +1039,25 @@ fn validate(kind: &str, json: &str) -> PyResult<()> {
         "initializer" => crate::initializers::Initializer::from_value(&v).map(|_| ()),
         "schedule" => crate::schedules::Schedule::from_value(&v).map(|_| ()),
         k => match k.strip_prefix("layer:") {
+            Some(class) if crate::graph::merge::MERGE_CLASSES.contains(&class) => {
+                crate::graph::merge::Merge::from_config(class, &v).map(|_| ())
+            }
             Some(class) => crate::layers::from_config(class, &v).map(|_| ()),
             None => Err(Error::Value(format!("unknown validation kind '{k}'"))),
         },
+    })
+}
+
+/// The sample shape of every node's output in a graph spec (see `CoreModel`): what a layer called on symbolic
+/// tensors yields. Builds the layers (checking every argument and shape) and drops them.
+#[pyfunction]
+fn graph_shapes(spec_json: &str) -> PyResult<Vec<Vec<usize>>> {
+    let v = parse_json("graph", spec_json)?;
+    guard(|| {
+        let spec = GraphSpec::from_value(&v)?;
+        let mut rng = crate::rng::Rng::new(0);
+        let graph = crate::graph::Graph::new(spec, &mut rng)?;
+        Ok(graph.node_output_shapes())
     })
 }
 
@@ -915,6 +1068,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_random_seed, m)?)?;
     m.add_function(wrap_pyfunction!(loss_value, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(graph_shapes, m)?)?;
     m.add_function(wrap_pyfunction!(schedule_value, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

@@ -10,6 +10,7 @@ mod dropout;
 mod noise;
 mod pooling;
 mod reshape;
+mod shape_ops;
 
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -27,6 +28,7 @@ pub use dropout::Dropout;
 pub use noise::{GaussianNoise, SpatialDropout2D};
 pub use pooling::{GlobalPool2D, Pool2D};
 pub use reshape::{Flatten, Reshape};
+pub use shape_ops::{Identity, Permute, RepeatVector};
 
 /// One weight array in Keras layout, with its gradient.
 #[derive(Clone, Debug)]
@@ -241,6 +243,9 @@ pub const CLASS_NAMES: &[&str] = &[
     "PReLU",
     "SpatialDropout2D",
     "GaussianNoise",
+    "Permute",
+    "RepeatVector",
+    "Identity",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -263,6 +268,9 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "PReLU" => Box::new(PReLU::from_config(cfg)?),
         "SpatialDropout2D" => Box::new(SpatialDropout2D::from_config(cfg)?),
         "GaussianNoise" => Box::new(GaussianNoise::from_config(cfg)?),
+        "Permute" => Box::new(Permute::from_config(cfg)?),
+        "RepeatVector" => Box::new(RepeatVector::from_config(cfg)?),
+        "Identity" => Box::new(Identity::from_config(cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",

@@ -1,0 +1,167 @@
+"""Symbolic tensors and the graph they record: what ``keras.Input`` returns and what calling a layer on symbolic
+tensors yields. A model is traced once from these records into the plain-data graph the Rust engine runs
+(``flatten``); no Python runs per batch.
+
+The topological sort (``map_graph``) follows Keras's own rules, since it fixes the order of ``model.layers`` and
+so of ``model.weights``: nodes are found depth-first from the outputs, layers are ordered by depth (furthest
+from the outputs first) and, within one depth, by the order the search first met them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+_tensor_ids = itertools.count()
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (``None`` for the batch axis), a dtype, and the layer call that made it."""
+
+    def __init__(self, shape: Sequence[Optional[int]], dtype: str = "float32", name: Optional[str] = None) -> None:
+        self.shape: Tuple[Optional[int], ...] = tuple(shape)
+        self.dtype = dtype
+        if name is None:
+            n = next(_tensor_ids)
+            name = "keras_tensor" if n == 0 else f"keras_tensor_{n}"
+        self.name = name
+        # (layer, index of the node in layer._inbound_nodes, index of this tensor in the node's outputs)
+        self._keras_history: Tuple[Any, int, int] = (None, 0, 0)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, ragged=False, name={self.name}>"
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "A symbolic KerasTensor has no value, so it cannot be used as a Python bool (in an `if`, `and`, `or` or "
+            "`not`). Build the model with layers, and use real data with `model.predict`."
+        )
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "A symbolic KerasTensor cannot be converted to a NumPy array: it has no value until the model runs. "
+            "Call layers on it to build a model, then `model.predict(data)`."
+        )
+
+
+class Node:
+    """One call of a layer: its input tensors (``call_args``: one tensor or a list, as given), its outputs."""
+
+    def __init__(self, operation: Any, call_args: Any, outputs: List[KerasTensor]) -> None:
+        self.operation = operation
+        self.call_args = call_args
+        self.outputs = outputs
+        self.input_tensors: List[KerasTensor] = list(call_args) if isinstance(call_args, (list, tuple)) else (
+            [] if call_args is None else [call_args])
+        self.is_input = call_args is None
+
+    @property
+    def parent_nodes(self) -> List["Node"]:
+        parents = []
+        for t in self.input_tensors:
+            layer, index, _ = t._keras_history
+            if layer is not None:
+                parents.append(layer._inbound_nodes[index])
+        return parents
+
+
+def record_call(layer: Any, call_args: Any, out_shapes: List[Tuple[Optional[int], ...]]) -> List[KerasTensor]:
+    """Record ``layer(call_args)`` as a new node of the layer and return its symbolic outputs."""
+    outputs = [KerasTensor(s) for s in out_shapes]
+    node = Node(layer, call_args, outputs)
+    index = len(layer._inbound_nodes)
+    layer._inbound_nodes.append(node)
+    for i, t in enumerate(outputs):
+        t._keras_history = (layer, index, i)
+    return outputs
+
+
+def flat_tensors(structure: Any) -> List[KerasTensor]:
+    if isinstance(structure, dict):
+        return [t for v in structure.values() for t in flat_tensors(v)]
+    if isinstance(structure, (list, tuple)):
+        return [t for v in structure for t in flat_tensors(v)]
+    return [structure]
+
+
+def map_graph(inputs: List[KerasTensor], outputs: List[KerasTensor]) -> Tuple[List[Node], List[Any]]:
+    """(nodes in a topological order from inputs to outputs, layers in Keras's ``model.layers`` order). Raises
+    Keras's "Graph disconnected" error for a tensor the inputs cannot reach."""
+    finished: set = set()
+    in_progress: set = set()
+    ordered: List[Node] = []
+    layer_index: Dict[int, int] = {}
+    input_ids = {id(t) for t in inputs}
+
+    def visit(tensor: KerasTensor) -> None:
+        layer, node_index, _ = tensor._keras_history
+        if layer is None:
+            raise ValueError(f"Tensor {tensor} was not produced by a kerust layer (use kerust.Input and layers)")
+        node = layer._inbound_nodes[node_index]
+        if id(node) in finished:
+            return
+        if id(node) in in_progress:
+            raise ValueError(f"Tensor {tensor} from operation '{layer.name}' is part of a cycle.")
+        layer_index.setdefault(id(layer), len(layer_index))
+        in_progress.add(id(node))
+        if not node.is_input and id(tensor) not in input_ids:
+            for t in node.input_tensors:
+                visit(t)
+        finished.add(id(node))
+        in_progress.discard(id(node))
+        ordered.append(node)
+
+    for t in outputs:
+        visit(t)
+
+    node_depth: Dict[int, int] = {}
+    layer_depth: Dict[int, int] = {}
+    layers_by_id: Dict[int, Any] = {}
+    for node in reversed(ordered):
+        depth = node_depth.setdefault(id(node), 0)
+        depth = max(depth, layer_depth.get(id(node.operation), 0))
+        layer_depth[id(node.operation)] = depth
+        layers_by_id[id(node.operation)] = node.operation
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in inputs:  # inputs that do not reach an output still belong to the model
+        layer = t._keras_history[0]
+        if id(layer) not in layer_depth:
+            layer_depth[id(layer)] = 0
+            layer_index[id(layer)] = -1
+            layers_by_id[id(layer)] = layer
+            node_depth[id(layer._inbound_nodes[0])] = 0
+            ordered.insert(0, layer._inbound_nodes[0])
+
+    layer_order = sorted(layers_by_id, key=lambda lid: (-layer_depth[lid], layer_index[lid]))
+    layers = [layers_by_id[lid] for lid in layer_order]
+    nodes = sorted(ordered, key=lambda n: -node_depth[id(n)])  # stable: ties keep the search order
+
+    computable = {id(t) for t in inputs}
+    seen_ok: List[str] = []
+    for node in nodes:
+        if node.is_input and id(node.outputs[0]) not in computable:
+            raise ValueError(
+                f"Graph disconnected: cannot find parent for tensor {node.outputs[0]} at layer "
+                f"'{node.operation.name}'. The model's inputs are {[t.name for t in inputs]}: pass this Input in "
+                f"`inputs` too. The following previous layers were accessed without issue: {seen_ok}")
+        for t in node.input_tensors:
+            if id(t) not in computable:
+                raise ValueError(
+                    f"Graph disconnected: cannot find parent for tensor {t} at layer '{node.operation.name}'. The "
+                    f"following previous layers were accessed without issue: {seen_ok}")
+        if not node.is_input:
+            seen_ok.append(node.operation.name)
+        for t in node.outputs:
+            computable.add(id(t))
+    names = [layer.name for layer in layers]
+    for name in names:
+        if names.count(name) != 1:
+            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names '
+                             "should be unique.")
+    return nodes, layers

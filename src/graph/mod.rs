@@ -1,0 +1,707 @@
+//! The model as a directed acyclic graph of nodes. A node applies one layer (or one merge) to one or more
+//! tensors and yields one tensor. Forward runs the nodes in topological order, handing each tensor to its last
+//! consumer by value (so it is freed as soon as nothing needs it); backward runs them in reverse, summing the
+//! gradients of a tensor that feeds several nodes. Sequential is the chain graph.
+//!
+//! A layer called twice shares its weights: the first call runs on the layer itself, each later call on an
+//! instance of its own (with its own cached activations) into which the layer's weight and gradient buffers
+//! are swapped for the duration of the call, so the gradients of every call add up in one buffer.
+//!
+//! Fusions are rewrites of the plan: a convolution whose only consumer is a max pooling runs as one fused
+//! step (`plan`), wherever the pattern appears.
+
+pub mod merge;
+
+use crate::error::{Error, Result};
+use crate::layers::{self, Ctx, Layer, Param};
+use crate::rng::Rng;
+use crate::tensor::{shape_str, Tensor};
+use merge::{Merge, MERGE_CLASSES};
+use rayon::prelude::*;
+use serde_json::Value;
+
+/// One entry of the model's layer list (Keras's `model.layers` order, which is also the weight order).
+pub enum Unit {
+    Layer(Box<dyn Layer>),
+    /// A merge layer's arguments; each of its nodes owns a built copy.
+    Merge(Merge),
+}
+
+impl Unit {
+    pub fn name(&self) -> &str {
+        match self {
+            Unit::Layer(l) => l.name(),
+            Unit::Merge(m) => &m.name,
+        }
+    }
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Unit::Layer(l) => l.class_name(),
+            Unit::Merge(m) => m.class_name,
+        }
+    }
+    pub fn params(&self) -> &[Param] {
+        match self {
+            Unit::Layer(l) => l.params(),
+            Unit::Merge(_) => &[],
+        }
+    }
+    pub fn params_mut(&mut self) -> &mut [Param] {
+        match self {
+            Unit::Layer(l) => l.params_mut(),
+            Unit::Merge(_) => &mut [],
+        }
+    }
+    fn layer(&self) -> Option<&dyn Layer> {
+        match self {
+            Unit::Layer(l) => Some(l.as_ref()),
+            Unit::Merge(_) => None,
+        }
+    }
+}
+
+enum Instance {
+    /// The layer's first call: runs on the unit itself.
+    Own,
+    /// A later call of the same layer (weights swapped in around each use).
+    Shared(Box<dyn Layer>),
+    Merge(Merge),
+}
+
+struct Node {
+    unit: usize,
+    inputs: Vec<usize>,
+    instance: Instance,
+    out_shape: Vec<usize>,
+}
+
+/// Called with (layer name, class name, output) after each node of a traced forward pass.
+pub type Watch<'a> = &'a mut dyn FnMut(&str, &'static str, &Tensor);
+
+/// One step of a forward plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    Node(usize),
+    /// A convolution node and the max-pooling node that is its only consumer, as one pass.
+    ConvMaxPool(usize, usize),
+}
+
+pub struct Graph {
+    units: Vec<Unit>,
+    nodes: Vec<Node>,
+    input_shapes: Vec<Vec<usize>>,
+    outputs: Vec<usize>,
+    /// Per tensor: how many node inputs and model outputs read it.
+    uses: Vec<usize>,
+    /// Per unit: how many nodes call it.
+    calls: Vec<usize>,
+}
+
+/// The graph as plain data (what Python sends): unique layers, model inputs' sample shapes, nodes in
+/// topological order (tensor ids: the inputs first, then node k's output is `inputs.len() + k`), outputs.
+pub struct GraphSpec {
+    pub layers: Vec<(String, Value)>,
+    pub inputs: Vec<Vec<usize>>,
+    pub nodes: Vec<(usize, Vec<usize>)>,
+    pub outputs: Vec<usize>,
+}
+
+fn usize_list(v: &Value, what: &str) -> Result<Vec<usize>> {
+    v.as_array()
+        .ok_or_else(|| Error::Value(format!("graph: `{what}` must be a list of integers")))?
+        .iter()
+        .map(|x| {
+            x.as_u64()
+                .filter(|&n| n < (1 << 31))
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    Error::Value(format!(
+                        "graph: `{what}` must be a list of integers, received {x}"
+                    ))
+                })
+        })
+        .collect()
+}
+
+impl GraphSpec {
+    /// The chain graph of a Sequential model.
+    pub fn chain(layers: &[(String, Value)], input_shape: &[usize]) -> Self {
+        GraphSpec {
+            layers: layers.to_vec(),
+            inputs: vec![input_shape.to_vec()],
+            nodes: (0..layers.len()).map(|i| (i, vec![i])).collect(),
+            outputs: vec![layers.len()],
+        }
+    }
+
+    /// From `{"layers": [{"class_name", "config"}], "inputs": [[dims]], "nodes": [{"layer", "inputs"}],
+    /// "outputs": [ids]}`.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let list = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_array)
+                .ok_or_else(|| Error::Value(format!("graph: `{k}` must be a list")))
+        };
+        let layers = list("layers")?
+            .iter()
+            .map(|item| {
+                let class = item
+                    .get("class_name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        Error::Value(format!("layer entry without `class_name`: {item}"))
+                    })?;
+                Ok((
+                    class.to_string(),
+                    item.get("config").cloned().unwrap_or(Value::Null),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let inputs = list("inputs")?
+            .iter()
+            .map(|s| usize_list(s, "inputs"))
+            .collect::<Result<Vec<_>>>()?;
+        let nodes = list("nodes")?
+            .iter()
+            .map(|n| {
+                let layer = n
+                    .get("layer")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| Error::Value(format!("graph: node without `layer`: {n}")))?;
+                let ins = usize_list(n.get("inputs").unwrap_or(&Value::Null), "node inputs")?;
+                Ok((layer as usize, ins))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = usize_list(v.get("outputs").unwrap_or(&Value::Null), "outputs")?;
+        Ok(GraphSpec {
+            layers,
+            inputs,
+            nodes,
+            outputs,
+        })
+    }
+}
+
+/// Most weight values one model may hold (2 GiB of f32); each layer alone is capped lower, so checking the
+/// running total after each layer bounds what is ever allocated.
+const MAX_MODEL_WEIGHTS: usize = 1 << 29;
+
+fn swap_weights(a: &mut dyn Layer, b: &mut dyn Layer) {
+    for (p, q) in a.params_mut().iter_mut().zip(b.params_mut().iter_mut()) {
+        std::mem::swap(&mut p.value, &mut q.value);
+        std::mem::swap(&mut p.grad, &mut q.grad);
+    }
+}
+
+/// Add `g` into the gradient slot of a tensor (a tensor read by several nodes gets the sum).
+fn accumulate(slot: &mut Option<Tensor>, g: Tensor) -> Result<()> {
+    match slot {
+        None => *slot = Some(g),
+        Some(acc) => {
+            if acc.shape != g.shape {
+                return Err(Error::Runtime(format!(
+                    "kerust internal error: gradients of shapes {:?} and {:?} for one tensor",
+                    acc.shape, g.shape
+                )));
+            }
+            acc.data
+                .par_chunks_mut(1 << 14)
+                .zip(g.data.par_chunks(1 << 14))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x += y));
+        }
+    }
+    Ok(())
+}
+
+impl Graph {
+    /// Build every layer (with the shape of its first call) and check every node's shapes.
+    pub fn new(spec: GraphSpec, rng: &mut Rng) -> Result<Self> {
+        if spec.layers.is_empty() || spec.nodes.is_empty() {
+            return Err(Error::Value("a model needs at least one layer".into()));
+        }
+        if spec.inputs.is_empty() || spec.outputs.is_empty() {
+            return Err(Error::Value(
+                "a model needs at least one input and one output".into(),
+            ));
+        }
+        for s in &spec.inputs {
+            if s.contains(&0) {
+                return Err(Error::Value(format!(
+                    "input shape {} has a zero dimension",
+                    shape_str(s)
+                )));
+            }
+            crate::initializers::checked_numel("input", s)?;
+        }
+        let n_in = spec.inputs.len();
+        let n_tensors = n_in + spec.nodes.len();
+        let mut shapes: Vec<Vec<usize>> = spec.inputs.clone();
+        let mut units: Vec<Option<Unit>> = (0..spec.layers.len()).map(|_| None).collect();
+        let mut calls = vec![0usize; spec.layers.len()];
+        let mut uses = vec![0usize; n_tensors];
+        let mut nodes = Vec::with_capacity(spec.nodes.len());
+        let mut total_weights = 0usize;
+        for (k, (u, ins)) in spec.nodes.iter().enumerate() {
+            let (class_name, cfg) = spec.layers.get(*u).ok_or_else(|| {
+                Error::Value(format!(
+                    "graph: node {k} names layer {u}, which does not exist"
+                ))
+            })?;
+            if ins.is_empty() || ins.iter().any(|&t| t >= n_in + k) {
+                return Err(Error::Value(format!(
+                    "graph: node {k} ({class_name}) reads tensors {ins:?}, which are not computed before it"
+                )));
+            }
+            for &t in ins {
+                uses[t] += 1;
+            }
+            let in_shapes: Vec<Vec<usize>> = ins.iter().map(|&t| shapes[t].clone()).collect();
+            let (instance, out_shape) = if MERGE_CLASSES.contains(&class_name.as_str()) {
+                let mut m = Merge::from_config(class_name, cfg)?;
+                let out = m.build(&in_shapes)?;
+                if units[*u].is_none() {
+                    units[*u] = Some(Unit::Merge(m.clone()));
+                }
+                (Instance::Merge(m), out)
+            } else {
+                if in_shapes.len() != 1 {
+                    return Err(Error::Value(format!(
+                        "Layer '{}' ({class_name}) expects 1 input, but it received {} input tensors",
+                        cfg.get("name").and_then(Value::as_str).unwrap_or(class_name),
+                        in_shapes.len()
+                    )));
+                }
+                let mut layer = layers::from_config(class_name, cfg)?;
+                match &units[*u] {
+                    None => {
+                        let out = layer.build(&in_shapes[0], rng)?;
+                        let trainable = cfg
+                            .get("trainable")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
+                        layer.set_trainable(trainable);
+                        total_weights +=
+                            layer.params().iter().map(|p| p.value.len()).sum::<usize>();
+                        if total_weights > MAX_MODEL_WEIGHTS {
+                            return Err(Error::Value(format!(
+                                "layer '{}': the model would hold more than {MAX_MODEL_WEIGHTS} weight values \
+                                 (2 GiB); refusing to allocate it",
+                                layer.name()
+                            )));
+                        }
+                        units[*u] = Some(Unit::Layer(layer));
+                        (Instance::Own, out)
+                    }
+                    Some(owner) => {
+                        // a second call: same weights, so the shapes must build the same weights
+                        let mut scratch = Rng::new(0);
+                        let out = layer.build(&in_shapes[0], &mut scratch)?;
+                        let theirs: Vec<&Vec<usize>> =
+                            owner.params().iter().map(|p| &p.shape).collect();
+                        let mine: Vec<&Vec<usize>> =
+                            layer.params().iter().map(|p| &p.shape).collect();
+                        if theirs != mine {
+                            return Err(Error::Value(format!(
+                                "Layer '{}' ({class_name}) is called on an input of shape {}, incompatible with the \
+                                 weights it was built with ({theirs:?})",
+                                owner.name(),
+                                shape_str(&in_shapes[0])
+                            )));
+                        }
+                        let trainable = owner.params().first().map(|p| p.trainable);
+                        if let Some(t) = trainable {
+                            layer.set_trainable(t);
+                        }
+                        (Instance::Shared(layer), out)
+                    }
+                }
+            };
+            crate::initializers::checked_numel(
+                &format!("output of layer {k} ({class_name})"),
+                &out_shape,
+            )?;
+            calls[*u] += 1;
+            shapes.push(out_shape.clone());
+            nodes.push(Node {
+                unit: *u,
+                inputs: ins.clone(),
+                instance,
+                out_shape,
+            });
+        }
+        for &t in &spec.outputs {
+            if t >= n_tensors {
+                return Err(Error::Value(format!(
+                    "graph: output tensor {t} does not exist"
+                )));
+            }
+            uses[t] += 1;
+        }
+        let units = units
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| {
+                u.ok_or_else(|| {
+                    Error::Value(format!(
+                        "graph: layer {i} ({}) is never called",
+                        spec.layers[i].0
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Graph {
+            units,
+            nodes,
+            input_shapes: spec.inputs,
+            outputs: spec.outputs,
+            uses,
+            calls,
+        })
+    }
+
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    pub fn input_shapes(&self) -> &[Vec<usize>] {
+        &self.input_shapes
+    }
+
+    fn tensor_shape(&self, t: usize) -> &[usize] {
+        let n_in = self.input_shapes.len();
+        if t < n_in {
+            &self.input_shapes[t]
+        } else {
+            &self.nodes[t - n_in].out_shape
+        }
+    }
+
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.outputs
+            .iter()
+            .map(|&t| self.tensor_shape(t).to_vec())
+            .collect()
+    }
+
+    /// The name of the first layer that reads tensor `t` (for error messages about a model input).
+    pub fn first_reader(&self, t: usize) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.inputs.contains(&t))
+            .map(|n| self.units[n.unit].name())
+    }
+
+    /// Every node's output shape, in node order.
+    pub fn node_output_shapes(&self) -> Vec<Vec<usize>> {
+        self.nodes.iter().map(|n| n.out_shape.clone()).collect()
+    }
+
+    /// Each unit's output shape at its first call.
+    pub fn unit_output_shapes(&self) -> Vec<Vec<usize>> {
+        let mut out: Vec<Option<Vec<usize>>> = vec![None; self.units.len()];
+        for n in &self.nodes {
+            if out[n.unit].is_none() {
+                out[n.unit] = Some(n.out_shape.clone());
+            }
+        }
+        out.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// The unit that produced output `j` and whether nothing but the loss reads it (then a loss may fuse
+    /// with that layer's activation).
+    pub fn output_producer(&self, j: usize) -> Option<(&dyn Layer, bool)> {
+        let t = *self.outputs.get(j)?;
+        let n_in = self.input_shapes.len();
+        let k = t.checked_sub(n_in)?;
+        let node = &self.nodes[k];
+        let only_loss = self.uses[t] == 1 && self.outputs.iter().filter(|&&o| o == t).count() == 1;
+        let layer = match &node.instance {
+            Instance::Own => self.units[node.unit].layer()?,
+            Instance::Shared(l) => l.as_ref(),
+            Instance::Merge(_) => return None,
+        };
+        Some((layer, only_loss))
+    }
+
+    fn node_layer(&self, k: usize) -> Option<&dyn Layer> {
+        let n = &self.nodes[k];
+        match &n.instance {
+            Instance::Own => self.units[n.unit].layer(),
+            _ => None,
+        }
+    }
+
+    /// The order of work for one forward pass: every node, with a convolution and the max pooling that is its
+    /// only consumer fused into one step (not in a traced pass, which looks at every layer's output).
+    pub fn plan(&self, training: bool, trace: bool) -> Vec<Step> {
+        let n_in = self.input_shapes.len();
+        let mut fused_into = vec![false; self.nodes.len()];
+        let mut steps = Vec::with_capacity(self.nodes.len());
+        for k in 0..self.nodes.len() {
+            if fused_into[k] {
+                continue;
+            }
+            let t = n_in + k;
+            let consumer = (!trace && self.uses[t] == 1)
+                .then(|| (k + 1..self.nodes.len()).find(|&p| self.nodes[p].inputs.contains(&t)))
+                .flatten();
+            let fused = consumer.filter(|&p| {
+                let single_call = |i: usize| self.calls[self.nodes[i].unit] == 1;
+                let pool_out = n_in + p;
+                // a pooling whose output is a model output stays apart (the loss may fuse with it)
+                let pool_feeds_nodes = !self.outputs.contains(&pool_out);
+                match (self.node_layer(k), self.node_layer(p)) {
+                    (Some(conv), Some(pool))
+                        if single_call(k) && single_call(p) && pool_feeds_nodes =>
+                    {
+                        pool.max_pool_window()
+                            .is_some_and(|w| conv.can_fuse_max_pool(&w, training))
+                    }
+                    _ => false,
+                }
+            });
+            match fused {
+                Some(p) => {
+                    fused_into[p] = true;
+                    steps.push(Step::ConvMaxPool(k, p));
+                }
+                None => steps.push(Step::Node(k)),
+            }
+        }
+        steps
+    }
+
+    /// Run `f` on node `k`'s layer: the unit itself, or the node's own instance with the weights swapped in.
+    fn with_layer<T>(
+        &mut self,
+        k: usize,
+        f: impl FnOnce(&mut dyn Layer) -> Result<T>,
+    ) -> Result<T> {
+        let Graph { units, nodes, .. } = self;
+        let node = &mut nodes[k];
+        let Unit::Layer(owner) = &mut units[node.unit] else {
+            return Err(Error::Runtime(
+                "kerust internal error: a merge node has no layer".into(),
+            ));
+        };
+        match &mut node.instance {
+            Instance::Own => f(owner.as_mut()),
+            Instance::Shared(inst) => {
+                swap_weights(owner.as_mut(), inst.as_mut());
+                let r = f(inst.as_mut());
+                swap_weights(owner.as_mut(), inst.as_mut());
+                r
+            }
+            Instance::Merge(_) => Err(Error::Runtime(
+                "kerust internal error: a merge node has no layer".into(),
+            )),
+        }
+    }
+
+    /// Forward over `inputs` (one tensor per model input) following `plan`; returns the model's outputs.
+    /// `watch` is called with each node's output (a traced pass); `record` keeps a copy of every node's output.
+    pub fn forward(
+        &mut self,
+        inputs: Vec<Tensor>,
+        ctx: &mut Ctx,
+        plan: &[Step],
+        mut watch: Option<Watch>,
+        mut record: Option<&mut Vec<Option<Tensor>>>,
+    ) -> Result<Vec<Tensor>> {
+        let n_in = self.input_shapes.len();
+        if inputs.len() != n_in {
+            return Err(Error::Value(format!(
+                "the model expects {n_in} input(s), received {}",
+                inputs.len()
+            )));
+        }
+        let mut vals: Vec<Option<Tensor>> = inputs.into_iter().map(Some).collect();
+        vals.resize_with(n_in + self.nodes.len(), || None);
+        let mut left = self.uses.clone();
+        let fetch =
+            |vals: &mut Vec<Option<Tensor>>, left: &mut Vec<usize>, t: usize| -> Result<Tensor> {
+                left[t] = left[t].saturating_sub(1);
+                let v = if left[t] == 0 {
+                    vals[t].take()
+                } else {
+                    vals[t].clone()
+                };
+                v.ok_or_else(|| {
+                    Error::Runtime(format!(
+                        "kerust internal error: tensor {t} used before it was computed"
+                    ))
+                })
+            };
+        if let Some(r) = record.as_deref_mut() {
+            r.clear();
+            r.resize_with(self.nodes.len(), || None);
+        }
+        for step in plan {
+            match *step {
+                Step::Node(k) => {
+                    let ins: Vec<Tensor> = self.nodes[k]
+                        .inputs
+                        .clone()
+                        .into_iter()
+                        .map(|t| fetch(&mut vals, &mut left, t))
+                        .collect::<Result<_>>()?;
+                    let y = if let Instance::Merge(m) = &mut self.nodes[k].instance {
+                        m.forward(ins, ctx.training)?
+                    } else {
+                        let x = ins.into_iter().next().unwrap_or_default();
+                        self.with_layer(k, |l| l.forward(x, ctx))?
+                    };
+                    if let Some(w) = watch.as_deref_mut() {
+                        let u = &self.units[self.nodes[k].unit];
+                        w(u.name(), u.class_name(), &y);
+                    }
+                    if let Some(r) = record.as_deref_mut() {
+                        r[k] = Some(y.clone());
+                    }
+                    vals[n_in + k] = Some(y);
+                }
+                Step::ConvMaxPool(k, p) => {
+                    let t = self.nodes[k].inputs[0];
+                    let x = fetch(&mut vals, &mut left, t)?;
+                    let pool = self
+                        .node_layer(p)
+                        .and_then(|l| l.max_pool_window())
+                        .ok_or_else(|| {
+                            Error::Runtime(
+                                "kerust internal error: fused pooling without window".into(),
+                            )
+                        })?;
+                    let training = ctx.training;
+                    let y = self.with_layer(k, |l| l.forward_max_pooled(x, &pool, training))?;
+                    vals[n_in + p] = Some(y);
+                }
+            }
+        }
+        self.outputs
+            .clone()
+            .into_iter()
+            .map(|t| fetch(&mut vals, &mut left, t))
+            .collect()
+    }
+
+    /// Backward after a training `forward` with the same `plan`: `out_grads[j]` is dL/d(output j) (None: no
+    /// loss reads it), dL/d(pre-activation) where `fused[j]`. Adds into every weight's gradient. Returns the
+    /// gradients reaching the model's inputs when `want_input_grads` (else empty tensors). `record` gets
+    /// dL/d(each node's output).
+    pub fn backward(
+        &mut self,
+        out_grads: Vec<Option<Tensor>>,
+        fused: &[bool],
+        plan: &[Step],
+        want_input_grads: bool,
+        mut record: Option<&mut Vec<Option<Tensor>>>,
+    ) -> Result<Vec<Tensor>> {
+        let n_in = self.input_shapes.len();
+        let mut grads: Vec<Option<Tensor>> = (0..n_in + self.nodes.len()).map(|_| None).collect();
+        let mut fused_node = vec![false; self.nodes.len()];
+        for ((&t, g), &f) in self.outputs.iter().zip(out_grads).zip(fused) {
+            if let Some(g) = g {
+                accumulate(&mut grads[t], g)?;
+                if f && t >= n_in {
+                    fused_node[t - n_in] = true;
+                }
+            }
+        }
+        if let Some(r) = record.as_deref_mut() {
+            r.clear();
+            r.resize_with(self.nodes.len(), || None);
+        }
+        for step in plan.iter().rev() {
+            let (k, out) = match *step {
+                Step::Node(k) => (k, n_in + k),
+                Step::ConvMaxPool(k, p) => (k, n_in + p),
+            };
+            let Some(g) = grads[out].take() else {
+                continue; // nothing downstream has a loss
+            };
+            if let Some(r) = record.as_deref_mut() {
+                r[out - n_in] = Some(g.clone());
+            }
+            let ins = self.nodes[k].inputs.clone();
+            let need = want_input_grads || ins.iter().any(|&t| t >= n_in);
+            let in_grads: Vec<Tensor> = match *step {
+                Step::ConvMaxPool(..) => {
+                    vec![self.with_layer(k, |l| l.backward_max_pooled(g, need))?]
+                }
+                Step::Node(_) => {
+                    if let Instance::Merge(m) = &mut self.nodes[k].instance {
+                        m.backward(g)?
+                    } else if fused_node[k] {
+                        vec![self.with_layer(k, |l| l.backward_preactivation(g, need))?]
+                    } else {
+                        vec![self.with_layer(k, |l| l.backward(g, need))?]
+                    }
+                }
+            };
+            if need {
+                for (t, gi) in ins.into_iter().zip(in_grads) {
+                    if t >= n_in || want_input_grads {
+                        accumulate(&mut grads[t], gi)?;
+                    }
+                }
+            }
+        }
+        Ok(grads
+            .into_iter()
+            .take(n_in)
+            .map(Option::unwrap_or_default)
+            .collect())
+    }
+
+    /// The first node of every unit (its output is the unit's `output` in Keras).
+    pub fn first_nodes(&self) -> Vec<Option<usize>> {
+        let mut first = vec![None; self.units.len()];
+        for (k, n) in self.nodes.iter().enumerate() {
+            if first[n.unit].is_none() {
+                first[n.unit] = Some(k);
+            }
+        }
+        first
+    }
+
+    pub fn params(&self) -> impl Iterator<Item = &Param> {
+        self.units.iter().flat_map(|u| u.params().iter())
+    }
+
+    pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
+        self.units
+            .iter_mut()
+            .flat_map(|u| u.params_mut().iter_mut())
+    }
+
+    pub fn set_unit_trainable(&mut self, u: usize, trainable: bool) -> Result<()> {
+        let unit = self
+            .units
+            .get_mut(u)
+            .ok_or_else(|| Error::Value(format!("no layer at index {u}")))?;
+        if let Unit::Layer(l) = unit {
+            l.set_trainable(trainable);
+        }
+        for n in self.nodes.iter_mut().filter(|n| n.unit == u) {
+            if let Instance::Shared(l) = &mut n.instance {
+                l.set_trainable(trainable);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn clear_caches(&mut self) {
+        for u in self.units.iter_mut() {
+            if let Unit::Layer(l) = u {
+                l.clear_cache();
+            }
+        }
+        for n in self.nodes.iter_mut() {
+            match &mut n.instance {
+                Instance::Shared(l) => l.clear_cache(),
+                Instance::Merge(m) => m.clear_cache(),
+                Instance::Own => {}
+            }
+        }
+    }
+}
