@@ -60,25 +60,34 @@ def peak_rss_mb() -> float:
 
 
 # ---- kerust and Keras share the Keras API --------------------------------------------------------------
-def keras_like(keras, layers, workload: str, batch_size: int) -> float:
+def seed_cnn_layers(layers) -> list:
+    return [
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10, activation="softmax"),
+    ]
+
+
+def keras_like(keras, layers, workload: str, batch_size: int, style: str = "sequential") -> float:
     flat = workload.startswith("mlp")
     predict = workload == "cnn_predict"
     x, y, xt = mnist(flat, train=not predict, test=predict)
     if flat:
         model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(128, activation="relu"),
                                   layers.Dense(10, activation="softmax")])
+    elif style == "functional":  # the same network through the functional API: keras.Model(inputs, outputs)
+        inputs = keras.Input(shape=(28, 28, 1))
+        h = inputs
+        for layer in seed_cnn_layers(layers):
+            h = layer(h)
+        model = keras.Model(inputs, h)
     else:
-        model = keras.Sequential([
-            keras.Input(shape=(28, 28, 1)),
-            layers.Conv2D(32, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ])
+        model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *seed_cnn_layers(layers)])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     if workload == "cnn_predict":
         model.predict(xt[:batch_size], batch_size=batch_size, verbose=0)  # warm-up (graph tracing in Keras)
@@ -145,6 +154,8 @@ def main() -> None:
     parser.add_argument("--workload", required=True, choices=["cnn_fit", "mlp_fit", "cnn_predict", "import"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--style", choices=["sequential", "functional"], default="sequential",
+                        help="how the Keras-API frameworks build the seed CNN")
     args = parser.parse_args()
     n = str(args.threads)
     os.environ.update({"RAYON_NUM_THREADS": n, "OMP_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
@@ -174,8 +185,9 @@ def main() -> None:
         if args.framework == "torch":
             seconds = run_torch(args.workload, args.batch_size, args.threads)
         else:
-            seconds = keras_like(keras, layers, args.workload, args.batch_size)
+            seconds = keras_like(keras, layers, args.workload, args.batch_size, args.style)
     print(json.dumps({"framework": args.framework, "workload": args.workload, "batch_size": args.batch_size,
+                      "style": args.style,
                       "seconds": seconds, "import_s": import_s, "numpy_import_s": numpy_s,
                       "peak_rss_mb": peak_rss_mb()}))
     sys.stdout.flush()

@@ -855,6 +855,7 @@ impl Model {
             .iter()
             .map(|w| w.map(<[f32]>::to_vec))
             .collect();
+        let n = x.first().map(Data::len).unwrap_or(0);
         let plan = self.graph.plan(true, true);
         let mut node_outputs = Vec::new();
         let preds = {
@@ -890,10 +891,33 @@ impl Model {
             p.grad.iter_mut().for_each(|g| *g = 0.0);
         }
         let mut node_grads = Vec::new();
-        out.input_grads =
+        let input_grads =
             self.graph
                 .backward(grads, &unfused, &plan, true, Some(&mut node_grads))?;
-        out.output_grads = pick(&mut node_grads);
+        // an input (or a layer) no loss depends on gets zeros
+        out.input_grads = input_grads
+            .into_iter()
+            .zip(self.graph.input_shapes())
+            .map(|(g, s)| {
+                if g.shape.is_empty() {
+                    Tensor::zeros([vec![n], s.clone()].concat())
+                } else {
+                    g
+                }
+            })
+            .collect();
+        let unit_shapes = self.graph.unit_output_shapes();
+        out.output_grads = pick(&mut node_grads)
+            .into_iter()
+            .zip(unit_shapes)
+            .map(|(g, s)| {
+                if g.shape.is_empty() {
+                    Tensor::zeros([vec![n], s].concat())
+                } else {
+                    g
+                }
+            })
+            .collect();
         for p in self.graph.params_mut() {
             if let Some(r) = p.regularizer {
                 if p.trainable {

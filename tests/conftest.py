@@ -48,7 +48,7 @@ def finite_difference_check(
     in training mode); the weights are restored after every call.
     ``indices``: which entries of ``get_weights()`` to check (default: all).
     """
-    n = x.shape[0]
+    n = (x[0] if isinstance(x, (list, tuple)) else x).shape[0]
     opt = model.optimizer
     assert isinstance(opt, kerust.optimizers.SGD) and opt.learning_rate == 1.0 and opt.momentum == 0.0
     base = [w.copy() for w in model.get_weights()]

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import kerust
 import numpy as np
 import pytest
+from keras_files import keras_files_dir
 from kerust import layers
 from seed_models import seed_cnn
 
@@ -333,13 +334,7 @@ def test_bn_model_with_trained_statistics(tmp_path: Path) -> None:
 
 
 def _keras_fixtures() -> Path:
-    candidates = [REPO.parent / "shared" / "fixtures" / "keras"]
-    if os.environ.get("KERUST_FIXTURES"):
-        candidates.append(Path(os.environ["KERUST_FIXTURES"]))
-    for path in candidates:
-        if (path / "expected.npz").is_file():
-            return path
-    pytest.skip("Keras fixtures not found (set KERUST_FIXTURES)")
+    return keras_files_dir()  # committed in the repository: never skipped
 
 
 @pytest.mark.parametrize("name", ["seed_cnn", "mlp_dropout_sgd", "bn_cnn_rmsprop"])

@@ -57,7 +57,7 @@ and 5e-3 absolute on predictions. Where kerust and Keras disagree, these tests k
 from __future__ import annotations
 
 import json
-import os
+from keras_files import keras_files_dir
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -474,13 +474,7 @@ def test_training_trajectory(name: str, mnist) -> None:
 
 # ---- 5. resuming Keras files ------------------------------------------------------------------------------------
 def _keras_files() -> Path:
-    candidates = [Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "keras"]
-    if os.environ.get("KERUST_FIXTURES"):
-        candidates.insert(0, Path(os.environ["KERUST_FIXTURES"]))
-    for path in candidates:
-        if (path / "seed_cnn.keras").is_file():
-            return path
-    pytest.skip(f"Keras files not found (looked in {[str(c) for c in candidates]}; set KERUST_FIXTURES)")
+    return keras_files_dir()  # committed in the repository: never skipped
 
 
 def _resume(name: str, mnist):

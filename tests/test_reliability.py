@@ -312,8 +312,33 @@ def _determinism_main() -> dict:
         hist = m.fit(flat, flat_y, epochs=4, batch_size=16, validation_split=0.2, verbose=0)
         return [*m.get_weights(), np.array(hist.history["loss"]), np.array(hist.history["val_loss"])]
 
+    def functional() -> list:
+        # the graph engine's paths at once: two inputs, a shared convolution fused with its max pooling in both
+        # branches, merges, BatchNormalization, Dropout, a nested Sequential and two outputs
+        kerust.utils.set_random_seed(5)
+        a = kerust.Input((28, 28, 1))
+        b = kerust.Input((20,))
+        conv = layers.Conv2D(8, 3, activation="relu")
+        pool = layers.MaxPooling2D(2)
+        left = layers.Flatten()(pool(conv(a)))
+        right = layers.Flatten()(layers.MaxPooling2D(2)(conv(a)))
+        images_branch = layers.Dense(16, activation="relu")(layers.Average()([left, right]))
+        tail = kerust.Sequential([layers.Dense(16, activation="relu"), layers.BatchNormalization(),
+                                  layers.Dropout(0.3)])
+        flat_branch = tail(b)
+        joined = layers.Concatenate()([images_branch, flat_branch, layers.Multiply()([images_branch, flat_branch])])
+        out_cls = layers.Dense(10, activation="softmax", name="cls")(joined)
+        out_reg = layers.Dense(1, name="reg")(layers.Add()([images_branch, flat_branch]))
+        m = kerust.Model([a, b], [out_cls, out_reg])
+        m.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"], loss_weights=[1.0, 0.3],
+                  metrics=[["accuracy"], ["mae"]])
+        hist = m.fit([images, flat[:48]], [labels, flat[:48, :1]], epochs=2, batch_size=16, verbose=0)
+        return [*m.get_weights(), *m.predict([images, flat[:48]], verbose=0),
+                *[np.array(v) for _, v in sorted(hist.history.items())]]
+
     return {"cnn": [digest(seed_cnn()), digest(seed_cnn())],
-            "mlp": [digest(mlp_dropout()), digest(mlp_dropout())]}
+            "mlp": [digest(mlp_dropout()), digest(mlp_dropout())],
+            "functional": [digest(functional()), digest(functional())]}
 
 
 def test_seeded_runs_are_bit_identical_for_1_2_and_4_threads():
@@ -321,6 +346,7 @@ def test_seeded_runs_are_bit_identical_for_1_2_and_4_threads():
     for n, r in results.items():
         assert r["cnn"][0] == r["cnn"][1], f"two seeded CNN runs differ with {n} threads"
         assert r["mlp"][0] == r["mlp"][1], f"two seeded MLP runs differ with {n} threads"
+        assert r["functional"][0] == r["functional"][1], f"two seeded functional runs differ with {n} threads"
     assert results[1] == results[2] == results[4], results
 
 

@@ -145,16 +145,14 @@ def map_graph(inputs: List[KerasTensor], outputs: List[KerasTensor]) -> Tuple[Li
     computable = {id(t) for t in inputs}
     seen_ok: List[str] = []
     for node in nodes:
-        if node.is_input and id(node.outputs[0]) not in computable:
-            raise ValueError(
-                f"Graph disconnected: cannot find parent for tensor {node.outputs[0]} at layer "
-                f"'{node.operation.name}'. The model's inputs are {[t.name for t in inputs]}: pass this Input in "
-                f"`inputs` too. The following previous layers were accessed without issue: {seen_ok}")
+        if node.is_input:
+            continue  # an Input's tensor is computable only if it is one of `inputs`
         for t in node.input_tensors:
             if id(t) not in computable:
                 raise ValueError(
                     f"Graph disconnected: cannot find parent for tensor {t} at layer '{node.operation.name}'. The "
-                    f"following previous layers were accessed without issue: {seen_ok}")
+                    f"model's inputs are {[i.name for i in inputs]}. The following previous layers were accessed "
+                    f"without issue: {seen_ok}")
         if not node.is_input:
             seen_ok.append(node.operation.name)
         for t in node.outputs:

@@ -80,6 +80,26 @@ def _rows(model: Any, expand_nested: bool, show_trainable: bool) -> List[Row]:
     return rows
 
 
+def _optimizer_params(model: Any) -> Tuple[int, int]:
+    """(count, bytes) of the optimizer's variables once it has state (Keras counts them after its optimizer is
+    built): `iterations` (an int64), the learning rate unless a schedule gives it, and every slot."""
+    if not model.compiled or model._core is None or model._core.iterations == 0:
+        return 0, 0
+    from .saving import _head_count
+
+    _, _, slots = model._core.get_optimizer_state()
+    count = _head_count(model) + sum(int(a.size) for per_weight in slots for a in per_weight)
+    return count, 4 * count + 4
+
+
+def _bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    return f"{size:.2f} GB"
+
+
 def _size(n_params: int) -> str:
     size = n_params * 4.0
     for unit in ("B", "KB", "MB", "GB"):
@@ -158,9 +178,12 @@ def render_summary(model: Any, expand_nested: bool = False, show_trainable: bool
             lines.append("├" + "┼".join("─" * n for n in w) + "┤")
     lines.append("└" + "┴".join("─" * n for n in w) + "┘")
     total, trainable = _totals(model)
-    lines.append(f" Total params: {total:,} ({_size(total)})")
+    opt_count, opt_bytes = _optimizer_params(model)
+    lines.append(f" Total params: {total + opt_count:,} ({_bytes(total * 4.0 + opt_bytes)})")
     lines.append(f" Trainable params: {trainable:,} ({_size(trainable)})")
     lines.append(f" Non-trainable params: {total - trainable:,} ({_size(total - trainable)})")
+    if opt_count:
+        lines.append(f" Optimizer params: {opt_count:,} ({_bytes(opt_bytes)})")
     return "\n".join(lines)
 
 

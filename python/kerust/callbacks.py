@@ -892,7 +892,7 @@ class LambdaCallback(Callback):
 
 def _atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` atomically (the same temp-file, fsync and rename as the model files)."""
-    from .saving import _atomic_write
+    from ._files import atomic_write as _atomic_write
 
     _atomic_write(path, text.encode())
 

@@ -71,9 +71,16 @@ class _LayerCalls:
     """What every layer and model shares for calls: output shapes and eager runs through a one-node engine."""
 
     def _symbolic_output_shapes(self: Any, items: list) -> list:
-        spec = {"layers": [{"class_name": self.class_name, "config": self.get_config()}],
-                "inputs": [_sample_shape(t, f"{self.class_name} '{self.name}'") for t in items],
-                "nodes": [{"layer": 0, "inputs": list(range(len(items)))}], "outputs": [len(items)]}
+        who = f"{self.class_name} '{self.name}'"
+        inputs = [_sample_shape(t, who) for t in items]
+        nodes = [{"layer": 0, "inputs": list(range(len(items)))}]
+        if self._inbound_nodes and not self._expects_list():
+            # called before: the engine checks that this call fits the weights of the first call
+            first = [_sample_shape(t, who) for t in self._inbound_nodes[0].input_tensors]
+            nodes.insert(0, {"layer": 0, "inputs": [len(inputs) + i for i in range(len(first))]})
+            inputs += first
+        spec = {"layers": [{"class_name": self.class_name, "config": self.get_config()}], "inputs": inputs,
+                "nodes": nodes, "outputs": [len(inputs) + len(nodes) - 1]}
         shapes = _core.graph_shapes(_json.dumps(spec))
         return [(None, *shapes[-1])]
 

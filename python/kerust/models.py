@@ -1133,3 +1133,17 @@ def model_from_json(json_string: str) -> Model:
     from . import saving
 
     return saving.model_from_config(_json.loads(json_string))
+
+
+def clone_model(model: Model, input_tensors: Any = None, clone_function: Any = None) -> Model:
+    """A new model with the same architecture (`keras.models.clone_model`): new layers, freshly initialised
+    weights, not compiled."""
+    if input_tensors is not None or clone_function is not None:
+        raise ValueError("clone_model: `input_tensors` and `clone_function` are not supported by kerust yet")
+    if not isinstance(model, Model):
+        raise TypeError(f"clone_model expects a kerust model, received {type(model).__name__}")
+    from . import saving
+
+    config = saving.keras_config(model)
+    config.pop("compile_config", None)
+    return saving.model_from_config(config)

@@ -607,7 +607,8 @@ def export(model: Any, path: Any, opset: int = DEFAULT_OPSET) -> None:
         ImportError: The optional `onnx` package is not installed (`pip install onnx`).
         OSError: The file cannot be written.
     """
-    from .saving import _atomic_write, _fspath
+    from ._files import atomic_write as _atomic_write
+    from .saving import _fspath
 
     target = _fspath(path)
     proto = to_onnx(model, opset=opset)

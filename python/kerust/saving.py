@@ -25,12 +25,11 @@ import io
 import json
 import os
 import re
-import secrets
 import stat
 import warnings
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +38,7 @@ from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from ._files import atomic_write as _atomic_write
 from ._inspect import weight_names as _weight_names
 
 __all__ = ["keras_config", "load_model", "load_weights", "save_model", "save_weights"]
@@ -133,47 +133,7 @@ class _LayerSpec:
         return f"layer '{self.layer.name}' ({self.layer.class_name})"
 
 
-# ---- atomic writes --------------------------------------------------------------------------------------------
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to a new file beside ``path``, fsync it, rename it over ``path``; never leave it behind."""
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    if not base:
-        raise ValueError(f"Invalid filepath {path!r}: it names a folder, not a file")
-    fd = -1
-    tmp = ""
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(8)}.tmp")
-        try:
-            # mode 0o666 less the umask, as a plain open() would give the final file
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    if fd < 0:
-        raise OSError(f"Could not create a temporary file in {folder!r} to write {base!r}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not every platform can open a folder)
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+# ---- atomic writes: kerust._files (shared with the callbacks that write files) ---------------------------
 
 
 # ---- reading archives -----------------------------------------------------------------------------------------
@@ -429,9 +389,10 @@ def _layers_root(f: Any, where: str) -> Any:
     return None
 
 
-def _plan_weights(f: Any, specs: list[_LayerSpec], where: str) -> list[Any]:
+def _plan_weights(f: Any, specs: list[_LayerSpec], where: str, nested: set | None = None) -> list[Any]:
     """Check the file against the model (structure, shapes, dtypes) without reading any weight; returns the
-    datasets in model order."""
+    datasets in model order. `nested`: the paths of nested models (their groups hold layers, not weights)."""
+    nested = nested or set()
     h5py = _h5py()
     root = _layers_root(f, where)
     wanted = sum(len(s.shapes) for s in specs)
@@ -480,15 +441,28 @@ def _plan_weights(f: Any, specs: list[_LayerSpec], where: str) -> list[Any]:
                 raise ValueError(f"Cannot load {where}: {spec.who}: {label} has dtype {dtype} (kerust reads "
                                  "float16/32/64 weights)")
             datasets.append(ds)
-    for key in _keys(root, where):
-        if key in claimed:
+    _check_unclaimed(root, "", claimed, nested, specs, where)
+    return datasets
+
+
+def _check_unclaimed(group: Any, prefix: str, claimed: set, nested: set, specs: list[_LayerSpec],
+                     where: str) -> None:
+    """Refuse weights in the file that no layer of the model takes (nested models' groups included)."""
+    h5py = _h5py()
+    for key in _keys(group, where):
+        path = prefix + key
+        obj = _child(group, key, where)
+        if path in nested and isinstance(obj, h5py.Group):
+            inner = _child(obj, "layers", where)
+            if isinstance(inner, h5py.Group):
+                _check_unclaimed(inner, f"{path}/layers/", claimed, nested, specs, where)
             continue
-        obj = _child(root, key, where)
+        if path in claimed:
+            continue
         if isinstance(obj, h5py.Dataset) or (isinstance(obj, h5py.Group) and _count_datasets(obj, where)):
-            raise ValueError(f"Cannot load {where}: the file holds weights under 'layers/{key}', which matches "
+            raise ValueError(f"Cannot load {where}: the file holds weights under 'layers/{path}', which matches "
                              f"no layer of this model (its weighted layers map to "
                              f"{[s.path for s in specs if s.shapes]}); is it the same architecture?")
-    return datasets
 
 
 def _read_datasets(datasets: list[Any], where: str) -> list[np.ndarray]:
@@ -504,15 +478,24 @@ def _read_datasets(datasets: list[Any], where: str) -> list[np.ndarray]:
 
 def _write_weights(f: Any, model: Any) -> None:
     """Keras's layout: ``vars`` for the model, ``layers/<path>/vars/<i>`` per layer (see the module doc)."""
+    from .models import Model
+
     root_vars = f.create_group("vars")
     root_vars.attrs["name"] = model.name
     layers_group = f.create_group("layers")
     weights = model.get_weights()
-    ranges = model._core.layer_weight_ranges() if model._core is not None else [(0, 0)] * len(model.layers)
-    for layer, path, (first, n) in zip(model.layers, _keras_paths([la.class_name for la in model.layers]),
-                                       ranges):
-        group = layers_group.create_group(path).create_group("vars")
+    written: set = set()
+    for path, layer in _weight_tree(model):
+        holder = layers_group.create_group(path)
+        group = holder.create_group("vars")
         group.attrs["name"] = layer.name
+        if isinstance(layer, Model):
+            holder.create_group("layers")
+            continue
+        if model._core is None or getattr(layer, "_is_input_layer", False) or id(layer) in written:
+            continue
+        written.add(id(layer))
+        first, n = model._weight_slot_of(layer)
         for i in range(n):
             group.create_dataset(str(i), data=np.ascontiguousarray(weights[first + i], dtype=np.float32))
     _write_optimizer(f, model)
@@ -633,15 +616,44 @@ def _weights_h5_bytes(model: Any) -> bytes:
     return buf.getvalue()
 
 
-def _model_specs(model: Any) -> list[_LayerSpec]:
-    """The weights the built kerust ``model`` has, layer by layer, with their shapes."""
+def _weight_tree(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path under ``layers/``, layer or nested model) for everything in `model.layers`, depth-first: a nested
+    model's layers are numbered per class again under ``<its path>/layers/`` (Keras's ``_save_container_state``)."""
+    from .models import Model
+
+    out: list[tuple[str, Any]] = []
     layer_list = model.layers
-    paths = _keras_paths([la.class_name for la in layer_list])
-    if model._core is None:
-        return [_LayerSpec(la, p, []) for la, p in zip(layer_list, paths)]
-    shapes = [tuple(w.shape) for w in model.get_weights()]
-    ranges = model._core.layer_weight_ranges()
-    return [_LayerSpec(la, p, shapes[first:first + n]) for la, p, (first, n) in zip(layer_list, paths, ranges)]
+    for layer, path in zip(layer_list, _keras_paths([la.class_name for la in layer_list])):
+        out.append((prefix + path, layer))
+        if isinstance(layer, Model):
+            out.extend(_weight_tree(layer, f"{prefix}{path}/layers/"))
+    return out
+
+
+def _model_specs(model: Any) -> list[_LayerSpec]:
+    """The weights the built kerust ``model`` has, layer by layer (nested models' layers included, each layer
+    once, where Keras stores it), with their shapes."""
+    from .models import Model
+
+    specs = []
+    seen: set = set()
+    shapes = [tuple(w.shape) for w in model.get_weights()] if model._core is not None else []
+    for path, layer in _weight_tree(model):
+        if isinstance(layer, Model):
+            continue
+        if model._core is None or getattr(layer, "_is_input_layer", False) or id(layer) in seen:
+            specs.append(_LayerSpec(layer, path, []))
+            continue
+        seen.add(id(layer))
+        first, n = model._weight_slot_of(layer)
+        specs.append(_LayerSpec(layer, path, shapes[first:first + n]))
+    return specs
+
+
+def _nested_paths(model: Any) -> set:
+    from .models import Model
+
+    return {path for path, layer in _weight_tree(model) if isinstance(layer, Model)}
 
 
 # ---- config: Keras -> kerust ---------------------------------------------------------------------------------
@@ -750,8 +762,7 @@ def _parse_sequential(config: Any, where: str) -> tuple[dict, tuple[int, ...] | 
                          f"{type(config).__name__}")
     class_name = config.get("class_name")
     if class_name != "Sequential":
-        raise ValueError(f"Cannot load {where}: kerust loads Sequential models only; this file holds a "
-                         f"{class_name!r} model")
+        raise ValueError(f"Cannot load {where}: expected a Sequential model config, received {class_name!r}")
     try:
         _check_keras_origin(config, "the model")
     except ValueError as exc:
@@ -786,6 +797,9 @@ def _parse_sequential(config: Any, where: str) -> tuple[dict, tuple[int, ...] | 
             raise ValueError(f"Cannot load {where}: layer #{index} ({cls}) has no 'config' object")
         try:
             _check_keras_origin(entry, "the layer")
+            if cls in _MODEL_CLASSES:
+                built.append(_nested_model(entry, where))
+                continue
             if cls == "InputLayer":
                 if index != 0:
                     raise ValueError(f"layer #{index}: an InputLayer may only come first")
@@ -832,6 +846,163 @@ def _parse_sequential(config: Any, where: str) -> tuple[dict, tuple[int, ...] | 
     return {"name": name, "trainable": trainable}, input_shape, built, config.get("compile_config")
 
 
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+# Nested models deeper than this are refused (a file cannot make loading recurse without bound).
+_MAX_NESTING = 32
+_nesting = [0]
+
+
+def _nested_model(entry: dict, where: str) -> Any:
+    """A model inside a model's layer list, built (it is needed as a layer)."""
+    if _nesting[0] >= _MAX_NESTING:
+        raise ValueError(f"models nest more than {_MAX_NESTING} levels deep")
+    _nesting[0] += 1
+    try:
+        return _build_model(entry, where)[0]
+    finally:
+        _nesting[0] -= 1
+
+
+def _history(value: Any, who: str) -> tuple[str, int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 3 or not isinstance(value[0], str)
+            or not all(_is_int(v) and 0 <= v < _MAX_LAYERS for v in value[1:])):
+        raise ValueError(f"{who}: expected a [layer name, node index, tensor index] reference, received {value!r}")
+    return str(value[0]), int(value[1]), int(value[2])
+
+
+def _node_args(node: Any, who: str) -> tuple[Any, bool]:
+    """(the tensor references of one inbound node, whether they were given as a list)."""
+    if not isinstance(node, dict):
+        raise ValueError(f"{who}: an inbound node must be an object with `args` and `kwargs`")
+    kwargs = node.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or any(v is not None for k, v in kwargs.items() if k in ("mask", "training")) \
+            or any(k not in ("mask", "training") for k in kwargs):
+        raise ValueError(f"{who}: call arguments {kwargs!r} are not supported by kerust (only tensors)")
+    args = node.get("args")
+    if not isinstance(args, list) or len(args) != 1:
+        raise ValueError(f"{who}: expected one positional argument (a tensor or a list of tensors), received "
+                         f"{args!r}")
+    arg = args[0]
+    as_list = isinstance(arg, list)
+    items = arg if as_list else [arg]
+    refs = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("class_name") != "__keras_tensor__" or \
+                not isinstance(item.get("config"), dict):
+            raise ValueError(f"{who}: node arguments must be Keras tensors, received {item!r}")
+        refs.append(_history(item["config"].get("keras_history"), who))
+    return refs, as_list
+
+
+def _build_functional(config: dict, where: str) -> Any:
+    """A functional model from Keras's config: the layers first, then their calls in an order that has every
+    input ready (Keras's own loader does the same)."""
+    from .layers import InputLayer
+    from .models import Functional
+
+    inner = config.get("config")
+    if not isinstance(inner, dict):
+        raise ValueError("the functional model has no 'config' object")
+    entries = inner.get("layers")
+    if not isinstance(entries, list) or len(entries) > _MAX_LAYERS:
+        raise ValueError(f"'layers' must be a list of at most {_MAX_LAYERS} layers")
+    name = inner.get("name")
+    trainable = inner.get("trainable", True)
+    if (name is not None and not isinstance(name, str)) or not isinstance(trainable, bool):
+        raise ValueError("the model's `name` must be a string and `trainable` true or false")
+    made: dict[str, Any] = {}
+    calls: list[tuple[str, int, list, bool]] = []
+    outputs: dict[tuple[str, int], list] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+            raise ValueError(f"layer #{index} must be an object with a 'class_name'")
+        cls = entry["class_name"]
+        cfg = entry.get("config", {})
+        lname = entry.get("name", cfg.get("name") if isinstance(cfg, dict) else None)
+        who = f"layer #{index} ({cls})"
+        if not isinstance(lname, str) or not isinstance(cfg, dict) or lname in made:
+            raise ValueError(f"{who}: every layer needs a 'config' object and a unique name")
+        _check_keras_origin(entry, "the layer")
+        if cls in _MODEL_CLASSES:
+            layer = _nested_model(entry, where)
+        elif cls == "InputLayer":
+            for key, ok in (("sparse", (False, None)), ("ragged", (False, None)), ("optional", (False, None))):
+                if not _same(cfg.get(key), ok):
+                    raise ValueError(f"InputLayer: `{key}`={cfg.get(key)!r} is not supported by kerust")
+            _check_dtype(cfg.get("dtype"), "InputLayer")
+            shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+            layer = InputLayer(shape=_batch_shape(shape, f"InputLayer '{lname}'"), name=lname)
+            outputs[(lname, 0)] = [layer.output]
+        else:
+            kwargs = _translate_layer_config(cls, cfg)
+            for key in ("batch_input_shape", "batch_shape", "input_shape", "input_dim", "batch_size"):
+                kwargs.pop(key, None)
+            layer = layers_module.deserialize({"class_name": cls, "config": kwargs})
+        made[lname] = layer
+        nodes = entry.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            raise ValueError(f"{who}: 'inbound_nodes' must be a list")
+        for k, node in enumerate(nodes):
+            refs, as_list = _node_args(node, f"{who} node {k}")
+            calls.append((lname, k, refs, as_list))
+    pending = calls
+    while pending:
+        waiting = []
+        for lname, k, refs, as_list in pending:
+            ready = all((r[0], r[1]) in outputs for r in refs) and (k == 0 or (lname, k - 1) in outputs)
+            if not ready:
+                waiting.append((lname, k, refs, as_list))
+                continue
+            try:
+                tensors = [outputs[(r[0], r[1])][r[2]] for r in refs]
+            except IndexError:
+                raise ValueError(f"layer '{lname}' node {k}: a tensor reference {refs} points past its layer's "
+                                 "outputs") from None
+            result = made[lname](tensors if as_list else tensors[0])
+            outputs[(lname, k)] = result if isinstance(result, list) else [result]
+        if len(waiting) == len(pending):
+            raise ValueError(f"the graph cannot be built: the inputs of {[(w[0], w[1]) for w in waiting][:5]} "
+                             "are never computed")
+        pending = waiting
+
+    def resolve(value: Any, what: str) -> Any:
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            ref = _history(value, what)
+            try:
+                return outputs[(ref[0], ref[1])][ref[2]]
+            except (KeyError, IndexError):
+                raise ValueError(f"{what} names {value!r}, which the graph does not compute") from None
+        if isinstance(value, list) and value:
+            return [resolve(v, what) for v in value]
+        if isinstance(value, dict) and value:
+            return {str(k): resolve(v, what) for k, v in value.items()}
+        raise ValueError(f"{what} must be a [layer, node, tensor] reference or a list of them, received {value!r}")
+
+    inputs = resolve(inner.get("input_layers"), "input_layers")
+    outs = resolve(inner.get("output_layers"), "output_layers")
+    return Functional(inputs, outs, name=name, trainable=trainable)
+
+
+def _build_model(config: Any, where: str) -> tuple[Any, Any]:
+    """(the model a Keras config describes, its compile_config)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"Cannot load {where}: the model config must be a JSON object, received "
+                         f"{type(config).__name__}")
+    class_name = config.get("class_name")
+    if class_name == "Sequential":
+        kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where)
+        return _build_sequential(kwargs, input_shape, layer_list), compile_config
+    if class_name in ("Functional", "Model"):
+        try:
+            _check_keras_origin(config, "the model")
+            model = _build_functional(config, where)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"Cannot load {where}: {exc}") from exc
+        return model, config.get("compile_config")
+    raise ValueError(f"Cannot load {where}: kerust loads Sequential and Functional models; this file holds a "
+                     f"{class_name!r} model")
+
+
 # ---- shapes, before the engine allocates anything -------------------------------------------------------------
 # ---- compile config -------------------------------------------------------------------------------------------
 def _optimizer_from_config(value: Any) -> Any:
@@ -869,7 +1040,9 @@ def _loss_from_config(value: Any) -> Any:
             raise ValueError("the loss config must be an object")
         cfg = {k: v for k, v in cfg.items() if not (k == "dtype" and v in (None, "float32"))}
         return losses_module.get({"class_name": value["class_name"], "config": cfg})
-    raise ValueError(f"unsupported loss {value!r} (kerust compiles single-output models with one loss)")
+    if value is None:
+        return None
+    raise ValueError(f"unsupported loss {value!r}")
 
 
 def _metrics_from_config(value: Any) -> list[Any]:
@@ -901,14 +1074,28 @@ def _compile_from_config(model: Any, cc: Any, where: str) -> bool:
         return False
     if not isinstance(cc, dict):
         raise ValueError(f"Cannot load {where}: 'compile_config' must be an object")
+    if cc.get("loss") is None:
+        return False  # compiled without a loss: nothing kerust can train with
     try:
-        for key in ("loss_weights", "weighted_metrics"):
-            if cc.get(key) is not None:
-                raise ValueError(f"`{key}` is not supported by kerust yet")
+        if cc.get("weighted_metrics") is not None:
+            raise ValueError("`weighted_metrics` is not supported by kerust yet")
         optimizer = _optimizer_from_config(cc.get("optimizer", "rmsprop"))
-        loss = _loss_from_config(cc.get("loss"))
-        metrics = _metrics_from_config(cc.get("metrics"))
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        loss = _per_output_value(cc.get("loss"), _loss_from_config)
+        weights = cc.get("loss_weights")
+        if weights is not None:
+            flat = list(weights.values()) if isinstance(weights, dict) else weights
+            if not isinstance(flat, (list, tuple)) or not all(
+                    isinstance(w, (int, float)) and not isinstance(w, bool) for w in flat):
+                raise ValueError(f"unsupported loss_weights {weights!r}")
+        metrics = cc.get("metrics")
+        if isinstance(metrics, dict):
+            metrics = {k: _metrics_from_config(v if isinstance(v, list) or v is None else [v])
+                       for k, v in metrics.items()}
+        elif isinstance(metrics, list) and metrics and all(isinstance(m, list) or m is None for m in metrics):
+            metrics = [_metrics_from_config(m) for m in metrics]
+        else:
+            metrics = _metrics_from_config(metrics)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=weights)
     except (ValueError, TypeError) as exc:
         warnings.warn(f"{where}: the model was loaded without compiling it, because kerust cannot use the "
                       f"file's training configuration ({exc}). Call `model.compile(...)` before training.",
@@ -935,8 +1122,7 @@ def _build_sequential(kwargs: dict, input_shape: Any, layer_list: list[Any]) -> 
 
 def model_from_config(config: Any) -> Any:
     """A fresh (uncompiled, newly initialised) model from a Keras Sequential config (`to_json()` output)."""
-    kwargs, input_shape, layer_list, _ = _parse_sequential(config, "the model config")
-    return _build_sequential(kwargs, input_shape, layer_list)
+    return _build_model(config, "the model config")[0]
 
 
 def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Any:
@@ -971,11 +1157,13 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
             detail = f" (found {other}; only the h5 weights format is supported)" if other else ""
             raise archive.error(f"the archive has no {_WEIGHTS}{detail}")
         config = archive.read_json(_CONFIG)
-        kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where)
+        sequential = isinstance(config, dict) and config.get("class_name") == "Sequential"
+        if sequential:
+            kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where)
         weights_where = f"'{path}' ({_WEIGHTS})"
         h5 = _open_h5_bytes(archive.read(_WEIGHTS), weights_where)
         try:
-            if input_shape is None:
+            if sequential and input_shape is None:
                 root = _layers_root(h5, weights_where)
                 if root is not None and _count_datasets(root, weights_where):
                     raise archive.error("the model has no input shape (no InputLayer or build_input_shape), so "
@@ -983,10 +1171,15 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
             # The engine builds the model (it refuses absurd sizes before allocating), then every dataset is
             # checked against the weights it made before any value is read.
             try:
-                model = _build_sequential(kwargs, input_shape, layer_list)
+                if sequential:
+                    model = _build_sequential(kwargs, input_shape, layer_list)
+                else:
+                    model, compile_config = _build_model(config, where)
             except (ValueError, TypeError) as exc:
+                if str(exc).startswith("Cannot load"):
+                    raise
                 raise archive.error(str(exc)) from exc
-            datasets = _plan_weights(h5, _model_specs(model), weights_where)
+            datasets = _plan_weights(h5, _model_specs(model), weights_where, _nested_paths(model))
             arrays = _read_datasets(datasets, weights_where)
             if arrays:
                 model.set_weights(arrays)
@@ -1026,7 +1219,7 @@ def load_weights(model: Any, filepath: Any) -> None:
 
 
 def _load_weights_from(h5: Any, model: Any, specs: list[_LayerSpec], where: str) -> None:
-    arrays = _read_datasets(_plan_weights(h5, specs, where), where)
+    arrays = _read_datasets(_plan_weights(h5, specs, where, _nested_paths(model)), where)
     if arrays:
         model.set_weights(arrays)
     if model.compiled:
@@ -1059,6 +1252,31 @@ def _keras_loss(loss: Any) -> Any:
     return loss
 
 
+def _per_output_value(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """`convert` applied to one value, or to each entry of a per-output list or dict."""
+    if isinstance(value, dict) and not ("class_name" in value and "config" in value):
+        return {k: convert(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [convert(v) for v in value]
+    return convert(value)
+
+
+def _keras_metrics(value: Any) -> Any:
+    def one_list(items: Any) -> Any:
+        if items is None:
+            return None
+        items = items if isinstance(items, (list, tuple)) else [items]
+        return [metrics_module.spec(metrics_module.get(m)) for m in items]
+
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: one_list(v) for k, v in value.items()}
+    if value and all(isinstance(m, (list, tuple)) or m is None for m in value):
+        return [one_list(m) for m in value]
+    return one_list(value) or None
+
+
 def _keras_compile_config(model: Any) -> dict | None:
     if not model.compiled or model.optimizer is None:
         return None
@@ -1069,13 +1287,12 @@ def _keras_compile_config(model: Any) -> dict | None:
         cfg[key] = own.pop(key, None)
     cfg.update(_OPTIMIZER_KERAS_DEFAULTS)
     cfg.update(own)
-    metrics = [metrics_module.spec(m) for m in model._compile_args.get("metrics") or []]
     return {
         "optimizer": {"module": "keras.optimizers", "class_name": type(opt).__name__, "config": cfg,
                       "registered_name": None},
-        "loss": _keras_loss(model.loss),
-        "loss_weights": None,
-        "metrics": metrics or None,
+        "loss": _per_output_value(model.loss, _keras_loss),
+        "loss_weights": model._compile_args.get("loss_weights"),
+        "metrics": _keras_metrics(model._compile_args.get("metrics")),
         "weighted_metrics": None,
         "run_eagerly": False,
         "steps_per_execution": 1,
@@ -1083,15 +1300,17 @@ def _keras_compile_config(model: Any) -> dict | None:
     }
 
 
-def keras_config(model: Any) -> dict:
-    """The model's ``config.json`` as Keras 3 writes it for a Sequential (with an InputLayer when built)."""
+def _sequential_entry(model: Any) -> dict:
+    """A Sequential model as Keras 3 serializes it (with an InputLayer when built)."""
+    from .models import Model
+
     policy = json.loads(json.dumps(_DTYPE_POLICY))
     layer_list = model.layers
     entries = []
     input_shape = model._input_shape
     if input_shape is not None:
         taken = {la.name for la in layer_list}
-        input_name, n = "input_layer", 0
+        input_name, n = model._input_name or "input_layer", 0
         while input_name in taken:
             n += 1
             input_name = f"input_layer_{n}"
@@ -1099,16 +1318,13 @@ def keras_config(model: Any) -> dict:
                         "config": {"batch_shape": [None, *[int(d) for d in input_shape]], "dtype": "float32",
                                    "sparse": False, "ragged": False, "name": input_name, "optional": False},
                         "registered_name": None})
-    info = model._core.layer_info() if model._core is not None else None
-    ranges = model._core.layer_weight_ranges() if model._core is not None else None
     shape_in = list(input_shape) if input_shape is not None else None
-    for i, layer in enumerate(layer_list):
-        entry: dict[str, Any] = {"module": "keras.layers", "class_name": layer.class_name,
-                                 "config": _keras_layer_config(layer), "registered_name": None}
-        if info is not None and ranges is not None and shape_in is not None:
-            if ranges[i][1]:
+    for layer in layer_list:
+        entry = _layer_entry(layer)
+        if model._core is not None and shape_in is not None:
+            if isinstance(layer, Model) or layer.count_params():
                 entry["build_config"] = {"input_shape": [None, *[int(d) for d in shape_in]]}
-            shape_in = list(info[i][2])
+            shape_in = list(layer.output_shape[1:])
         entries.append(entry)
     inner: dict[str, Any] = {"name": model.name, "trainable": bool(model.trainable), "dtype": policy,
                              "layers": entries}
@@ -1118,6 +1334,40 @@ def keras_config(model: Any) -> dict:
         batch = [None, *[int(d) for d in input_shape]]
         inner["build_input_shape"] = batch
         out["build_config"] = {"input_shape": list(batch)}
+    return out
+
+
+def _functional_entry(model: Any) -> dict:
+    """A functional model as Keras 3 serializes it: each layer in Keras's file form with its `inbound_nodes`."""
+    inner = model.get_config()
+    by_name = {layer.name: layer for layer in model.layers}
+    for entry in inner["layers"]:
+        layer = by_name[entry["name"]]
+        keep = {"name": entry["name"], "inbound_nodes": entry["inbound_nodes"]}
+        entry.clear()
+        entry.update(_layer_entry(layer))
+        entry.update(keep)
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": inner,
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
+def _layer_entry(layer: Any) -> dict:
+    from .models import Functional, Sequential
+
+    if isinstance(layer, Sequential):
+        return _sequential_entry(layer)
+    if isinstance(layer, Functional):
+        return _functional_entry(layer)
+    if getattr(layer, "_is_input_layer", False):
+        return {"module": "keras.layers", "class_name": "InputLayer", "config": layer.get_config(),
+                "registered_name": None}
+    return {"module": "keras.layers", "class_name": layer.class_name, "config": _keras_layer_config(layer),
+            "registered_name": None}
+
+
+def keras_config(model: Any) -> dict:
+    """The model's ``config.json`` as Keras 3 writes it (Sequential or Functional, nested models inside)."""
+    out = _layer_entry(model)
     compile_config = _keras_compile_config(model)
     if compile_config is not None:
         out["compile_config"] = compile_config

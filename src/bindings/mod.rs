@@ -454,8 +454,12 @@ impl CoreModel {
 }
 
 fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    let arr = ndarray::ArrayD::from_shape_vec(t.shape, t.data)
-        .map_err(|e| PyRuntimeError::new_err(format!("kerust internal error: {e}")))?;
+    let (shape, len) = (t.shape.clone(), t.data.len());
+    let arr = ndarray::ArrayD::from_shape_vec(t.shape, t.data).map_err(|e| {
+        PyRuntimeError::new_err(format!(
+            "kerust internal error: {e} (shape {shape:?}, {len} values)"
+        ))
+    })?;
     Ok(arr.into_pyarray(py))
 }
 

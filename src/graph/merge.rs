@@ -788,3 +788,128 @@ fn batch_matmul(a: &Operand, c: &Operand) -> Vec<f32> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use serde_json::json;
+
+    fn input(shape: &[usize], seed: u64) -> Tensor {
+        let mut r = Rng::new(seed);
+        let n = shape.iter().product();
+        Tensor::new(shape.to_vec(), (0..n).map(|_| r.normal()).collect()).unwrap()
+    }
+
+    /// sum(w * merge(xs)) for fixed weights w.
+    fn loss(m: &mut Merge, xs: &[Tensor], w: &[f32]) -> f64 {
+        let y = m.forward(xs.to_vec(), false).unwrap();
+        y.data
+            .iter()
+            .zip(w)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum()
+    }
+
+    /// Every input's gradient against central differences.
+    fn check(class: &str, cfg: Value, shapes: &[&[usize]]) {
+        let mut m = Merge::from_config(class, &cfg).unwrap();
+        let samples: Vec<Vec<usize>> = shapes.iter().map(|s| s[1..].to_vec()).collect();
+        m.build(&samples).unwrap();
+        let xs: Vec<Tensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| input(s, 10 + i as u64))
+            .collect();
+        let y = m.forward(xs.clone(), true).unwrap();
+        let w: Vec<f32> = (0..y.data.len())
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
+            .collect();
+        let grads = m
+            .backward(Tensor::new(y.shape.clone(), w.clone()).unwrap())
+            .unwrap();
+        // small steps: Maximum/Minimum switch where two inputs are within a step of each other
+        let h = 1e-3f32;
+        for (i, g) in grads.iter().enumerate() {
+            assert_eq!(g.shape, xs[i].shape, "{class}: gradient shape of input {i}");
+            for j in 0..xs[i].data.len() {
+                let (mut plus, mut minus) = (xs.clone(), xs.clone());
+                plus[i].data[j] += h;
+                minus[i].data[j] -= h;
+                let num = (loss(&mut m, &plus, &w) - loss(&mut m, &minus, &w)) / (2.0 * h as f64);
+                let ana = g.data[j] as f64;
+                assert!(
+                    (num - ana).abs() <= 2e-2 * num.abs().max(1.0),
+                    "{class} d/dx{i}[{j}]: {num} vs {ana}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn elementwise_merges_and_broadcasting_have_exact_gradients() {
+        for class in ["Add", "Multiply", "Average", "Maximum", "Minimum"] {
+            check(class, json!({}), &[&[2, 3, 4], &[2, 3, 4], &[2, 3, 4]]);
+            check(class, json!({}), &[&[2, 3, 4], &[2, 1, 4], &[2, 4]]);
+        }
+        check("Subtract", json!({}), &[&[2, 5], &[2, 5]]);
+        check("Subtract", json!({}), &[&[2, 3, 5], &[2, 1]]);
+    }
+
+    #[test]
+    fn concatenate_and_dot_gradients() {
+        check(
+            "Concatenate",
+            json!({"axis": -1}),
+            &[&[2, 3, 2], &[2, 3, 4]],
+        );
+        check("Concatenate", json!({"axis": 1}), &[&[2, 1, 4], &[2, 3, 4]]);
+        check("Dot", json!({"axes": 1}), &[&[3, 4], &[3, 4]]);
+        check(
+            "Dot",
+            json!({"axes": 1, "normalize": true}),
+            &[&[3, 4], &[3, 4]],
+        );
+        check("Dot", json!({"axes": [2, 2]}), &[&[2, 3, 4], &[2, 5, 4]]);
+        check(
+            "Dot",
+            json!({"axes": [1, 2], "normalize": true}),
+            &[&[2, 4, 3], &[2, 5, 4]],
+        );
+        check("Dot", json!({"axes": [2, 1]}), &[&[2, 3, 4], &[2, 4, 5]]);
+    }
+
+    #[test]
+    fn shapes_are_checked_with_both_shapes_named() {
+        let mut m = Merge::from_config("Add", &json!({"name": "join"})).unwrap();
+        let err = m.build(&[vec![3], vec![4]]).unwrap_err().to_string();
+        assert!(
+            err.contains("join") && err.contains("(None, 3)") && err.contains("(None, 4)"),
+            "{err}"
+        );
+        let mut c = Merge::from_config("Concatenate", &json!({})).unwrap();
+        assert!(c.build(&[vec![3, 5], vec![4, 6]]).is_err());
+        assert_eq!(c.build(&[vec![3, 5], vec![3, 6]]).unwrap(), vec![3, 11]);
+        let mut d = Merge::from_config("Dot", &json!({"axes": 1})).unwrap();
+        assert!(d.build(&[vec![3], vec![4]]).is_err());
+        assert!(Merge::from_config("Dot", &json!({})).is_err());
+        assert!(Merge::from_config("Subtract", &json!({}))
+            .unwrap()
+            .build(&[vec![2], vec![2], vec![2]])
+            .is_err());
+    }
+
+    #[test]
+    fn maximum_ties_go_to_the_first_input_as_in_tensorflow() {
+        let mut m = Merge::from_config("Maximum", &json!({})).unwrap();
+        m.build(&[vec![2], vec![2]]).unwrap();
+        let a = Tensor::new(vec![1, 2], vec![1.0, 3.0]).unwrap();
+        let b = Tensor::new(vec![1, 2], vec![1.0, 2.0]).unwrap();
+        m.forward(vec![a, b], true).unwrap();
+        let g = m
+            .backward(Tensor::new(vec![1, 2], vec![1.0, 1.0]).unwrap())
+            .unwrap();
+        assert_eq!(g[0].data, vec![1.0, 1.0]);
+        assert_eq!(g[1].data, vec![0.0, 0.0]);
+    }
+}

@@ -10,6 +10,7 @@
 //! Fusions are rewrites of the plan: a convolution whose only consumer is a max pooling runs as one fused
 //! step (`plan`), wherever the pattern appears.
 
+pub mod fusion;
 pub mod merge;
 
 use crate::error::{Error, Result};
@@ -454,8 +455,7 @@ impl Graph {
                     (Some(conv), Some(pool))
                         if single_call(k) && single_call(p) && pool_feeds_nodes =>
                     {
-                        pool.max_pool_window()
-                            .is_some_and(|w| conv.can_fuse_max_pool(&w, training))
+                        fusion::conv_max_pool(conv, pool, training).is_some()
                     }
                     _ => false,
                 }
@@ -563,16 +563,17 @@ impl Graph {
                 Step::ConvMaxPool(k, p) => {
                     let t = self.nodes[k].inputs[0];
                     let x = fetch(&mut vals, &mut left, t)?;
-                    let pool = self
-                        .node_layer(p)
-                        .and_then(|l| l.max_pool_window())
-                        .ok_or_else(|| {
-                            Error::Runtime(
-                                "kerust internal error: fused pooling without window".into(),
-                            )
-                        })?;
                     let training = ctx.training;
-                    let y = self.with_layer(k, |l| l.forward_max_pooled(x, &pool, training))?;
+                    let window = match (self.node_layer(k), self.node_layer(p)) {
+                        (Some(conv), Some(pool)) => fusion::conv_max_pool(conv, pool, training),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        Error::Runtime(
+                            "kerust internal error: a fused step that does not fuse".into(),
+                        )
+                    })?;
+                    let y = self.with_layer(k, |l| fusion::forward(l, x, &window, training))?;
                     vals[n_in + p] = Some(y);
                 }
             }
@@ -626,7 +627,7 @@ impl Graph {
             let need = want_input_grads || ins.iter().any(|&t| t >= n_in);
             let in_grads: Vec<Tensor> = match *step {
                 Step::ConvMaxPool(..) => {
-                    vec![self.with_layer(k, |l| l.backward_max_pooled(g, need))?]
+                    vec![self.with_layer(k, |l| fusion::backward(l, g, need))?]
                 }
                 Step::Node(_) => {
                     if let Instance::Merge(m) = &mut self.nodes[k].instance {
@@ -703,5 +704,184 @@ impl Graph {
                 Instance::Own => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: Value) -> GraphSpec {
+        GraphSpec::from_value(&v).unwrap()
+    }
+
+    fn batch(shape: &[usize], seed: u64) -> Tensor {
+        let mut r = Rng::new(seed);
+        let n = shape.iter().product();
+        Tensor::new(shape.to_vec(), (0..n).map(|_| r.normal()).collect()).unwrap()
+    }
+
+    fn run(
+        g: &mut Graph,
+        x: Vec<Tensor>,
+        w: &[f32],
+        trace: bool,
+    ) -> (Vec<f32>, Vec<Vec<f32>>, Vec<Tensor>) {
+        let mut rng = Rng::new(1);
+        let mut ctx = Ctx {
+            training: true,
+            rng: &mut rng,
+        };
+        let plan = g.plan(true, trace);
+        let y = g.forward(x, &mut ctx, &plan, None, None).unwrap();
+        for p in g.params_mut() {
+            p.grad.iter_mut().for_each(|v| *v = 0.0);
+        }
+        let grad = Tensor::new(y[0].shape.clone(), w.to_vec()).unwrap();
+        let dx = g
+            .backward(vec![Some(grad)], &[false], &plan, true, None)
+            .unwrap();
+        (
+            y[0].data.clone(),
+            g.params().map(|p| p.grad.clone()).collect(),
+            dx,
+        )
+    }
+
+    /// A residual block with a layer called twice: x -> d (shared) -> d -> Add(x, .) -> out.
+    fn residual() -> Graph {
+        let s = spec(json!({
+            "layers": [
+                {"class_name": "Dense", "config": {"name": "d", "units": 3, "activation": "tanh"}},
+                {"class_name": "Add", "config": {"name": "add"}},
+                {"class_name": "Dense", "config": {"name": "out", "units": 2}}
+            ],
+            "inputs": [[3]],
+            "nodes": [{"layer": 0, "inputs": [0]}, {"layer": 0, "inputs": [1]}, {"layer": 1, "inputs": [0, 2]},
+                      {"layer": 2, "inputs": [3]}],
+            "outputs": [4]
+        }));
+        Graph::new(s, &mut Rng::new(3)).unwrap()
+    }
+
+    #[test]
+    fn shared_layer_and_fan_out_gradients_match_finite_differences() {
+        let mut g = residual();
+        let x = batch(&[4, 3], 5);
+        let w: Vec<f32> = (0..8).map(|i| (i as f32 - 3.5) / 4.0).collect();
+        let (_, grads, dx) = run(&mut g, vec![x.clone()], &w, false);
+        let loss = |g: &mut Graph, x: &Tensor| -> f64 {
+            let mut rng = Rng::new(1);
+            let mut ctx = Ctx {
+                training: false,
+                rng: &mut rng,
+            };
+            let plan = g.plan(false, false);
+            let y = g
+                .forward(vec![x.clone()], &mut ctx, &plan, None, None)
+                .unwrap();
+            y[0].data
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum()
+        };
+        let h = 1e-2f32;
+        let n_params = grads.len();
+        for pi in 0..n_params {
+            for j in 0..grads[pi].len() {
+                let orig = g.params().nth(pi).unwrap().value[j];
+                g.params_mut().nth(pi).unwrap().value[j] = orig + h;
+                let lp = loss(&mut g, &x);
+                g.params_mut().nth(pi).unwrap().value[j] = orig - h;
+                let lm = loss(&mut g, &x);
+                g.params_mut().nth(pi).unwrap().value[j] = orig;
+                let num = (lp - lm) / (2.0 * h as f64);
+                let ana = grads[pi][j] as f64;
+                assert!(
+                    (num - ana).abs() <= 2e-2 * num.abs().max(1.0),
+                    "param {pi}[{j}]: {num} vs {ana}"
+                );
+            }
+        }
+        for j in 0..x.data.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp.data[j] += h;
+            xm.data[j] -= h;
+            let num = (loss(&mut g, &xp) - loss(&mut g, &xm)) / (2.0 * h as f64);
+            assert!(
+                (num - dx[0].data[j] as f64).abs() <= 2e-2 * num.abs().max(1.0),
+                "dx[{j}]"
+            );
+        }
+        // the shared Dense holds one set of weights: kernel, bias, then the output layer's
+        assert_eq!(g.params().count(), 4);
+    }
+
+    #[test]
+    fn conv_pool_fusion_is_a_rewrite_wherever_the_pattern_appears() {
+        // two branches, each a convolution followed by a max pooling, concatenated
+        let conv = |name: &str| {
+            json!({"class_name": "Conv2D", "config": {"name": name, "filters": 3,
+                                        "kernel_size": 3, "activation": "relu"}})
+        };
+        let pool = |name: &str| json!({"class_name": "MaxPooling2D", "config": {"name": name, "pool_size": 2}});
+        let s = spec(json!({
+            "layers": [conv("c1"), pool("p1"), conv("c2"), pool("p2"),
+                       {"class_name": "Concatenate", "config": {"name": "cat"}},
+                       {"class_name": "Flatten", "config": {"name": "f"}},
+                       {"class_name": "Dense", "config": {"name": "o", "units": 2}}],
+            "inputs": [[8, 8, 2]],
+            "nodes": [{"layer": 0, "inputs": [0]}, {"layer": 1, "inputs": [1]}, {"layer": 2, "inputs": [0]},
+                      {"layer": 3, "inputs": [3]}, {"layer": 4, "inputs": [2, 4]}, {"layer": 5, "inputs": [5]},
+                      {"layer": 6, "inputs": [6]}],
+            "outputs": [7]
+        }));
+        let mut g = Graph::new(s, &mut Rng::new(2)).unwrap();
+        assert_eq!(
+            g.plan(true, false),
+            vec![
+                Step::ConvMaxPool(0, 1),
+                Step::ConvMaxPool(2, 3),
+                Step::Node(4),
+                Step::Node(5),
+                Step::Node(6)
+            ]
+        );
+        let x = batch(&[5, 8, 8, 2], 9);
+        let w: Vec<f32> = (0..10).map(|i| (i as f32 - 4.5) / 5.0).collect();
+        let fused = run(&mut g, vec![x.clone()], &w, false);
+        let plain = run(&mut g, vec![x], &w, true);
+        assert_eq!(fused.0, plain.0); // bit for bit
+        assert_eq!(fused.1, plain.1);
+        assert_eq!(fused.2, plain.2);
+    }
+
+    #[test]
+    fn bad_graphs_are_refused_before_building() {
+        let dense = json!({"class_name": "Dense", "config": {"name": "d", "units": 2}});
+        let bad = |nodes: Value, outputs: Value| {
+            Graph::new(
+                spec(
+                    json!({"layers": [dense.clone()], "inputs": [[3]], "nodes": nodes, "outputs": outputs}),
+                ),
+                &mut Rng::new(0),
+            )
+        };
+        assert!(bad(json!([{"layer": 0, "inputs": [1]}]), json!([1])).is_err()); // reads its own output
+        assert!(bad(json!([{"layer": 1, "inputs": [0]}]), json!([1])).is_err()); // no such layer
+        assert!(bad(json!([{"layer": 0, "inputs": [0]}]), json!([5])).is_err()); // no such output
+        assert!(bad(json!([{"layer": 0, "inputs": [0, 0]}]), json!([1])).is_err()); // two inputs to a Dense
+                                                                                    // a shared Dense called on an input its weights do not fit
+        let err = Graph::new(
+            spec(json!({"layers": [dense], "inputs": [[3], [4]],
+                        "nodes": [{"layer": 0, "inputs": [0]}, {"layer": 0, "inputs": [1]}], "outputs": [2, 3]})),
+            &mut Rng::new(0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("'d'") && err.contains("(None, 4)"), "{err}");
     }
 }

@@ -410,14 +410,27 @@ impl Layer for Conv2D {
         self.batch = 0;
         self.act.clear();
     }
+}
 
-    fn can_fuse_max_pool(&self, pool: &Window, training: bool) -> bool {
+/// The fused pass with the max pooling after it (see `crate::graph::fusion`).
+impl Conv2D {
+    /// Whether `forward_max_pooled` can run this convolution (training or inference) with `pool` after it:
+    /// the pooling reads exactly this layer's output, and the activation can be applied chunk by chunk.
+    pub fn can_fuse_max_pool(&self, pool: &Window, training: bool) -> bool {
         self.win
             .is_some_and(|w| (pool.h, pool.w, pool.c) == (w.oh, w.ow, self.filters))
             && self.act.per_chunk(training)
     }
 
-    fn forward_max_pooled(&mut self, x: Tensor, pool: &Window, training: bool) -> Result<Tensor> {
+    /// Forward of this convolution then the max pooling `pool`, chunk by chunk so the unpooled output never
+    /// leaves the cache; the same values as the two forward passes. In training the backward pass of both is
+    /// `backward_max_pooled`.
+    pub fn forward_max_pooled(
+        &mut self,
+        x: Tensor,
+        pool: &Window,
+        training: bool,
+    ) -> Result<Tensor> {
         let win = self.checked_window(&x)?;
         if !self.can_fuse_max_pool(pool, training) {
             return Err(Error::Runtime(format!(
@@ -485,11 +498,9 @@ impl Layer for Conv2D {
         Ok(y)
     }
 
-    fn fused_with_next(&self) -> bool {
-        self.pooled.is_some()
-    }
-
-    fn backward_max_pooled(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+    /// Backward through the max pooling and this convolution after a training `forward_max_pooled`: from
+    /// dL/d(pooled output) to dL/d(input); the same values as the two backward passes.
+    pub fn backward_max_pooled(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
         self.backward_from(grad, need_input_grad, true)
     }
 }

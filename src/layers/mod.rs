@@ -154,7 +154,22 @@ pub struct Ctx<'a> {
     pub rng: &'a mut Rng,
 }
 
-pub trait Layer: Send + Sync {
+/// Lets a graph rewrite see the concrete layer behind a `dyn Layer` (`crate::graph::fusion`).
+pub trait AsAny {
+    fn as_any(&self) -> &dyn std::any::Any;
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+pub trait Layer: AsAny + Send + Sync {
     fn name(&self) -> &str;
     fn class_name(&self) -> &'static str;
     /// Check the input shape, create the weights, return the output shape.
@@ -183,44 +198,6 @@ pub trait Layer: Send + Sync {
     }
     /// Drop cached activations (after inference or between fits) so memory does not linger.
     fn clear_cache(&mut self) {}
-    /// A built max-pooling layer's window, for `forward_max_pooled` of the layer before it.
-    fn max_pool_window(&self) -> Option<crate::kernels::conv::Window> {
-        None
-    }
-    /// Whether `forward_max_pooled` can run this layer's forward pass (training or inference) with `pool`
-    /// after it.
-    fn can_fuse_max_pool(&self, _pool: &crate::kernels::conv::Window, _training: bool) -> bool {
-        false
-    }
-    /// Forward of this layer then the max pooling `pool`, chunk by chunk so the unpooled output never leaves
-    /// the cache; the same values as the two forward passes. Only after `can_fuse_max_pool`. In training, the
-    /// backward pass of both is `backward_max_pooled`.
-    fn forward_max_pooled(
-        &mut self,
-        _x: Tensor,
-        _pool: &crate::kernels::conv::Window,
-        _training: bool,
-    ) -> Result<Tensor> {
-        Err(Error::Runtime(format!(
-            "{} '{}' cannot run fused with a max pooling",
-            self.class_name(),
-            self.name()
-        )))
-    }
-    /// Whether the last training forward ran this layer fused with the max pooling after it, so that the
-    /// backward of both is `backward_max_pooled` (and the pooling's own backward is skipped).
-    fn fused_with_next(&self) -> bool {
-        false
-    }
-    /// Backward through the max pooling and this layer after a fused training `forward_max_pooled`: from
-    /// dL/d(pooled output) to dL/d(input); the same values as the two backward passes.
-    fn backward_max_pooled(&mut self, _grad: Tensor, _need_input_grad: bool) -> Result<Tensor> {
-        Err(Error::Runtime(format!(
-            "{} '{}' cannot run fused with a max pooling",
-            self.class_name(),
-            self.name()
-        )))
-    }
 }
 
 /// Classes kerust can build, by their Keras names.

@@ -155,8 +155,11 @@ impl Layer for Pool2D {
         self.argmax = Vec::new();
         self.batch = 0;
     }
+}
 
-    fn max_pool_window(&self) -> Option<Window> {
+impl Pool2D {
+    /// A built max pooling's window (for the convolution + max pooling fusion).
+    pub fn max_pool_window(&self) -> Option<Window> {
         self.win.filter(|_| self.is_max)
     }
 }

@@ -22,7 +22,7 @@ It writes, next to this file (float32 data, fixed seeds, Keras's TensorFlow back
                        weights: per-epoch logs, final weights, predictions on the first 64 test images; and the
                        same runs from initial weights perturbed by 1e-6 relative, to measure the trajectories'
                        sensitivity to rounding.
-- ``resume.npz``       the Keras files in ``shared/fixtures/keras`` trained one more epoch on MNIST training
+- ``resume.npz``       the Keras files in ``tests/reference/keras`` trained one more epoch on MNIST training
                        images 2048..4095: that epoch's logs and the predictions after it (the Dropout model over
                        several seeds, to measure how much the dropout masks alone move the result).
 
@@ -666,7 +666,7 @@ def gen_resume(mnist, fixtures: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mnist", type=Path, default=ROOT / "data" / "mnist")
-    parser.add_argument("--keras-fixtures", type=Path, default=ROOT.parent / "shared" / "fixtures" / "keras")
+    parser.add_argument("--keras-fixtures", type=Path, default=HERE / "keras")
     parser.add_argument("--only", nargs="*", default=["layers", "losses", "optimizers", "trajectories", "resume"])
     args = parser.parse_args()
     assert keras.backend.backend() == "tensorflow", keras.backend.backend()

@@ -14,8 +14,9 @@ It writes, under ``tests/reference/functional/``:
 - ``merges.keras``                 a model with two inputs and every merge layer (Subtract, Multiply, Average,
   Maximum, Minimum, Dot with and without ``normalize``), plus Permute, RepeatVector and Identity, untrained;
 - ``expected.npz``                 the inputs, targets, Keras's predictions, the History of a further epoch of
-  training of the first model from its file, its evaluate() values, per-layer weights, and, for each merge layer
-  on its own, outputs and input gradients of ``sum(output * R)`` for a fixed random ``R``.
+  training of the first model from its file, its evaluate() values, its weights in ``model.weights`` order, its
+  ``summary()`` text, and, for each output of the merges model, its values and the gradients of
+  ``sum(output * R)`` (fixed random ``R``) with respect to the three inputs.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ def main() -> None:
     r_cls, r_reg = again.predict(x, verbose=0)
     arrays["resumed_pred_cls"], arrays["resumed_pred_reg"] = r_cls, r_reg
     arrays["layer_names"] = np.array(json.dumps([layer.name for layer in m.layers]))
+    lines: list = []
+    again.summary(print_fn=lambda line, **_: lines.append(line))
+    arrays["summary"] = np.array(json.dumps("\n".join(lines).splitlines()))
     arrays["weight_paths"] = np.array(json.dumps([w.path for w in m.weights]))
 
     mm = merges_model()
