@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup-venv.sh
 python -m pip install -q -r scripts/test-requirements.txt
+. scripts/keras-venv.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet

@@ -445,7 +445,6 @@ def test_shared_layer_on_an_incompatible_shape_is_refused(uid):
 def test_keras_reads_kerust_functional_files(tmp_path, uid):
     import os
     import subprocess
-    import sys
     import textwrap
 
     from test_saving import _keras_python
@@ -468,8 +467,7 @@ def test_keras_reads_kerust_functional_files(tmp_path, uid):
     np.savez(tmp_path / "made.npz", x1=x1, x2=x2, p=made.predict([x1, x2], verbose=0))
     script = textwrap.dedent(f"""
         import os
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("KERAS_BACKEND", "jax")
         import numpy as np, keras
         d = {str(tmp_path)!r}
         e = np.load({str(FIXTURES / "expected.npz")!r})
@@ -487,4 +485,70 @@ def test_keras_reads_kerust_functional_files(tmp_path, uid):
     found = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.split()}
     assert float(found["residual"][0]) <= 1e-5 and int(found["residual"][1]) == 18
     assert float(found["made"][0]) <= 1e-5 and int(found["made"][1]) == 1
-    del sys
+
+
+def test_keras_transfer_learning_file_loads_and_keeps_the_base_frozen():
+    model = kerust.models.load_model(FIXTURES / "transfer.keras")
+    base = model.layers[0]
+    assert isinstance(base, kerust.Sequential) and not base.trainable and not base.layers[1].trainable
+    _close(model.predict(EXPECTED["x"], verbose=0), EXPECTED["transfer_pred"])
+    hist = model.fit(EXPECTED["x"], EXPECTED["y_cls"], batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for key, values in json.loads(str(EXPECTED["transfer_history"])).items():
+        assert hist.history[key][0] == pytest.approx(values[0], rel=1e-5, abs=1e-6), key
+    _close(model.predict(EXPECTED["x"], verbose=0), EXPECTED["transfer_resumed_pred"], 1e-4)
+    for i, w in enumerate(model.get_weights()):  # the frozen base, BatchNormalization's statistics included
+        _close(w, EXPECTED[f"transfer_weight_{i}"], 1e-4)
+
+
+# ---- hostile functional configs -------------------------------------------------------------------------------
+def _edited(tmp_path: Path, edit) -> Path:
+    src = FIXTURES / "residual_two_outputs.keras"
+    out = tmp_path / "edited.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                edit(cfg)
+                data = json.dumps(cfg).encode()
+            zout.writestr(item, data)
+    return out
+
+
+def _layer_entry(cfg: dict, name: str) -> dict:
+    return next(e for e in cfg["config"]["layers"] if e["name"] == name)
+
+
+def _history(entry: dict, node: int = 0, arg: int = 0) -> list:
+    args = entry["inbound_nodes"][node]["args"][0]
+    tensor = args[arg] if isinstance(args, list) else args
+    return tensor["config"]["keras_history"]
+
+
+HOSTILE = {
+    "a reference to a layer that does not exist": (
+        lambda c: _history(_layer_entry(c, "cls")).__setitem__(0, "nowhere"), "never computed"),
+    "a cycle": (lambda c: _history(_layer_entry(c, "shared")).__setitem__(0, "cls"), "never computed"),
+    "a node index past the layer's calls": (
+        lambda c: _history(_layer_entry(c, "residual"), arg=1).__setitem__(1, 7), "never computed"),
+    "a tensor index past the layer's outputs": (
+        lambda c: _history(_layer_entry(c, "cls")).__setitem__(2, 3), "points past"),
+    "a reference that is not a triple": (
+        lambda c: _history(_layer_entry(c, "cls")).append(0), "reference"),
+    "call arguments": (
+        lambda c: _layer_entry(c, "cls")["inbound_nodes"][0]["kwargs"].__setitem__("training", True), "not supported"),
+    "a custom nested model": (lambda c: _layer_entry(c, "block").__setitem__("module", "my_models"), "module"),
+    "an unknown layer class": (lambda c: _layer_entry(c, "cls").__setitem__("class_name", "Evil"), "Unknown layer"),
+    "two layers with one name": (lambda c: _layer_entry(c, "reg").__setitem__("name", "cls"), "unique"),
+    "outputs that are not references": (
+        lambda c: c["config"].__setitem__("output_layers", "cls"), "output_layers"),
+    "weights that no longer fit the graph": (
+        lambda c: _history(_layer_entry(c, "cls")).__setitem__(0, "features"), "shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_functional_configs_are_refused_with_value_error(case, tmp_path):
+    edit, message = HOSTILE[case]
+    with pytest.raises(ValueError, match=message):
+        kerust.models.load_model(_edited(tmp_path, edit))

@@ -788,9 +788,8 @@ mod tests {
                 .sum()
         };
         let h = 1e-2f32;
-        let n_params = grads.len();
-        for pi in 0..n_params {
-            for j in 0..grads[pi].len() {
+        for (pi, param_grads) in grads.iter().enumerate() {
+            for (j, &grad) in param_grads.iter().enumerate() {
                 let orig = g.params().nth(pi).unwrap().value[j];
                 g.params_mut().nth(pi).unwrap().value[j] = orig + h;
                 let lp = loss(&mut g, &x);
@@ -798,7 +797,7 @@ mod tests {
                 let lm = loss(&mut g, &x);
                 g.params_mut().nth(pi).unwrap().value[j] = orig;
                 let num = (lp - lm) / (2.0 * h as f64);
-                let ana = grads[pi][j] as f64;
+                let ana = grad as f64;
                 assert!(
                     (num - ana).abs() <= 2e-2 * num.abs().max(1.0),
                     "param {pi}[{j}]: {num} vs {ana}"

@@ -11,6 +11,8 @@ It writes, under ``tests/reference/functional/``:
   ``Sequential``, a ``Concatenate`` and two outputs (softmax classes and a regression), compiled with Adam,
   per-output losses, ``loss_weights`` and metrics, trained 2 epochs on synthetic data (so the file carries the
   optimizer's state);
+- ``transfer.keras``               the transfer-learning recipe: a frozen Sequential base with BatchNormalization
+  inside a Sequential with a new head, trained one epoch;
 - ``merges.keras``                 a model with two inputs and every merge layer (Subtract, Multiply, Average,
   Maximum, Minimum, Dot with and without ``normalize``), plus Permute, RepeatVector and Identity, untrained;
 - ``expected.npz``                 the inputs, targets, Keras's predictions, the History of a further epoch of
@@ -74,6 +76,15 @@ def merges_model() -> keras.Model:
     return keras.Model([a, b, s], outs, name="merges")
 
 
+def transfer_model() -> keras.Model:
+    """The transfer-learning recipe: a frozen Sequential base (with BatchNormalization) inside a Sequential."""
+    base = keras.Sequential([keras.Input((6,)), layers.Dense(8, activation="relu", name="base_dense"),
+                             layers.BatchNormalization(name="base_bn"), layers.Dense(5, name="base_out")],
+                            name="base")
+    base.trainable = False
+    return keras.Sequential([base, layers.Dense(3, activation="softmax", name="head")], name="transfer")
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     keras.utils.set_random_seed(7)
@@ -106,6 +117,18 @@ def main() -> None:
     again.summary(print_fn=lambda line, **_: lines.append(line))
     arrays["summary"] = np.array(json.dumps("\n".join(lines).splitlines()))
     arrays["weight_paths"] = np.array(json.dumps([w.path for w in m.weights]))
+
+    t = transfer_model()
+    t.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    t.fit(x, y_cls, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    t.save(OUT / "transfer.keras")
+    arrays["transfer_pred"] = t.predict(x, verbose=0)
+    t_again = keras.saving.load_model(OUT / "transfer.keras")
+    hist = t_again.fit(x, y_cls, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    arrays["transfer_history"] = np.array(json.dumps({k: [float(v) for v in vs] for k, vs in hist.history.items()}))
+    arrays["transfer_resumed_pred"] = t_again.predict(x, verbose=0)
+    for i, w in enumerate(t_again.get_weights()):
+        arrays[f"transfer_weight_{i}"] = w
 
     mm = merges_model()
     mm.save(OUT / "merges.keras")
