@@ -3,7 +3,7 @@
 //! hook closure the bindings provide.
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphSpec, Unit, Watch};
+use crate::graph::{Graph, GraphSpec, Step, Unit, Watch};
 use crate::layers::{Ctx, Param};
 use crate::losses::Loss;
 use crate::metrics::{self, Metric};
@@ -342,15 +342,12 @@ impl Model {
         cardinality("x", x)
     }
 
-    /// Validate a training/evaluation pair and resolve "accuracy" for these targets. Call before the loops.
-    pub fn prepare(&mut self, x: &[Data], y: &[Data], sample_weight: &SampleWeights) -> Result<()> {
-        let n = self.check_x(x)?;
-        let outs = self.output_shapes.clone();
-        let c = self.compiled.as_mut().ok_or_else(not_compiled)?;
-        if y.len() != outs.len() {
+    /// One target array per output and one sample weight (or none) per output, each of `n` samples.
+    fn check_y(&self, y: &[Data], sample_weight: &SampleWeights, n: usize) -> Result<()> {
+        let outs = self.output_shapes.len();
+        if y.len() != outs {
             return Err(Error::Value(format!(
-                "The model has {} output(s), but it received {} target arrays",
-                outs.len(),
+                "The model has {outs} output(s), but it received {} target arrays",
                 y.len()
             )));
         }
@@ -361,11 +358,10 @@ impl Model {
                  same number of samples."
             )));
         }
-        if sample_weight.len() > outs.len() {
+        if sample_weight.len() > outs {
             return Err(Error::Value(format!(
-                "sample_weight has {} entries for a model with {} output(s)",
-                sample_weight.len(),
-                outs.len()
+                "sample_weight has {} entries for a model with {outs} output(s)",
+                sample_weight.len()
             )));
         }
         for w in sample_weight.iter().flatten() {
@@ -376,6 +372,15 @@ impl Model {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Validate a training/evaluation pair and resolve "accuracy" for these targets. Call before the loops.
+    pub fn prepare(&mut self, x: &[Data], y: &[Data], sample_weight: &SampleWeights) -> Result<()> {
+        let n = self.check_x(x)?;
+        self.check_y(y, sample_weight, n)?;
+        let outs = self.output_shapes.clone();
+        let c = self.compiled.as_mut().ok_or_else(not_compiled)?;
         let mut resolved = Vec::new();
         for (j, (head, (yd, out))) in c.heads.iter().zip(y.iter().zip(&outs)).enumerate() {
             if let Some(loss) = &head.loss {
@@ -394,7 +399,12 @@ impl Model {
     }
 
     /// A training forward pass over the batch `batch()` builds.
-    fn forward_training(&mut self, batch: &dyn Fn() -> Vec<Tensor>) -> Result<Vec<Tensor>> {
+    /// Returns the predictions and the plan the pass ran (the backward pass must follow the same one: a traced
+    /// replay runs unfused).
+    fn forward_training(
+        &mut self,
+        batch: &dyn Fn() -> Vec<Tensor>,
+    ) -> Result<(Vec<Tensor>, Vec<Step>)> {
         // In training, note where non-finite values first appeared, so a NaN loss can be traced to a layer.
         // Only the predictions are checked each step; when one is not finite, the same pass is run again from
         // the same state (random stream, so the same dropout masks, and the statistics layers update in
@@ -412,10 +422,11 @@ impl Model {
                 for (p, v) in params.filter(|p| !p.trainable_kind).zip(stats) {
                     p.value = v;
                 }
-                return self.forward_pass(batch(), true, true);
+                let traced = self.forward_pass(batch(), true, true)?;
+                return Ok((traced, self.graph.plan(true, true)));
             }
         }
-        Ok(h)
+        Ok((h, self.graph.plan(true, false)))
     }
 
     /// Values of the weights a layer updates itself during a training forward pass (not by gradients).
@@ -589,7 +600,7 @@ impl Model {
         sw: &[Option<Vec<f32>>],
         sums: &mut Sums,
     ) -> Result<()> {
-        let preds = self.forward_training(xb)?;
+        let (preds, plan) = self.forward_training(xb)?;
         let fused = self.fused_losses();
         let (total, each, grads) = self.batch_losses(&preds, ys, &fused, sw, true)?;
         let bs = preds.first().map(Tensor::batch).unwrap_or(0) as f64;
@@ -600,7 +611,6 @@ impl Model {
         let penalty = self.penalty();
         self.add_batch(sums, total + penalty, &each, &preds, ys, bs);
         drop(preds);
-        let plan = self.graph.plan(true, false);
         self.graph.backward(grads, &fused, &plan, false, None)?;
         for p in self.graph.params_mut() {
             if let Some(r) = p.regularizer {
@@ -673,7 +683,8 @@ impl Model {
     ) -> Result<(usize, bool, Logs)> {
         batch_size_ok(batch_size)?;
         let n = self.check_x(x)?;
-        if self.epoch.order.len() != n || y.iter().any(|d| d.len() != n) {
+        self.check_y(y, sample_weight, n)?;
+        if self.epoch.order.len() != n {
             return Err(Error::Runtime(
                 "train_steps called without begin_epoch for this data".into(),
             ));

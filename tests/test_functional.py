@@ -552,3 +552,80 @@ def test_hostile_functional_configs_are_refused_with_value_error(case, tmp_path)
     edit, message = HOSTILE[case]
     with pytest.raises(ValueError, match=message):
         kerust.models.load_model(_edited(tmp_path, edit))
+
+
+# ---- regressions: shared weights across models, pop, NaN replays, shared BatchNormalization ---------------------
+def test_a_model_that_only_reads_a_shared_layer_never_rolls_back_its_trainer(uid):
+    rng = np.random.default_rng(8)
+    x = rng.random((64, 4), dtype=np.float32)
+    y = rng.random((64, 1), dtype=np.float32)
+    inp = kerust.Input((4,))
+    hidden = layers.Dense(3, name=uid("shared"))(inp)
+    trainer = kerust.Model(inp, layers.Dense(1)(hidden))
+    reader = kerust.Model(inp, hidden)
+    trainer.compile(loss="mse", optimizer=kerust.optimizers.SGD(0.05))
+    seen = []
+
+    class ReadDuringTraining(kerust.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(reader.predict(x, verbose=0))
+
+    trainer.fit(x, y, epochs=3, verbose=0, callbacks=[ReadDuringTraining()])
+    after_fit = [w.copy() for w in trainer.get_weights()]
+    assert not np.allclose(seen[0], seen[-1])  # the reader followed the training epoch by epoch
+    trainer.predict(x, verbose=0)
+    _close(np.concatenate([w.ravel() for w in trainer.get_weights()]),
+           np.concatenate([w.ravel() for w in after_fit]), 0)
+    kernel, bias = trainer.layers[1].get_weights()
+    _close(reader.predict(x, verbose=0), x @ kernel + bias)
+
+
+def test_a_popped_layer_keeps_its_weights(uid):
+    first, second = layers.Dense(3, name=uid("a")), layers.Dense(2, name=uid("b"))
+    model = kerust.Sequential([kerust.Input((4,)), first, second])
+    kept = second.get_weights()
+    assert model.pop() is second
+    for a, b in zip(second.get_weights(), kept):
+        _close(a, b, 0)
+    again = kerust.Sequential([kerust.Input((3,)), second])
+    for a, b in zip(again.get_weights(), kept):
+        _close(a, b, 0)
+    model.add(layers.Dense(5, name=uid("c")))
+    assert model.predict(np.ones((1, 4), np.float32), verbose=0).shape == (1, 5)
+
+
+def test_a_nan_batch_in_a_fused_conv_network_trains_on_with_a_nan_loss(uid):
+    model = kerust.Sequential([kerust.Input((6, 6, 1)), layers.Conv2D(2, 3),
+                               layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((4, 6, 6, 1), np.float32)
+    x[1] = np.nan
+    with pytest.warns(UserWarning, match="non-finite"):
+        hist = model.fit(x, np.zeros((4, 1), np.float32), batch_size=4, epochs=1, verbose=0)
+    assert np.isnan(hist.history["loss"][0])
+
+
+def test_a_shared_batch_normalization_without_scale_and_center_trains_in_training_mode(uid):
+    x = (np.random.default_rng(9).random((32, 4)) * 5 + 3).astype(np.float32)
+    losses = []
+    for flags in (False, True):
+        inp = kerust.Input((4,))
+        bn = layers.BatchNormalization(center=flags, scale=flags, name=uid("bn"))
+        out = bn(layers.Dense(4, kernel_initializer="ones", name=uid("d"))(bn(inp)))
+        model = kerust.Model(inp, out)
+        model.compile(loss="mse", optimizer="sgd")
+        losses.append(model.inspect(x, np.zeros((32, 4), np.float32)).loss)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # gamma = 1 and beta = 0: the same batch statistics
+
+
+def test_dict_outputs_survive_a_file_round_trip(tmp_path, uid):
+    inp = kerust.Input((3,), name=uid("i"))
+    model = kerust.Model({"in": inp}, {"z_first": layers.Dense(1)(inp), "b_second": layers.Dense(2)(inp)})
+    model.compile(optimizer="sgd", loss={"z_first": "mse", "b_second": "mse"}, metrics={"z_first": ["mae"]})
+    model.save(tmp_path / "d.keras")
+    again = kerust.models.load_model(tmp_path / "d.keras")
+    assert again.output_names == ["b_second", "z_first"] and again.compiled
+    out = again.predict({"in": np.ones((2, 3), np.float32)}, verbose=0)
+    assert sorted(out) == ["b_second", "z_first"]
+    single = kerust.Model([inp], [layers.Dense(2)(inp)])
+    assert isinstance(single.predict(np.ones((2, 3), np.float32), verbose=0), np.ndarray)  # as Keras unwraps it

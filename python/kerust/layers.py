@@ -141,7 +141,11 @@ class Layer(_LayerCalls):
             self._input_shape_arg = tuple(batch_input_shape)[1:]
         elif input_dim is not None:
             self._input_shape_arg = (input_dim,)
+        # see kerust.models: the model whose engine holds the current weights, their version, and copies kept
+        # when no model holds them
         self._home: Any = None
+        self._version = 0
+        self._detached: Optional[list] = None
         self._inbound_nodes: list = []
 
     @property
@@ -221,6 +225,8 @@ class Layer(_LayerCalls):
     def get_weights(self) -> list:
         """Copies of the layer's weights as NumPy arrays, in Keras's order and layouts (empty before a model that
         uses the layer is built)."""
+        if self._home is None and self._detached is not None:
+            return [w.copy() for w in self._detached]
         first, n = self._weight_slot()
         if n == 0:
             return []
@@ -229,11 +235,19 @@ class Layer(_LayerCalls):
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace the layer's weights with arrays of the same shapes, in `get_weights()` order; nothing is written
         if one does not fit."""
+        if self._home is None and self._detached is not None:
+            if len(weights) != len(self._detached) or any(np.shape(w) != d.shape
+                                                          for w, d in zip(weights, self._detached)):
+                raise ValueError(f"Layer '{self.name}': expected weights of shapes "
+                                 f"{[d.shape for d in self._detached]}, received {[np.shape(w) for w in weights]}")
+            self._detached = [np.array(w, dtype=np.float32) for w in weights]
+            return
         if self._home is None or self._home._core is None:
             raise ValueError(f"Layer '{self.name}' has no weights yet: build the model first.")
         first, n = self._weight_slot()
         arrays = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
         self._home._core.set_weights(first, arrays, n, f"layer '{self.name}'")
+        self._home._changed([self])
 
     @property
     def weights(self) -> list:

@@ -2,9 +2,11 @@
 ``Sequential`` (the chain graph) and ``Functional`` (``keras.Model(inputs, outputs)``).
 
 Every model is traced into one flat graph for the engine: nested models are inlined into their parent's graph
-and a layer called several times is one set of weights with several nodes. Weights live in the engine of the
-model that used a layer last (the layer's *home*); a model that shares a layer with another copies that layer's
-weights from its home before it runs, so models that share layers see each other's training.
+and a layer called several times is one set of weights with several nodes. A layer's current weights live in the
+engine of the model that changed them last (the layer's *home*: the last to train it or set its weights); each
+change bumps the layer's version. Before it runs, a model copies from their homes the weights of its layers whose
+version moved since it last looked (always, while the home is training), so models that share layers see each
+other's training; only a model that changes weights takes the home.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class _FlatGraph:
                 self.index[id(layer)] = len(self.units)
                 self.units.append(layer)
 
+    @staticmethod
+    def leaves(model: "Model") -> List[Any]:
+        flat = _FlatGraph(0)
+        flat.register(model)
+        return flat.units
+
     def add_node(self, layer: Any, inputs: List[int]) -> int:
         self.nodes.append({"layer": self.index[id(layer)], "inputs": inputs})
         return self.n_inputs + len(self.nodes) - 1
@@ -84,6 +92,7 @@ class Model(_LayerCalls):
         self._units: List[Any] = []
         self._unit_index: Dict[int, int] = {}
         self._core_flags: List[bool] = []
+        self._versions: List[int] = []
         self._compile_args: Optional[dict] = None
         self.optimizer: Optional[optimizers_module.Optimizer] = None
         self.loss: Any = None
@@ -92,6 +101,8 @@ class Model(_LayerCalls):
         self._trainable = bool(trainable)
         self._inbound_nodes: list = []
         self._home: Any = None
+        self._version = 0
+        self._detached: Optional[list] = None
         self._layers: List[Any] = []
         self.inputs: List[Any] = []
         self.outputs: List[Any] = []
@@ -150,13 +161,18 @@ class Model(_LayerCalls):
         sources: Dict[int, list] = {}
         for i, layer in enumerate(flat.units):
             home = layer._home
-            src = self._core if home is self else (home._core if home is not None else None)
-            if src is None or ranges[i][1] == 0:
+            if ranges[i][1] == 0:
                 continue
-            if id(src) not in sources:
-                sources[id(src)] = src.get_weights()
-            first, n = home._weight_slot_of(layer) if home is not self else self._weight_slot_of(layer)
-            values = sources[id(src)][first:first + n]
+            if home is None and layer._detached is not None:
+                values = layer._detached  # weights kept by a layer its model let go (Sequential.pop)
+            else:
+                src = self._core if home is self else (home._core if home is not None else None)
+                if src is None:
+                    continue
+                if id(src) not in sources:
+                    sources[id(src)] = src.get_weights()
+                first, n = home._weight_slot_of(layer) if home is not self else self._weight_slot_of(layer)
+                values = sources[id(src)][first:first + n]
             core.set_weights(ranges[i][0], values, ranges[i][1], f"layer '{layer.name}'")
         if getattr(self, "_trainer", (None, 0))[0] == _thread.get_ident():
             core.claim_training()  # built inside this thread's fit
@@ -165,8 +181,14 @@ class Model(_LayerCalls):
         self._unit_index = flat.index
         self._ranges = ranges
         self._core_flags = [bool(u.trainable) for u in flat.units]
+        # this engine now holds a current copy of every layer's weights; it becomes the home of the layers that
+        # had none (their weights were made here), not of those another model holds (that one may go on training)
         for layer in flat.units:
-            layer._home = self
+            home = layer._home
+            if home is None or home is self or home._core is None:
+                layer._home = self
+            layer._detached = None
+        self._versions = [layer._version for layer in flat.units]
         if self._compile_args is not None:
             self._compile_core()
 
@@ -182,18 +204,25 @@ class Model(_LayerCalls):
             self._core.set_layer_trainable(i, bool(layer.trainable))
             self._core_flags[i] = bool(layer.trainable)
 
-    def _sync(self) -> None:
-        """Before the engine runs: take every shared layer's weights from the model that used it last, and apply
-        `trainable` flags changed since."""
+    def _sync(self, claim: bool = False) -> None:
+        """Before the engine runs: copy in the weights of every shared layer whose version moved since this model
+        last had them (or whose home is training right now), and apply `trainable` flags changed since. With
+        `claim` (a call that changes weights follows), this model becomes the layers' home."""
         if self._core is None:
             return
         pulls: Dict[int, Tuple[Any, list]] = {}
-        for layer in self._units:
+        for i, layer in enumerate(self._units):
             home = layer._home
+            if home is None:
+                layer._home = home = self  # weights made here, or set from detached ones at build
             if home is not self:
-                if home is not None and home._core is not None and home._weight_slot_of(layer)[1]:
+                busy = getattr(home, "_trainer", (None, 0))[0] is not None
+                stale = self._versions[i] != layer._version or busy
+                if stale and home._core is not None and home._weight_slot_of(layer)[1]:
                     pulls.setdefault(id(home), (home, []))[1].append(layer)
-                layer._home = self
+                self._versions[i] = layer._version
+                if claim:
+                    layer._home = self
         for home, shared in pulls.values():
             values = home._core.get_weights()
             for layer in shared:
@@ -202,6 +231,14 @@ class Model(_LayerCalls):
                 self._core.set_weights(mine[0], values[first:first + n], mine[1], f"layer '{layer.name}'")
         for layer in self._units:
             self._push_trainable(layer)
+
+    def _changed(self, layers: Optional[List[Any]] = None) -> None:
+        """After this model's engine changed the weights of `layers` (all its layers by default): bump their
+        versions, so the other models that share them copy them before they next run."""
+        for layer in self._units if layers is None else layers:
+            if layer._home is self:
+                layer._version += 1
+                self._versions[self._unit_index[id(layer)]] = layer._version
 
     def _ensure_built(self, x: List[np.ndarray]) -> None:
         if self._core is None:
@@ -242,7 +279,7 @@ class Model(_LayerCalls):
             raise TypeError(f"`metrics` must be a list, received {type(metrics).__name__}")
         if not multi:
             per_metrics = [list(metrics.get(names[0], [])) if isinstance(metrics, dict) else list(metrics or [])]
-        elif metrics is None:
+        elif not metrics:
             per_metrics = [[] for _ in names]
         elif isinstance(metrics, dict):
             _check_keys("metrics", metrics, names)
@@ -415,6 +452,8 @@ class Model(_LayerCalls):
             if depth == 0 and self._core is not None:
                 self._core.claim_training()  # the engine refuses other threads' weight changes until released
             self._trainer: tuple[Optional[int], int] = (me, depth + 1)
+        if depth == 0:
+            self._sync(claim=True)  # training changes the weights: this model becomes their home
         try:
             yield
         finally:
@@ -423,6 +462,8 @@ class Model(_LayerCalls):
                 self._trainer = (None, 0) if depth <= 1 else (owner, depth - 1)
                 if depth <= 1 and self._core is not None:
                     self._core.release_training()
+            if depth <= 1:
+                self._changed()
 
     def _data(self, x: Any, y: Any, sample_weight: Any, what: str) -> Tuple[list, list, Optional[list]]:
         """Inputs, targets and sample weights as the engine takes them (built and synced first)."""
@@ -691,9 +732,10 @@ class Model(_LayerCalls):
             raise TypeError(f"set_weights expects a list of arrays, received {type(weights).__name__}")
         arrays = [as_float32(f"weights[{i}]", w) if np.ndim(w) else np.asarray(w, dtype=np.float32)
                   for i, w in enumerate(weights)]
-        self._sync()
+        self._sync(claim=True)
         n = sum(k for _, k in self._core.layer_weight_ranges())
         self._core.set_weights(0, arrays, n, f"model '{self.name}'")
+        self._changed()
 
     @property
     def weights(self) -> List[np.ndarray]:
@@ -740,8 +782,11 @@ class Model(_LayerCalls):
         checked first."""
         from . import saving
 
-        self._sync()
-        saving.load_weights(self, filepath)
+        self._sync(claim=True)
+        try:
+            saving.load_weights(self, filepath)
+        finally:
+            self._changed()
 
     def to_json(self, **kwargs: Any) -> str:
         """The model's architecture as Keras's JSON, read back by `kerust.models.model_from_json`."""
@@ -823,6 +868,7 @@ class Sequential(Model):
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
+        _detach(layer, self)
         if self._layers and self._input_shape is not None:
             self._build_core()
         else:
@@ -984,9 +1030,9 @@ class Functional(Model):
     def _outputs_result(self, arrays: List[Any]) -> Any:
         if self._out_kind == "dict":
             return dict(zip(self._out_keys, arrays))
-        if self._out_kind == "list":
+        if self._out_kind == "list" and (len(arrays) > 1 or not isinstance(arrays[0], np.ndarray)):
             return list(arrays)
-        return arrays[0]
+        return arrays[0]  # one array, also for outputs given as a list of one (Keras's predict unwraps it)
 
     def _node_key(self) -> Dict[int, Tuple[Any, int]]:
         """For each node of this model: (its layer, its index among that layer's nodes in this model)."""
@@ -1035,12 +1081,30 @@ class Functional(Model):
             entry["inbound_nodes"] = inbound
             entries.append(entry)
 
-        def layers_of(tensors: List[Any]) -> Any:
+        def layers_of(tensors: List[Any], kind: str, names: List[str]) -> Any:
             hist = [self._history_of(t, keys) for t in tensors]
-            return hist[0] if len(hist) == 1 else hist
+            if kind == "dict":  # Keras keeps the structure: {key: [layer, node, tensor]}
+                return dict(zip(names, hist))
+            return hist[0] if kind == "single" else hist
 
         return {"name": self.name, "trainable": self.trainable, "layers": entries,
-                "input_layers": layers_of(self.inputs), "output_layers": layers_of(self.outputs)}
+                "input_layers": layers_of(self.inputs, self._in_kind, self._in_keys),
+                "output_layers": layers_of(self.outputs, self._out_kind, self._out_keys)}
+
+
+def _detach(layer: Any, model: "Model") -> None:
+    """`layer` (or a model's layers) leaves `model`: the layers whose weights live in its engine keep copies, which
+    the next model built with them takes (as in Keras, a popped layer keeps its weights)."""
+    leaves = [u for u in _FlatGraph.leaves(layer)] if isinstance(layer, Model) else [layer]
+    if model._core is None:
+        return
+    values = None
+    for leaf in leaves:
+        if leaf._home is model and id(leaf) in model._unit_index:
+            values = model._core.get_weights() if values is None else values
+            first, n = model._weight_slot_of(leaf)
+            leaf._detached = [w.copy() for w in values[first:first + n]]
+            leaf._home = None
 
 
 def _serialize(layer: Any) -> dict:

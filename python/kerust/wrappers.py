@@ -165,7 +165,7 @@ class _KerasWrapper(BaseEstimator):
 
     def __init__(
         self,
-        model: Optional[Callable[..., Sequential]] = None,
+        model: Optional[Callable[..., Model]] = None,
         *,
         optimizer: Any = None,
         loss: Any = None,
@@ -249,7 +249,7 @@ class _KerasWrapper(BaseEstimator):
     def _meta(self, X: np.ndarray) -> Dict[str, Any]:
         return {"n_features_in": int(X.shape[1]), "input_shape": tuple(int(d) for d in X.shape[1:])}
 
-    def _build(self, X: np.ndarray) -> Sequential:
+    def _build(self, X: np.ndarray) -> Model:
         """Call the model function with its routed arguments, check what it returns, apply the optimizer / loss /
         metrics overrides (or compile an uncompiled model) and build it for X's shape."""
         name = type(self).__name__
@@ -257,7 +257,7 @@ class _KerasWrapper(BaseEstimator):
         if fn is None:
             raise ValueError(f"{name}: `model` must be a function that builds and compiles a kerust model; "
                              "received None")
-        if isinstance(fn, Sequential):
+        if isinstance(fn, Model):
             raise TypeError(f"{name}: `model` must be a function that returns a new model (so that clones and "
                             f"refits start from fresh weights), received the model instance {fn.name!r}; wrap "
                             "the code that builds it in a function")
@@ -276,18 +276,18 @@ class _KerasWrapper(BaseEstimator):
             if key not in model_kwargs and names is not None and key in names:
                 model_kwargs[key] = value
         model = fn(**model_kwargs)
-        if not isinstance(model, Sequential):
-            raise TypeError(f"{name}: the model function must return a kerust model (kerust.Sequential), "
-                            f"received {type(model).__name__}")
-        if not model.built:
+        if not isinstance(model, Model):
+            raise TypeError(f"{name}: the model function must return a kerust model (kerust.Sequential or "
+                            f"kerust.Model), received {type(model).__name__}")
+        if not model.built and isinstance(model, Sequential):
             model.build((None,) + tuple(X.shape[1:]))
         self._compile(model)
         return model
 
-    def _default_loss(self, model: Sequential) -> str:
+    def _default_loss(self, model: Model) -> str:
         raise NotImplementedError
 
-    def _compile(self, model: Sequential) -> None:
+    def _compile(self, model: Model) -> None:
         overrides = self.optimizer is not None or self.loss is not None or self.metrics is not None
         if model.compiled and not overrides:
             return
@@ -296,7 +296,7 @@ class _KerasWrapper(BaseEstimator):
             optimizer = _fresh_optimizer(self.optimizer) if self.optimizer is not None else model.optimizer
             loss = self.loss if self.loss is not None else model.loss
             metrics = (self.metrics if self.metrics is not None
-                       else list((getattr(model, "_compile_args", None) or {}).get("metrics", [])))
+                       else list((getattr(model, "_compile_args", None) or {}).get("metrics") or []))
         else:
             # Keras's compile() default optimizer; the loss follows the wrapper's target encoding
             optimizer = _fresh_optimizer(self.optimizer) if self.optimizer is not None else "rmsprop"
@@ -553,7 +553,7 @@ class KerasClassifier(ClassifierMixin, _KerasWrapper):
             return cw
         return np.asarray(sample_weight, dtype=np.float64) * cw
 
-    def _default_loss(self, model: Sequential) -> str:
+    def _default_loss(self, model: Model) -> str:
         return "binary_crossentropy" if self._output_units(model) == 1 else "sparse_categorical_crossentropy"
 
     def _targets_for(self, model: Model) -> np.ndarray:
@@ -661,7 +661,7 @@ class KerasRegressor(RegressorMixin, _KerasWrapper):
         self.n_outputs_ = 1 if y.ndim == 1 else int(y.shape[1])
         self._y = y.astype(np.float32)
 
-    def _default_loss(self, model: Sequential) -> str:
+    def _default_loss(self, model: Model) -> str:
         return "mse"
 
     def _targets_for(self, model: Model) -> np.ndarray:

@@ -309,9 +309,16 @@ impl Graph {
                                 shape_str(&in_shapes[0])
                             )));
                         }
-                        let trainable = owner.params().first().map(|p| p.trainable);
-                        if let Some(t) = trainable {
-                            layer.set_trainable(t);
+                        // the same config, so the same `trainable` flag as the first call
+                        let trainable = cfg
+                            .get("trainable")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
+                        layer.set_trainable(trainable);
+                        // its own weight buffers are never used (the owner's are swapped in): drop them
+                        for p in layer.params_mut() {
+                            p.value = Vec::new();
+                            p.grad = Vec::new();
                         }
                         (Instance::Shared(layer), out)
                     }
@@ -488,9 +495,10 @@ impl Graph {
             Instance::Own => f(owner.as_mut()),
             Instance::Shared(inst) => {
                 swap_weights(owner.as_mut(), inst.as_mut());
-                let r = f(inst.as_mut());
+                // the weights go back to their owner even if the layer panics (the bindings catch the panic)
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(inst.as_mut())));
                 swap_weights(owner.as_mut(), inst.as_mut());
-                r
+                r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             }
             Instance::Merge(_) => Err(Error::Runtime(
                 "kerust internal error: a merge node has no layer".into(),
