@@ -66,7 +66,7 @@ def test_show_config_reports_version_simd_and_threads() -> None:
     keras.show_config(print_fn=lines.append)
     text = "\n".join(lines)
     assert f"kerust:             {keras.__version__}" in text
-    assert "simd:" in text and ("avx2+fma" in text or "baseline" in text)
+    assert "simd:" in text and ("avx512" in text or "avx2+fma" in text or "baseline" in text)
     assert "threads:            2" in text
     info = config.build_info()
     assert info["threads"] == 2 and info["kerust"] == keras.__version__

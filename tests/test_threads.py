@@ -67,8 +67,9 @@ def test_gil_is_released_during_fit_evaluate_and_predict():
     m = _mlp(width=512)
     for name, call in [
         ("fit", lambda: m.fit(x, y, epochs=3, batch_size=32, verbose=0)),
-        ("evaluate", lambda: m.evaluate(np.tile(x, (8, 1)), np.tile(y, (8, 1)), batch_size=64, verbose=0)),
-        ("predict", lambda: m.predict(np.tile(x, (8, 1)), batch_size=64, verbose=0)),
+        # inference is fast (AVX-512 GEMM): enough of it that each call lasts a measurable while
+        ("evaluate", lambda: m.evaluate(np.tile(x, (24, 1)), np.tile(y, (24, 1)), batch_size=64, verbose=0)),
+        ("predict", lambda: m.predict(np.tile(x, (24, 1)), batch_size=64, verbose=0)),
     ]:
         during, elapsed = _timed_count(call)
         assert elapsed > 0.2, f"{name} too fast to measure ({elapsed:.3f} s)"

@@ -35,7 +35,7 @@ _Logs = List[Tuple[str, float]]
 _Progress = Callable[[int, _Logs], object]
 
 __version__: Final[str]
-# The SIMD level the GEMM kernels dispatched to on this CPU, e.g. "avx2+fma" or "scalar".
+# The SIMD level the GEMM and element-wise kernels dispatch to on this CPU: "avx512", "avx2+fma" or "baseline".
 simd_level: Final[str]
 # Every metric name the engine accepts (the one source of truth for kerust.metrics).
 METRIC_NAMES: Final[List[str]]
