@@ -109,6 +109,38 @@ fn weight_list<'py>(
         })
 }
 
+/// The arrays of one engine call (inputs, targets, sample weights), held while the engine reads them in place.
+struct CallArrays<'py> {
+    x: Vec<PyReadonlyArrayDyn<'py, f32>>,
+    y: Vec<PyReadonlyArrayDyn<'py, f32>>,
+    w: Vec<Option<PyReadonlyArray1<'py, f32>>>,
+}
+
+/// What the engine reads: one `Data` per input and per target, one weight slice (or none) per output.
+type CallViews<'a> = (Vec<Data<'a>>, Vec<Data<'a>>, Vec<Option<&'a [f32]>>);
+
+impl<'py> CallArrays<'py> {
+    fn new(
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(CallArrays {
+            x: array_list("x", x)?,
+            y: array_list("y", y)?,
+            w: weight_list(sample_weight)?,
+        })
+    }
+
+    fn views(&self) -> PyResult<CallViews<'_>> {
+        Ok((
+            data_list("x", &self.x)?,
+            data_list("y", &self.y)?,
+            weight_slices(&self.w)?,
+        ))
+    }
+}
+
 fn weight_slices<'a>(
     w: &'a [Option<PyReadonlyArray1<'_, f32>>],
 ) -> PyResult<Vec<Option<&'a [f32]>>> {
@@ -636,16 +668,8 @@ impl CoreModel {
         y: &Bound<'_, PyAny>,
         sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let (xa, ya, wa) = (
-            array_list("x", x)?,
-            array_list("y", y)?,
-            weight_list(sample_weight)?,
-        );
-        let (xd, yd, sw) = (
-            data_list("x", &xa)?,
-            data_list("y", &ya)?,
-            weight_slices(&wa)?,
-        );
+        let arrays = CallArrays::new(x, y, sample_weight)?;
+        let (xd, yd, sw) = arrays.views()?;
         self.with(py, Access::Try, move |m| m.prepare(&xd, &yd, &sw))
     }
 
@@ -685,16 +709,8 @@ impl CoreModel {
         max_steps: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(usize, bool, Logs)> {
-        let (xa, ya, wa) = (
-            array_list("x", x)?,
-            array_list("y", y)?,
-            weight_list(sample_weight)?,
-        );
-        let (xd, yd, sw) = (
-            data_list("x", &xa)?,
-            data_list("y", &ya)?,
-            weight_slices(&wa)?,
-        );
+        let arrays = CallArrays::new(x, y, sample_weight)?;
+        let (xd, yd, sw) = arrays.views()?;
         self.run(py, Access::Try, progress, move |m, hook| {
             m.train_steps(&xd, &yd, &sw, batch_size, max_steps, hook)
         })
@@ -710,16 +726,8 @@ impl CoreModel {
         batch_size: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Logs> {
-        let (xa, ya, wa) = (
-            array_list("x", x)?,
-            array_list("y", y)?,
-            weight_list(sample_weight)?,
-        );
-        let (xd, yd, sw) = (
-            data_list("x", &xa)?,
-            data_list("y", &ya)?,
-            weight_slices(&wa)?,
-        );
+        let arrays = CallArrays::new(x, y, sample_weight)?;
+        let (xd, yd, sw) = arrays.views()?;
         self.run(py, Access::Wait, progress, move |m, hook| {
             m.evaluate(&xd, &yd, &sw, batch_size, hook)
         })
@@ -749,16 +757,8 @@ impl CoreModel {
         y: &Bound<'_, PyAny>,
         sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Logs> {
-        let (xa, ya, wa) = (
-            array_list("x", x)?,
-            array_list("y", y)?,
-            weight_list(sample_weight)?,
-        );
-        let (xd, yd, sw) = (
-            data_list("x", &xa)?,
-            data_list("y", &ya)?,
-            weight_slices(&wa)?,
-        );
+        let arrays = CallArrays::new(x, y, sample_weight)?;
+        let (xd, yd, sw) = arrays.views()?;
         self.run(py, Access::Try, None, move |m, _| {
             m.train_on_batch(&xd, &yd, &sw)
         })
@@ -783,16 +783,8 @@ impl CoreModel {
         Option<Vec<Bound<'py, PyArrayDyn<f32>>>>,
         Vec<Bound<'py, PyArrayDyn<f32>>>,
     )> {
-        let (xa, ya, wa) = (
-            array_list("x", x)?,
-            array_list("y", y)?,
-            weight_list(sample_weight)?,
-        );
-        let (xd, yd, sw) = (
-            data_list("x", &xa)?,
-            data_list("y", &ya)?,
-            weight_slices(&wa)?,
-        );
+        let arrays = CallArrays::new(x, y, sample_weight)?;
+        let (xd, yd, sw) = arrays.views()?;
         // on kerust's pool (its thread count, fork-safe), like training
         let ins = self.run(py, Access::Try, None, move |m, _| {
             m.inspect(&xd, &yd, &sw, with_grads)
