@@ -8,8 +8,11 @@ dependencies), created once with:
     python3 -m venv bench-venv && bench-venv/bin/pip install torch tensorflow-cpu keras
 
 Every measurement is a fresh process (benches/workloads.py), and the frameworks are interleaved within each
-repetition so that machine noise hits all of them alike. Reported: medians, and kerust's time divided by the
-faster of the other two (below 1 means kerust is faster).
+repetition so that machine noise hits all of them alike. Reported: the CPU model, the SIMD level kerust used and
+the thread count; medians, and kerust's time divided by the faster of the other two (below 1 means kerust is
+faster). A ratio is reported only when the run is reliable: a peer more than 1.5x slower than its usual figure on
+this kind of CPU (USUAL below) measures the machine, not kerust, and kerust's repetitions spreading more than 25%
+mean the machine was too noisy; such rows say "unreliable" and why.
 """
 
 from __future__ import annotations
@@ -37,6 +40,52 @@ WORKLOADS = [
     ("cnn_predict", 1000, "seed CNN predict, 10,000 images, batch 1000"),
     ("import", 0, "import time (with NumPy)"),
 ]
+
+
+# The peers' usual medians (seconds, 2 threads) by CPU kind and workload, from runs where the machine was quiet.
+# "avx512": issue 19's Intel Xeon run (PyTorch 2.15, Keras 3.15.1 / TensorFlow 2.21). Add a figure here only from
+# a run you trust; a workload without one is reported with its ratio and "no usual figure on file".
+USUAL = {
+    ("avx512", "cnn_fit", 32): {"torch": 14.3, "keras": 12.4},
+}
+PEER_SLOWDOWN_LIMIT = 1.5
+KERUST_SPREAD_LIMIT = 0.25
+
+
+def cpu_kind() -> str:
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")),
+                     "")
+    except OSError:
+        flags = ""
+    return "avx512" if " avx512f" in flags else "avx2"
+
+
+def kerust_simd_level() -> str:
+    out = subprocess.run([str(PYTHONS["kerust"]), "-c", "import kerust; print(kerust._core.simd_level)"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip()
+
+
+def verdict(kind: str, workload: str, batch: int, med: dict, kerust_runs: list) -> str:
+    """The ratio, or why the run cannot give one."""
+    reasons = []
+    spread = (max(kerust_runs) - min(kerust_runs)) / statistics.median(kerust_runs)
+    if spread > KERUST_SPREAD_LIMIT:
+        reasons.append(f"kerust's runs spread {spread:.0%}")
+    usual = USUAL.get((kind, workload, batch), {})
+    for fw, figure in usual.items():
+        if med[fw] > PEER_SLOWDOWN_LIMIT * figure:
+            reasons.append(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s")
+    ratio = med["kerust"] / min(med["torch"], med["keras"])
+    return f"unreliable: {'; '.join(reasons)}" if reasons else f"{ratio:.2f}"
+
+
+def peer_note(kind: str, workload: str, batch: int, med: dict) -> str:
+    usual = USUAL.get((kind, workload, batch))
+    if not usual:
+        return "no usual figure on file"
+    return ", ".join(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s" for fw, figure in usual.items())
 
 
 def run_one(framework: str, workload: str, batch: int, threads: int) -> dict:
@@ -86,16 +135,20 @@ def main() -> None:
                 value = r["import_s"] if workload == "import" else r["seconds"]
                 print(f"rep {rep + 1}: {fw:7s} {workload:12s} batch {batch:5d}: {value:8.3f} s, "
                       f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
-    lines = [f"Machine: {machine()}; {args.threads} threads; medians of {args.reps} runs, frameworks interleaved.",
-             "", "| work | kerust | PyTorch | Keras/TF | kerust / faster other |", "| --- | --- | --- | --- | --- |"]
+    kind = cpu_kind()
+    lines = [f"Machine: {machine()} (CPU kind: {kind}); kerust SIMD level: {kerust_simd_level()}; "
+             f"{args.threads} threads; medians of {args.reps} runs, frameworks interleaved.",
+             "", "| work | kerust | PyTorch | Keras/TF | kerust / faster other | peers against their usual figures |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for workload, batch, title in work:
         med = {}
         for fw in ("kerust", "torch", "keras"):
             rs = results[(workload, batch, fw)]
             med[fw] = statistics.median(r["import_s"] if workload == "import" else r["seconds"] for r in rs)
-        best_other = min(med["torch"], med["keras"])
+        kerust_runs = [r["import_s"] if workload == "import" else r["seconds"]
+                       for r in results[(workload, batch, "kerust")]]
         lines.append(f"| {title} | {med['kerust']:.3f} s | {med['torch']:.3f} s | {med['keras']:.3f} s | "
-                     f"{med['kerust'] / best_other:.2f} |")
+                     f"{verdict(kind, workload, batch, med, kerust_runs)} | {peer_note(kind, workload, batch, med)} |")
     if any(w[0] == "import" for w in work):
         numpy_alone = {fw: statistics.median(r["numpy_import_s"] for r in results[("import", 0, fw)])
                        for fw in ("kerust", "torch", "keras")}
