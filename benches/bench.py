@@ -42,11 +42,11 @@ WORKLOADS = [
 ]
 
 
-# The peers' usual medians (seconds, 2 threads) by CPU kind and workload, from runs where the machine was quiet.
+# The peers' usual medians (seconds) by CPU kind, workload, batch and threads, from runs where the machine was quiet.
 # "avx512": issue 19's Intel Xeon run (PyTorch 2.15, Keras 3.15.1 / TensorFlow 2.21). Add a figure here only from
 # a run you trust; a workload without one is reported with its ratio and "no usual figure on file".
 USUAL = {
-    ("avx512", "cnn_fit", 32): {"torch": 14.3, "keras": 12.4},
+    ("avx512", "cnn_fit", 32, 2): {"torch": 14.3, "keras": 12.4},
 }
 PEER_SLOWDOWN_LIMIT = 1.5
 KERUST_SPREAD_LIMIT = 0.25
@@ -67,13 +67,13 @@ def kerust_simd_level() -> str:
     return out.stdout.strip()
 
 
-def verdict(kind: str, workload: str, batch: int, med: dict, kerust_runs: list) -> str:
+def verdict(kind: str, workload: str, batch: int, threads: int, med: dict, kerust_runs: list) -> str:
     """The ratio, or why the run cannot give one."""
     reasons = []
     spread = (max(kerust_runs) - min(kerust_runs)) / statistics.median(kerust_runs)
     if spread > KERUST_SPREAD_LIMIT:
         reasons.append(f"kerust's runs spread {spread:.0%}")
-    usual = USUAL.get((kind, workload, batch), {})
+    usual = USUAL.get((kind, workload, batch, threads), {})
     for fw, figure in usual.items():
         if med[fw] > PEER_SLOWDOWN_LIMIT * figure:
             reasons.append(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s")
@@ -81,8 +81,8 @@ def verdict(kind: str, workload: str, batch: int, med: dict, kerust_runs: list) 
     return f"unreliable: {'; '.join(reasons)}" if reasons else f"{ratio:.2f}"
 
 
-def peer_note(kind: str, workload: str, batch: int, med: dict) -> str:
-    usual = USUAL.get((kind, workload, batch))
+def peer_note(kind: str, workload: str, batch: int, threads: int, med: dict) -> str:
+    usual = USUAL.get((kind, workload, batch, threads))
     if not usual:
         return "no usual figure on file"
     return ", ".join(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s" for fw, figure in usual.items())
@@ -148,7 +148,8 @@ def main() -> None:
         kerust_runs = [r["import_s"] if workload == "import" else r["seconds"]
                        for r in results[(workload, batch, "kerust")]]
         lines.append(f"| {title} | {med['kerust']:.3f} s | {med['torch']:.3f} s | {med['keras']:.3f} s | "
-                     f"{verdict(kind, workload, batch, med, kerust_runs)} | {peer_note(kind, workload, batch, med)} |")
+                     f"{verdict(kind, workload, batch, args.threads, med, kerust_runs)} | "
+                     f"{peer_note(kind, workload, batch, args.threads, med)} |")
     if any(w[0] == "import" for w in work):
         numpy_alone = {fw: statistics.median(r["numpy_import_s"] for r in results[("import", 0, fw)])
                        for fw in ("kerust", "torch", "keras")}

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::layers::Param;
 use crate::schedules::Schedule;
+use rayon::prelude::*;
 use serde_json::Value;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -300,91 +301,32 @@ impl Optimizer {
             self.nadam_u_product *= beta_1 * (1.0 - 0.5 * 0.96f32.powf(t));
         }
         let nadam_u_product = self.nadam_u_product;
+        let (kind, weight_decay) = (self.kind.clone(), self.weight_decay);
         for (pos, p) in params.iter_mut() {
-            let weight_decay = self.weight_decay;
-            let kind = self.kind.clone();
             let slots = self.slots_of(*pos, p.value.len());
-            if let Some(wd) = weight_decay {
-                p.value.iter_mut().for_each(|w| *w -= *w * wd * lr);
+            // Every update is element-wise: fixed pieces of each variable (and of its slots) run in parallel,
+            // with the same values as one pass.
+            let mut pieces: Vec<Piece> = p
+                .value
+                .chunks_mut(UPDATE_CHUNK)
+                .zip(p.grad.chunks(UPDATE_CHUNK))
+                .map(|(w, g)| (w, g, Vec::with_capacity(slots.len())))
+                .collect();
+            for slot in slots.iter_mut() {
+                for (piece, s) in pieces.iter_mut().zip(slot.chunks_mut(UPDATE_CHUNK)) {
+                    piece.2.push(s);
+                }
             }
-            let (w, g) = (&mut p.value, &p.grad);
-            match kind {
-                Kind::Sgd { momentum, nesterov } => {
-                    if momentum == 0.0 {
-                        sgd(w, g, lr);
-                    } else {
-                        sgd_momentum(w, g, &mut slots[0], lr, momentum, nesterov);
-                    }
+            let update = |(w, g, mut s): Piece| {
+                if let Some(wd) = weight_decay {
+                    w.iter_mut().for_each(|w| *w -= *w * wd * lr);
                 }
-                Kind::Adam {
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                    amsgrad,
-                } => {
-                    let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
-                    let (m, rest) = slots.split_at_mut(1);
-                    let (v, vhat) = rest.split_at_mut(1);
-                    let vhat = if amsgrad {
-                        vhat.first_mut().map(|s| s.as_mut_slice())
-                    } else {
-                        None
-                    };
-                    adam(
-                        w, g, &mut m[0], &mut v[0], vhat, alpha, beta_1, beta_2, epsilon,
-                    );
-                }
-                Kind::RmsProp {
-                    rho,
-                    momentum,
-                    epsilon,
-                    centered,
-                } => {
-                    let (vel, rest) = slots.split_at_mut(1);
-                    let (mom, rest) = if momentum > 0.0 {
-                        let (a, b) = rest.split_at_mut(1);
-                        (a.first_mut().map(|s| s.as_mut_slice()), b)
-                    } else {
-                        (None, rest)
-                    };
-                    let avg = if centered {
-                        rest.first_mut().map(|s| s.as_mut_slice())
-                    } else {
-                        None
-                    };
-                    rmsprop(w, g, &mut vel[0], mom, avg, lr, rho, momentum, epsilon);
-                }
-                Kind::Adagrad { epsilon, .. } => adagrad(w, g, &mut slots[0], lr, epsilon),
-                Kind::Adadelta { rho, epsilon } => {
-                    let (a, b) = slots.split_at_mut(1);
-                    adadelta(w, g, &mut a[0], &mut b[0], lr, rho, epsilon)
-                }
-                Kind::Adamax {
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                } => {
-                    let (a, b) = slots.split_at_mut(1);
-                    let step = lr / (1.0 - beta_1.powf(t));
-                    adamax(w, g, &mut a[0], &mut b[0], step, beta_1, beta_2, epsilon)
-                }
-                Kind::Nadam {
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                } => {
-                    let (a, b) = slots.split_at_mut(1);
-                    let decay = 0.96f32;
-                    let u_t = beta_1 * (1.0 - 0.5 * decay.powf(t));
-                    let u_t_1 = beta_1 * (1.0 - 0.5 * decay.powf(t + 1.0));
-                    let u_product_t = nadam_u_product;
-                    let c = NadamCoef {
-                        m_scale: u_t_1 / (1.0 - u_product_t * u_t_1),
-                        g_scale: (1.0 - u_t) / (1.0 - u_product_t),
-                        v_scale: 1.0 / (1.0 - beta_2.powf(t)),
-                    };
-                    nadam(w, g, &mut a[0], &mut b[0], lr, beta_1, beta_2, epsilon, c)
-                }
+                apply(&kind, w, g, &mut s, lr, t, nadam_u_product);
+            };
+            if pieces.len() > 1 {
+                pieces.into_par_iter().for_each(update);
+            } else {
+                pieces.into_iter().for_each(update);
             }
         }
         self.iterations += 1;
@@ -423,7 +365,100 @@ impl Optimizer {
     }
 }
 
-// Update kernels: plain iterator loops (vectorised, and compiled for AVX2 when the CPU has it).
+/// A piece of one variable's update: its weights, their gradients, and the same piece of each slot.
+type Piece<'a> = (&'a mut [f32], &'a [f32], Vec<&'a mut [f32]>);
+
+/// Values per parallel piece of an optimizer update (element-wise, so the split never changes a value).
+const UPDATE_CHUNK: usize = 1 << 15;
+
+/// One optimizer update of the weights `w` from their gradients `g`, with the variable's slots (Keras's order).
+fn apply(
+    kind: &Kind,
+    w: &mut [f32],
+    g: &[f32],
+    slots: &mut [&mut [f32]],
+    lr: f32,
+    t: f32,
+    nadam_u_product: f32,
+) {
+    match *kind {
+        Kind::Sgd { momentum, nesterov } => {
+            if momentum == 0.0 {
+                sgd(w, g, lr);
+            } else {
+                sgd_momentum(w, g, slots[0], lr, momentum, nesterov);
+            }
+        }
+        Kind::Adam {
+            beta_1,
+            beta_2,
+            epsilon,
+            amsgrad,
+        } => {
+            let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
+            let (m, rest) = slots.split_at_mut(1);
+            let (v, vhat) = rest.split_at_mut(1);
+            let vhat = if amsgrad {
+                vhat.first_mut().map(|s| &mut **s)
+            } else {
+                None
+            };
+            adam(w, g, m[0], v[0], vhat, alpha, beta_1, beta_2, epsilon);
+        }
+        Kind::RmsProp {
+            rho,
+            momentum,
+            epsilon,
+            centered,
+        } => {
+            let (vel, rest) = slots.split_at_mut(1);
+            let (mom, rest) = if momentum > 0.0 {
+                let (a, b) = rest.split_at_mut(1);
+                (a.first_mut().map(|s| &mut **s), b)
+            } else {
+                (None, rest)
+            };
+            let avg = if centered {
+                rest.first_mut().map(|s| &mut **s)
+            } else {
+                None
+            };
+            rmsprop(w, g, vel[0], mom, avg, lr, rho, momentum, epsilon);
+        }
+        Kind::Adagrad { epsilon, .. } => adagrad(w, g, slots[0], lr, epsilon),
+        Kind::Adadelta { rho, epsilon } => {
+            let (a, b) = slots.split_at_mut(1);
+            adadelta(w, g, a[0], b[0], lr, rho, epsilon)
+        }
+        Kind::Adamax {
+            beta_1,
+            beta_2,
+            epsilon,
+        } => {
+            let (a, b) = slots.split_at_mut(1);
+            let step = lr / (1.0 - beta_1.powf(t));
+            adamax(w, g, a[0], b[0], step, beta_1, beta_2, epsilon)
+        }
+        Kind::Nadam {
+            beta_1,
+            beta_2,
+            epsilon,
+        } => {
+            let (a, b) = slots.split_at_mut(1);
+            let decay = 0.96f32;
+            let u_t = beta_1 * (1.0 - 0.5 * decay.powf(t));
+            let u_t_1 = beta_1 * (1.0 - 0.5 * decay.powf(t + 1.0));
+            let c = NadamCoef {
+                m_scale: u_t_1 / (1.0 - nadam_u_product * u_t_1),
+                g_scale: (1.0 - u_t) / (1.0 - nadam_u_product),
+                v_scale: 1.0 / (1.0 - beta_2.powf(t)),
+            };
+            nadam(w, g, a[0], b[0], lr, beta_1, beta_2, epsilon, c)
+        }
+    }
+}
+
+// Update kernels: plain iterator loops (vectorised, and compiled for AVX2 / AVX-512 when the CPU has them).
 
 crate::simd_fn! {
     pub fn sgd(w: &mut [f32], g: &[f32], lr: f32) {

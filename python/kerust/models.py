@@ -278,7 +278,7 @@ class Model(_LayerCalls):
         if metrics is not None and not isinstance(metrics, (list, tuple, dict)):
             raise TypeError(f"`metrics` must be a list, received {type(metrics).__name__}")
         if not multi:
-            per_metrics = [list(metrics.get(names[0], [])) if isinstance(metrics, dict) else list(metrics or [])]
+            per_metrics = [_as_list(metrics.get(names[0])) if isinstance(metrics, dict) else list(metrics or [])]
         elif not metrics:
             per_metrics = [[] for _ in names]
         elif isinstance(metrics, dict):
