@@ -14,7 +14,7 @@ location = os.path.dirname(keras.__file__)
 assert location.startswith(sys.prefix), f"kerust imported from {location}, not from the fresh venv {sys.prefix}"
 assert keras.__version__, "kerust.__version__ is empty"
 keras.show_config()
-assert keras.config.build_info()["simd"] in ("avx2+fma", "baseline")
+assert keras.config.build_info()["simd"] in ("avx512", "avx2+fma", "baseline")
 
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
