@@ -629,3 +629,44 @@ def test_dict_outputs_survive_a_file_round_trip(tmp_path, uid):
     assert sorted(out) == ["b_second", "z_first"]
     single = kerust.Model([inp], [layers.Dense(2)(inp)])
     assert isinstance(single.predict(np.ones((2, 3), np.float32), verbose=0), np.ndarray)  # as Keras unwraps it
+
+
+# Keras 3.15.1's summary() of the model in the test below (printed by real Keras, copied here verbatim)
+KERAS_NESTED_SUMMARIES = {
+    "show_trainable": """\
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━┓
+┃ Layer (type)                ┃ Output Shape          ┃    Param # ┃ Trai… ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━┩
+│ base (Sequential)           │ (None, 5)             │         35 │   N   │
+├─────────────────────────────┼───────────────────────┼────────────┼───────┤
+│ head (Dense)                │ (None, 2)             │         12 │   Y   │
+└─────────────────────────────┴───────────────────────┴────────────┴───────┘
+ Total params: 47 (188.00 B)
+ Trainable params: 12 (48.00 B)
+ Non-trainable params: 35 (140.00 B)""",
+    "expand_nested": """\
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ base (Sequential)               │ (None, 5)              │            35 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│    └ d1 (Dense)                 │ (None, 5)              │            35 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ head (Dense)                    │ (None, 2)              │            12 │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 47 (188.00 B)
+ Trainable params: 12 (48.00 B)
+ Non-trainable params: 35 (140.00 B)""",
+}
+
+
+@pytest.mark.parametrize("option", sorted(KERAS_NESTED_SUMMARIES))
+def test_nested_sequential_summary_matches_keras(option):
+    base = kerust.Sequential([kerust.Input((6,)), layers.Dense(5, name="d1")], name="base")
+    base.trainable = False
+    model = kerust.Sequential([kerust.Input((6,)), base, layers.Dense(2, name="head")], name="seqnest")
+    lines: list = []
+    model.summary(print_fn=lines.append, **{option: True})
+    text = "\n".join(lines).splitlines()
+    assert text[0] == 'Model: "seqnest"'
+    assert text[1:] == KERAS_NESTED_SUMMARIES[option].splitlines()

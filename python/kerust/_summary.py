@@ -8,7 +8,7 @@ import html
 from typing import Any, List, Optional, Tuple
 
 # Keras's column widths: Sequential, functional, and with the "Trainable" column.
-_WIDTHS = {(False, False): (33, 24, 15), (True, False): (21, 19, 12, 19), (False, True): (31, 23, 14, 9),
+_WIDTHS = {(False, False): (33, 24, 15), (True, False): (21, 19, 12, 19), (False, True): (29, 23, 12, 7),
            (True, True): (19, 17, 11, 16, 7)}
 
 Row = Tuple[str, ...]
@@ -117,13 +117,16 @@ def _totals(model: Any) -> Tuple[int, int]:
 
 
 def _wrap(text: str, width: int) -> List[str]:
-    """Greedy word wrap at spaces into `width` characters; a word longer than a line is cut with "…"."""
+    """Greedy word wrap at spaces into `width` characters; a word longer than a line is cut with "…". Leading
+    spaces (a nested layer's indent) stay on the first line."""
+    indent = len(text) - len(text.lstrip(" "))
     lines: List[str] = []
-    current = ""
+    current = " " * indent
+    text = text[indent:]
     for word in text.split(" "):
         if len(word) > width:
             word = word[: width - 1] + "…"
-        candidate = f"{current} {word}" if current else word
+        candidate = f"{current} {word}" if current.strip() else current + word
         if len(candidate) <= width:
             current = candidate
         else:
