@@ -101,7 +101,7 @@ class _LayerCalls:
             outs = record_call(self, tensors if self._expects_list() else tensors[0],
                                self._symbolic_output_shapes(tensors))
             model = Functional(tensors if len(tensors) > 1 else tensors[0], outs[0] if len(outs) == 1 else outs,
-                               name=f"{self.name}_eager", _eager=True)
+                               name=f"{self.name}_eager")
             result = model.predict_on_batch(arrays if len(arrays) > 1 else arrays[0])
         finally:
             del self._inbound_nodes[before:]

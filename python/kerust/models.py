@@ -307,7 +307,6 @@ class Model(_LayerCalls):
         self.optimizer = opt
         self.loss = loss
         self._loss_objs = loss_objs
-        self._loss_obj = loss_objs[0]
         self._compile_args = {"heads": heads, "weights": [float(w) for w in weights], "loss": loss,
                               "loss_weights": loss_weights, "metrics": metrics}
         if self._core is not None:
@@ -750,9 +749,6 @@ class Model(_LayerCalls):
         self._sync()
         return int(sum(info[3] for info in self._core.layer_info()))
 
-    def _weight_slot(self) -> Tuple[int, int]:
-        return (0, 0)
-
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Any:
         """A layer by `name` or by `index`."""
         if index is not None:
@@ -987,8 +983,7 @@ def _structure(value: Any, what: str) -> Tuple[str, List[Any], List[str]]:
 class Functional(Model):
     """A model defined by calling layers on symbolic inputs: ``keras.Model(inputs, outputs)``."""
 
-    def __init__(self, inputs: Any, outputs: Any, name: Optional[str] = None, trainable: bool = True,
-                 _eager: bool = False) -> None:
+    def __init__(self, inputs: Any, outputs: Any, name: Optional[str] = None, trainable: bool = True) -> None:
         from ._graph import map_graph
 
         self._init_model(name, trainable, "functional")
@@ -1003,7 +998,6 @@ class Functional(Model):
         self._layers = layers
         self._in_keys = in_keys or [t._keras_history[0].name for t in self.inputs]
         self._out_keys = out_keys or [t._keras_history[0].name for t in self.outputs]
-        self._eager = _eager
         self._build_core()
 
     def _input_sample_shapes(self) -> List[List[int]]:
