@@ -49,6 +49,13 @@ USUAL = {
     ("avx512", "cnn_fit", 32, 2): {"torch": 14.3, "keras": 12.4},
 }
 PEER_SLOWDOWN_LIMIT = 1.5
+
+# Training arithmetic of the seed CNN per image (multiply-adds x 2), forward + backward: the three 3x3 convolutions'
+# and two Dense layers' products (the first convolution needs no input gradient). About 1.0 TFLOP per epoch.
+_CONV = [(26 * 26, 9, 32, False), (11 * 11, 288, 64, True), (3 * 3, 576, 64, True)]  # (pixels, K, filters, dX?)
+_DENSE = [(576, 64), (64, 10)]
+SEED_CNN_TRAIN_FLOPS_PER_IMAGE = sum(2 * p * k * f * (3 if dx else 2) for p, k, f, dx in _CONV) + sum(
+    2 * i * o * 3 for i, o in _DENSE)
 KERUST_SPREAD_LIMIT = 0.25
 
 
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="MLP and import only")
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     parser.add_argument("--out", default=None, help="write a Markdown report here")
+    parser.add_argument("--gemm-ceiling", type=float, default=None,
+                        help="kerust's best one-thread GEMM GFLOP/s on this machine (benches/kernels.py): the seed CNN "
+                             "epoch is then also reported as GFLOP/s and as a share of threads x this ceiling")
     args = parser.parse_args()
     missing = [f for f, p in PYTHONS.items() if not p.exists()]
     if missing:
@@ -150,6 +160,13 @@ def main() -> None:
         lines.append(f"| {title} | {med['kerust']:.3f} s | {med['torch']:.3f} s | {med['keras']:.3f} s | "
                      f"{verdict(kind, workload, batch, args.threads, med, kerust_runs)} | "
                      f"{peer_note(kind, workload, batch, args.threads, med)} |")
+    if args.gemm_ceiling and ("cnn_fit", 32) in {(w[0], w[1]) for w in work}:
+        seconds = statistics.median(r["seconds"] for r in results[("cnn_fit", 32, "kerust")])
+        achieved = SEED_CNN_TRAIN_FLOPS_PER_IMAGE * 60000 / seconds / 1e9
+        ceiling = args.gemm_ceiling * args.threads
+        lines += ["", f"Seed CNN epoch (batch 32): {SEED_CNN_TRAIN_FLOPS_PER_IMAGE * 60000 / 1e12:.2f} TFLOP of "
+                  f"training arithmetic in {seconds:.2f} s = {achieved:.0f} GFLOP/s, {achieved / ceiling:.0%} of the "
+                  f"GEMM ceiling ({args.threads} x {args.gemm_ceiling:.0f} GFLOP/s)."]
     if any(w[0] == "import" for w in work):
         numpy_alone = {fw: statistics.median(r["numpy_import_s"] for r in results[("import", 0, fw)])
                        for fw in ("kerust", "torch", "keras")}
