@@ -42,11 +42,11 @@ WORKLOADS = [
 ]
 
 
-# The peers' usual medians (seconds) by CPU kind, workload, batch and threads, from runs where the machine was quiet.
-# "avx512": issue 19's Intel Xeon run (PyTorch 2.15, Keras 3.15.1 / TensorFlow 2.21). Add a figure here only from
-# a run you trust; a workload without one is reported with its ratio and "no usual figure on file".
+# The peers' usual medians (seconds) by CPU model, kerust's SIMD level there, workload, batch and threads, from runs
+# where the machine was quiet. The Xeon figures: issue 19's run (PyTorch 2.15, Keras 3.15.1 / TensorFlow 2.21). Add
+# a figure only from a run you trust; a workload without one is reported with its ratio and "no usual figure on file".
 USUAL = {
-    ("avx512", "cnn_fit", 32, 2): {"torch": 14.3, "keras": 12.4},
+    ("Intel(R) Xeon(R) Processor", "avx512", "cnn_fit", 32, 2): {"torch": 14.3, "keras": 12.4},
 }
 PEER_SLOWDOWN_LIMIT = 1.5
 
@@ -59,13 +59,12 @@ SEED_CNN_TRAIN_FLOPS_PER_IMAGE = sum(2 * p * k * f * (3 if dx else 2) for p, k, 
 KERUST_SPREAD_LIMIT = 0.25
 
 
-def cpu_kind() -> str:
+def cpu_model() -> str:
     try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")),
-                     "")
+        line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "")
     except OSError:
-        flags = ""
-    return "avx512" if " avx512f" in flags else "avx2"
+        line = ""
+    return line.split(":", 1)[1].strip() if ":" in line else platform.processor()
 
 
 def kerust_simd_level() -> str:
@@ -74,13 +73,13 @@ def kerust_simd_level() -> str:
     return out.stdout.strip()
 
 
-def verdict(kind: str, workload: str, batch: int, threads: int, med: dict, kerust_runs: list) -> str:
+def verdict(kind: tuple, workload: str, batch: int, threads: int, med: dict, kerust_runs: list) -> str:
     """The ratio, or why the run cannot give one."""
     reasons = []
     spread = (max(kerust_runs) - min(kerust_runs)) / statistics.median(kerust_runs)
     if spread > KERUST_SPREAD_LIMIT:
         reasons.append(f"kerust's runs spread {spread:.0%}")
-    usual = USUAL.get((kind, workload, batch, threads), {})
+    usual = USUAL.get((*kind, workload, batch, threads), {})
     for fw, figure in usual.items():
         if med[fw] > PEER_SLOWDOWN_LIMIT * figure:
             reasons.append(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s")
@@ -88,8 +87,8 @@ def verdict(kind: str, workload: str, batch: int, threads: int, med: dict, kerus
     return f"unreliable: {'; '.join(reasons)}" if reasons else f"{ratio:.2f}"
 
 
-def peer_note(kind: str, workload: str, batch: int, threads: int, med: dict) -> str:
-    usual = USUAL.get((kind, workload, batch, threads))
+def peer_note(kind: tuple, workload: str, batch: int, threads: int, med: dict) -> str:
+    usual = USUAL.get((*kind, workload, batch, threads))
     if not usual:
         return "no usual figure on file"
     return ", ".join(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s" for fw, figure in usual.items())
@@ -145,8 +144,8 @@ def main() -> None:
                 value = r["import_s"] if workload == "import" else r["seconds"]
                 print(f"rep {rep + 1}: {fw:7s} {workload:12s} batch {batch:5d}: {value:8.3f} s, "
                       f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
-    kind = cpu_kind()
-    lines = [f"Machine: {machine()} (CPU kind: {kind}); kerust SIMD level: {kerust_simd_level()}; "
+    kind = (cpu_model(), kerust_simd_level())  # what the usual figures are keyed by
+    lines = [f"Machine: {machine()}; kerust SIMD level: {kind[1]}; "
              f"{args.threads} threads; medians of {args.reps} runs, frameworks interleaved.",
              "", "| work | kerust | PyTorch | Keras/TF | kerust / faster other | peers against their usual figures |",
              "| --- | --- | --- | --- | --- | --- |"]

@@ -323,7 +323,8 @@ impl Optimizer {
                 }
                 apply(&kind, w, g, &mut s, lr, t, nadam_u_product);
             };
-            if pieces.len() > 1 {
+            // in parallel only on kerust's own pool (elsewhere rayon would start its global pool)
+            if pieces.len() > 1 && rayon::current_thread_index().is_some() {
                 pieces.into_par_iter().for_each(update);
             } else {
                 pieces.into_iter().for_each(update);
@@ -621,6 +622,47 @@ crate::simd_fn! {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every optimizer's update of a variable longer than one piece, on a rayon pool (pieces in parallel), equals
+    /// the same steps outside any pool (one piece after another) bit for bit.
+    #[test]
+    fn updates_in_parallel_pieces_equal_one_pass() {
+        let len = 3 * UPDATE_CHUNK + 123;
+        let configs = [
+            json!({"class_name": "SGD", "config": {"learning_rate": 0.1, "momentum": 0.9, "nesterov": true}}),
+            json!({"class_name": "Adam", "config": {"learning_rate": 0.01, "amsgrad": true, "weight_decay": 0.01}}),
+            json!({"class_name": "RMSprop", "config": {"momentum": 0.5, "centered": true}}),
+            json!({"class_name": "Adagrad", "config": {}}),
+            json!({"class_name": "Adadelta", "config": {}}),
+            json!({"class_name": "Adamax", "config": {}}),
+            json!({"class_name": "Nadam", "config": {}}),
+        ];
+        let run = |cfg: &Value, pooled: bool| -> Vec<f32> {
+            let mut opt = Optimizer::from_value(cfg).unwrap();
+            let mut p = crate::layers::Param::new("kernel", vec![len], vec![0.5; len], true);
+            let mut steps = || {
+                for step in 0..3 {
+                    for (i, g) in p.grad.iter_mut().enumerate() {
+                        *g = ((i * 7 + step * 13) % 29) as f32 / 29.0 - 0.5;
+                    }
+                    opt.step(&mut [(0, &mut p)]);
+                }
+            };
+            if pooled {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(3)
+                    .build()
+                    .unwrap()
+                    .install(steps);
+            } else {
+                steps();
+            }
+            p.value
+        };
+        for cfg in &configs {
+            assert_eq!(run(cfg, true), run(cfg, false), "{cfg}");
+        }
+    }
 
     fn param(v: Vec<f32>, g: Vec<f32>) -> Param {
         let mut p = Param::new("kernel", vec![v.len()], v, true);

@@ -670,3 +670,59 @@ def test_nested_sequential_summary_matches_keras(option):
     text = "\n".join(lines).splitlines()
     assert text[0] == 'Model: "seqnest"'
     assert text[1:] == KERAS_NESTED_SUMMARIES[option].splitlines()
+
+
+def test_a_model_built_by_its_first_fit_trains_the_shared_layer_for_everyone(uid):
+    x = np.random.default_rng(10).random((32, 4), dtype=np.float32)
+    y = np.random.default_rng(11).random((32, 1), dtype=np.float32)
+    shared = layers.Dense(3, name=uid("s"))
+    other = kerust.Sequential([kerust.Input((4,)), shared])
+    before = shared.get_weights()[0].copy()
+    lazy = kerust.Sequential([shared, layers.Dense(1)])  # no input shape: built by fit
+    lazy.compile(optimizer=kerust.optimizers.SGD(0.1), loss="mse")
+    lazy.fit(x, y, epochs=2, verbose=0)
+    kernel, bias = shared.get_weights()
+    assert not np.allclose(kernel, before)
+    _close(other.predict(x, verbose=0), x @ kernel + bias)
+
+
+def test_weights_set_through_another_model_during_fit_are_trained_on(uid):
+    x = np.random.default_rng(12).random((32, 4), dtype=np.float32)
+    y = np.random.default_rng(13).random((32, 2), dtype=np.float32)
+    shared = layers.Dense(2, name=uid("s"))
+    trainer = kerust.Sequential([kerust.Input((4,)), shared])
+    setter = kerust.Sequential([kerust.Input((4,)), shared])
+    zeros = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
+
+    class ZeroAfterFirstEpoch(kerust.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                setter.set_weights(zeros)
+
+    trainer.compile(optimizer=kerust.optimizers.SGD(0.1), loss="mse")
+    trainer.fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[ZeroAfterFirstEpoch()])
+    # the same two epochs from zeros, on a fresh model
+    again = kerust.Sequential([kerust.Input((4,)), layers.Dense(2, name=uid("t"))])
+    again.set_weights(zeros)
+    again.compile(optimizer=kerust.optimizers.SGD(0.1), loss="mse")
+    again.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(trainer.get_weights(), again.get_weights()):
+        _close(a, b, 1e-6)
+    for a, b in zip(shared.get_weights(), again.get_weights()):
+        _close(a, b, 1e-6)
+
+
+def test_a_popped_layer_hands_its_weights_to_a_model_that_already_has_it(uid):
+    x = np.random.default_rng(14).random((16, 4), dtype=np.float32)
+    shared = layers.Dense(3, name=uid("s"))
+    reader = kerust.Sequential([kerust.Input((4,)), shared])
+    trainer = kerust.Sequential([kerust.Input((4,)), shared, layers.Dense(1, name=uid("o"))])
+    trainer.compile(optimizer=kerust.optimizers.SGD(0.1), loss="mse")
+    trainer.fit(x, np.ones((16, 1), np.float32), epochs=2, verbose=0)
+    trained = [w.copy() for w in shared.get_weights()]
+    trainer.pop()
+    trainer.pop()
+    kernel, bias = trained
+    _close(reader.predict(x, verbose=0), x @ kernel + bias)
+    for a, b in zip(shared.get_weights(), trained):
+        _close(a, b, 0)

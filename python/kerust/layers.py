@@ -241,6 +241,7 @@ class Layer(_LayerCalls):
                 raise ValueError(f"Layer '{self.name}': expected weights of shapes "
                                  f"{[d.shape for d in self._detached]}, received {[np.shape(w) for w in weights]}")
             self._detached = [np.array(w, dtype=np.float32) for w in weights]
+            self._version += 1
             return
         if self._home is None or self._home._core is None:
             raise ValueError(f"Layer '{self.name}' has no weights yet: build the model first.")

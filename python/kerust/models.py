@@ -183,9 +183,10 @@ class Model(_LayerCalls):
         self._core_flags = [bool(u.trainable) for u in flat.units]
         # this engine now holds a current copy of every layer's weights; it becomes the home of the layers that
         # had none (their weights were made here), not of those another model holds (that one may go on training)
+        training = self._training_here()
         for layer in flat.units:
             home = layer._home
-            if home is None or home is self or home._core is None:
+            if home is None or home is self or home._core is None or training:
                 layer._home = self
             layer._detached = None
         self._versions = [layer._version for layer in flat.units]
@@ -204,17 +205,28 @@ class Model(_LayerCalls):
             self._core.set_layer_trainable(i, bool(layer.trainable))
             self._core_flags[i] = bool(layer.trainable)
 
+    def _training_here(self) -> bool:
+        """Whether this thread is inside a training call of this model (fit, train_on_batch)."""
+        return getattr(self, "_trainer", (None, 0))[0] == _thread.get_ident()
+
     def _sync(self, claim: bool = False) -> None:
         """Before the engine runs: copy in the weights of every shared layer whose version moved since this model
         last had them (or whose home is training right now), and apply `trainable` flags changed since. With
-        `claim` (a call that changes weights follows), this model becomes the layers' home."""
+        `claim`, and always while this model trains, this model becomes the layers' home (their weights are about
+        to change here)."""
         if self._core is None:
             return
+        claim = claim or self._training_here()
         pulls: Dict[int, Tuple[Any, list]] = {}
         for i, layer in enumerate(self._units):
             home = layer._home
             if home is None:
-                layer._home = home = self  # weights made here, or set from detached ones at build
+                if layer._detached is not None:  # weights a model let go of (Sequential.pop): take them
+                    mine = self._weight_slot_of(layer)
+                    self._core.set_weights(mine[0], layer._detached, mine[1], f"layer '{layer.name}'")
+                    layer._detached = None
+                layer._home = home = self
+                self._versions[i] = layer._version
             if home is not self:
                 busy = getattr(home, "_trainer", (None, 0))[0] is not None
                 stale = self._versions[i] != layer._version or busy
@@ -451,9 +463,9 @@ class Model(_LayerCalls):
             if depth == 0 and self._core is not None:
                 self._core.claim_training()  # the engine refuses other threads' weight changes until released
             self._trainer: tuple[Optional[int], int] = (me, depth + 1)
-        if depth == 0:
-            self._sync(claim=True)  # training changes the weights: this model becomes their home
         try:
+            if depth == 0:
+                self._sync(claim=True)  # training changes the weights: this model becomes their home
             yield
         finally:
             with _CLAIM_LOCK:
@@ -556,6 +568,7 @@ class Model(_LayerCalls):
                     self._core.begin_pass(n, bool(shuffle))
                 if every_batch:
                     cbs.call("on_train_batch_begin", step, None)
+                self._sync()  # a callback may have changed shared layers through another model
                 done, pass_done, logs = self._core.train_steps(xs, ys, sw, batch_size,
                                                                1 if every_batch else max_steps - step, progress)
                 if every_batch:
