@@ -148,6 +148,9 @@ impl Initializer {
     /// Values for a weight of `shape`; a shape too large to allocate is a ValueError, never an abort.
     pub fn fill(&self, shape: &[usize], rng: &mut Rng) -> Result<Vec<f32>> {
         let n = checked_numel("weight", shape)?;
+        if rng.is_shape_only() {
+            return Ok(vec![0.0; n]); // a build for its shapes only (`Rng::shape_only`)
+        }
         Ok(match *self {
             Initializer::Zeros => vec![0.0; n],
             Initializer::Ones => vec![1.0; n],

@@ -114,11 +114,39 @@ impl Rng {
     pub fn fork(&mut self) -> Rng {
         Rng::new(self.next_u64())
     }
+
+    /// A stream for builds whose weights are thrown away (shape inference, the scratch build of a shared layer's
+    /// later call): initializers see it and return zeros without drawing, so no weight is computed. `new` never
+    /// makes this all-zero state (splitmix64 of any seed is not four zeros).
+    pub fn shape_only() -> Rng {
+        Rng { s: [0; 4] }
+    }
+
+    pub fn is_shape_only(&self) -> bool {
+        self.s == [0; 4]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shape_only_streams_are_never_made_by_seeds_and_give_zero_weights() {
+        for seed in [0u64, 1, 42, u64::MAX] {
+            assert!(!Rng::new(seed).is_shape_only());
+        }
+        let init =
+            crate::initializers::Initializer::from_value(&serde_json::json!("glorot_uniform"))
+                .unwrap();
+        let w = init.fill(&[3, 4], &mut Rng::shape_only()).unwrap();
+        assert_eq!(w, vec![0.0; 12]);
+        assert!(init
+            .fill(&[3, 4], &mut Rng::new(1))
+            .unwrap()
+            .iter()
+            .any(|v| *v != 0.0));
+    }
 
     #[test]
     fn same_seed_same_stream() {

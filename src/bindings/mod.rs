@@ -1051,7 +1051,7 @@ fn graph_shapes(spec_json: &str) -> PyResult<Vec<Vec<usize>>> {
     let v = parse_json("graph", spec_json)?;
     guard(|| {
         let spec = GraphSpec::from_value(&v)?;
-        let mut rng = crate::rng::Rng::new(0);
+        let mut rng = crate::rng::Rng::shape_only();
         let graph = crate::graph::Graph::new(spec, &mut rng)?;
         Ok(graph.node_output_shapes())
     })
