@@ -11,6 +11,7 @@ use crate::optimizers::Optimizer;
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Named values, in order: `loss` first, then each output's loss (several outputs), then each metric.
@@ -404,7 +405,7 @@ impl Model {
     fn forward_training(
         &mut self,
         batch: &dyn Fn() -> Vec<Tensor>,
-    ) -> Result<(Vec<Tensor>, Vec<Step>)> {
+    ) -> Result<(Vec<Tensor>, Arc<[Step]>)> {
         // In training, note where non-finite values first appeared, so a NaN loss can be traced to a layer.
         // Only the predictions are checked each step; when one is not finite, the same pass is run again from
         // the same state (random stream, so the same dropout masks, and the statistics layers update in
@@ -1172,7 +1173,7 @@ mod tests {
         assert_eq!(fused[0].shape, plain[0].shape);
         assert_eq!(fused[0].data, plain[0].data); // bit for bit
         assert_eq!(
-            m.graph.plan(false, false),
+            m.graph.plan(false, false).to_vec(),
             vec![
                 Step::ConvMaxPool(0, 1),
                 Step::ConvMaxPool(2, 3),
@@ -1207,7 +1208,7 @@ mod tests {
                 .backward(vec![Some(grad)], &[false], &plan, false, None)
                 .unwrap();
             let grads: Vec<Vec<f32>> = m.graph.params().map(|p| p.grad.clone()).collect();
-            (pred[0].data.clone(), grads, plan)
+            (pred[0].data.clone(), grads, plan.to_vec())
         };
         let (pred_fused, grads_fused, fused) = run(false);
         let (pred_plain, grads_plain, plain) = run(true); // a traced pass never fuses

@@ -20,6 +20,7 @@ use crate::tensor::{shape_str, Tensor};
 use merge::{Merge, MERGE_CLASSES};
 use rayon::prelude::*;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// One entry of the model's layer list (Keras's `model.layers` order, which is also the weight order).
 pub enum Unit {
@@ -96,6 +97,8 @@ pub struct Graph {
     uses: Vec<usize>,
     /// Per unit: how many nodes call it.
     calls: Vec<usize>,
+    /// The forward plans, computed once the layers are built: inference, training, and traced (unfused).
+    plans: [Arc<[Step]>; 3],
 }
 
 /// The graph as plain data (what Python sends): unique layers, model inputs' sample shapes, nodes in
@@ -357,14 +360,22 @@ impl Graph {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Graph {
+        let mut graph = Graph {
             units,
             nodes,
             input_shapes: spec.inputs,
             outputs: spec.outputs,
             uses,
             calls,
-        })
+            plans: [Arc::from([]), Arc::from([]), Arc::from([])],
+        };
+        // which steps fuse depends only on the built layers, so each plan is made once per graph
+        graph.plans = [
+            graph.make_plan(false, false).into(),
+            graph.make_plan(true, false).into(),
+            graph.make_plan(true, true).into(),
+        ];
+        Ok(graph)
     }
 
     pub fn units(&self) -> &[Unit] {
@@ -441,7 +452,12 @@ impl Graph {
 
     /// The order of work for one forward pass: every node, with a convolution and the max pooling that is its
     /// only consumer fused into one step (not in a traced pass, which looks at every layer's output).
-    pub fn plan(&self, training: bool, trace: bool) -> Vec<Step> {
+    pub fn plan(&self, training: bool, trace: bool) -> Arc<[Step]> {
+        let i = if trace { 2 } else { training as usize };
+        self.plans[i].clone()
+    }
+
+    fn make_plan(&self, training: bool, trace: bool) -> Vec<Step> {
         let n_in = self.input_shapes.len();
         let mut fused_into = vec![false; self.nodes.len()];
         let mut steps = Vec::with_capacity(self.nodes.len());
@@ -549,9 +565,8 @@ impl Graph {
                 Step::Node(k) => {
                     let ins: Vec<Tensor> = self.nodes[k]
                         .inputs
-                        .clone()
-                        .into_iter()
-                        .map(|t| fetch(&mut vals, &mut left, t))
+                        .iter()
+                        .map(|&t| fetch(&mut vals, &mut left, t))
                         .collect::<Result<_>>()?;
                     let y = if let Instance::Merge(m) = &mut self.nodes[k].instance {
                         m.forward(ins, ctx.training)?
@@ -587,9 +602,8 @@ impl Graph {
             }
         }
         self.outputs
-            .clone()
-            .into_iter()
-            .map(|t| fetch(&mut vals, &mut left, t))
+            .iter()
+            .map(|&t| fetch(&mut vals, &mut left, t))
             .collect()
     }
 
@@ -847,7 +861,7 @@ mod tests {
         }));
         let mut g = Graph::new(s, &mut Rng::new(2)).unwrap();
         assert_eq!(
-            g.plan(true, false),
+            g.plan(true, false).to_vec(),
             vec![
                 Step::ConvMaxPool(0, 1),
                 Step::ConvMaxPool(2, 3),
