@@ -18,11 +18,11 @@ def _shape_text(shape: Any) -> str:
     return str(tuple(shape)).replace("None,)", "None)")
 
 
-def _connected(model: Any, layer: Any) -> str:
-    """``name[node][tensor]`` of every input of every call of `layer` in `model` ("-" for an InputLayer)."""
+def _connected(model: Any, layer: Any, keys: dict) -> str:
+    """``name[node][tensor]`` of every input of every call of `layer` in `model` ("-" for an InputLayer); `keys` is
+    `model._node_key()`."""
     if getattr(layer, "_is_input_layer", False):
         return "-"
-    keys = model._node_key()
     own = model._node_ids()
     parts = []
     for node in layer._inbound_nodes:
@@ -40,17 +40,18 @@ def _trainable_mark(layer: Any, params: int) -> str:
     return "Y" if layer.trainable else "N"
 
 
-def _layer_stats(model: Any, layer: Any) -> Tuple[str, int]:
-    """(output shape text, parameter count) of a layer or nested model inside the built top-level `model`."""
+def _layer_stats(model: Any, layer: Any, info: list) -> Tuple[str, int]:
+    """(output shape text, parameter count) of a layer or nested model inside the built top-level `model`; `info`
+    is its engine's `layer_info()`."""
     from .models import Model
 
     if getattr(layer, "_is_input_layer", False):
         return _shape_text(layer.shape), 0
     if isinstance(layer, Model):
         shape = layer.outputs[0].shape if layer.outputs else ("?",)
-        return _shape_text(shape), sum(_layer_stats(model, sub)[1] for sub in layer.layers)
-    info = model._core.layer_info()[model._unit_index[id(layer)]]
-    return _shape_text((None, *info[2])), int(info[3])
+        return _shape_text(shape), sum(_layer_stats(model, sub, info)[1] for sub in layer.layers)
+    row = info[model._unit_index[id(layer)]]
+    return _shape_text((None, *row[2])), int(row[3])
 
 
 def _rows(model: Any, expand_nested: bool, show_trainable: bool) -> List[Row]:
@@ -60,13 +61,15 @@ def _rows(model: Any, expand_nested: bool, show_trainable: bool) -> List[Row]:
     if model._core is None:
         return [(f"{layer.name} ({layer.class_name})", "?", "0 (unbuilt)") for layer in model._layers]
     rows: List[Row] = []
+    info = model._core.layer_info()  # one engine call for the whole table
+    keys = model._node_key() if functional else {}
 
     def add(container: Any, layer: Any, depth: int) -> None:
-        shape, params = _layer_stats(model, layer)
+        shape, params = _layer_stats(model, layer, info)
         prefix = "   " * depth + ("└ " if depth else "")
         row: List[str] = [f"{prefix}{layer.name} ({layer.class_name})", shape, f"{params:,}"]
         if functional:
-            row.append(_connected(container, layer) if depth == 0 else "-")
+            row.append(_connected(container, layer, keys) if depth == 0 else "-")
         if show_trainable:
             row.append(_trainable_mark(layer, params))
         rows.append(tuple(row))
