@@ -13,6 +13,7 @@ pub mod layers;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod optimizers;
 pub mod rng;
 pub mod schedules;

@@ -473,8 +473,14 @@ impl Model {
     ) -> Result<()> {
         let end = start + n;
         let mut s = start;
+        // a graph whose ops mix samples (a reduction over the batch) runs each batch whole, as Keras does
+        let slice = if self.graph.batch_local() {
+            INFERENCE_SLICE
+        } else {
+            n.max(1)
+        };
         while s < end {
-            let len = INFERENCE_SLICE.min(end - s);
+            let len = slice.min(end - s);
             let batch = x.iter().map(|d| d.range(s, len)).collect();
             let ys = self.forward_pass(batch, false, false)?;
             for (o, y) in out.iter_mut().zip(ys) {

@@ -1065,6 +1065,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loss_value, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(graph_shapes, m)?)?;
+    m.add_function(wrap_pyfunction!(op_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(op_eval, m)?)?;
+    m.add("OP_NAMES", crate::ops::OP_NAMES.to_vec())?;
     m.add_function(wrap_pyfunction!(schedule_value, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
@@ -1072,4 +1075,59 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("METRIC_NAMES", crate::metrics::NAMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+// ---- keras.ops ------------------------------------------------------------------------------------------------
+
+/// The symbolic output shape of one op (`config` as `Op::from_config` reads it) for inputs of symbolic shapes:
+/// sizes, with -m for m times the batch size.
+#[pyfunction]
+fn op_shape(config_json: &str, shapes: Vec<Vec<i64>>) -> PyResult<Vec<i64>> {
+    let v = parse_json("op", config_json)?;
+    guard(|| {
+        let op = crate::ops::Op::from_config(&v)?;
+        let dims: Vec<Vec<crate::ops::Dim>> = shapes
+            .iter()
+            .map(|s| s.iter().map(|&d| crate::ops::Dim::from_i64(d)).collect())
+            .collect();
+        Ok(op.infer(&dims)?.iter().map(|d| d.to_i64()).collect())
+    })
+}
+
+/// Run one op now on float64 arrays (Python casts the result to Keras's dtype); `seed` drives random ops.
+#[pyfunction]
+fn op_eval<'py>(
+    py: Python<'py>,
+    config_json: &str,
+    inputs: Vec<PyReadonlyArrayDyn<'py, f64>>,
+    seed: u64,
+) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+    let v = parse_json("op", config_json)?;
+    let arrays = inputs
+        .iter()
+        .map(|a| {
+            Ok(crate::ops::arr::Arr::new(
+                a.shape().to_vec(),
+                a.as_array().iter().copied().collect(),
+            ))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let out = py.detach(|| {
+        catch(|| {
+            let op = crate::ops::Op::from_config(&v)?;
+            // the same shape checks as a traced call, so eager and symbolic errors read alike
+            let dims: Vec<Vec<crate::ops::Dim>> = arrays
+                .iter()
+                .map(|a| a.shape.iter().map(|&n| crate::ops::Dim::known(n)).collect())
+                .collect();
+            op.infer(&dims)?;
+            let refs: Vec<&crate::ops::arr::Arr<f64>> = arrays.iter().collect();
+            let mut rng = crate::rng::Rng::new(seed);
+            pool()?.install(|| op.forward(&refs, 0, &mut rng)).map(|(y, _)| y)
+        })
+    })
+    .map_err(|e| to_py(e, None))?;
+    let arr = ndarray::ArrayD::from_shape_vec(out.shape, out.data)
+        .map_err(|e| PyRuntimeError::new_err(format!("kerust internal error: {e}")))?;
+    Ok(arr.into_pyarray(py))
 }

@@ -12,12 +12,15 @@
 
 pub mod fusion;
 pub mod merge;
+pub mod op_nodes;
 
 use crate::error::{Error, Result};
 use crate::layers::{self, Ctx, Layer, Param};
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
+use crate::ops::{dims_str, Dim};
 use merge::{Merge, MERGE_CLASSES};
+use op_nodes::{OpCache, OpUnit, WeightsUnit};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
@@ -27,6 +30,10 @@ pub enum Unit {
     Layer(Box<dyn Layer>),
     /// A merge layer's arguments; each of its nodes owns a built copy.
     Merge(Merge),
+    /// One recorded `keras.ops` call.
+    Op(OpUnit),
+    /// A custom layer's own variables.
+    Weights(WeightsUnit),
 }
 
 impl Unit {
@@ -34,30 +41,36 @@ impl Unit {
         match self {
             Unit::Layer(l) => l.name(),
             Unit::Merge(m) => &m.name,
+            Unit::Op(o) => &o.name,
+            Unit::Weights(w) => &w.name,
         }
     }
     pub fn class_name(&self) -> &'static str {
         match self {
             Unit::Layer(l) => l.class_name(),
             Unit::Merge(m) => m.class_name,
+            Unit::Op(_) => "Op",
+            Unit::Weights(_) => "Weights",
         }
     }
     pub fn params(&self) -> &[Param] {
         match self {
             Unit::Layer(l) => l.params(),
-            Unit::Merge(_) => &[],
+            Unit::Weights(w) => &w.params,
+            Unit::Merge(_) | Unit::Op(_) => &[],
         }
     }
     pub fn params_mut(&mut self) -> &mut [Param] {
         match self {
             Unit::Layer(l) => l.params_mut(),
-            Unit::Merge(_) => &mut [],
+            Unit::Weights(w) => &mut w.params,
+            Unit::Merge(_) | Unit::Op(_) => &mut [],
         }
     }
     fn layer(&self) -> Option<&dyn Layer> {
         match self {
             Unit::Layer(l) => Some(l.as_ref()),
-            Unit::Merge(_) => None,
+            _ => None,
         }
     }
 }
@@ -68,12 +81,16 @@ enum Instance {
     /// A later call of the same layer (weights swapped in around each use).
     Shared(Box<dyn Layer>),
     Merge(Merge),
+    Op(OpCache),
+    /// Reads variable i of a `Weights` unit.
+    Var(usize),
 }
 
 struct Node {
     unit: usize,
     inputs: Vec<usize>,
     instance: Instance,
+    /// The output's sample shape (its shape without axis 0 when that is the batch, else its whole shape).
     out_shape: Vec<usize>,
 }
 
@@ -99,6 +116,17 @@ pub struct Graph {
     calls: Vec<usize>,
     /// The forward plans, computed once the layers are built: inference, training, and traced (unfused).
     plans: [Arc<[Step]>; 3],
+    /// Whether each sample's outputs depend on that sample alone (then inference may run in slices).
+    batch_local: bool,
+}
+
+/// One node of a `GraphSpec`: the unit it applies, the tensors it reads, and which variable it reads (for a
+/// `Weights` unit).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    pub layer: usize,
+    pub inputs: Vec<usize>,
+    pub index: usize,
 }
 
 /// The graph as plain data (what Python sends): unique layers, model inputs' sample shapes, nodes in
@@ -106,7 +134,7 @@ pub struct Graph {
 pub struct GraphSpec {
     pub layers: Vec<(String, Value)>,
     pub inputs: Vec<Vec<usize>>,
-    pub nodes: Vec<(usize, Vec<usize>)>,
+    pub nodes: Vec<NodeSpec>,
     pub outputs: Vec<usize>,
 }
 
@@ -133,7 +161,13 @@ impl GraphSpec {
         GraphSpec {
             layers: layers.to_vec(),
             inputs: vec![input_shape.to_vec()],
-            nodes: (0..layers.len()).map(|i| (i, vec![i])).collect(),
+            nodes: (0..layers.len())
+                .map(|i| NodeSpec {
+                    layer: i,
+                    inputs: vec![i],
+                    index: 0,
+                })
+                .collect(),
             outputs: vec![layers.len()],
         }
     }
@@ -172,8 +206,13 @@ impl GraphSpec {
                     .get("layer")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| Error::Value(format!("graph: node without `layer`: {n}")))?;
-                let ins = usize_list(n.get("inputs").unwrap_or(&Value::Null), "node inputs")?;
-                Ok((layer as usize, ins))
+                let inputs = usize_list(n.get("inputs").unwrap_or(&Value::Null), "node inputs")?;
+                let index = n.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+                Ok(NodeSpec {
+                    layer: layer as usize,
+                    inputs,
+                    index,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let outputs = usize_list(v.get("outputs").unwrap_or(&Value::Null), "outputs")?;
@@ -239,19 +278,26 @@ impl Graph {
         }
         let n_in = spec.inputs.len();
         let n_tensors = n_in + spec.nodes.len();
-        let mut shapes: Vec<Vec<usize>> = spec.inputs.clone();
+        let mut dims: Vec<Vec<Dim>> = spec
+            .inputs
+            .iter()
+            .map(|s| std::iter::once(Dim::BATCH).chain(s.iter().map(|&n| Dim::known(n))).collect())
+            .collect();
         let mut units: Vec<Option<Unit>> = (0..spec.layers.len()).map(|_| None).collect();
         let mut calls = vec![0usize; spec.layers.len()];
         let mut uses = vec![0usize; n_tensors];
         let mut nodes = Vec::with_capacity(spec.nodes.len());
         let mut total_weights = 0usize;
-        for (k, (u, ins)) in spec.nodes.iter().enumerate() {
+        let mut batch_local = true;
+        for (k, node) in spec.nodes.iter().enumerate() {
+            let (u, ins) = (&node.layer, &node.inputs);
             let (class_name, cfg) = spec.layers.get(*u).ok_or_else(|| {
                 Error::Value(format!(
                     "graph: node {k} names layer {u}, which does not exist"
                 ))
             })?;
-            if ins.is_empty() || ins.iter().any(|&t| t >= n_in + k) {
+            let sources = matches!(class_name.as_str(), "Op" | "Weights");
+            if (ins.is_empty() && !sources) || ins.iter().any(|&t| t >= n_in + k) {
                 return Err(Error::Value(format!(
                     "graph: node {k} ({class_name}) reads tensors {ins:?}, which are not computed before it"
                 )));
@@ -259,80 +305,69 @@ impl Graph {
             for &t in ins {
                 uses[t] += 1;
             }
-            let in_shapes: Vec<Vec<usize>> = ins.iter().map(|&t| shapes[t].clone()).collect();
-            let (instance, out_shape) = if MERGE_CLASSES.contains(&class_name.as_str()) {
-                let mut m = Merge::from_config(class_name, cfg)?;
-                let out = m.build(&in_shapes)?;
-                if units[*u].is_none() {
-                    units[*u] = Some(Unit::Merge(m.clone()));
+            let in_dims: Vec<Vec<Dim>> = ins.iter().map(|&t| dims[t].clone()).collect();
+            let (instance, out_dims) = match class_name.as_str() {
+                "Op" => {
+                    let unit = OpUnit::from_config(cfg)?;
+                    let out = unit.op.infer(&in_dims)?;
+                    batch_local &= unit.op.batch_local(&in_dims, &out);
+                    if units[*u].is_none() {
+                        units[*u] = Some(Unit::Op(unit));
+                    }
+                    (Instance::Op(OpCache::default()), out)
                 }
-                (Instance::Merge(m), out)
-            } else {
-                if in_shapes.len() != 1 {
-                    return Err(Error::Value(format!(
-                        "Layer '{}' ({class_name}) expects 1 input, but it received {} input tensors",
-                        cfg.get("name").and_then(Value::as_str).unwrap_or(class_name),
-                        in_shapes.len()
-                    )));
+                "Weights" => {
+                    if units[*u].is_none() {
+                        let w = WeightsUnit::from_config(cfg, rng)?;
+                        total_weights += w.params.iter().map(|p| p.value.len()).sum::<usize>();
+                        units[*u] = Some(Unit::Weights(w));
+                    }
+                    let Some(Unit::Weights(w)) = &units[*u] else {
+                        return Err(Error::Value(format!("graph: layer {u} is not a Weights unit")));
+                    };
+                    let out = w.param(node.index)?.shape.iter().map(|&n| Dim::known(n)).collect();
+                    (Instance::Var(node.index), out)
                 }
-                let mut layer = layers::from_config(class_name, cfg)?;
-                match &units[*u] {
-                    None => {
-                        let out = layer.build(&in_shapes[0], rng)?;
-                        let trainable = cfg
-                            .get("trainable")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(true);
-                        layer.set_trainable(trainable);
-                        total_weights +=
-                            layer.params().iter().map(|p| p.value.len()).sum::<usize>();
-                        if total_weights > MAX_MODEL_WEIGHTS {
+                _ => {
+                    // a layer: its axis 0 is the batch (or whatever leads an op's output), the rest is known
+                    let lead = in_dims.first().and_then(|d| d.first()).copied();
+                    let mut in_shapes = Vec::with_capacity(in_dims.len());
+                    for d in &in_dims {
+                        if d.is_empty() || d[1..].iter().any(|x| x.batch) || d.first().copied() != lead {
                             return Err(Error::Value(format!(
-                                "layer '{}': the model would hold more than {MAX_MODEL_WEIGHTS} weight values \
-                                 (2 GiB); refusing to allocate it",
-                                layer.name()
+                                "Layer '{}' ({class_name}) cannot take an input of shape {}: kerust needs the batch \
+                                 axis first (and the same for every input)",
+                                cfg.get("name").and_then(Value::as_str).unwrap_or(class_name),
+                                dims_str(d)
                             )));
                         }
-                        units[*u] = Some(Unit::Layer(layer));
-                        (Instance::Own, out)
+                        in_shapes.push(d[1..].iter().map(|x| x.n).collect::<Vec<usize>>());
                     }
-                    Some(owner) => {
-                        // a second call: same weights, so the shapes must build the same weights
-                        let mut scratch = Rng::shape_only();
-                        let out = layer.build(&in_shapes[0], &mut scratch)?;
-                        let theirs: Vec<&Vec<usize>> =
-                            owner.params().iter().map(|p| &p.shape).collect();
-                        let mine: Vec<&Vec<usize>> =
-                            layer.params().iter().map(|p| &p.shape).collect();
-                        if theirs != mine {
-                            return Err(Error::Value(format!(
-                                "Layer '{}' ({class_name}) is called on an input of shape {}, incompatible with the \
-                                 weights it was built with ({theirs:?})",
-                                owner.name(),
-                                shape_str(&in_shapes[0])
-                            )));
-                        }
-                        // the same config, so the same `trainable` flag as the first call
-                        let trainable = cfg
-                            .get("trainable")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(true);
-                        layer.set_trainable(trainable);
-                        // its own weight buffers are never used (the owner's are swapped in): drop them
-                        for p in layer.params_mut() {
-                            p.value = Vec::new();
-                            p.grad = Vec::new();
-                        }
-                        (Instance::Shared(layer), out)
-                    }
+                    let (instance, out_shape) =
+                        Self::build_layer_node(class_name, cfg, *u, &in_shapes, &mut units, &mut total_weights, rng)?;
+                    let lead = lead.unwrap_or(Dim::BATCH);
+                    let out: Vec<Dim> =
+                        std::iter::once(lead).chain(out_shape.iter().map(|&n| Dim::known(n))).collect();
+                    (instance, out)
                 }
+            };
+            if total_weights > MAX_MODEL_WEIGHTS {
+                return Err(Error::Value(format!(
+                    "layer '{}': the model would hold more than {MAX_MODEL_WEIGHTS} weight values (2 GiB); \
+                     refusing to allocate it",
+                    cfg.get("name").and_then(Value::as_str).unwrap_or(class_name)
+                )));
+            }
+            let out_shape: Vec<usize> = match out_dims.first() {
+                Some(d) if *d == Dim::BATCH => out_dims[1..].iter().map(|x| x.n).collect(),
+                _ => out_dims.iter().map(|x| x.n).collect(),
             };
             crate::initializers::checked_numel(
                 &format!("output of layer {k} ({class_name})"),
                 &out_shape,
             )?;
             calls[*u] += 1;
-            shapes.push(out_shape.clone());
+            dims.push(out_dims);
             nodes.push(Node {
                 unit: *u,
                 inputs: ins.clone(),
@@ -347,6 +382,14 @@ impl Graph {
                 )));
             }
             uses[t] += 1;
+            let d = &dims[t];
+            if d.first() != Some(&Dim::BATCH) || d[1..].iter().any(|x| x.batch) {
+                return Err(Error::Value(format!(
+                    "a model output must have the batch as its first axis (and only there); output tensor {t} has \
+                     shape {}",
+                    dims_str(d)
+                )));
+            }
         }
         let units = units
             .into_iter()
@@ -368,6 +411,7 @@ impl Graph {
             uses,
             calls,
             plans: [Arc::from([]), Arc::from([]), Arc::from([])],
+            batch_local,
         };
         // which steps fuse depends only on the built layers, so each plan is made once per graph
         graph.plans = [
@@ -376,6 +420,77 @@ impl Graph {
             graph.make_plan(true, true).into(),
         ];
         Ok(graph)
+    }
+
+    /// Build the layer (or merge) of node `u`'s first call, or a shared instance for a later call: the
+    /// instance to run and the output's sample shape.
+    #[allow(clippy::too_many_arguments)]
+    fn build_layer_node(
+        class_name: &str,
+        cfg: &Value,
+        u: usize,
+        in_shapes: &[Vec<usize>],
+        units: &mut [Option<Unit>],
+        total_weights: &mut usize,
+        rng: &mut Rng,
+    ) -> Result<(Instance, Vec<usize>)> {
+        if MERGE_CLASSES.contains(&class_name) {
+            let mut m = Merge::from_config(class_name, cfg)?;
+            let out = m.build(in_shapes)?;
+            if units[u].is_none() {
+                units[u] = Some(Unit::Merge(m.clone()));
+            }
+            return Ok((Instance::Merge(m), out));
+        }
+        if in_shapes.len() != 1 {
+            return Err(Error::Value(format!(
+                "Layer '{}' ({class_name}) expects 1 input, but it received {} input tensors",
+                cfg.get("name").and_then(Value::as_str).unwrap_or(class_name),
+                in_shapes.len()
+            )));
+        }
+        let mut layer = layers::from_config(class_name, cfg)?;
+        let trainable = cfg
+            .get("trainable")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        match &units[u] {
+            None => {
+                let out = layer.build(&in_shapes[0], rng)?;
+                layer.set_trainable(trainable);
+                *total_weights += layer.params().iter().map(|p| p.value.len()).sum::<usize>();
+                units[u] = Some(Unit::Layer(layer));
+                Ok((Instance::Own, out))
+            }
+            Some(owner) => {
+                // a second call: same weights, so the shapes must build the same weights
+                let mut scratch = Rng::shape_only();
+                let out = layer.build(&in_shapes[0], &mut scratch)?;
+                let theirs: Vec<&Vec<usize>> = owner.params().iter().map(|p| &p.shape).collect();
+                let mine: Vec<&Vec<usize>> = layer.params().iter().map(|p| &p.shape).collect();
+                if theirs != mine {
+                    return Err(Error::Value(format!(
+                        "Layer '{}' ({class_name}) is called on an input of shape {}, incompatible with the \
+                         weights it was built with ({theirs:?})",
+                        owner.name(),
+                        shape_str(&in_shapes[0])
+                    )));
+                }
+                // the same config, so the same `trainable` flag as the first call
+                layer.set_trainable(trainable);
+                // its own weight buffers are never used (the owner's are swapped in): drop them
+                for p in layer.params_mut() {
+                    p.value = Vec::new();
+                    p.grad = Vec::new();
+                }
+                Ok((Instance::Shared(layer), out))
+            }
+        }
+    }
+
+    /// Whether inference may split a batch into slices (no op mixes samples).
+    pub fn batch_local(&self) -> bool {
+        self.batch_local
     }
 
     pub fn units(&self) -> &[Unit] {
@@ -437,7 +552,7 @@ impl Graph {
         let layer = match &node.instance {
             Instance::Own => self.units[node.unit].layer()?,
             Instance::Shared(l) => l.as_ref(),
-            Instance::Merge(_) => return None,
+            _ => return None,
         };
         Some((layer, only_loss))
     }
@@ -516,8 +631,8 @@ impl Graph {
                 swap_weights(owner.as_mut(), inst.as_mut());
                 r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             }
-            Instance::Merge(_) => Err(Error::Runtime(
-                "kerust internal error: a merge node has no layer".into(),
+            _ => Err(Error::Runtime(
+                "kerust internal error: a merge or op node has no layer".into(),
             )),
         }
     }
@@ -539,6 +654,7 @@ impl Graph {
                 inputs.len()
             )));
         }
+        let batch = inputs.first().and_then(|t| t.shape.first()).copied().unwrap_or(0);
         let mut vals: Vec<Option<Tensor>> = inputs.into_iter().map(Some).collect();
         vals.resize_with(n_in + self.nodes.len(), || None);
         let mut left = self.uses.clone();
@@ -568,11 +684,25 @@ impl Graph {
                         .iter()
                         .map(|&t| fetch(&mut vals, &mut left, t))
                         .collect::<Result<_>>()?;
-                    let y = if let Instance::Merge(m) = &mut self.nodes[k].instance {
-                        m.forward(ins, ctx.training)?
-                    } else {
-                        let x = ins.into_iter().next().unwrap_or_default();
-                        self.with_layer(k, |l| l.forward(x, ctx))?
+                    let unit = self.nodes[k].unit;
+                    let y = match &mut self.nodes[k].instance {
+                        Instance::Merge(m) => m.forward(ins, ctx.training)?,
+                        Instance::Op(cache) => {
+                            let Unit::Op(o) = &self.units[unit] else {
+                                return Err(Error::Runtime("kerust internal error: an op node without its op".into()));
+                            };
+                            cache.forward(&o.op, ins, batch, ctx.training, ctx.rng)?
+                        }
+                        Instance::Var(i) => {
+                            let Unit::Weights(w) = &self.units[unit] else {
+                                return Err(Error::Runtime("kerust internal error: a variable without its layer".into()));
+                            };
+                            w.read(*i)?
+                        }
+                        _ => {
+                            let x = ins.into_iter().next().unwrap_or_default();
+                            self.with_layer(k, |l| l.forward(x, ctx))?
+                        }
                     };
                     if let Some(w) = watch.as_deref_mut() {
                         let u = &self.units[self.nodes[k].unit];
@@ -652,12 +782,34 @@ impl Graph {
                     vec![self.with_layer(k, |l| fusion::backward(l, g, need))?]
                 }
                 Step::Node(_) => {
-                    if let Instance::Merge(m) = &mut self.nodes[k].instance {
-                        m.backward(g)?
-                    } else if fused_node[k] {
-                        vec![self.with_layer(k, |l| l.backward_preactivation(g, need))?]
-                    } else {
-                        vec![self.with_layer(k, |l| l.backward(g, need))?]
+                    let unit = self.nodes[k].unit;
+                    match &mut self.nodes[k].instance {
+                        Instance::Merge(m) => m.backward(g)?,
+                        Instance::Op(cache) => {
+                            let Unit::Op(o) = &self.units[unit] else {
+                                return Err(Error::Runtime("kerust internal error: an op node without its op".into()));
+                            };
+                            let grads_in = cache.backward(&o.op, g)?;
+                            for (t, gi) in ins.iter().copied().zip(grads_in) {
+                                if let Some(gi) = gi {
+                                    if t >= n_in || want_input_grads {
+                                        accumulate(&mut grads[t], gi)?;
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        Instance::Var(i) => {
+                            let i = *i;
+                            if let Unit::Weights(w) = &mut self.units[unit] {
+                                w.add_grad(i, &g)?;
+                            }
+                            continue;
+                        }
+                        _ if fused_node[k] => {
+                            vec![self.with_layer(k, |l| l.backward_preactivation(g, need))?]
+                        }
+                        _ => vec![self.with_layer(k, |l| l.backward(g, need))?],
                     }
                 }
             };
@@ -702,8 +854,14 @@ impl Graph {
             .units
             .get_mut(u)
             .ok_or_else(|| Error::Value(format!("no layer at index {u}")))?;
-        if let Unit::Layer(l) = unit {
-            l.set_trainable(trainable);
+        match unit {
+            Unit::Layer(l) => l.set_trainable(trainable),
+            Unit::Weights(w) => {
+                for p in w.params.iter_mut() {
+                    p.trainable = trainable && p.trainable_kind;
+                }
+            }
+            _ => {}
         }
         for n in self.nodes.iter_mut().filter(|n| n.unit == u) {
             if let Instance::Shared(l) = &mut n.instance {
@@ -723,7 +881,8 @@ impl Graph {
             match &mut n.instance {
                 Instance::Shared(l) => l.clear_cache(),
                 Instance::Merge(m) => m.clear_cache(),
-                Instance::Own => {}
+                Instance::Op(c) => c.clear(),
+                Instance::Own | Instance::Var(_) => {}
             }
         }
     }
