@@ -108,11 +108,12 @@ impl Initializer {
             "zeros" | "zero" => Initializer::Zeros,
             "ones" | "one" => Initializer::Ones,
             "constant" => Initializer::Constant(num("value", 0.0)),
-            "random_normal" => Initializer::RandomNormal {
+            // "normal" and "uniform" are Keras's aliases of the random ones (Embedding's default is "uniform")
+            "random_normal" | "normal" => Initializer::RandomNormal {
                 mean: num("mean", 0.0),
                 stddev: num("stddev", 0.05),
             },
-            "random_uniform" => Initializer::RandomUniform {
+            "random_uniform" | "uniform" => Initializer::RandomUniform {
                 minval: num("minval", -0.05),
                 maxval: num("maxval", 0.05),
             },

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _core, callbacks, config, layers, losses, metrics, optimizers, regularizers, utils
+from . import _core, callbacks, config, layers, losses, metrics, ops, optimizers, regularizers, utils
+from ._variable import Variable
 from .layers import Input
 from .models import Model, Sequential
 
@@ -29,11 +30,13 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "ops",
     "optimizers",
     "regularizers",
     "saving",
     "show_config",
     "utils",
+    "Variable",
     "__version__",
 ]
 

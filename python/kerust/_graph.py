@@ -15,11 +15,32 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 _tensor_ids = itertools.count()
 
 
-class KerasTensor:
-    """A symbolic tensor: a shape (``None`` for the batch axis), a dtype, and the layer call that made it."""
+def _user_line() -> str:
+    """`file:line` of the innermost caller outside kerust (the user's code being traced)."""
+    import os
+    import sys
 
-    def __init__(self, shape: Sequence[Optional[int]], dtype: str = "float32", name: Optional[str] = None) -> None:
-        self.shape: Tuple[Optional[int], ...] = tuple(shape)
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame = frame.f_back
+    if frame is None:
+        return "your code"
+    return f"{frame.f_code.co_filename}, line {frame.f_lineno}"
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (``None`` for the batch axis), a dtype, and the layer call that made it.
+
+    ``_dims`` is the shape as the engine's shape rules see it: a size, or -m for m times the batch size (a
+    reshape can fold the batch into another axis); ``shape`` shows both as ``None``."""
+
+    def __init__(self, shape: Sequence[Optional[int]], dtype: str = "float32", name: Optional[str] = None,
+                 dims: Optional[Sequence[int]] = None) -> None:
+        if dims is None:
+            dims = [-1 if d is None else int(d) for d in shape]
+        self._dims: List[int] = list(dims)
+        self.shape: Tuple[Optional[int], ...] = tuple(None if d < 0 else d for d in self._dims)
         self.dtype = dtype
         if name is None:
             n = next(_tensor_ids)
@@ -37,15 +58,169 @@ class KerasTensor:
 
     def __bool__(self) -> bool:
         raise TypeError(
-            "A symbolic KerasTensor has no value, so it cannot be used as a Python bool (in an `if`, `and`, `or` or "
-            "`not`). Build the model with layers, and use real data with `model.predict`."
+            f"A symbolic KerasTensor has no value, so it cannot be used as a Python bool (in an `if`, `and`, `or` or "
+            f"`not`), at {_user_line()}. kerust traces `call` once into a graph: choose values with "
+            "`keras.ops.where(condition, x, y)` or branches with `keras.ops.cond(pred, true_fn, false_fn)`."
         )
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
-            "A symbolic KerasTensor cannot be converted to a NumPy array: it has no value until the model runs. "
-            "Call layers on it to build a model, then `model.predict(data)`."
+            f"A symbolic KerasTensor cannot be converted to a NumPy array (at {_user_line()}): it has no value "
+            "until the model runs. Use `keras.ops` functions on it instead of NumPy ones (`keras.ops.mean`, not "
+            "`np.mean`)."
         )
+
+    def __len__(self) -> int:
+        if not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of a symbolic tensor of shape {self.shape} is unknown (at {_user_line()})")
+        return int(self.shape[0])
+
+    def __iter__(self) -> Any:
+        raise TypeError(f"A symbolic tensor cannot be iterated over (at {_user_line()}); use keras.ops.split or "
+                        "indexing")
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: Any) -> bool:  # as Keras: identity, so tensors stay usable as dict keys
+        return self is other
+
+    def numpy(self) -> Any:
+        return self.__array__()
+
+    # Python operators map to keras.ops
+    def __add__(self, o: Any) -> Any:
+        return _ops().add(self, o)
+
+    def __radd__(self, o: Any) -> Any:
+        return _ops().add(o, self)
+
+    def __sub__(self, o: Any) -> Any:
+        return _ops().subtract(self, o)
+
+    def __rsub__(self, o: Any) -> Any:
+        return _ops().subtract(o, self)
+
+    def __mul__(self, o: Any) -> Any:
+        return _ops().multiply(self, o)
+
+    def __rmul__(self, o: Any) -> Any:
+        return _ops().multiply(o, self)
+
+    def __truediv__(self, o: Any) -> Any:
+        return _ops().divide(self, o)
+
+    def __rtruediv__(self, o: Any) -> Any:
+        return _ops().divide(o, self)
+
+    def __floordiv__(self, o: Any) -> Any:
+        return _ops().floor_divide(self, o)
+
+    def __rfloordiv__(self, o: Any) -> Any:
+        return _ops().floor_divide(o, self)
+
+    def __mod__(self, o: Any) -> Any:
+        return _ops().mod(self, o)
+
+    def __rmod__(self, o: Any) -> Any:
+        return _ops().mod(o, self)
+
+    def __pow__(self, o: Any) -> Any:
+        return _ops().power(self, o)
+
+    def __rpow__(self, o: Any) -> Any:
+        return _ops().power(o, self)
+
+    def __matmul__(self, o: Any) -> Any:
+        return _ops().matmul(self, o)
+
+    def __rmatmul__(self, o: Any) -> Any:
+        return _ops().matmul(o, self)
+
+    def __neg__(self) -> Any:
+        return _ops().negative(self)
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return _ops().abs(self)
+
+    def __invert__(self) -> Any:
+        return _ops().logical_not(self)
+
+    def __and__(self, o: Any) -> Any:
+        return _ops().logical_and(self, o)
+
+    def __rand__(self, o: Any) -> Any:
+        return _ops().logical_and(o, self)
+
+    def __or__(self, o: Any) -> Any:
+        return _ops().logical_or(self, o)
+
+    def __ror__(self, o: Any) -> Any:
+        return _ops().logical_or(o, self)
+
+    def __xor__(self, o: Any) -> Any:
+        return _ops().logical_xor(self, o)
+
+    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+        return _ops().not_equal(self, o)
+
+    def __lt__(self, o: Any) -> Any:
+        return _ops().less(self, o)
+
+    def __le__(self, o: Any) -> Any:
+        return _ops().less_equal(self, o)
+
+    def __gt__(self, o: Any) -> Any:
+        return _ops().greater(self, o)
+
+    def __ge__(self, o: Any) -> Any:
+        return _ops().greater_equal(self, o)
+
+    def __getitem__(self, key: Any) -> Any:
+        return _ops()._getitem(self, key)
+
+    @property
+    def T(self) -> Any:
+        return _ops().transpose(self)
+
+
+def _ops() -> Any:
+    from . import ops
+
+    return ops
+
+
+class Operation:
+    """One `keras.ops` call on symbolic tensors (a node of the graph that is no layer): its engine config."""
+
+    class_name = "Op"
+    trainable = True
+    _is_operation = True
+
+    def __init__(self, config: Dict[str, Any]) -> None:
+        from ._naming import unique_name
+
+        self.name = unique_name(str(config["op"]))
+        self.config = config
+        self._inbound_nodes: list = []
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name, **self.config}
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.config['op']} name={self.name}>"
+
+
+def record_op(operation: Any, inputs: List[KerasTensor], dims: Sequence[int], dtype: str) -> KerasTensor:
+    """Record one call of an operation (an op, or a variable read) and return its symbolic output."""
+    out = KerasTensor([], dtype=dtype, dims=dims)
+    node = Node(operation, list(inputs), [out])
+    operation._inbound_nodes.append(node)
+    out._keras_history = (operation, len(operation._inbound_nodes) - 1, 0)
+    return out
 
 
 class Node:
@@ -88,7 +263,8 @@ def flat_tensors(structure: Any) -> List[KerasTensor]:
     return [structure]
 
 
-def map_graph(inputs: List[KerasTensor], outputs: List[KerasTensor]) -> Tuple[List[Node], List[Any]]:
+def map_graph(inputs: List[KerasTensor], outputs: List[KerasTensor],
+              check_names: bool = True) -> Tuple[List[Node], List[Any]]:
     """(nodes in a topological order from inputs to outputs, layers in Keras's ``model.layers`` order). Raises
     Keras's "Graph disconnected" error for a tensor the inputs cannot reach."""
     finished: set = set()
@@ -157,7 +333,7 @@ def map_graph(inputs: List[KerasTensor], outputs: List[KerasTensor]) -> Tuple[Li
             seen_ok.append(node.operation.name)
         for t in node.outputs:
             computable.add(id(t))
-    names = [layer.name for layer in layers]
+    names = [layer.name for layer in layers if not getattr(layer, "_is_operation", False)] if check_names else []
     for name in names:
         if names.count(name) != 1:
             raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names '

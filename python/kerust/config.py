@@ -63,3 +63,15 @@ def _numpy_version() -> str:
     import numpy
 
     return str(numpy.__version__)
+
+
+_UNSAFE = [False]
+
+
+def enable_unsafe_deserialization() -> None:
+    """Allow loading marshalled Python code (a Lambda layer's lambda) from files, as Keras's switch does."""
+    _UNSAFE[0] = True
+
+
+def _unsafe_deserialization() -> bool:
+    return _UNSAFE[0]

@@ -124,10 +124,13 @@ class Layer(_LayerCalls):
         batch_size: Optional[int] = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.pop("autocast", None)
         if kwargs:
             raise TypeError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
             )
+        if isinstance(dtype, dict):  # a DTypePolicy as Keras writes it in configs
+            dtype = (dtype.get("config") or {}).get("name", dtype.get("class_name"))
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"{type(self).__name__}: kerust computes in float32; received dtype={dtype!r}")
         if name is not None and not isinstance(name, str):
@@ -147,6 +150,112 @@ class Layer(_LayerCalls):
         self._version = 0
         self._detached: Optional[list] = None
         self._inbound_nodes: list = []
+        # custom layers: their add_weight variables and traced calls (see kerust._custom)
+        self._variables: list = []
+        self._traces: dict = {}
+        self.built = False
+        self._internal_attrs = set(self.__dict__) | {"_internal_attrs"}
+
+    # ---- custom layers: subclasses that define `call` ------------------------------------------------------
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation, for subclasses to define (kerust traces it into the engine's graph)."""
+        raise NotImplementedError(f"Layer {type(self).__name__} does not have a `call()` method implemented.")
+
+    def build(self, input_shape: Any) -> None:
+        """Create the layer's weights for inputs of `input_shape` (subclasses call `add_weight` here)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        raise NotImplementedError(f"Layer {type(self).__name__}: kerust infers output shapes by tracing `call`")
+
+    def add_weight(self, shape: Any = None, initializer: Any = None, dtype: Any = None, trainable: bool = True,
+                   autocast: bool = True, regularizer: Any = None, constraint: Any = None,
+                   aggregation: str = "none", overwrite_with_gradient: bool = False, name: Optional[str] = None) -> Any:
+        """A new variable of this layer (`shape`, `initializer` name or config, `trainable`, `regularizer`); its
+        values are made when a model holding the layer is built, from the model's seed."""
+        from ._variable import Variable, check_shape, free_name, initializer_config
+
+        if constraint is not None:
+            raise ValueError(f"Layer '{self.name}': add_weight: `constraint` is not supported by kerust yet")
+        if self._home is not None and self._home._core is not None:
+            raise ValueError(f"Layer '{self.name}': add_weight after the layer's model was built is not supported "
+                             "by kerust; create weights in `build` or `__init__`")
+        dims = check_shape(self.name, shape)
+        dt = "float32" if dtype is None else str(np.dtype(dtype).name if not isinstance(dtype, str) else dtype)
+        if dt != "float32":
+            raise ValueError(f"Layer '{self.name}': add_weight: kerust variables are float32, received dtype={dt!r}")
+        init = initializer_config(self.name, initializer, dt)
+        reg = regularizers_module.get(regularizer)
+        var = Variable(self, len(self._variables), dims, dt, free_name([v.name for v in self._variables], name),
+                       trainable, init, reg)
+        self._variables.append(var)
+        return var
+
+    def add_variable(self, shape: Any, initializer: Any = None, dtype: Any = None, trainable: bool = True,
+                     name: Optional[str] = None, **kwargs: Any) -> Any:
+        return self.add_weight(shape=shape, initializer=initializer, dtype=dtype, trainable=trainable, name=name,
+                               **kwargs)
+
+    def add_loss(self, loss: Any) -> None:
+        raise NotImplementedError(f"Layer '{self.name}': add_loss is not supported by kerust yet; add the term to "
+                                  "a custom loss function instead")
+
+    def _tracked_layers(self) -> list:
+        """Layers held as attributes (also in lists, tuples and dicts), in the order they were assigned."""
+        from .models import Model
+
+        out: list = []
+        seen: set = set()
+
+        def visit(v: Any) -> None:
+            if isinstance(v, (Layer, Model)):
+                if id(v) not in seen and v is not self:
+                    seen.add(id(v))
+                    out.append(v)
+            elif isinstance(v, (list, tuple)):
+                for x in v:
+                    visit(x)
+            elif isinstance(v, dict):
+                for x in v.values():
+                    visit(x)
+
+        internal = getattr(self, "_internal_attrs", set())
+        for k, v in self.__dict__.items():
+            if k not in internal:
+                visit(v)
+        return out
+
+    def _own_weights(self) -> list:
+        """The values of this layer's own `add_weight` variables."""
+        if not self._variables:
+            return []
+        if self._home is None and self._detached is not None:
+            return list(self._detached)
+        first, n = self._weight_slot()
+        if n == 0:
+            raise ValueError(f"Layer '{self.name}' has no weight values yet: they are made when a model that "
+                             "holds the layer is built (call the model on data, or build it)")
+        return self._home._core.get_weights()[first:first + n]
+
+    def _set_own_weights(self, values: list) -> None:
+        if self._home is None or self._home._core is None:
+            self._detached = [np.array(v, dtype=np.float32) for v in values]
+            self._version += 1
+            return
+        first, n = self._weight_slot()
+        self._home._core.set_weights(first, [np.ascontiguousarray(v, dtype=np.float32) for v in values], n,
+                                     f"layer '{self.name}'")
+        self._home._changed([self])
+
+    @property
+    def variables(self) -> list:
+        return self._all_variables()
+
+    def _all_variables(self) -> list:
+        out = list(self._variables)
+        for sub in self._tracked_layers():
+            out.extend(getattr(sub, "_all_variables", lambda: [])())
+        return out
 
     @property
     def class_name(self) -> str:
@@ -187,11 +296,47 @@ class Layer(_LayerCalls):
     def __call__(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         """On symbolic tensors (from `kerust.Input`): record this call in the graph and return symbolic outputs.
         On NumPy arrays: run the layer now (inference mode) and return NumPy, as Keras does eagerly."""
+        from ._custom import is_custom
+
+        if is_custom(self):
+            return self._call_custom(inputs, training, mask, kwargs)
         if kwargs:
             raise TypeError(f"{self.class_name} '{self.name}': unexpected call arguments {sorted(kwargs)}")
         if mask is not None:
             raise ValueError(f"{self.class_name} '{self.name}': masks are not supported by kerust yet")
         return _call_layer(self, inputs, training)
+
+    def _call_custom(self, inputs: Any, training: Any, mask: Any, kwargs: dict) -> Any:
+        from ._custom import call_symbolic
+        from ._graph import KerasTensor, flat_tensors
+
+        args = (inputs,)
+        kw = dict(kwargs)
+        kw["training"] = training
+        if mask is not None:
+            kw["mask"] = mask
+        leaves = flat_tensors([inputs, list(kwargs.values())])
+        if any(isinstance(t, KerasTensor) for t in leaves):
+            return call_symbolic(self, args, kw)
+        if training:
+            raise ValueError(f"{self.class_name} '{self.name}': kerust runs training steps through fit / "
+                             "train_on_batch; call layers eagerly with training=False")
+        # eagerly: the layer called on Inputs of the arrays' shapes, run as a one-off model
+        from ._arrays import as_float32
+        from .models import Functional
+
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        arrays = [as_float32(f"{self.name} input {i}", x) for i, x in enumerate(items)]
+        tensors = [Input(shape=a.shape[1:]) for a in arrays]
+        before = len(self._inbound_nodes)
+        try:
+            sym = tensors if isinstance(inputs, (list, tuple)) else tensors[0]
+            kw["training"] = False
+            outs = call_symbolic(self, (sym,), kw)
+            model = Functional(sym, outs, name=f"{self.name}_eager")
+            return model.predict_on_batch(arrays if len(arrays) > 1 else arrays[0])
+        finally:
+            del self._inbound_nodes[before:]
 
     def _expects_list(self) -> bool:
         """Merge layers take a list of tensors; every other layer one tensor."""
@@ -225,6 +370,13 @@ class Layer(_LayerCalls):
     def get_weights(self) -> list:
         """Copies of the layer's weights as NumPy arrays, in Keras's order and layouts (empty before a model that
         uses the layer is built)."""
+        from ._custom import is_custom
+
+        if is_custom(self):  # own variables first, then the tracked layers' weights (Keras's order)
+            out = [w.copy() for w in self._own_weights()]
+            for sub in self._tracked_layers():
+                out.extend(sub.get_weights())
+            return out
         if self._home is None and self._detached is not None:
             return [w.copy() for w in self._detached]
         first, n = self._weight_slot()
@@ -235,6 +387,26 @@ class Layer(_LayerCalls):
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace the layer's weights with arrays of the same shapes, in `get_weights()` order; nothing is written
         if one does not fit."""
+        from ._custom import is_custom
+
+        if is_custom(self):
+            parts = [(self, [v.shape for v in self._variables])]
+            parts += [(sub, [np.shape(w) for w in sub.get_weights()]) for sub in self._tracked_layers()]
+            want = [s for _, shapes in parts for s in shapes]
+            given = [tuple(np.shape(w)) for w in weights]
+            if [tuple(s) for s in want] != given:
+                raise ValueError(f"Layer '{self.name}': expected weights of shapes {want}, received {given}")
+            at = 0
+            for layer, shapes in parts:
+                chunk = list(weights[at:at + len(shapes)])
+                at += len(shapes)
+                if not shapes:
+                    continue
+                if layer is self:
+                    self._set_own_weights(chunk)
+                else:
+                    layer.set_weights(chunk)
+            return
         if self._home is None and self._detached is not None:
             if len(weights) != len(self._detached) or any(np.shape(w) != d.shape
                                                           for w, d in zip(weights, self._detached)):
@@ -270,6 +442,8 @@ class Layer(_LayerCalls):
         home = self._home
         if home is not None and home._core is not None:
             home._push_trainable(self)
+        for sub in self._tracked_layers() if "_internal_attrs" in self.__dict__ else []:
+            sub.trainable = value
 
     @property
     def output_shape(self) -> tuple:
@@ -308,8 +482,12 @@ class InputLayer:
         kwargs.pop("optional", None)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to InputLayer: {kwargs}")
-        if dtype not in (None, "float32", np.float32):
-            raise ValueError(f"InputLayer: kerust computes in float32; received dtype={dtype!r}")
+        # the engine computes in float32; an int or bool input (token ids) is converted when data comes in
+        if isinstance(dtype, dict):
+            dtype = (dtype.get("config") or {}).get("name", "float32")
+        dtype_name = "float32" if dtype is None else np.dtype(dtype).name
+        if dtype_name not in ("float32", "float16", "float64", "bool", "int8", "int16", "int32", "int64", "uint8"):
+            raise ValueError(f"InputLayer: unsupported dtype={dtype!r}")
         dims: Optional[Sequence[Any]] = shape
         if dims is None:
             dims = input_shape if input_shape is not None else (tuple(batch_shape)[1:] if batch_shape else None)
@@ -321,18 +499,18 @@ class InputLayer:
         self.shape = (None, *(int(d) for d in dims))
         self.batch_size = batch_size
         self.name = name or unique_name("input_layer")
-        self.dtype = "float32"
+        self.dtype = {"float64": "float32", "int64": "int32"}.get(dtype_name, dtype_name)
         self.trainable = True
         self.class_name = "InputLayer"
         self._inbound_nodes: list = []
-        tensor = KerasTensor(self.shape, name=self.name)
+        tensor = KerasTensor(self.shape, dtype=self.dtype, name=self.name)
         node = Node(self, None, [tensor])
         self._inbound_nodes.append(node)
         tensor._keras_history = (self, 0, 0)
         self.output = tensor
 
     def get_config(self) -> dict:
-        return {"batch_shape": [self.batch_size, *self.shape[1:]], "dtype": "float32", "sparse": False,
+        return {"batch_shape": [self.batch_size, *self.shape[1:]], "dtype": self.dtype, "sparse": False,
                 "ragged": False, "name": self.name, "optional": False}
 
     def get_weights(self) -> list:
@@ -930,3 +1108,49 @@ class Identity(Layer):
 
 _CLASSES.update({cls.__name__: cls for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                               Dot, Permute, RepeatVector, Identity)})
+
+
+class Lambda(Layer):
+    """Wraps a function of tensors (made of `keras.ops`) as a layer: `Lambda(lambda x: ops.square(x))`. The
+    function is traced like a custom layer's `call`."""
+
+    def __init__(self, function: Any, output_shape: Any = None, mask: Any = None, arguments: Optional[dict] = None,
+                 **kwargs: Any) -> None:
+        if not callable(function):
+            raise TypeError(f"Lambda: `function` must be callable, received {function!r}")
+        if mask is not None:
+            raise ValueError("Lambda: `mask` is not supported by kerust yet")
+        super().__init__(**kwargs)
+        self.function = function
+        self.output_shape_arg = output_shape
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs: Any, mask: Any = None, training: Any = None) -> Any:
+        from ._custom import accepts
+
+        kwargs = dict(self.arguments)
+        if accepts(self.function, "training"):
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def get_config(self) -> dict:
+        from ._registry import serialize_function
+
+        config = super().get_config()
+        config.update({"function": serialize_function(self.function), "output_shape": self.output_shape_arg,
+                       "arguments": self.arguments})
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: Optional[dict] = None, safe_mode: Optional[bool] = None
+                    ) -> "Lambda":
+        from ._registry import deserialize_function
+
+        config = dict(config)
+        config.pop("dtype", None)
+        config["function"] = deserialize_function(config["function"], custom_objects, safe_mode)
+        config.pop("output_shape_type", None)
+        config.pop("function_type", None)
+        config.pop("module", None)
+        config.pop("output_shape_module", None)
+        return cls(**config)

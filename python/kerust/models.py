@@ -23,7 +23,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._arrays import as_float32, as_sample_weight, warn_non_finite
-from ._naming import unique_name
+from ._naming import to_snake_case, unique_name
 from .layers import InputLayer, Layer, _LayerCalls
 from . import _json
 
@@ -41,22 +41,44 @@ def _is_input_layer(layer: Any) -> bool:
 
 
 class _FlatGraph:
-    """A model traced into the engine's plain data: unique layers (Keras's weight order), nodes, outputs."""
+    """A model traced into the engine's plain data: unique layers (Keras's weight order), nodes, outputs. Op
+    nodes' units (no weights) come after every layer's, so the layers' unit indices are their weight order."""
 
     def __init__(self, n_inputs: int) -> None:
         self.units: List[Any] = []
         self.index: Dict[int, int] = {}
+        self.op_units: List[dict] = []
         self.nodes: List[dict] = []
         self.n_inputs = n_inputs
+        self._visited: set = set()
 
     def register(self, model: "Model") -> None:
         """Add every layer of `model` (nested models recursively) in `model.layers` order."""
-        for layer in model.layers:
-            if isinstance(layer, Model):
-                self.register(layer)
-            elif not _is_input_layer(layer) and id(layer) not in self.index:
+        from ._custom import used_layers
+
+        layers = used_layers(model) if getattr(model, "_subclassed", False) else model.layers
+        for layer in layers:
+            self.register_layer(layer)
+
+    def register_layer(self, layer: Any) -> None:
+        from ._custom import is_custom, used_layers
+
+        if isinstance(layer, Model):
+            self.register(layer)
+        elif _is_input_layer(layer) or id(layer) in self._visited:
+            return
+        elif is_custom(layer):
+            # its own variables (one Weights unit), then the layers its calls use, in Keras's weight order
+            self._visited.add(id(layer))
+            if layer._variables:
                 self.index[id(layer)] = len(self.units)
                 self.units.append(layer)
+            for sub in used_layers(layer):
+                self.register_layer(sub)
+        else:
+            self._visited.add(id(layer))
+            self.index[id(layer)] = len(self.units)
+            self.units.append(layer)
 
     @staticmethod
     def leaves(model: "Model") -> List[Any]:
@@ -64,13 +86,44 @@ class _FlatGraph:
         flat.register(model)
         return flat.units
 
+    def _unit(self, layer: Any) -> int:
+        if id(layer) not in self.index:  # a layer reached only through a call (not tracked as an attribute)
+            self.register_layer(layer)
+        return self.index[id(layer)]
+
     def add_node(self, layer: Any, inputs: List[int]) -> int:
-        self.nodes.append({"layer": self.index[id(layer)], "inputs": inputs})
+        self.nodes.append({"layer": self._unit(layer), "inputs": inputs})
         return self.n_inputs + len(self.nodes) - 1
 
+    def _add_op_unit(self, class_name: str, config: dict, inputs: List[int], index: int = 0) -> int:
+        self.op_units.append({"class_name": class_name, "config": config})
+        self.nodes.append({"layer": -len(self.op_units), "inputs": inputs, "index": index})
+        return self.n_inputs + len(self.nodes) - 1
+
+    def add_op(self, op: Any, inputs: List[int]) -> int:
+        return self._add_op_unit("Op", op.get_config(), inputs)
+
+    def add_var(self, variable: Any) -> int:
+        self.nodes.append({"layer": self._unit(variable._layer), "inputs": [], "index": variable._index})
+        return self.n_inputs + len(self.nodes) - 1
+
+    def add_select(self, when_training: int, otherwise: int) -> int:
+        return self._add_op_unit("SelectTraining", {"name": "select_training"}, [when_training, otherwise])
+
+    def unit_spec(self, u: Any) -> dict:
+        from ._custom import is_custom
+
+        if is_custom(u):
+            return {"class_name": "Weights",
+                    "config": {"name": u.name, "weights": [v._config() for v in u._variables]}}
+        return {"class_name": u.class_name, "config": u.get_config()}
+
     def spec(self, input_shapes: List[List[int]], outputs: List[int]) -> dict:
-        return {"layers": [{"class_name": u.class_name, "config": u.get_config()} for u in self.units],
-                "inputs": input_shapes, "nodes": self.nodes, "outputs": outputs}
+        n = len(self.units)
+        nodes = [dict(node, layer=node["layer"] if node["layer"] >= 0 else n - node["layer"] - 1)
+                 for node in self.nodes]
+        return {"layers": [self.unit_spec(u) for u in self.units] + self.op_units,
+                "inputs": input_shapes, "nodes": nodes, "outputs": outputs}
 
 
 class Model(_LayerCalls):
@@ -82,9 +135,32 @@ class Model(_LayerCalls):
         if cls is Model:
             if args or "inputs" in kwargs:
                 return super().__new__(Functional)
-            raise TypeError("kerust.Model(...) needs `inputs` and `outputs` (the functional API); subclassing "
-                            "keras.Model is not supported by kerust yet")
+            raise TypeError("kerust.Model(...) needs `inputs` and `outputs` (the functional API), or subclass "
+                            "keras.Model with layers in `__init__` and a `call` method")
         return super().__new__(cls)
+
+    def __init__(self, *args: Any, name: Optional[str] = None, trainable: bool = True, **kwargs: Any) -> None:
+        """A subclassed model: layers made in the subclass's `__init__`, used in its `call`; built (traced)
+        on the first call or `build(input_shape)`."""
+        if args or "inputs" in kwargs or "outputs" in kwargs:
+            raise NotImplementedError("kerust does not support subclassing keras.Model with inputs/outputs (a "
+                                      "functional subclass) yet; use keras.Model(inputs, outputs)")
+        kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        self._init_model(name, trainable, to_snake_case(type(self).__name__))
+        self._subclassed = True
+        self._traces: dict = {}
+        self._variables: list = []
+        self._internal_attrs = set(self.__dict__) | {"_internal_attrs"}
+
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"Model {type(self).__name__} does not have a `call()` method implemented.")
+
+    def _tracked_layers(self) -> List[Any]:
+        from .layers import Layer
+
+        return Layer._tracked_layers(self)  # type: ignore[arg-type]
 
     def _init_model(self, name: Optional[str], trainable: bool, default_name: str) -> None:
         self.name = name or unique_name(default_name)
@@ -114,7 +190,9 @@ class Model(_LayerCalls):
 
     @property
     def layers(self) -> List[Any]:
-        """The model's layers, in order."""
+        """The model's layers, in order (a subclassed model's: the layers it holds, in assignment order)."""
+        if getattr(self, "_subclassed", False):
+            return self._tracked_layers()
         return list(self._layers)
 
     @property
@@ -139,10 +217,46 @@ class Model(_LayerCalls):
 
     def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
         """Add this model's nodes to `flat`, reading tensor ids `inputs`; return its output tensor ids."""
-        raise NotImplementedError
+        from ._custom import _inline, accepts, trace
+
+        infer = self._sub_trace
+        outs = _inline(infer, flat, inputs)
+        if accepts(self.call, "training"):
+            train = self._traces.get("train")
+            if train is None:
+                train = self._traces["train"] = trace(self, (self._sub_arg,), {}, True)
+            if train.signature() != infer.signature():
+                touts = _inline(train, flat, inputs)
+                outs = [flat.add_select(t, i) for t, i in zip(touts, outs)]
+        return outs
 
     def _input_sample_shapes(self) -> List[List[int]]:
-        raise NotImplementedError
+        from .layers import _sample_shape
+
+        return [_sample_shape(t, f"Model '{self.name}'") for t in self.inputs]
+
+    def _trace_subclassed(self, shapes: List[List[int]]) -> None:
+        """Trace `call` on inputs of `shapes` (a subclassed model); the engine is built from the trace."""
+        from ._custom import trace
+        from .layers import Input
+
+        tensors = [Input(shape=s) for s in shapes]
+        arg: Any = tensors[0] if len(tensors) == 1 else tensors
+        tr = trace(self, (arg,), {}, False)
+        # the placeholders of the trace are the model's inputs
+        self.inputs = list(tr.inputs)
+        self.outputs = list(tr.flat_outputs)
+        self._sub_trace = tr
+        self._sub_arg = arg
+        self._traces = {"infer": tr}
+        out = tr.outputs
+        if isinstance(out, dict):
+            self._out_kind, self._out_keys = "dict", list(out.keys())
+        elif isinstance(out, (list, tuple)):
+            self._out_kind, self._out_keys = "list", [f"output_{i}" for i in range(len(out))]
+        else:
+            self._out_kind, self._out_keys = "single", ["output_0"]
+        self._in_keys = [f"input_{i}" for i in range(len(shapes))]
 
     def _build_core(self) -> None:
         """(Re)build the engine from the traced graph. Each layer's weights are copied from its home (the model
@@ -258,6 +372,9 @@ class Model(_LayerCalls):
         self._sync()
 
     def _build_from_data(self, x: List[np.ndarray]) -> None:
+        if getattr(self, "_subclassed", False):
+            self._build_for_shapes([list(a.shape[1:]) for a in x])
+            return
         raise ValueError(f"Model '{self.name}' is not built.")
 
     # ---- training configuration --------------------------------------------------------------------------
@@ -675,7 +792,40 @@ class Model(_LayerCalls):
         return [(None, *s) for s in self._core.output_shapes()]
 
     def _build_for_shapes(self, shapes: List[List[int]]) -> None:
+        if getattr(self, "_subclassed", False):
+            self._trace_subclassed(shapes)
+            try:
+                self._build_core()
+            except BaseException:
+                self.inputs, self.outputs = [], []
+                raise
+            return
         raise ValueError(f"Model '{self.name}' is not built.")
+
+    def build(self, input_shape: Any = None) -> None:
+        """Build a subclassed model for inputs of `input_shape` (with the batch axis, as Keras)."""
+        if not getattr(self, "_subclassed", False):
+            return  # a functional model is built from its inputs
+        if input_shape is None:
+            raise ValueError("You must provide an `input_shape` argument to build the model.")
+        shapes = input_shape if isinstance(input_shape, list) and input_shape and isinstance(
+            input_shape[0], (list, tuple)) else [input_shape]
+        if self._core is None:
+            self._build_for_shapes([list(s)[1:] for s in shapes])
+
+    def _input_keys(self) -> List[str]:
+        return list(getattr(self, "_in_keys", ["input_0"]))
+
+    def _output_names(self) -> List[str]:
+        return list(getattr(self, "_out_keys", ["output_0"]))
+
+    def _outputs_result(self, arrays: List[Any]) -> Any:
+        kind = getattr(self, "_out_kind", "single")
+        if kind == "dict":
+            return dict(zip(self._out_keys, arrays))
+        if kind == "list":
+            return list(arrays)
+        return arrays[0]
 
     def predict_on_batch(self, x: Any) -> Any:
         """The model's outputs for `x`, as one batch."""
@@ -931,11 +1081,19 @@ class Sequential(Model):
         return [list(self._input_shape or ())]
 
     def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
+        from ._custom import flatten_node, is_custom
+
         if len(inputs) != 1:
             raise ValueError(f"Sequential model '{self.name}' takes one input, received {len(inputs)}")
         cur = inputs[0]
-        for layer in self._layers:
-            cur = layer._flatten_into(flat, [cur])[0] if isinstance(layer, Model) else flat.add_node(layer, [cur])
+        for i, layer in enumerate(self._layers):
+            if isinstance(layer, Model):
+                cur = layer._flatten_into(flat, [cur])[0]
+            elif is_custom(layer):
+                t = self._trace_outs[i]
+                cur = flatten_node(layer, layer._inbound_nodes[t._keras_history[1]], flat, [cur])[0]
+            else:
+                cur = flat.add_node(layer, [cur])
         return [cur]
 
     def _build_from_data(self, x: List[np.ndarray]) -> None:
@@ -1008,7 +1166,7 @@ class Functional(Model):
                                  f"of layer '{t._keras_history[0].name}'")
         nodes, layers = map_graph(self.inputs, self.outputs)
         self._nodes = [n for n in nodes if not n.is_input]
-        self._layers = layers
+        self._layers = [x for x in layers if not getattr(x, "_is_operation", False)]
         self._in_keys = in_keys or [t._keras_history[0].name for t in self.inputs]
         self._out_keys = out_keys or [t._keras_history[0].name for t in self.outputs]
         self._build_core()
@@ -1019,14 +1177,7 @@ class Functional(Model):
         return [_sample_shape(t, f"Model '{self.name}'") for t in self.inputs]
 
     def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
-        ids = {id(t): i for t, i in zip(self.inputs, inputs)}
-        for node in self._nodes:
-            ins = [ids[id(t)] for t in node.input_tensors]
-            op = node.operation
-            outs = op._flatten_into(flat, ins) if isinstance(op, Model) else [flat.add_node(op, ins)]
-            for t, o in zip(node.outputs, outs):
-                ids[id(t)] = o
-        return [ids[id(t)] for t in self.outputs]
+        return _flatten_nodes(self._nodes, self.inputs, self.outputs, flat, inputs)
 
     def _input_keys(self) -> List[str]:
         return list(self._in_keys)
@@ -1097,6 +1248,32 @@ class Functional(Model):
         return {"name": self.name, "trainable": self.trainable, "layers": entries,
                 "input_layers": layers_of(self.inputs, self._in_kind, self._in_keys),
                 "output_layers": layers_of(self.outputs, self._out_kind, self._out_keys)}
+
+
+def _flatten_nodes(nodes: List[Any], in_tensors: List[Any], out_tensors: List[Any], flat: _FlatGraph,
+                   inputs: List[int]) -> List[int]:
+    """Add the nodes of a functional graph to `flat` (nested models, custom layers and ops inlined)."""
+    from ._custom import flatten_node, is_custom
+    from ._graph import Operation
+    from ._variable import VariableRead
+
+    ids = {id(t): i for t, i in zip(in_tensors, inputs)}
+    for node in nodes:
+        ins = [ids[id(t)] for t in node.input_tensors]
+        op = node.operation
+        if isinstance(op, Model):
+            outs = op._flatten_into(flat, ins)
+        elif isinstance(op, Operation):
+            outs = [flat.add_op(op, ins)]
+        elif isinstance(op, VariableRead):
+            outs = [flat.add_var(op.variable)]
+        elif is_custom(op):
+            outs = flatten_node(op, node, flat, ins)
+        else:
+            outs = [flat.add_node(op, ins)]
+        for t, o in zip(node.outputs, outs):
+            ids[id(t)] = o
+    return [ids[id(t)] for t in out_tensors]
 
 
 def _detach(layer: Any, model: "Model") -> None:

@@ -40,8 +40,10 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._files import atomic_write as _atomic_write
 from ._inspect import weight_names as _weight_names
+from ._registry import get_registered_name, get_registered_object, register_keras_serializable
 
-__all__ = ["keras_config", "load_model", "load_weights", "save_model", "save_weights"]
+__all__ = ["get_registered_name", "get_registered_object", "keras_config", "load_model", "load_weights",
+           "register_keras_serializable", "save_model", "save_weights"]
 
 # The Keras release whose file layout this module writes (checked against files Keras 3.15.1 wrote); kerust's
 # own version goes beside it in metadata.json as "kerust_version".

@@ -84,6 +84,8 @@ enum Instance {
     Op(OpCache),
     /// Reads variable i of a `Weights` unit.
     Var(usize),
+    /// Its first input in training, its second otherwise (a custom layer whose `call` branches on `training`).
+    SelectTraining,
 }
 
 struct Node {
@@ -297,6 +299,36 @@ impl Graph {
                 ))
             })?;
             let sources = matches!(class_name.as_str(), "Op" | "Weights");
+            if class_name == "SelectTraining" {
+                let ok = ins.len() == 2 && ins.iter().all(|&t| t < n_in + k);
+                if !ok || dims[ins[0]] != dims[ins[1]] {
+                    return Err(Error::Value(format!(
+                        "graph: node {k} (SelectTraining) needs two computed tensors of one shape"
+                    )));
+                }
+                for &t in ins {
+                    uses[t] += 1;
+                }
+                if units[*u].is_none() {
+                    units[*u] = Some(Unit::Op(OpUnit::from_config(&serde_json::json!({
+                        "name": "select_training", "op": "identity"
+                    }))?));
+                }
+                let out = dims[ins[0]].clone();
+                calls[*u] += 1;
+                let out_shape = match out.first() {
+                    Some(d) if *d == Dim::BATCH => out[1..].iter().map(|x| x.n).collect(),
+                    _ => out.iter().map(|x| x.n).collect(),
+                };
+                dims.push(out);
+                nodes.push(Node {
+                    unit: *u,
+                    inputs: ins.clone(),
+                    instance: Instance::SelectTraining,
+                    out_shape,
+                });
+                continue;
+            }
             if (ins.is_empty() && !sources) || ins.iter().any(|&t| t >= n_in + k) {
                 return Err(Error::Value(format!(
                     "graph: node {k} ({class_name}) reads tensors {ins:?}, which are not computed before it"
@@ -699,6 +731,15 @@ impl Graph {
                             };
                             w.read(*i)?
                         }
+                        Instance::SelectTraining => {
+                            let mut it = ins.into_iter();
+                            let (a, b) = (it.next().unwrap_or_default(), it.next().unwrap_or_default());
+                            if ctx.training {
+                                a
+                            } else {
+                                b
+                            }
+                        }
                         _ => {
                             let x = ins.into_iter().next().unwrap_or_default();
                             self.with_layer(k, |l| l.forward(x, ctx))?
@@ -806,6 +847,11 @@ impl Graph {
                             }
                             continue;
                         }
+                        Instance::SelectTraining => {
+                            // backward follows a training forward: the gradient goes to the training branch
+                            accumulate(&mut grads[ins[0]], g)?;
+                            continue;
+                        }
                         _ if fused_node[k] => {
                             vec![self.with_layer(k, |l| l.backward_preactivation(g, need))?]
                         }
@@ -882,7 +928,7 @@ impl Graph {
                 Instance::Shared(l) => l.clear_cache(),
                 Instance::Merge(m) => m.clear_cache(),
                 Instance::Op(c) => c.clear(),
-                Instance::Own | Instance::Var(_) => {}
+                Instance::Own | Instance::Var(_) | Instance::SelectTraining => {}
             }
         }
     }

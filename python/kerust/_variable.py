@@ -1,0 +1,207 @@
+"""The variables a custom layer makes with ``add_weight``, and the tracing context in which reading one records a
+graph node. Their values live in the engine of the model that holds the layer (as every layer's weights do).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+_local = threading.local()
+
+
+def _stack() -> List[Dict[int, Any]]:
+    stack = getattr(_local, "traces", None)
+    if stack is None:
+        stack = _local.traces = []
+    return stack
+
+
+def tracing() -> bool:
+    """Whether a custom layer's `call` (or a model's) is being traced on this thread."""
+    return bool(_stack())
+
+
+@contextmanager
+def trace_scope() -> Iterator[None]:
+    """While active, variables used in ops become variable-read nodes (one per variable per trace)."""
+    stack = _stack()
+    stack.append({})
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+class VariableRead:
+    """The graph operation that reads one variable (no inputs)."""
+
+    class_name = "Weights"
+    _is_operation = True
+
+    def __init__(self, variable: "Variable") -> None:
+        self.variable = variable
+        self.name = f"{variable.path}_read"
+        self._inbound_nodes: list = []
+
+
+class Variable:
+    """``keras.Variable`` as ``add_weight`` returns it: shape, dtype, name, path and trainable flag; its value
+    once a model holding the layer is built (``numpy()``, ``assign`` outside of a traced ``call``)."""
+
+    def __init__(self, layer: Any, index: int, shape: Tuple[int, ...], dtype: str, name: str, trainable: bool,
+                 initializer: Any, regularizer: Any) -> None:
+        self._layer = layer
+        self._index = index
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.name = name
+        self.trainable = bool(trainable)
+        self._initializer = initializer
+        self._regularizer = regularizer
+
+    @property
+    def path(self) -> str:
+        return f"{self._layer.name}/{self.name}"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _config(self) -> dict:
+        from . import regularizers
+
+        return {"shape": list(self.shape), "initializer": self._initializer, "trainable": self.trainable,
+                "regularizer": regularizers.serialize(self._regularizer)}
+
+    def _symbolic(self) -> Any:
+        from ._graph import record_op
+
+        cache = _stack()[-1]
+        t = cache.get(id(self))
+        if t is None:
+            t = record_op(VariableRead(self), [], list(self.shape), self.dtype)
+            cache[id(self)] = t
+        return t
+
+    def numpy(self) -> np.ndarray:
+        """The current value (a copy)."""
+        return self._layer._own_weights()[self._index].copy()
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.numpy()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        v = self.numpy()
+        return v if dtype is None else v.astype(dtype)
+
+    def assign(self, value: Any) -> None:
+        if tracing():
+            raise NotImplementedError(
+                f"Variable '{self.path}': assign() inside a traced call is not supported by kerust (the graph runs "
+                "without Python); compute the new value as a layer output instead")
+        values = [w.copy() for w in self._layer._own_weights()]
+        new = np.asarray(value, dtype=np.float32)
+        if new.shape != self.shape:
+            raise ValueError(f"Variable '{self.path}': expected a value of shape {self.shape}, received {new.shape}")
+        values[self._index] = new
+        self._layer._set_own_weights(values)
+
+    def __repr__(self) -> str:
+        return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
+
+    # arithmetic goes through keras.ops, as on tensors
+    def __add__(self, o: Any) -> Any:
+        return _ops().add(self, o)
+
+    def __radd__(self, o: Any) -> Any:
+        return _ops().add(o, self)
+
+    def __sub__(self, o: Any) -> Any:
+        return _ops().subtract(self, o)
+
+    def __rsub__(self, o: Any) -> Any:
+        return _ops().subtract(o, self)
+
+    def __mul__(self, o: Any) -> Any:
+        return _ops().multiply(self, o)
+
+    def __rmul__(self, o: Any) -> Any:
+        return _ops().multiply(o, self)
+
+    def __truediv__(self, o: Any) -> Any:
+        return _ops().divide(self, o)
+
+    def __rtruediv__(self, o: Any) -> Any:
+        return _ops().divide(o, self)
+
+    def __matmul__(self, o: Any) -> Any:
+        return _ops().matmul(self, o)
+
+    def __rmatmul__(self, o: Any) -> Any:
+        return _ops().matmul(o, self)
+
+    def __pow__(self, o: Any) -> Any:
+        return _ops().power(self, o)
+
+    def __neg__(self) -> Any:
+        return _ops().negative(self)
+
+    def __getitem__(self, key: Any) -> Any:
+        if tracing():
+            return _ops()._getitem(self._symbolic(), key)
+        return self.numpy()[key]
+
+
+def _ops() -> Any:
+    from . import ops
+
+    return ops
+
+
+def check_shape(layer_name: str, shape: Any) -> Tuple[int, ...]:
+    if shape is None:
+        return ()
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"Layer '{layer_name}': add_weight: cannot convert {shape!r} to a shape") from None
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise ValueError(f"Layer '{layer_name}': add_weight: cannot convert '{dims}' to a shape. Negative "
+                         "dimensions are not allowed (every dimension must be a non-negative int).")
+    return tuple(int(d) for d in dims)
+
+
+def initializer_config(layer_name: str, initializer: Any, dtype: str) -> Any:
+    """The engine's form of an initializer argument (a name or a `{"class_name", "config"}` dict)."""
+    from . import _core, _json
+
+    if initializer is None:
+        initializer = "glorot_uniform" if dtype.startswith("float") else "zeros"
+    if hasattr(initializer, "get_config") and not isinstance(initializer, dict):
+        initializer = {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    if not isinstance(initializer, (str, dict)):
+        raise ValueError(f"Layer '{layer_name}': add_weight: could not interpret initializer identifier: "
+                         f"{initializer!r}")
+    try:
+        _core.validate("initializer", _json.dumps(initializer))
+    except ValueError as e:
+        raise ValueError(f"Layer '{layer_name}': add_weight: could not interpret initializer identifier: "
+                         f"{initializer!r} ({e})") from None
+    return initializer
+
+
+def free_name(taken: List[str], name: Optional[str]) -> str:
+    if name is not None:
+        return str(name)
+    base = "variable"
+    n = 0
+    while (base if n == 0 else f"{base}_{n}") in taken:
+        n += 1
+    return base if n == 0 else f"{base}_{n}"
