@@ -34,6 +34,24 @@ def _connected(model: Any, layer: Any, keys: dict) -> str:
     return ", ".join(parts) if parts else "-"
 
 
+def _sequential_like(model: Any) -> bool:
+    """Keras's test for a "Connected to" column: a functional model whose graph is a chain (one node per
+    depth, each with at most one input, no layer called twice) prints like a Sequential one."""
+    nodes = model._nodes
+    if any(len(n.input_tensors) > 1 for n in nodes):
+        return False
+    ids = [id(n.operation) for n in nodes]
+    if len(set(ids)) != len(ids) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        return False
+    # a chain: each node reads the previous node's output (the first reads the input)
+    prev = model.inputs[0]
+    for n in nodes:
+        if n.input_tensors[0] is not prev or len(n.outputs) != 1:
+            return False
+        prev = n.outputs[0]
+    return prev is model.outputs[0]
+
+
 def _trainable_mark(layer: Any, params: int) -> str:
     if params == 0:
         return "-"
@@ -50,6 +68,12 @@ def _layer_stats(model: Any, layer: Any, info: list) -> Tuple[str, int]:
     if isinstance(layer, Model):
         shape = layer.outputs[0].shape if layer.outputs else ("?",)
         return _shape_text(shape), sum(_layer_stats(model, sub, info)[1] for sub in layer.layers)
+    from ._custom import is_custom
+
+    if is_custom(layer):  # its output at its first call; its own variables and its sublayers' weights
+        outs = layer._inbound_nodes[0].outputs if layer._inbound_nodes else []
+        shape = outs[0].shape if len(outs) == 1 else tuple(t.shape for t in outs) if outs else ("?",)
+        return _shape_text(shape), int(sum(w.size for w in layer.get_weights()))
     row = info[model._unit_index[id(layer)]]
     return _shape_text((None, *row[2])), int(row[3])
 
@@ -57,7 +81,7 @@ def _layer_stats(model: Any, layer: Any, info: list) -> Tuple[str, int]:
 def _rows(model: Any, expand_nested: bool, show_trainable: bool) -> List[Row]:
     from .models import Functional, Model
 
-    functional = isinstance(model, Functional)
+    functional = isinstance(model, Functional) and not _sequential_like(model)
     if model._core is None:
         return [(f"{layer.name} ({layer.class_name})", "?", "0 (unbuilt)") for layer in model._layers]
     rows: List[Row] = []
@@ -157,7 +181,7 @@ def _cells(texts: Row, widths: Tuple[int, ...], align: Tuple[str, ...]) -> List[
 def render_summary(model: Any, expand_nested: bool = False, show_trainable: bool = False) -> str:
     from .models import Functional
 
-    functional = isinstance(model, Functional)
+    functional = isinstance(model, Functional) and not _sequential_like(model)
     w = _WIDTHS[(functional, bool(show_trainable))]
     headers: List[str] = ["Layer (type)", "Output Shape", "Param #"]
     align: List[str] = ["l", "l", "r"]
@@ -196,7 +220,7 @@ def render_summary(model: Any, expand_nested: bool = False, show_trainable: bool
 def render_summary_html(model: Any, expand_nested: Optional[bool] = False) -> str:
     from .models import Functional
 
-    functional = isinstance(model, Functional)
+    functional = isinstance(model, Functional) and not _sequential_like(model)
     heads = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if functional else [])
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align:right'>{html.escape(c)}</td>" if k == 2 else

@@ -189,6 +189,7 @@ class Layer(_LayerCalls):
         var = Variable(self, len(self._variables), dims, dt, free_name([v.name for v in self._variables], name),
                        trainable, init, reg)
         self._variables.append(var)
+        self._ordered_variables()
         return var
 
     def add_variable(self, shape: Any, initializer: Any = None, dtype: Any = None, trainable: bool = True,
@@ -224,6 +225,14 @@ class Layer(_LayerCalls):
             if k not in internal:
                 visit(v)
         return out
+
+    def _ordered_variables(self) -> list:
+        """The layer's own variables in Keras's order: trainable ones, then the others (each in creation order).
+        A variable's `_index` is its place in this order (and in the engine's Weights unit)."""
+        ordered = [v for v in self._variables if v.trainable] + [v for v in self._variables if not v.trainable]
+        for i, v in enumerate(ordered):
+            v._index = i
+        return ordered
 
     def _own_weights(self) -> list:
         """The values of this layer's own `add_weight` variables."""
@@ -390,7 +399,7 @@ class Layer(_LayerCalls):
         from ._custom import is_custom
 
         if is_custom(self):
-            parts = [(self, [v.shape for v in self._variables])]
+            parts = [(self, [v.shape for v in self._ordered_variables()])]
             parts += [(sub, [np.shape(w) for w in sub.get_weights()]) for sub in self._tracked_layers()]
             want = [s for _, shapes in parts for s in shapes]
             given = [tuple(np.shape(w)) for w in weights]
@@ -424,8 +433,22 @@ class Layer(_LayerCalls):
 
     @property
     def weights(self) -> list:
-        """The same arrays as `get_weights()`."""
-        return self.get_weights()
+        """The values of `get_weights()`, each a NumPy array with Keras's `name`, `path` and `trainable`."""
+        from ._weights import weights_of
+
+        return weights_of(self, self.name)
+
+    @property
+    def trainable_weights(self) -> list:
+        from ._weights import weights_of
+
+        return weights_of(self, self.name, "trainable")
+
+    @property
+    def non_trainable_weights(self) -> list:
+        from ._weights import weights_of
+
+        return weights_of(self, self.name, "non_trainable")
 
     def count_params(self) -> int:
         """The number of scalars in the layer's weights."""

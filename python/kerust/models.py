@@ -267,7 +267,7 @@ class Model(_LayerCalls):
             _check_shape(f"Model '{self.name}': input {i} shape", shape)
         flat = _FlatGraph(len(shapes))
         flat.register(self)
-        if not flat.units:
+        if not flat.units and not self.layers:
             raise ValueError(f"Model '{self.name}' has no layers.")
         outputs = self._flatten_into(flat, list(range(len(shapes))))
         core = _core.CoreModel(_json.dumps(flat.spec(shapes, outputs)), [], name=str(self.name))
@@ -901,8 +901,29 @@ class Model(_LayerCalls):
 
     @property
     def weights(self) -> List[np.ndarray]:
-        """The same arrays as `get_weights()`."""
-        return self.get_weights()
+        """The values of `get_weights()`, each a NumPy array with Keras's `name`, `path` and `trainable`."""
+        from ._weights import weights_of
+
+        if self._core is None:
+            return []
+        self._sync()
+        return weights_of(self, self.name if getattr(self, "_subclassed", False) else "")
+
+    @property
+    def trainable_weights(self) -> List[np.ndarray]:
+        from ._weights import weights_of
+
+        if self._core is None:
+            return []
+        return weights_of(self, self.name if getattr(self, "_subclassed", False) else "", "trainable")
+
+    @property
+    def non_trainable_weights(self) -> List[np.ndarray]:
+        from ._weights import weights_of
+
+        if self._core is None:
+            return []
+        return weights_of(self, self.name if getattr(self, "_subclassed", False) else "", "non_trainable")
 
     def count_params(self) -> int:
         """The number of scalars in all the weights (the model must be built)."""
