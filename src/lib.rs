@@ -18,6 +18,7 @@ pub mod optimizers;
 pub mod rng;
 pub mod schedules;
 pub mod tensor;
+pub mod traced_loss;
 
 /// Large blocks come from one shared cache of mappings instead of glibc's per-thread arenas (see `alloc`).
 #[global_allocator]

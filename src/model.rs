@@ -10,6 +10,7 @@ use crate::metrics::{self, Metric};
 use crate::optimizers::Optimizer;
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
+use crate::traced_loss::TracedLoss;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,8 +102,50 @@ pub struct HeadSpec {
     pub metrics: Vec<Value>,
 }
 
+/// An output's loss: one of the engine's, or a traced user function.
+enum HeadLoss {
+    Builtin(Loss),
+    Traced(Box<TracedLoss>),
+}
+
+impl HeadLoss {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v.get("graph") {
+            Some(spec) => {
+                let traced = TracedLoss::from_spec(GraphSpec::from_value(spec)?)?;
+                Ok(HeadLoss::Traced(Box::new(traced)))
+            }
+            None => Ok(HeadLoss::Builtin(Loss::from_value(v)?)),
+        }
+    }
+
+    fn check_targets(&self, y: &Tensor, out_shape: &[usize]) -> Result<()> {
+        match self {
+            HeadLoss::Builtin(l) => l.check_targets(y, out_shape),
+            HeadLoss::Traced(t) => t.check_targets(y),
+        }
+    }
+
+    fn fuses_with(&self, act: crate::activations::Activation) -> bool {
+        matches!(self, HeadLoss::Builtin(l) if l.fuses_with(act))
+    }
+
+    fn forward_backward(
+        &self,
+        pred: &Tensor,
+        y: &Tensor,
+        fused: bool,
+        sw: Option<&[f32]>,
+    ) -> Result<(f64, Tensor)> {
+        match self {
+            HeadLoss::Builtin(l) => l.forward_backward(pred, y, fused, sw),
+            HeadLoss::Traced(t) => t.forward_backward(pred, y, sw),
+        }
+    }
+}
+
 struct Head {
-    loss: Option<Loss>,
+    loss: Option<HeadLoss>,
     weight: f64,
     loss_name: Option<String>,
     metric_specs: Vec<Value>,
@@ -290,7 +333,7 @@ impl Model {
                 )));
             }
             out.push(Head {
-                loss: h.loss.as_ref().map(Loss::from_value).transpose()?,
+                loss: h.loss.as_ref().map(HeadLoss::from_value).transpose()?,
                 weight: h.weight,
                 loss_name: h.loss_name,
                 metric_specs: h.metrics,

@@ -257,6 +257,8 @@ def test_compiled_module_returns_what_the_stub_declares() -> None:
         "schedule_value": lambda: _core.schedule_value(json.dumps(schedule._serialized()), 20),
         "validate": lambda: _core.validate("loss", json.dumps("mse")),
         "get_num_threads": _core.get_num_threads,
+        "op_shape": lambda: _core.op_shape(json.dumps({"op": "matmul"}), [[-1, 3], [3, 4]]),
+        "op_eval": lambda: _core.op_eval(json.dumps({"op": "add"}), [np.ones((2, 3)), np.ones(3)], 0),
     }
     # changing process-wide state (the seed, the thread count) is left to the tests of those functions
     not_called = {"set_random_seed", "set_num_threads"}

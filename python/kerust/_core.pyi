@@ -21,6 +21,9 @@ __all__ = [
     "get_num_threads",
     "simd_level",
     "METRIC_NAMES",
+    "OP_NAMES",
+    "op_eval",
+    "op_shape",
     "__version__",
 ]
 
@@ -39,6 +42,7 @@ __version__: Final[str]
 simd_level: Final[str]
 # Every metric name the engine accepts (the one source of truth for kerust.metrics).
 METRIC_NAMES: Final[List[str]]
+OP_NAMES: Final[List[str]]
 
 @final
 class CoreModel:
@@ -142,6 +146,12 @@ def validate(kind: str, json: str) -> None:
 
 def graph_shapes(spec_json: str) -> List[List[int]]:
     """The sample shape of every node's output in a graph spec (builds and drops its layers)."""
+
+def op_shape(config_json: str, shapes: List[List[int]]) -> List[int]:
+    """The symbolic output shape of one op (sizes; -m stands for m times the batch size)."""
+
+def op_eval(config_json: str, inputs: List[NDArray[np.float64]], seed: int) -> NDArray[np.float64]:
+    """One op run now on float64 arrays."""
 
 def set_num_threads(n: int) -> None:
     """Set the number of worker threads for numeric work (0: back to the default)."""

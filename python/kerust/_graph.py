@@ -21,7 +21,7 @@ def _user_line() -> str:
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame = frame.f_back
     if frame is None:
@@ -164,7 +164,7 @@ class KerasTensor:
     def __xor__(self, o: Any) -> Any:
         return _ops().logical_xor(self, o)
 
-    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, o: Any) -> Any:
         return _ops().not_equal(self, o)
 
     def __lt__(self, o: Any) -> Any:
@@ -233,6 +233,9 @@ class Node:
         self.input_tensors: List[KerasTensor] = list(call_args) if isinstance(call_args, (list, tuple)) else (
             [] if call_args is None else [call_args])
         self.is_input = call_args is None
+        # a custom layer's call: the traced subgraph it runs, and the arguments it was traced with
+        self._trace: Any = None
+        self._trace_args: Any = None
 
     @property
     def parent_nodes(self) -> List["Node"]:

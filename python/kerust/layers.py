@@ -220,7 +220,7 @@ class Layer(_LayerCalls):
                 for x in v.values():
                     visit(x)
 
-        internal = getattr(self, "_internal_attrs", set())
+        internal: set = getattr(self, "_internal_attrs", set())
         for k, v in self.__dict__.items():
             if k not in internal:
                 visit(v)

@@ -30,11 +30,26 @@ class Loss:
     def _serialized(self) -> dict:
         return {"class_name": type(self).__name__, "config": self.get_config()}
 
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-sample losses from `keras.ops` (subclasses define it; kerust traces it into the engine)."""
+        raise NotImplementedError(f"Loss {type(self).__name__} does not implement `call(y_true, y_pred)`")
+
+    def _traced(self) -> bool:
+        return type(self).call is not Loss.call
+
+    def _engine_spec(self, y_shape: list, pred_shape: list) -> dict:
+        """What the engine computes for this loss: a built-in's config, or the traced graph of `call`."""
+        if not self._traced():
+            return self._serialized()
+        return {"graph": _trace_loss(self.call, y_shape, pred_shape, self.name)}
+
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
         """The mean loss of a batch, as a float. `sample_weight` is supported in `fit` and `evaluate` only."""
         if sample_weight is not None:
             raise ValueError("sample_weight is supported in fit/evaluate; for a direct loss call, weight the "
                              "per-sample values yourself")
+        if self._traced():
+            return float(_eager_traced_loss(self, y_true, y_pred))
         yt = as_float32("y_true", y_true)
         yp = as_float32("y_pred", y_pred)
         # Keras squeezes/expands a trailing axis of 1 so (n,) targets meet (n, 1) predictions
@@ -103,10 +118,60 @@ _BY_NAME.update({"mse": MeanSquaredError, "mae": MeanAbsoluteError})
 _BY_NAME.update({cls.__name__: cls for cls in _CLASSES})
 
 
+class LossFunctionWrapper(Loss):
+    """A function `fn(y_true, y_pred)` of `keras.ops` returning per-sample losses, as a Loss (Keras wraps
+    functions passed to `compile(loss=...)` the same way)."""
+
+    def __init__(self, fn: Any, reduction: str = "sum_over_batch_size", name: Optional[str] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(False, reduction, name or getattr(fn, "__name__", "loss"))
+        self.fn = fn
+        self.fn_kwargs = kwargs
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return self.fn(y_true, y_pred, **self.fn_kwargs)
+
+    def get_config(self) -> dict:
+        from ._registry import serialize_function
+
+        return {"name": self.name, "reduction": self.reduction, "fn": serialize_function(self.fn),
+                **self.fn_kwargs}
+
+
+def _trace_loss(fn: Any, y_shape: list, pred_shape: list, name: str) -> dict:
+    """The engine graph of `fn(y_true, y_pred)` on symbolic targets and predictions of these sample shapes."""
+    from ._custom import Placeholder, Trace, _inline
+    from ._graph import KerasTensor
+    from ._variable import trace_scope
+    from .models import _FlatGraph
+
+    yt = Placeholder(KerasTensor((None, *y_shape))).tensor
+    yp = Placeholder(KerasTensor((None, *pred_shape))).tensor
+    with trace_scope():
+        out = fn(yt, yp)
+    if not isinstance(out, KerasTensor):
+        raise TypeError(f"The loss '{name}' must return a tensor made with keras.ops, it returned {out!r}")
+    flat = _FlatGraph(2)
+    outputs = _inline(Trace([yt, yp], out), flat, [0, 1])
+    if not flat.nodes:  # the loss returns an input unchanged: give the engine one node to run
+        outputs = [flat._add_op_unit("Op", {"name": "identity", "op": "identity"}, outputs)]
+    return flat.spec([list(y_shape), list(pred_shape)], outputs)
+
+
+def _eager_traced_loss(loss: Loss, y_true: Any, y_pred: Any) -> float:
+    import numpy as np
+
+    values = np.asarray(loss.call(np.asarray(y_true, dtype=np.float32), np.asarray(y_pred, dtype=np.float32)))
+    return float(np.mean(values))
+
+
 def get(identifier: Any) -> Loss:
-    """A loss from a name (``"mse"``, ``"categorical_crossentropy"``), a config dict, or a Loss instance."""
+    """A loss from a name (``"mse"``, ``"categorical_crossentropy"``), a config dict, a Loss instance, or a
+    function `fn(y_true, y_pred)` made of `keras.ops`."""
     if isinstance(identifier, Loss):
         return identifier
+    if callable(identifier) and not isinstance(identifier, type):
+        return LossFunctionWrapper(identifier)
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier)
         if cls is None:

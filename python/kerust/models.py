@@ -383,9 +383,6 @@ class Model(_LayerCalls):
         """The names the outputs go by in `compile` dicts and History keys (the output layers' names)."""
         return self._output_names()
 
-    def _output_names(self) -> List[str]:
-        raise NotImplementedError
-
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
                 loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1, jit_compile: Any = "auto", auto_scale_loss: bool = True) -> None:
@@ -446,9 +443,11 @@ class Model(_LayerCalls):
         names = self._output_names()
         multi = len(names) > 1
         heads = []
+        out_shapes = self._core.output_shapes()
         for j, head in enumerate(self._compile_args["heads"]):
             loss = self._loss_objs[j]
-            heads.append({"loss": None if loss is None else loss._serialized(),
+            out = list(out_shapes[j])
+            heads.append({"loss": None if loss is None else loss._engine_spec(out, out),
                           "weight": self._compile_args["weights"][j],
                           "loss_name": f"{names[j]}_loss" if multi else None,
                           "metrics": [metrics_module.spec(m, n) for m, n in zip(head["metrics"],
@@ -480,9 +479,6 @@ class Model(_LayerCalls):
             raise RuntimeError(f"You must call `compile()` before using the model for {what}.")
 
     # ---- data structures ---------------------------------------------------------------------------------
-    def _input_keys(self) -> List[str]:
-        raise NotImplementedError
-
     def _inputs_list(self, x: Any, what: str = "x") -> List[np.ndarray]:
         """`x` as one float32 array per model input: one array, a list/tuple in input order, or a dict by input
         name."""
@@ -557,10 +553,6 @@ class Model(_LayerCalls):
         else:
             items = [sample_weight] * len(names)  # one array weighs every output (as Keras)
         return [None if w is None else as_sample_weight(w, n) for w in items]
-
-    def _outputs_result(self, arrays: List[Any]) -> Any:
-        """Engine outputs (arrays, or symbolic tensors) in the structure the model's outputs were given in."""
-        raise NotImplementedError
 
     def get_config(self) -> dict:
         raise NotImplementedError
@@ -820,6 +812,8 @@ class Model(_LayerCalls):
         return list(getattr(self, "_out_keys", ["output_0"]))
 
     def _outputs_result(self, arrays: List[Any]) -> Any:
+        """Engine outputs (arrays, or symbolic tensors) in the structure the model's outputs were given in (a
+        subclassed model's: the structure its `call` returned)."""
         kind = getattr(self, "_out_kind", "single")
         if kind == "dict":
             return dict(zip(self._out_keys, arrays))
@@ -900,7 +894,7 @@ class Model(_LayerCalls):
         self._changed()
 
     @property
-    def weights(self) -> List[np.ndarray]:
+    def weights(self) -> List[Any]:
         """The values of `get_weights()`, each a NumPy array with Keras's `name`, `path` and `trainable`."""
         from ._weights import weights_of
 
@@ -910,7 +904,7 @@ class Model(_LayerCalls):
         return weights_of(self, self.name if getattr(self, "_subclassed", False) else "")
 
     @property
-    def trainable_weights(self) -> List[np.ndarray]:
+    def trainable_weights(self) -> List[Any]:
         from ._weights import weights_of
 
         if self._core is None:
@@ -918,7 +912,7 @@ class Model(_LayerCalls):
         return weights_of(self, self.name if getattr(self, "_subclassed", False) else "", "trainable")
 
     @property
-    def non_trainable_weights(self) -> List[np.ndarray]:
+    def non_trainable_weights(self) -> List[Any]:
         from ._weights import weights_of
 
         if self._core is None:

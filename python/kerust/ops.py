@@ -376,7 +376,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     raise ValueError(f"norm: the matrix norm ord={ord!r} is not supported by kerust (use None, 1, inf or 'fro')")
 
 
-# ---- matrix products --------------------------------------------------------------------------------------------------
+# ---- matrix products -------------------------------------------------------------------------------------------------
 def matmul(x1: Any, x2: Any) -> Any:
     """NumPy's matmul: batched, with broadcasting of the batch axes."""
     return _run("matmul", [x1, x2])

@@ -1112,21 +1112,24 @@ fn op_eval<'py>(
             ))
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let out = py.detach(|| {
-        catch(|| {
-            let op = crate::ops::Op::from_config(&v)?;
-            // the same shape checks as a traced call, so eager and symbolic errors read alike
-            let dims: Vec<Vec<crate::ops::Dim>> = arrays
-                .iter()
-                .map(|a| a.shape.iter().map(|&n| crate::ops::Dim::known(n)).collect())
-                .collect();
-            op.infer(&dims)?;
-            let refs: Vec<&crate::ops::arr::Arr<f64>> = arrays.iter().collect();
-            let mut rng = crate::rng::Rng::new(seed);
-            pool()?.install(|| op.forward(&refs, 0, &mut rng)).map(|(y, _)| y)
+    let out = py
+        .detach(|| {
+            catch(|| {
+                let op = crate::ops::Op::from_config(&v)?;
+                // the same shape checks as a traced call, so eager and symbolic errors read alike
+                let dims: Vec<Vec<crate::ops::Dim>> = arrays
+                    .iter()
+                    .map(|a| a.shape.iter().map(|&n| crate::ops::Dim::known(n)).collect())
+                    .collect();
+                op.infer(&dims)?;
+                let refs: Vec<&crate::ops::arr::Arr<f64>> = arrays.iter().collect();
+                let mut rng = crate::rng::Rng::new(seed);
+                pool()?
+                    .install(|| op.forward(&refs, 0, &mut rng))
+                    .map(|(y, _)| y)
+            })
         })
-    })
-    .map_err(|e| to_py(e, None))?;
+        .map_err(|e| to_py(e, None))?;
     let arr = ndarray::ArrayD::from_shape_vec(out.shape, out.data)
         .map_err(|e| PyRuntimeError::new_err(format!("kerust internal error: {e}")))?;
     Ok(arr.into_pyarray(py))

@@ -16,9 +16,9 @@ pub mod op_nodes;
 
 use crate::error::{Error, Result};
 use crate::layers::{self, Ctx, Layer, Param};
+use crate::ops::{dims_str, Dim};
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
-use crate::ops::{dims_str, Dim};
 use merge::{Merge, MERGE_CLASSES};
 use op_nodes::{OpCache, OpUnit, WeightsUnit};
 use rayon::prelude::*;
@@ -261,6 +261,15 @@ fn accumulate(slot: &mut Option<Tensor>, g: Tensor) -> Result<()> {
 impl Graph {
     /// Build every layer (with the shape of its first call) and check every node's shapes.
     pub fn new(spec: GraphSpec, rng: &mut Rng) -> Result<Self> {
+        Self::build(spec, rng, true)
+    }
+
+    /// As `new`, but the outputs may be of any shape (a traced loss may return one scalar).
+    pub fn new_unchecked_outputs(spec: GraphSpec, rng: &mut Rng) -> Result<Self> {
+        Self::build(spec, rng, false)
+    }
+
+    fn build(spec: GraphSpec, rng: &mut Rng, batched_outputs: bool) -> Result<Self> {
         if spec.layers.is_empty() || spec.nodes.is_empty() {
             return Err(Error::Value("a model needs at least one layer".into()));
         }
@@ -283,7 +292,11 @@ impl Graph {
         let mut dims: Vec<Vec<Dim>> = spec
             .inputs
             .iter()
-            .map(|s| std::iter::once(Dim::BATCH).chain(s.iter().map(|&n| Dim::known(n))).collect())
+            .map(|s| {
+                std::iter::once(Dim::BATCH)
+                    .chain(s.iter().map(|&n| Dim::known(n)))
+                    .collect()
+            })
             .collect();
         let mut units: Vec<Option<Unit>> = (0..spec.layers.len()).map(|_| None).collect();
         let mut calls = vec![0usize; spec.layers.len()];
@@ -355,9 +368,16 @@ impl Graph {
                         units[*u] = Some(Unit::Weights(w));
                     }
                     let Some(Unit::Weights(w)) = &units[*u] else {
-                        return Err(Error::Value(format!("graph: layer {u} is not a Weights unit")));
+                        return Err(Error::Value(format!(
+                            "graph: layer {u} is not a Weights unit"
+                        )));
                     };
-                    let out = w.param(node.index)?.shape.iter().map(|&n| Dim::known(n)).collect();
+                    let out = w
+                        .param(node.index)?
+                        .shape
+                        .iter()
+                        .map(|&n| Dim::known(n))
+                        .collect();
                     (Instance::Var(node.index), out)
                 }
                 _ => {
@@ -365,7 +385,10 @@ impl Graph {
                     let lead = in_dims.first().and_then(|d| d.first()).copied();
                     let mut in_shapes = Vec::with_capacity(in_dims.len());
                     for d in &in_dims {
-                        if d.is_empty() || d[1..].iter().any(|x| x.batch) || d.first().copied() != lead {
+                        if d.is_empty()
+                            || d[1..].iter().any(|x| x.batch)
+                            || d.first().copied() != lead
+                        {
                             return Err(Error::Value(format!(
                                 "Layer '{}' ({class_name}) cannot take an input of shape {}: kerust needs the batch \
                                  axis first (and the same for every input)",
@@ -375,11 +398,19 @@ impl Graph {
                         }
                         in_shapes.push(d[1..].iter().map(|x| x.n).collect::<Vec<usize>>());
                     }
-                    let (instance, out_shape) =
-                        Self::build_layer_node(class_name, cfg, *u, &in_shapes, &mut units, &mut total_weights, rng)?;
+                    let (instance, out_shape) = Self::build_layer_node(
+                        class_name,
+                        cfg,
+                        *u,
+                        &in_shapes,
+                        &mut units,
+                        &mut total_weights,
+                        rng,
+                    )?;
                     let lead = lead.unwrap_or(Dim::BATCH);
-                    let out: Vec<Dim> =
-                        std::iter::once(lead).chain(out_shape.iter().map(|&n| Dim::known(n))).collect();
+                    let out: Vec<Dim> = std::iter::once(lead)
+                        .chain(out_shape.iter().map(|&n| Dim::known(n)))
+                        .collect();
                     (instance, out)
                 }
             };
@@ -415,7 +446,8 @@ impl Graph {
             }
             uses[t] += 1;
             let d = &dims[t];
-            if d.first() != Some(&Dim::BATCH) || d[1..].iter().any(|x| x.batch) {
+            if batched_outputs && (d.first() != Some(&Dim::BATCH) || d[1..].iter().any(|x| x.batch))
+            {
                 return Err(Error::Value(format!(
                     "a model output must have the batch as its first axis (and only there); output tensor {t} has \
                      shape {}",
@@ -477,7 +509,9 @@ impl Graph {
         if in_shapes.len() != 1 {
             return Err(Error::Value(format!(
                 "Layer '{}' ({class_name}) expects 1 input, but it received {} input tensors",
-                cfg.get("name").and_then(Value::as_str).unwrap_or(class_name),
+                cfg.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(class_name),
                 in_shapes.len()
             )));
         }
@@ -686,7 +720,11 @@ impl Graph {
                 inputs.len()
             )));
         }
-        let batch = inputs.first().and_then(|t| t.shape.first()).copied().unwrap_or(0);
+        let batch = inputs
+            .first()
+            .and_then(|t| t.shape.first())
+            .copied()
+            .unwrap_or(0);
         let mut vals: Vec<Option<Tensor>> = inputs.into_iter().map(Some).collect();
         vals.resize_with(n_in + self.nodes.len(), || None);
         let mut left = self.uses.clone();
@@ -721,19 +759,24 @@ impl Graph {
                         Instance::Merge(m) => m.forward(ins, ctx.training)?,
                         Instance::Op(cache) => {
                             let Unit::Op(o) = &self.units[unit] else {
-                                return Err(Error::Runtime("kerust internal error: an op node without its op".into()));
+                                return Err(Error::Runtime(
+                                    "kerust internal error: an op node without its op".into(),
+                                ));
                             };
                             cache.forward(&o.op, ins, batch, ctx.training, ctx.rng)?
                         }
                         Instance::Var(i) => {
                             let Unit::Weights(w) = &self.units[unit] else {
-                                return Err(Error::Runtime("kerust internal error: a variable without its layer".into()));
+                                return Err(Error::Runtime(
+                                    "kerust internal error: a variable without its layer".into(),
+                                ));
                             };
                             w.read(*i)?
                         }
                         Instance::SelectTraining => {
                             let mut it = ins.into_iter();
-                            let (a, b) = (it.next().unwrap_or_default(), it.next().unwrap_or_default());
+                            let (a, b) =
+                                (it.next().unwrap_or_default(), it.next().unwrap_or_default());
                             if ctx.training {
                                 a
                             } else {
@@ -828,7 +871,9 @@ impl Graph {
                         Instance::Merge(m) => m.backward(g)?,
                         Instance::Op(cache) => {
                             let Unit::Op(o) = &self.units[unit] else {
-                                return Err(Error::Runtime("kerust internal error: an op node without its op".into()));
+                                return Err(Error::Runtime(
+                                    "kerust internal error: an op node without its op".into(),
+                                ));
                             };
                             let grads_in = cache.backward(&o.op, g)?;
                             for (t, gi) in ins.iter().copied().zip(grads_in) {

@@ -78,7 +78,11 @@ pub fn norm_axis(op: &str, axis: i64, rank: usize) -> Result<usize> {
             "{op}: axis {axis} is out of bounds for a tensor of rank {rank}"
         )));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 impl<T: Real> Arr<T> {
@@ -107,7 +111,10 @@ impl<T: Real> Arr<T> {
     }
 
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
-        Arr::new(self.shape.clone(), self.data.iter().map(|&x| f(x)).collect())
+        Arr::new(
+            self.shape.clone(),
+            self.data.iter().map(|&x| f(x)).collect(),
+        )
     }
 
     pub fn reshaped(mut self, shape: Vec<usize>) -> Self {
@@ -177,8 +184,16 @@ pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let x = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let y = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let x = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let y = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if x == y || y == 1 {
             x
         } else if x == 1 {

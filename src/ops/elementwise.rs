@@ -30,17 +30,26 @@ pub enum Unary {
     Relu6,
     Sigmoid,
     Tanh,
-    Gelu { approximate: bool },
+    Gelu {
+        approximate: bool,
+    },
     Silu,
     Softplus,
     Softsign,
-    Elu { alpha: f64 },
+    Elu {
+        alpha: f64,
+    },
     Selu,
-    LeakyRelu { slope: f64 },
+    LeakyRelu {
+        slope: f64,
+    },
     HardSigmoid,
     HardSilu,
     Erf,
-    Clip { lo: f64, hi: f64 },
+    Clip {
+        lo: f64,
+        hi: f64,
+    },
     LogicalNot,
     /// `cast` to an integer dtype: truncation toward zero.
     Trunc,

@@ -1,6 +1,8 @@
 //! Every op's derivative against central finite differences in f64. The table must name every op in
-//! `OP_NAMES`: a new op cannot be added without a case here (`every_op_has_a_case`).
+//! `OP_NAMES`: a new op cannot be added without a case here (`every_op_has_a_case`). Test code only: the
+//! module is declared under `#[cfg(test)]` in `ops/mod.rs`.
 
+#[cfg(test)]
 use super::arr::Arr;
 use super::{Dim, Op, OP_NAMES};
 use crate::rng::Rng;
@@ -29,30 +31,34 @@ fn case(name: &str) -> Option<(Value, Vec<In>)> {
     const S: &[usize] = &[2, 3, 4];
     Some(match name {
         "sqrt" | "rsqrt" | "log" | "log1p" | "reciprocal" => (c(none), vec![Pos(S)]),
-        "negative" | "abs" | "sign" | "square" | "exp" | "sin" | "cos" | "floor" | "ceil" | "round" | "relu"
-        | "relu6" | "sigmoid" | "tanh" | "silu" | "softplus" | "softsign" | "selu" | "hard_sigmoid"
-        | "hard_silu" | "erf" | "logical_not" | "trunc" | "nonzero" | "stop_gradient" | "identity" => {
-            (c(none), vec![Rand(S)])
-        }
+        "negative" | "abs" | "sign" | "square" | "exp" | "sin" | "cos" | "floor" | "ceil"
+        | "round" | "relu" | "relu6" | "sigmoid" | "tanh" | "silu" | "softplus" | "softsign"
+        | "selu" | "hard_sigmoid" | "hard_silu" | "erf" | "logical_not" | "trunc" | "nonzero"
+        | "stop_gradient" | "identity" => (c(none), vec![Rand(S)]),
         "gelu" => (c(json!({"approximate": false})), vec![Rand(S)]),
         "elu" => (c(json!({"alpha": 0.7})), vec![Rand(S)]),
         "leaky_relu" => (c(json!({"negative_slope": 0.3})), vec![Rand(S)]),
         "clip" => (c(json!({"min": -0.5, "max": 0.7})), vec![Rand(S)]),
-        "add" | "subtract" | "multiply" | "maximum" | "minimum" | "equal" | "not_equal" | "greater"
-        | "greater_equal" | "less" | "less_equal" | "logical_and" | "logical_or" | "logical_xor" => {
-            (c(none), vec![Rand(&[2, 3, 4]), Rand(&[3, 1])])
-        }
+        "add" | "subtract" | "multiply" | "maximum" | "minimum" | "equal" | "not_equal"
+        | "greater" | "greater_equal" | "less" | "less_equal" | "logical_and" | "logical_or"
+        | "logical_xor" => (c(none), vec![Rand(&[2, 3, 4]), Rand(&[3, 1])]),
         "divide" | "mod" | "floor_divide" => (c(none), vec![Rand(&[2, 3, 4]), Pos(&[4])]),
         "power" => (c(none), vec![Pos(&[2, 3]), Rand(&[3])]),
         "where" => (c(none), vec![Mask(&[2, 3]), Rand(&[2, 3]), Rand(&[3])]),
-        "sum" | "mean" | "max" | "min" | "prod" | "var" | "std" | "logsumexp" | "norm1" | "norm2"
-        | "norm_inf" => (c(json!({"axis": [0, 2], "keepdims": false})), vec![Rand(S)]),
+        "sum" | "mean" | "max" | "min" | "prod" | "var" | "std" | "logsumexp" | "norm1"
+        | "norm2" | "norm_inf" => (c(json!({"axis": [0, 2], "keepdims": false})), vec![Rand(S)]),
         "argmax" | "argmin" => (c(json!({"axis": 1})), vec![Rand(S)]),
         "cumsum" => (c(json!({"axis": 1})), vec![Rand(S)]),
         "softmax" | "log_softmax" => (c(json!({"axis": 1})), vec![Rand(S)]),
         "matmul" => (c(none), vec![Rand(&[2, 3, 4]), Rand(&[4, 5])]),
-        "einsum" => (c(json!({"subscripts": "bqhd,bkhd->bhqk"})), vec![Rand(&[2, 3, 2, 4]), Rand(&[2, 5, 2, 4])]),
-        "tensordot" => (c(json!({"axes_a": [1, 2], "axes_b": [0, 1]})), vec![Rand(S), Rand(&[3, 4, 2])]),
+        "einsum" => (
+            c(json!({"subscripts": "bqhd,bkhd->bhqk"})),
+            vec![Rand(&[2, 3, 2, 4]), Rand(&[2, 5, 2, 4])],
+        ),
+        "tensordot" => (
+            c(json!({"axes_a": [1, 2], "axes_b": [0, 1]})),
+            vec![Rand(S), Rand(&[3, 4, 2])],
+        ),
         "reshape" => (c(json!({"shape": [-1, 6]})), vec![Rand(S)]),
         "transpose" => (c(json!({"axes": [2, 0, 1]})), vec![Rand(S)]),
         "expand_dims" => (c(json!({"axis": [1]})), vec![Rand(S)]),
@@ -60,19 +66,27 @@ fn case(name: &str) -> Option<(Value, Vec<In>)> {
         "broadcast_to" => (c(json!({"shape": [2, 3, 4]})), vec![Rand(&[3, 1])]),
         "concatenate" => (c(json!({"axis": 1})), vec![Rand(&[2, 3]), Rand(&[2, 2])]),
         "stack" => (c(json!({"axis": 1})), vec![Rand(&[2, 3]), Rand(&[2, 3])]),
-        "slice" => (c(json!({"items": [[null, null, 1], [2, 0, -1]]})), vec![Rand(S)]),
+        "slice" => (
+            c(json!({"items": [[null, null, 1], [2, 0, -1]]})),
+            vec![Rand(S)],
+        ),
         "tile" => (c(json!({"repeats": [2, 1, 2]})), vec![Rand(S)]),
         "repeat" => (c(json!({"repeats": 2, "axis": 1})), vec![Rand(S)]),
         "take" => (c(json!({"axis": 0})), vec![Rand(&[5, 3]), Idx(&[2, 4], 5)]),
         "take_along_axis" => (c(json!({"axis": 1})), vec![Rand(S), Idx(&[2, 2, 4], 3)]),
-        "pad" => (c(json!({"widths": [[1, 0], [0, 2], [1, 1]], "value": 0.5})), vec![Rand(S)]),
+        "pad" => (
+            c(json!({"widths": [[1, 0], [0, 2], [1, 1]], "value": 0.5})),
+            vec![Rand(S)],
+        ),
         "one_hot" => (c(json!({"num_classes": 4})), vec![Idx(&[2, 3], 4)]),
         "constant" => (c(json!({"shape": [2], "values": [1.0, 2.0]})), vec![]),
         "fill" => (c(json!({"shape": [2, null], "value": 3.0})), vec![]),
         "fill_like" => (c(json!({"value": 1.0})), vec![Rand(S)]),
         "arange" => (c(json!({"start": 1, "stop": 7, "step": 2})), vec![]),
         "eye" => (c(json!({"N": 3, "M": 4, "k": 1})), vec![]),
-        "random_normal" | "random_uniform" | "truncated_normal" => (c(json!({"shape": [3, 2]})), vec![]),
+        "random_normal" | "random_uniform" | "truncated_normal" => {
+            (c(json!({"shape": [3, 2]})), vec![])
+        }
         "dropout" => (c(json!({"rate": 0.5})), vec![Rand(S)]),
         _ => return None,
     })
@@ -94,9 +108,20 @@ fn make(input: In, seed: u64) -> Arr<f64> {
                 })
                 .collect(),
         ),
-        In::Pos(s) => (s, (0..s.iter().product()).map(|_| 0.5 + 2.0 * r.uniform_f64()).collect()),
-        In::Idx(s, n) => (s, (0..s.iter().product()).map(|_| r.below(n) as f64).collect()),
-        In::Mask(s) => (s, (0..s.iter().product()).map(|_| r.below(2) as f64).collect()),
+        In::Pos(s) => (
+            s,
+            (0..s.iter().product())
+                .map(|_| 0.5 + 2.0 * r.uniform_f64())
+                .collect(),
+        ),
+        In::Idx(s, n) => (
+            s,
+            (0..s.iter().product()).map(|_| r.below(n) as f64).collect(),
+        ),
+        In::Mask(s) => (
+            s,
+            (0..s.iter().product()).map(|_| r.below(2) as f64).collect(),
+        ),
     };
     Arr::new(shape.to_vec(), data)
 }
@@ -110,8 +135,15 @@ fn objective(op: &Op, xs: &[Arr<f64>], w: &[f64]) -> f64 {
 
 #[test]
 fn every_op_has_a_case() {
-    let missing: Vec<&str> = OP_NAMES.iter().copied().filter(|n| case(n).is_none()).collect();
-    assert!(missing.is_empty(), "ops without a gradient-check case: {missing:?}");
+    let missing: Vec<&str> = OP_NAMES
+        .iter()
+        .copied()
+        .filter(|n| case(n).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ops without a gradient-check case: {missing:?}"
+    );
 }
 
 #[test]
@@ -119,15 +151,26 @@ fn every_derivative_matches_finite_differences_in_f64() {
     for name in OP_NAMES {
         let (cfg, inputs) = case(name).unwrap();
         let op = Op::from_config(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let xs: Vec<Arr<f64>> = inputs.iter().enumerate().map(|(i, &s)| make(s, 11 + i as u64)).collect();
+        let xs: Vec<Arr<f64>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| make(s, 11 + i as u64))
+            .collect();
         let refs: Vec<&Arr<f64>> = xs.iter().collect();
         // shape inference agrees with the kernel (batch-free shapes, except fill's None which is batch 2)
         let dims: Vec<Vec<Dim>> = xs
             .iter()
             .map(|x| x.shape.iter().map(|&n| Dim::known(n)).collect())
             .collect();
-        let (y, saved) = op.forward(&refs, 2, &mut Rng::new(9)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let inferred: Vec<usize> = op.infer(&dims).unwrap().iter().map(|d| d.resolve(2)).collect();
+        let (y, saved) = op
+            .forward(&refs, 2, &mut Rng::new(9))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let inferred: Vec<usize> = op
+            .infer(&dims)
+            .unwrap()
+            .iter()
+            .map(|d| d.resolve(2))
+            .collect();
         assert_eq!(inferred, y.shape, "{name}: inferred shape");
         // the f32 kernels give the f64 values to float32 precision
         let xs32: Vec<Arr<f32>> = xs
@@ -137,14 +180,22 @@ fn every_derivative_matches_finite_differences_in_f64() {
         let refs32: Vec<&Arr<f32>> = xs32.iter().collect();
         let (y32, _) = op.forward(&refs32, 2, &mut Rng::new(9)).unwrap();
         for (a, b) in y32.data.iter().zip(&y.data) {
-            assert!((*a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0), "{name}: f32 {a} vs f64 {b}");
+            assert!(
+                (*a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{name}: f32 {a} vs f64 {b}"
+            );
         }
-        let w: Vec<f64> = (0..y.data.len()).map(|i| ((i * 37 % 17) as f64 - 8.0) / 8.0).collect();
+        let w: Vec<f64> = (0..y.data.len())
+            .map(|i| ((i * 37 % 17) as f64 - 8.0) / 8.0)
+            .collect();
         let g = Arr::new(y.shape.clone(), w.clone());
         let grads = op.backward(&refs, &y, saved.as_ref(), &g).unwrap();
         assert_eq!(grads.len(), xs.len(), "{name}: one gradient slot per input");
         if !op.differentiable() {
-            assert!(grads.iter().all(Option::is_none), "{name}: no gradient expected");
+            assert!(
+                grads.iter().all(Option::is_none),
+                "{name}: no gradient expected"
+            );
             continue;
         }
         let mut checked = 0;
@@ -166,6 +217,9 @@ fn every_derivative_matches_finite_differences_in_f64() {
                 checked += 1;
             }
         }
-        assert!(checked > 0, "{name}: differentiable but no input gradient was checked");
+        assert!(
+            checked > 0,
+            "{name}: differentiable but no input gradient was checked"
+        );
     }
 }

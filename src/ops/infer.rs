@@ -21,14 +21,26 @@ fn broadcast(op: &Op, all: &[Vec<Dim>], a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>
     let one = Dim::known(1);
     (0..n)
         .map(|i| {
-            let x = if i + a.len() >= n { a[i + a.len() - n] } else { one };
-            let y = if i + b.len() >= n { b[i + b.len() - n] } else { one };
+            let x = if i + a.len() >= n {
+                a[i + a.len() - n]
+            } else {
+                one
+            };
+            let y = if i + b.len() >= n {
+                b[i + b.len() - n]
+            } else {
+                one
+            };
             if x == y || y == one {
                 Ok(x)
             } else if x == one {
                 Ok(y)
             } else {
-                Err(shapes_err(op, all, "the shapes cannot be broadcast together"))
+                Err(shapes_err(
+                    op,
+                    all,
+                    "the shapes cannot be broadcast together",
+                ))
             }
         })
         .collect()
@@ -96,7 +108,13 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
             Some(a) => {
                 let a = norm_axis(&name, *a, rank)?;
                 (0..rank)
-                    .filter_map(|i| if i == a { keepdims.then_some(one) } else { Some(x[i]) })
+                    .filter_map(|i| {
+                        if i == a {
+                            keepdims.then_some(one)
+                        } else {
+                            Some(x[i])
+                        }
+                    })
                     .collect()
             }
         },
@@ -118,8 +136,16 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
             if a.is_empty() || b.is_empty() {
                 return Err(shapes_err(op, ins, "inputs must have rank >= 1"));
             }
-            let a2: Vec<Dim> = if a.len() == 1 { vec![one, a[0]] } else { a.clone() };
-            let b2: Vec<Dim> = if b.len() == 1 { vec![b[0], one] } else { b.clone() };
+            let a2: Vec<Dim> = if a.len() == 1 {
+                vec![one, a[0]]
+            } else {
+                a.clone()
+            };
+            let b2: Vec<Dim> = if b.len() == 1 {
+                vec![b[0], one]
+            } else {
+                b.clone()
+            };
             if a2[a2.len() - 1] != b2[b2.len() - 2] {
                 return Err(shapes_err(
                     op,
@@ -211,7 +237,10 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
                 }
                 None => (0..rank).filter(|&i| x[i] == one).collect(),
             };
-            (0..rank).filter(|i| !axes.contains(i)).map(|i| x[i]).collect()
+            (0..rank)
+                .filter(|i| !axes.contains(i))
+                .map(|i| x[i])
+                .collect()
         }
         Op::BroadcastTo { shape } => {
             let target = resolve_shape(shape);
@@ -254,7 +283,11 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
                         }
                     }
                     if s[a].batch != x[a].batch {
-                        return Err(shapes_err(op, ins, "cannot join a batch axis with a fixed one"));
+                        return Err(shapes_err(
+                            op,
+                            ins,
+                            "cannot join a batch axis with a fixed one",
+                        ));
                     }
                 }
                 let mut out = x.clone();
@@ -267,7 +300,11 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
         }
         Op::Slice { items } => {
             if items.len() > rank {
-                return Err(shapes_err(op, ins, "too many indices for the tensor's rank"));
+                return Err(shapes_err(
+                    op,
+                    ins,
+                    "too many indices for the tensor's rank",
+                ));
             }
             let mut out = x.clone();
             for (a, &(s, e, st)) in items.iter().enumerate() {
@@ -287,7 +324,9 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
         }
         Op::Tile { reps } => {
             let r = rank.max(reps.len());
-            let xs: Vec<Dim> = std::iter::repeat_n(one, r - rank).chain(x.iter().copied()).collect();
+            let xs: Vec<Dim> = std::iter::repeat_n(one, r - rank)
+                .chain(x.iter().copied())
+                .collect();
             let rs: Vec<usize> = std::iter::repeat_n(1, r - reps.len())
                 .chain(reps.iter().copied())
                 .collect();
@@ -335,10 +374,20 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
             let idx = &ins[1];
             let a = match axis {
                 Some(a) => norm_axis(&name, *a, rank)?,
-                None => return Err(shapes_err(op, ins, "`axis=None` is not supported by kerust")),
+                None => {
+                    return Err(shapes_err(
+                        op,
+                        ins,
+                        "`axis=None` is not supported by kerust",
+                    ))
+                }
             };
             if idx.len() != rank {
-                return Err(shapes_err(op, ins, "the indices must have the same rank as the tensor"));
+                return Err(shapes_err(
+                    op,
+                    ins,
+                    "the indices must have the same rank as the tensor",
+                ));
             }
             (0..rank)
                 .map(|i| {
@@ -347,7 +396,11 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
                     } else if idx[i] == x[i] || idx[i] == one {
                         Ok(x[i])
                     } else {
-                        Err(shapes_err(op, ins, "the shapes do not broadcast outside `axis`"))
+                        Err(shapes_err(
+                            op,
+                            ins,
+                            "the shapes do not broadcast outside `axis`",
+                        ))
                     }
                 })
                 .collect::<Result<_>>()?
@@ -357,7 +410,10 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
                 return Err(shapes_err(
                     op,
                     ins,
-                    &format!("`pad_width` must have one (before, after) pair per axis, received {}", widths.len()),
+                    &format!(
+                        "`pad_width` must have one (before, after) pair per axis, received {}",
+                        widths.len()
+                    ),
                 ));
             }
             x.iter()
@@ -514,9 +570,10 @@ pub fn batch_local(op: &Op, ins: &[Vec<Dim>], out: &[Dim]) -> bool {
                     .zip(&e.inputs)
                     .all(|(s, letters)| !has_batch(s) || letters.first().copied() == first)
         }
-        Op::Reshape { .. } | Op::ExpandDims { .. } | Op::Squeeze { .. } | Op::BroadcastTo { .. } => {
-            out_batched && ins[0].first() == out.first()
-        }
+        Op::Reshape { .. }
+        | Op::ExpandDims { .. }
+        | Op::Squeeze { .. }
+        | Op::BroadcastTo { .. } => out_batched && ins[0].first() == out.first(),
         Op::Transpose { .. } | Op::Tile { .. } | Op::Pad { .. } | Op::Slice { .. } => {
             out_batched && ins[0].first() == out.first()
         }

@@ -30,13 +30,7 @@ fn reshape_target(shape: &[Option<i64>], from: &[usize], batch: usize) -> Result
         .iter()
         .map(|d| match d {
             None => batch,
-            Some(-1) => {
-                if known == 0 {
-                    0
-                } else {
-                    total / known
-                }
-            }
+            Some(-1) => total.checked_div(known).unwrap_or(0),
             Some(n) => *n as usize,
         })
         .collect();
@@ -55,7 +49,13 @@ fn expanded_shape(op: &str, from: &[usize], axes: &[i64]) -> Result<Vec<usize>> 
     let axes = axes_of(op, axes, rank)?;
     let mut it = from.iter();
     Ok((0..rank)
-        .map(|a| if axes.contains(&a) { 1 } else { *it.next().unwrap_or(&1) })
+        .map(|a| {
+            if axes.contains(&a) {
+                1
+            } else {
+                *it.next().unwrap_or(&1)
+            }
+        })
         .collect())
 }
 
@@ -78,7 +78,13 @@ fn squeezed_shape(op: &str, from: &[usize], axes: &Option<Vec<i64>>) -> Result<V
         .collect())
 }
 
-fn random_fill<T: Real>(kind: RandomKind, shape: Vec<usize>, a: f64, b: f64, rng: &mut Rng) -> Arr<T> {
+fn random_fill<T: Real>(
+    kind: RandomKind,
+    shape: Vec<usize>,
+    a: f64,
+    b: f64,
+    rng: &mut Rng,
+) -> Arr<T> {
     let n = numel(&shape);
     let data = (0..n)
         .map(|_| {
@@ -103,7 +109,11 @@ pub fn forward<T: Real>(
     let rank = x.map(|a| a.rank()).unwrap_or(0);
     let need = |i: usize| -> Result<&Arr<T>> {
         xs.get(i).copied().ok_or_else(|| {
-            Error::Value(format!("{name}: expected {} input(s), received {}", i + 1, xs.len()))
+            Error::Value(format!(
+                "{name}: expected {} input(s), received {}",
+                i + 1,
+                xs.len()
+            ))
         })
     };
     let y = match op {
@@ -130,7 +140,9 @@ pub fn forward<T: Real>(
                 Some(a) => reduce::cumsum(x, norm_axis(&name, *a, rank)?, false),
             }
         }
-        Op::Softmax { axis, log } => reduce::softmax(need(0)?, norm_axis(&name, *axis, rank)?, *log),
+        Op::Softmax { axis, log } => {
+            reduce::softmax(need(0)?, norm_axis(&name, *axis, rank)?, *log)
+        }
         Op::MatMul => linalg::matmul(need(0)?, need(1)?)?,
         Op::Einsum(e) => e.forward(xs)?,
         Op::Tensordot { axes_a, axes_b } => {
@@ -215,13 +227,20 @@ pub fn forward<T: Real>(
             }
             shape::pad(x, widths, T::c(*value))
         }
-        Op::OneHot { classes, axis } => shape::one_hot(need(0)?, *classes, norm_axis(&name, *axis, rank + 1)?),
-        Op::Constant { shape, values } => Arr::new(shape.clone(), values.iter().map(|&v| T::c(v)).collect()),
+        Op::OneHot { classes, axis } => {
+            shape::one_hot(need(0)?, *classes, norm_axis(&name, *axis, rank + 1)?)
+        }
+        Op::Constant { shape, values } => {
+            Arr::new(shape.clone(), values.iter().map(|&v| T::c(v)).collect())
+        }
         Op::Fill { shape, value } => Arr::full(resolve_shape(shape, batch), T::c(*value)),
         Op::FillLike { value } => Arr::full(need(0)?.shape.clone(), T::c(*value)),
         Op::Arange { start, stop, step } => {
             let n = arange_len(*start, *stop, *step);
-            Arr::new(vec![n], (0..n).map(|i| T::c(start + i as f64 * step)).collect())
+            Arr::new(
+                vec![n],
+                (0..n).map(|i| T::c(start + i as f64 * step)).collect(),
+            )
         }
         Op::Eye { n, m, k } => {
             let mut a = Arr::full(vec![*n, *m], T::zero());
@@ -233,17 +252,29 @@ pub fn forward<T: Real>(
             }
             a
         }
-        Op::Random { kind, shape, a, b } => random_fill(*kind, resolve_shape(shape, batch), *a, *b, rng),
+        Op::Random { kind, shape, a, b } => {
+            random_fill(*kind, resolve_shape(shape, batch), *a, *b, rng)
+        }
         Op::Dropout { rate } => {
             let x = need(0)?;
             let keep = T::c(1.0 / (1.0 - rate));
             let mask: Vec<T> = (0..x.data.len())
-                .map(|_| if (rng.uniform() as f64) < *rate { T::zero() } else { keep })
+                .map(|_| {
+                    if (rng.uniform() as f64) < *rate {
+                        T::zero()
+                    } else {
+                        keep
+                    }
+                })
                 .collect();
             let mask = Arr::new(x.shape.clone(), mask);
             let y = Arr::new(
                 x.shape.clone(),
-                x.data.iter().zip(&mask.data).map(|(&v, &m)| v * m).collect(),
+                x.data
+                    .iter()
+                    .zip(&mask.data)
+                    .map(|(&v, &m)| v * m)
+                    .collect(),
             );
             return Ok((y, Some(mask)));
         }
@@ -252,7 +283,8 @@ pub fn forward<T: Real>(
 }
 
 fn along_axis<T: Real>(name: &str, axis: Option<i64>, x: &Arr<T>, idx: &Arr<T>) -> Result<usize> {
-    let a = axis.ok_or_else(|| Error::Value(format!("{name}: `axis=None` is not supported by kerust")))?;
+    let a = axis
+        .ok_or_else(|| Error::Value(format!("{name}: `axis=None` is not supported by kerust")))?;
     if idx.rank() != x.rank() {
         return Err(Error::Value(format!(
             "{name}: the indices must have the rank of the tensor; received shapes {} and {}",
@@ -290,9 +322,11 @@ pub fn backward<T: Real>(
     let name = op.name();
     let rank = xs.first().map(|a| a.rank()).unwrap_or(0);
     let x = || {
-        xs.first()
-            .copied()
-            .ok_or_else(|| Error::Runtime(format!("kerust internal error: {name} backward without inputs")))
+        xs.first().copied().ok_or_else(|| {
+            Error::Runtime(format!(
+                "kerust internal error: {name} backward without inputs"
+            ))
+        })
     };
     let one = |a: Arr<T>| Ok(vec![Some(a)]);
     match op {
@@ -307,12 +341,19 @@ pub fn backward<T: Real>(
         Op::Cumsum { axis } => {
             let x = x()?;
             match axis {
-                None => one(reduce::cumsum(&g.clone().reshaped(vec![g.data.len()]), 0, true)
-                    .reshaped(x.shape.clone())),
+                None => one(
+                    reduce::cumsum(&g.clone().reshaped(vec![g.data.len()]), 0, true)
+                        .reshaped(x.shape.clone()),
+                ),
                 Some(a) => one(reduce::cumsum(g, norm_axis(&name, *a, rank)?, true)),
             }
         }
-        Op::Softmax { axis, log } => one(reduce::softmax_backward(y, g, norm_axis(&name, *axis, rank)?, *log)),
+        Op::Softmax { axis, log } => one(reduce::softmax_backward(
+            y,
+            g,
+            norm_axis(&name, *axis, rank)?,
+            *log,
+        )),
         Op::MatMul => {
             let [ga, gb] = linalg::matmul_backward(xs[0], xs[1], g)?;
             Ok(vec![Some(ga), Some(gb)])
@@ -355,14 +396,24 @@ pub fn backward<T: Real>(
         }
         Op::Slice { items } => {
             let x = x()?;
-            one(shape::slice_backward(&x.shape, &slices_of(items, &x.shape)?, g))
+            one(shape::slice_backward(
+                &x.shape,
+                &slices_of(items, &x.shape)?,
+                g,
+            ))
         }
         Op::Tile { reps } => one(shape::tile_backward(&x()?.shape, reps, g)),
         Op::Repeat { repeats, axis } => {
             let x = x()?;
             match axis {
-                None => one(shape::repeat_backward(&[x.data.len()], *repeats, 0, g).reshaped(x.shape.clone())),
-                Some(a) => one(shape::repeat_backward(&x.shape, *repeats, norm_axis(&name, *a, rank)?, g)),
+                None => one(shape::repeat_backward(&[x.data.len()], *repeats, 0, g)
+                    .reshaped(x.shape.clone())),
+                Some(a) => one(shape::repeat_backward(
+                    &x.shape,
+                    *repeats,
+                    norm_axis(&name, *a, rank)?,
+                    g,
+                )),
             }
         }
         Op::Take { axis } => {
@@ -377,7 +428,10 @@ pub fn backward<T: Real>(
             let (x, idx) = (xs[0], xs[1]);
             let a = along_axis(&name, *axis, x, idx)?;
             let (_, sources) = shape::take_along_axis(x, idx, a)?;
-            Ok(vec![Some(shape::gather_backward(&x.shape, &sources, g)), None])
+            Ok(vec![
+                Some(shape::gather_backward(&x.shape, &sources, g)),
+                None,
+            ])
         }
         Op::Pad { widths, .. } => one(shape::pad_backward(&x()?.shape, widths, g)),
         Op::Dropout { .. } => {
@@ -386,7 +440,11 @@ pub fn backward<T: Real>(
             })?;
             one(Arr::new(
                 g.shape.clone(),
-                g.data.iter().zip(&mask.data).map(|(&v, &m)| v * m).collect(),
+                g.data
+                    .iter()
+                    .zip(&mask.data)
+                    .map(|(&v, &m)| v * m)
+                    .collect(),
             ))
         }
         Op::Arg { .. }

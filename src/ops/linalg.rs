@@ -12,7 +12,16 @@ const ROWS: usize = 64;
 /// `c (m x n) = op(a) (m x k) * op(b) (k x n)` for one matrix, row-major, `ta`/`tb`: the slice holds the
 /// transpose. Single-threaded; parallelism is over pieces of rows or over the batch.
 #[allow(clippy::too_many_arguments)]
-fn gemm_one<T: Real>(m: usize, k: usize, n: usize, a: &[T], ta: bool, b: &[T], tb: bool, c: &mut [T]) {
+fn gemm_one<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    c: &mut [T],
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -80,9 +89,9 @@ fn bmm<T: Real>(
             });
         return c;
     }
-    c.par_chunks_mut(m * n).enumerate().for_each(|(i, ci)| {
-        gemm_one(m, k, n, &a[i * a_step..], ta, &b[i * b_step..], tb, ci)
-    });
+    c.par_chunks_mut(m * n)
+        .enumerate()
+        .for_each(|(i, ci)| gemm_one(m, k, n, &a[i * a_step..], ta, &b[i * b_step..], tb, ci));
     c
 }
 
@@ -121,8 +130,8 @@ fn geometry(a: &[usize], b: &[usize]) -> Result<MatmulGeometry> {
     if k != k2 {
         return Err(err());
     }
-    let batch = broadcast_shapes("matmul", &a2[..a2.len() - 2], &b2[..b2.len() - 2])
-        .map_err(|_| err())?;
+    let batch =
+        broadcast_shapes("matmul", &a2[..a2.len() - 2], &b2[..b2.len() - 2]).map_err(|_| err())?;
     Ok(MatmulGeometry {
         batch,
         m,
@@ -209,7 +218,9 @@ pub fn matmul_backward<T: Real>(a: &Arr<T>, b: &Arr<T>, g: &Arr<T>) -> Result<[A
     let (gb, gb_shape) = if sb == 0 {
         let rows = bt * m;
         let a_rows = if sa == 0 && bt > 1 {
-            Arr::new(vec![m, k], da.clone()).broadcast_to(&[bt, m, k]).data
+            Arr::new(vec![m, k], da.clone())
+                .broadcast_to(&[bt, m, k])
+                .data
         } else {
             da.clone()
         };
@@ -243,7 +254,8 @@ pub struct Einsum {
 
 impl Einsum {
     pub fn parse(spec: &str) -> Result<Self> {
-        let err = |why: &str| Error::Value(format!("einsum: cannot use subscripts '{spec}': {why}"));
+        let err =
+            |why: &str| Error::Value(format!("einsum: cannot use subscripts '{spec}': {why}"));
         let spec_clean: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
         if spec_clean.contains("...") {
             return Err(err("'...' is not supported by kerust; name every axis"));
@@ -284,7 +296,9 @@ impl Einsum {
         };
         for (i, c) in output.iter().enumerate() {
             if !inputs.iter().any(|s| s.contains(c)) || output[..i].contains(c) {
-                return Err(err(&format!("output letter '{c}' must appear once, and in an operand")));
+                return Err(err(&format!(
+                    "output letter '{c}' must appear once, and in an operand"
+                )));
             }
         }
         Ok(Einsum { inputs, output })
@@ -316,8 +330,8 @@ impl Einsum {
                 match sizes.iter().find(|(l, _)| *l == c) {
                     Some((_, e)) if *e != d => {
                         return Err(Error::Value(format!(
-                            "einsum: letter '{c}' has size {e:?} in one operand and {d:?} in another"
-                        )))
+                        "einsum: letter '{c}' has size {e:?} in one operand and {d:?} in another"
+                    )))
                     }
                     Some(_) => {}
                     None => sizes.push((c, d)),
@@ -345,7 +359,11 @@ struct Plan {
 }
 
 fn size_of(sizes: &[(char, usize)], c: char) -> usize {
-    sizes.iter().find(|(l, _)| *l == c).map(|x| x.1).unwrap_or(1)
+    sizes
+        .iter()
+        .find(|(l, _)| *l == c)
+        .map(|x| x.1)
+        .unwrap_or(1)
 }
 
 impl Einsum {
@@ -359,15 +377,47 @@ impl Einsum {
         let sum_b: Vec<usize> = (0..b.len())
             .filter(|&i| !a.contains(&b[i]) && !out.contains(&b[i]))
             .collect();
-        let a_rest: Vec<char> = (0..a.len()).filter(|i| !sum_a.contains(i)).map(|i| a[i]).collect();
-        let b_rest: Vec<char> = (0..b.len()).filter(|i| !sum_b.contains(i)).map(|i| b[i]).collect();
-        let batch: Vec<char> = out.iter().copied().filter(|c| a_rest.contains(c) && b_rest.contains(c)).collect();
-        let contract: Vec<char> = a_rest.iter().copied().filter(|c| b_rest.contains(c) && !out.contains(c)).collect();
-        let left: Vec<char> = a_rest.iter().copied().filter(|c| !b_rest.contains(c)).collect();
-        let right: Vec<char> = b_rest.iter().copied().filter(|c| !a_rest.contains(c)).collect();
+        let a_rest: Vec<char> = (0..a.len())
+            .filter(|i| !sum_a.contains(i))
+            .map(|i| a[i])
+            .collect();
+        let b_rest: Vec<char> = (0..b.len())
+            .filter(|i| !sum_b.contains(i))
+            .map(|i| b[i])
+            .collect();
+        let batch: Vec<char> = out
+            .iter()
+            .copied()
+            .filter(|c| a_rest.contains(c) && b_rest.contains(c))
+            .collect();
+        let contract: Vec<char> = a_rest
+            .iter()
+            .copied()
+            .filter(|c| b_rest.contains(c) && !out.contains(c))
+            .collect();
+        let left: Vec<char> = a_rest
+            .iter()
+            .copied()
+            .filter(|c| !b_rest.contains(c))
+            .collect();
+        let right: Vec<char> = b_rest
+            .iter()
+            .copied()
+            .filter(|c| !a_rest.contains(c))
+            .collect();
         let pos = |s: &[char], c: char| s.iter().position(|&x| x == c).unwrap_or(0);
-        let perm_a: Vec<usize> = batch.iter().chain(&left).chain(&contract).map(|&c| pos(&a_rest, c)).collect();
-        let perm_b: Vec<usize> = batch.iter().chain(&contract).chain(&right).map(|&c| pos(&b_rest, c)).collect();
+        let perm_a: Vec<usize> = batch
+            .iter()
+            .chain(&left)
+            .chain(&contract)
+            .map(|&c| pos(&a_rest, c))
+            .collect();
+        let perm_b: Vec<usize> = batch
+            .iter()
+            .chain(&contract)
+            .chain(&right)
+            .map(|&c| pos(&b_rest, c))
+            .collect();
         let prod: Vec<char> = batch.iter().chain(&left).chain(&right).copied().collect();
         let perm_out: Vec<usize> = out.iter().map(|&c| pos(&prod, c)).collect();
         let total = |s: &[char]| s.iter().map(|&c| size_of(&sizes, c)).product::<usize>();
@@ -388,26 +438,59 @@ impl Einsum {
     pub fn forward<T: Real>(&self, xs: &[&Arr<T>]) -> Result<Arr<T>> {
         if xs.len() == 1 {
             let a = &self.inputs[0];
-            let sum: Vec<usize> = (0..a.len()).filter(|&i| !self.output.contains(&a[i])).collect();
+            let sum: Vec<usize> = (0..a.len())
+                .filter(|&i| !self.output.contains(&a[i]))
+                .collect();
             self.sizes(&[&xs[0].shape], tuple_str)?;
-            let kept: Vec<char> = (0..a.len()).filter(|i| !sum.contains(i)).map(|i| a[i]).collect();
+            let kept: Vec<char> = (0..a.len())
+                .filter(|i| !sum.contains(i))
+                .map(|i| a[i])
+                .collect();
             let y = Reduce::Sum.forward(xs[0], &sum, false);
-            let perm: Vec<usize> = self.output.iter().map(|c| kept.iter().position(|k| k == c).unwrap_or(0)).collect();
+            let perm: Vec<usize> = self
+                .output
+                .iter()
+                .map(|c| kept.iter().position(|k| k == c).unwrap_or(0))
+                .collect();
             return Ok(y.permuted(&perm));
         }
         let p = self.plan(&xs[0].shape, &xs[1].shape)?;
-        let a = Reduce::Sum.forward(xs[0], &p.sum_a, false).permuted(&p.perm_a);
-        let b = Reduce::Sum.forward(xs[1], &p.sum_b, false).permuted(&p.perm_b);
-        let c = bmm(p.bt, p.l, p.c, p.r, &a.data, p.l * p.c, false, &b.data, p.c * p.r, false);
+        let a = Reduce::Sum
+            .forward(xs[0], &p.sum_a, false)
+            .permuted(&p.perm_a);
+        let b = Reduce::Sum
+            .forward(xs[1], &p.sum_b, false)
+            .permuted(&p.perm_b);
+        let c = bmm(
+            p.bt,
+            p.l,
+            p.c,
+            p.r,
+            &a.data,
+            p.l * p.c,
+            false,
+            &b.data,
+            p.c * p.r,
+            false,
+        );
         Ok(Arr::new(p.prod_shape.clone(), c).permuted(&p.perm_out))
     }
 
     pub fn backward<T: Real>(&self, xs: &[&Arr<T>], g: &Arr<T>) -> Result<Vec<Option<Arr<T>>>> {
         if xs.len() == 1 {
             let a = &self.inputs[0];
-            let sum: Vec<usize> = (0..a.len()).filter(|&i| !self.output.contains(&a[i])).collect();
-            let kept: Vec<char> = (0..a.len()).filter(|i| !sum.contains(i)).map(|i| a[i]).collect();
-            let perm: Vec<usize> = self.output.iter().map(|c| kept.iter().position(|k| k == c).unwrap_or(0)).collect();
+            let sum: Vec<usize> = (0..a.len())
+                .filter(|&i| !self.output.contains(&a[i]))
+                .collect();
+            let kept: Vec<char> = (0..a.len())
+                .filter(|i| !sum.contains(i))
+                .map(|i| a[i])
+                .collect();
+            let perm: Vec<usize> = self
+                .output
+                .iter()
+                .map(|c| kept.iter().position(|k| k == c).unwrap_or(0))
+                .collect();
             let gk = g.permuted(&invert(&perm));
             return Ok(vec![Some(spread(gk, &xs[0].shape, &sum))]);
         }
@@ -418,8 +501,30 @@ impl Einsum {
         let b = b1.permuted(&p.perm_b);
         let gp = g.permuted(&invert(&p.perm_out));
         // d(a) = g b^T, d(b) = a^T g, per batch
-        let ga = bmm(p.bt, p.l, p.r, p.c, &gp.data, p.l * p.r, false, &b.data, p.c * p.r, true);
-        let gb = bmm(p.bt, p.c, p.l, p.r, &a.data, p.l * p.c, true, &gp.data, p.l * p.r, false);
+        let ga = bmm(
+            p.bt,
+            p.l,
+            p.r,
+            p.c,
+            &gp.data,
+            p.l * p.r,
+            false,
+            &b.data,
+            p.c * p.r,
+            true,
+        );
+        let gb = bmm(
+            p.bt,
+            p.c,
+            p.l,
+            p.r,
+            &a.data,
+            p.l * p.c,
+            true,
+            &gp.data,
+            p.l * p.r,
+            false,
+        );
         let ga = Arr::new(a.shape.clone(), ga).permuted(&invert(&p.perm_a));
         let gb = Arr::new(b.shape.clone(), gb).permuted(&invert(&p.perm_b));
         Ok(vec![

@@ -193,16 +193,102 @@ pub enum Op {
 
 /// Every op name `Op::from_config` accepts, for the gradient-check table and error messages.
 pub const OP_NAMES: &[&str] = &[
-    "negative", "abs", "sign", "square", "sqrt", "rsqrt", "exp", "log", "log1p", "reciprocal", "sin", "cos",
-    "floor", "ceil", "round", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "softplus", "softsign", "elu",
-    "selu", "leaky_relu", "hard_sigmoid", "hard_silu", "erf", "clip", "logical_not", "trunc", "nonzero",
-    "stop_gradient", "identity", "add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "mod",
-    "floor_divide", "equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "logical_and",
-    "logical_or", "logical_xor", "where", "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp",
-    "norm1", "norm2", "norm_inf", "argmax", "argmin", "cumsum", "softmax", "log_softmax", "matmul", "einsum",
-    "tensordot", "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "concatenate", "stack",
-    "slice", "tile", "repeat", "take", "take_along_axis", "pad", "one_hot", "constant", "fill", "fill_like",
-    "arange", "eye", "random_normal", "random_uniform", "truncated_normal", "dropout",
+    "negative",
+    "abs",
+    "sign",
+    "square",
+    "sqrt",
+    "rsqrt",
+    "exp",
+    "log",
+    "log1p",
+    "reciprocal",
+    "sin",
+    "cos",
+    "floor",
+    "ceil",
+    "round",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "silu",
+    "softplus",
+    "softsign",
+    "elu",
+    "selu",
+    "leaky_relu",
+    "hard_sigmoid",
+    "hard_silu",
+    "erf",
+    "clip",
+    "logical_not",
+    "trunc",
+    "nonzero",
+    "stop_gradient",
+    "identity",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "power",
+    "maximum",
+    "minimum",
+    "mod",
+    "floor_divide",
+    "equal",
+    "not_equal",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "where",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "prod",
+    "var",
+    "std",
+    "logsumexp",
+    "norm1",
+    "norm2",
+    "norm_inf",
+    "argmax",
+    "argmin",
+    "cumsum",
+    "softmax",
+    "log_softmax",
+    "matmul",
+    "einsum",
+    "tensordot",
+    "reshape",
+    "transpose",
+    "expand_dims",
+    "squeeze",
+    "broadcast_to",
+    "concatenate",
+    "stack",
+    "slice",
+    "tile",
+    "repeat",
+    "take",
+    "take_along_axis",
+    "pad",
+    "one_hot",
+    "constant",
+    "fill",
+    "fill_like",
+    "arange",
+    "eye",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "dropout",
 ];
 
 fn unary_of(name: &str, cfg: &Value) -> Result<Option<Unary>> {
@@ -301,9 +387,7 @@ fn reduce_of(name: &str) -> Option<Reduce> {
 }
 
 fn bad(op: &str, key: &str, expected: &str, v: &Value) -> Error {
-    Error::Value(format!(
-        "{op}: `{key}` must be {expected}, received {v}"
-    ))
+    Error::Value(format!("{op}: `{key}` must be {expected}, received {v}"))
 }
 
 fn get_f64(cfg: &Value, op: &str, key: &str, default: Option<f64>) -> Result<f64> {
@@ -345,7 +429,10 @@ fn i64_list(cfg: &Value, op: &str, key: &str) -> Result<Vec<i64>> {
     v.as_array()
         .ok_or_else(|| bad(op, key, "an integer or a list of integers", v))?
         .iter()
-        .map(|x| x.as_i64().ok_or_else(|| bad(op, key, "a list of integers", v)))
+        .map(|x| {
+            x.as_i64()
+                .ok_or_else(|| bad(op, key, "a list of integers", v))
+        })
         .collect()
 }
 
@@ -389,7 +476,10 @@ impl Op {
             return Ok(Op::Reduce {
                 kind,
                 axes: opt_i64_list(cfg, name, "axis")?,
-                keepdims: cfg.get("keepdims").and_then(Value::as_bool).unwrap_or(false),
+                keepdims: cfg
+                    .get("keepdims")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             });
         }
         let op = match name {
@@ -397,7 +487,10 @@ impl Op {
             "argmax" | "argmin" => Op::Arg {
                 max: name == "argmax",
                 axis: opt_i64(cfg, name, "axis")?,
-                keepdims: cfg.get("keepdims").and_then(Value::as_bool).unwrap_or(false),
+                keepdims: cfg
+                    .get("keepdims")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             },
             "cumsum" => Op::Cumsum {
                 axis: opt_i64(cfg, name, "axis")?,
@@ -424,7 +517,7 @@ impl Op {
                         Value::Null => Ok(None),
                         _ => x
                             .as_i64()
-                            .filter(|&n| n >= -1 && n < (1 << 31))
+                            .filter(|n| (-1..(1 << 31)).contains(n))
                             .map(Some)
                             .ok_or_else(|| bad(name, "shape", "a list of sizes, -1 or None", v)),
                     })
@@ -476,7 +569,9 @@ impl Op {
                     .into_iter()
                     .map(|r| {
                         usize::try_from(r).map_err(|_| {
-                            Error::Value(format!("tile: `repeats` must be non-negative, received {r}"))
+                            Error::Value(format!(
+                                "tile: `repeats` must be non-negative, received {r}"
+                            ))
                         })
                     })
                     .collect::<Result<_>>()?,
@@ -550,7 +645,9 @@ impl Op {
             "arange" => {
                 let step = get_f64(cfg, name, "step", Some(1.0))?;
                 if step == 0.0 || !step.is_finite() {
-                    return Err(Error::Value(format!("arange: `step` must be non-zero, received {step}")));
+                    return Err(Error::Value(format!(
+                        "arange: `step` must be non-zero, received {step}"
+                    )));
                 }
                 Op::Arange {
                     start: get_f64(cfg, name, "start", Some(0.0))?,
@@ -654,7 +751,11 @@ impl Op {
             return Err(Error::Value(format!(
                 "{}: expected {} input(s), received {}",
                 self.name(),
-                if lo == hi { lo.to_string() } else { format!("at least {lo}") },
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("at least {lo}")
+                },
                 ins.len()
             )));
         }

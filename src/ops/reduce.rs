@@ -60,20 +60,30 @@ impl Reduce {
         match self {
             Reduce::Sum => v.iter().copied().sum(),
             Reduce::Mean => v.iter().copied().sum::<T>() / n,
-            Reduce::Max => v.iter().copied().fold(T::neg_infinity(), |a, b| {
-                if b > a || b.is_nan() {
-                    b
-                } else {
-                    a
-                }
-            }),
-            Reduce::Min => v.iter().copied().fold(T::infinity(), |a, b| {
-                if b < a || b.is_nan() {
-                    b
-                } else {
-                    a
-                }
-            }),
+            Reduce::Max => {
+                v.iter().copied().fold(
+                    T::neg_infinity(),
+                    |a, b| {
+                        if b > a || b.is_nan() {
+                            b
+                        } else {
+                            a
+                        }
+                    },
+                )
+            }
+            Reduce::Min => {
+                v.iter().copied().fold(
+                    T::infinity(),
+                    |a, b| {
+                        if b < a || b.is_nan() {
+                            b
+                        } else {
+                            a
+                        }
+                    },
+                )
+            }
             Reduce::Prod => v.iter().fold(T::one(), |a, &b| a * b),
             Reduce::Var | Reduce::Std => {
                 let m = v.iter().copied().sum::<T>() / n;
@@ -128,14 +138,14 @@ impl Reduce {
                 }
             }
             Reduce::Prod => {
-                for i in 0..v.len() {
+                for (i, o) in out.iter_mut().enumerate() {
                     // the product of the others, computed directly so a zero input has its true gradient
                     let others = v
                         .iter()
                         .enumerate()
                         .filter(|&(j, _)| j != i)
                         .fold(T::one(), |a, (_, &b)| a * b);
-                    out[i] = g * others;
+                    *o = g * others;
                 }
             }
             Reduce::Var | Reduce::Std => {

@@ -22,7 +22,10 @@ pub fn concat<T: Real>(xs: &[&Arr<T>], axis: usize) -> Arr<T> {
 /// The gradient of `concat`: `g` cut back into pieces of the inputs' shapes.
 pub fn concat_backward<T: Real>(shapes: &[&[usize]], g: &Arr<T>, axis: usize) -> Vec<Arr<T>> {
     let outer: usize = g.shape[..axis].iter().product();
-    let mut outs: Vec<Vec<T>> = shapes.iter().map(|s| Vec::with_capacity(numel(s))).collect();
+    let mut outs: Vec<Vec<T>> = shapes
+        .iter()
+        .map(|s| Vec::with_capacity(numel(s)))
+        .collect();
     let mut at = 0;
     for _ in 0..outer {
         for (s, o) in shapes.iter().zip(outs.iter_mut()) {
@@ -87,12 +90,12 @@ impl AxisSlice {
 fn slice_offsets(shape: &[usize], sl: &[AxisSlice]) -> (Vec<usize>, Vec<usize>) {
     let st = strides(shape);
     let out_shape: Vec<usize> = sl.iter().map(|s| s.count).collect();
-    let base: i64 = sl
+    let base: i64 = sl.iter().zip(&st).map(|(s, &k)| s.start * k as i64).sum();
+    let steps: Vec<i64> = sl
         .iter()
         .zip(&st)
-        .map(|(s, &k)| s.start * k as i64)
-        .sum();
-    let steps: Vec<i64> = sl.iter().zip(&st).map(|(s, &k)| s.step * k as i64).collect();
+        .map(|(s, &k)| s.step * k as i64)
+        .collect();
     let mut offsets = Vec::with_capacity(numel(&out_shape));
     let mut idx = vec![0usize; out_shape.len()];
     for _ in 0..numel(&out_shape) {
@@ -143,7 +146,12 @@ fn tile_sources(shape: &[usize], reps: &[usize]) -> (Vec<usize>, Vec<usize>) {
     let mut src = Vec::with_capacity(numel(&out));
     let mut idx = vec![0usize; rank];
     for _ in 0..numel(&out) {
-        src.push(idx.iter().enumerate().map(|(a, &i)| (i % xs[a]) * st[a]).sum());
+        src.push(
+            idx.iter()
+                .enumerate()
+                .map(|(a, &i)| (i % xs[a]) * st[a])
+                .sum(),
+        );
         for ax in (0..rank).rev() {
             idx[ax] += 1;
             if idx[ax] < out[ax] {
@@ -188,7 +196,12 @@ pub fn repeat<T: Real>(x: &Arr<T>, repeats: usize, axis: usize) -> Arr<T> {
     Arr::new(shape, data)
 }
 
-pub fn repeat_backward<T: Real>(x_shape: &[usize], repeats: usize, axis: usize, g: &Arr<T>) -> Arr<T> {
+pub fn repeat_backward<T: Real>(
+    x_shape: &[usize],
+    repeats: usize,
+    axis: usize,
+    g: &Arr<T>,
+) -> Arr<T> {
     let outer: usize = x_shape[..axis].iter().product();
     let n = x_shape[axis];
     let inner: usize = x_shape[axis + 1..].iter().product();
@@ -216,7 +229,11 @@ fn index_of<T: Real>(op: &str, v: T, n: usize) -> Result<usize> {
             "{op}: index {f} is out of bounds for an axis of size {n}"
         )));
     }
-    Ok(if i < 0 { (i + n as i64) as usize } else { i as usize })
+    Ok(if i < 0 {
+        (i + n as i64) as usize
+    } else {
+        i as usize
+    })
 }
 
 /// `take(x, indices, axis)`: x.shape[:axis] + indices.shape + x.shape[axis+1:].
@@ -274,8 +291,8 @@ pub fn take_along_axis<T: Real>(
 ) -> Result<(Arr<T>, Vec<usize>)> {
     let rank = x.rank();
     let mut shape = vec![0; rank];
-    for a in 0..rank {
-        shape[a] = if a == axis {
+    for (a, s) in shape.iter_mut().enumerate() {
+        *s = if a == axis {
             idx.shape[a]
         } else if x.shape[a] == idx.shape[a] || idx.shape[a] == 1 {
             x.shape[a]
