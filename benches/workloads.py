@@ -73,11 +73,33 @@ def seed_cnn_layers(layers) -> list:
     ]
 
 
+def ops_dense(keras):
+    """A Dense layer written as a Keras user writes a custom layer: add_weight, ops.matmul, an activation."""
+
+    class OpsDense(keras.layers.Layer):
+        def __init__(self, units, activation, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.activation = units, activation
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform")
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+
+        def call(self, x):
+            z = keras.ops.matmul(x, self.w) + self.b
+            return keras.ops.relu(z) if self.activation == "relu" else keras.ops.softmax(z)
+
+    return OpsDense
+
+
 def keras_like(keras, layers, workload: str, batch_size: int, style: str = "sequential") -> float:
     flat = workload.startswith("mlp")
     predict = workload == "cnn_predict"
     x, y, xt = mnist(flat, train=not predict, test=predict)
-    if flat:
+    if flat and style == "ops":  # the MLP as two custom layers made of keras.ops
+        dense = ops_dense(keras)
+        model = keras.Sequential([keras.Input(shape=(784,)), dense(128, "relu"), dense(10, "softmax")])
+    elif flat:
         model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(128, activation="relu"),
                                   layers.Dense(10, activation="softmax")])
     elif style == "functional":  # the same network through the functional API: keras.Model(inputs, outputs)
@@ -154,8 +176,9 @@ def main() -> None:
     parser.add_argument("--workload", required=True, choices=["cnn_fit", "mlp_fit", "cnn_predict", "import"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--style", choices=["sequential", "functional"], default="sequential",
-                        help="how the Keras-API frameworks build the seed CNN")
+    parser.add_argument("--style", choices=["sequential", "functional", "ops"], default="sequential",
+                        help="how the Keras-API frameworks build the network (ops: the MLP as custom layers of "
+                             "keras.ops)")
     args = parser.parse_args()
     n = str(args.threads)
     os.environ.update({"RAYON_NUM_THREADS": n, "OMP_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,

@@ -35,7 +35,7 @@ ABSENT: List[Tuple[str, Sequence[str], str]] = [
     ("kerust", ["activations", "initializers", "constraints"],
      "these modules: pass activations and initializers by name (`activation=\"relu\"`, "
      "`kernel_initializer=\"he_normal\"`) or, for initializers, as Keras config dicts"),
-    ("kerust", ["backend", "random"], "the backend module and random ops (`keras.random`)"),
+    ("kerust", ["backend"], "the backend module"),
     ("kerust.Sequential", ["train_step", "from_config", "export"],
      "overriding `train_step`, `Sequential.from_config` (use `kerust.models.model_from_json`) and "
      "SavedModel export"),
@@ -177,6 +177,10 @@ class Tables:
         for name in names:
             cls = getattr(layers, name)
             rows.append((f"`{name}`", code(aliases(layers, cls)), arguments(cls, skip=base), summary(cls)))
+        # layers written in Python over keras.ops (traced into the engine's graph, like a custom layer)
+        for name in ("Lambda",):
+            cls = getattr(layers, name)
+            rows.append((f"`{name}`", "", arguments(cls, skip=base), summary(cls)))
         return table(("layer", "also named", "arguments", "notes"), rows) + (
             "\n\nEvery layer also takes " + code(sorted(base - {"self", "kwargs"})) + " (`dtype` float32 only).")
 

@@ -47,6 +47,8 @@ API_PAGES = {
     "kerust.layers": "layers",
     "kerust.optimizers": "optimizers",
     "kerust.optimizers.schedules": "schedules",
+    "kerust.ops": "ops",
+    "kerust.random": "random",
     "kerust.losses": "losses",
     "kerust.metrics": "metrics",
     "kerust.callbacks": "callbacks",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _core, callbacks, config, layers, losses, metrics, ops, optimizers, regularizers, utils
+from . import _core, callbacks, config, layers, losses, metrics, ops, optimizers, random, regularizers, utils
 from ._variable import Variable
 from .layers import Input
 from .models import Model, Sequential
@@ -32,6 +32,7 @@ __all__ = [
     "models",
     "ops",
     "optimizers",
+    "random",
     "regularizers",
     "saving",
     "show_config",

@@ -132,9 +132,6 @@ def _value(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-_eager_seed = [0]
-
-
 def _run(name: str, inputs: Sequence[Any], attrs: Optional[dict] = None, dtype: Any = "same",
          seed: Optional[int] = None) -> Any:
     """Apply op `name` to `inputs`: record a node if any is symbolic, else compute now (NumPy result).
@@ -155,16 +152,9 @@ def _run(name: str, inputs: Sequence[Any], attrs: Optional[dict] = None, dtype: 
             raise TypeError(f"{name}: expected numbers or bools, received {x!r}")
         arrays.append(np.asarray(a, dtype=np.float64, order="C"))
     if seed is None:
-        _eager_seed[0] += 1
-        seed = _core_seed() + _eager_seed[0]
+        seed = int(np.random.randint(0, 2**62))
     out = _core.op_eval(_json.dumps({"op": name, **attrs}), arrays, int(seed) % (1 << 63))
     return out.astype(_np_dtype(out_dtype))
-
-
-def _core_seed() -> int:
-    from . import utils
-
-    return int(getattr(utils, "_global_seed", 0) or 0) * 1_000_003
 
 
 # ---- arithmetic and math ------------------------------------------------------------------------------------------

@@ -875,7 +875,9 @@ impl Graph {
                                     "kerust internal error: an op node without its op".into(),
                                 ));
                             };
-                            let grads_in = cache.backward(&o.op, g)?;
+                            let need: Vec<bool> =
+                                ins.iter().map(|&t| t >= n_in || want_input_grads).collect();
+                            let grads_in = cache.backward(&o.op, g, &need)?;
                             for (t, gi) in ins.iter().copied().zip(grads_in) {
                                 if let Some(gi) = gi {
                                     if t >= n_in || want_input_grads {

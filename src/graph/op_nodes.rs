@@ -64,15 +64,19 @@ impl OpCache {
         let (y, saved) = op.forward(&refs, batch, rng)?;
         if training && op.differentiable() {
             self.inputs = xs;
-            self.output = y.clone();
+            self.output = if op.uses_output() {
+                y.clone()
+            } else {
+                Arr::default()
+            };
             self.saved = saved;
             self.filled = true;
         }
         Ok(tensor(y))
     }
 
-    /// Gradients for the node's inputs (an empty tensor for one that gets none).
-    pub fn backward(&mut self, op: &Op, g: Tensor) -> Result<Vec<Option<Tensor>>> {
+    /// Gradients for the node's inputs (None for one that gets none, or that `need` leaves out).
+    pub fn backward(&mut self, op: &Op, g: Tensor, need: &[bool]) -> Result<Vec<Option<Tensor>>> {
         if !op.differentiable() {
             return Ok(Vec::new());
         }
@@ -82,7 +86,7 @@ impl OpCache {
             ));
         }
         let refs: Vec<&Arr<f32>> = self.inputs.iter().collect();
-        let grads = op.backward(&refs, &self.output, self.saved.as_ref(), &arr(g))?;
+        let grads = op.backward(&refs, &self.output, self.saved.as_ref(), &arr(g), need)?;
         self.clear();
         Ok(grads.into_iter().map(|g| g.map(tensor)).collect())
     }

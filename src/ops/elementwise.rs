@@ -497,6 +497,16 @@ impl Binary {
         if !self.has_gradient() {
             return [None, None];
         }
+        if matches!(self, Binary::Add | Binary::Subtract) {
+            // the partials are constants: no need to read (or broadcast) the inputs
+            let gb = g.sum_to(&b.shape);
+            let gb = if self == Binary::Subtract {
+                gb.map(|v| -v)
+            } else {
+                gb
+            };
+            return [Some(g.sum_to(&a.shape)), Some(gb)];
+        }
         let shape = &g.shape;
         let ab = a.broadcast_to(shape);
         let bb = b.broadcast_to(shape);

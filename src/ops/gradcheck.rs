@@ -189,7 +189,9 @@ fn every_derivative_matches_finite_differences_in_f64() {
             .map(|i| ((i * 37 % 17) as f64 - 8.0) / 8.0)
             .collect();
         let g = Arr::new(y.shape.clone(), w.clone());
-        let grads = op.backward(&refs, &y, saved.as_ref(), &g).unwrap();
+        let grads = op
+            .backward(&refs, &y, saved.as_ref(), &g, &vec![true; xs.len()])
+            .unwrap();
         assert_eq!(grads.len(), xs.len(), "{name}: one gradient slot per input");
         if !op.differentiable() {
             assert!(

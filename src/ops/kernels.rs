@@ -318,6 +318,7 @@ pub fn backward<T: Real>(
     y: &Arr<T>,
     saved: Option<&Arr<T>>,
     g: &Arr<T>,
+    need: &[bool],
 ) -> Result<Vec<Option<Arr<T>>>> {
     let name = op.name();
     let rank = xs.first().map(|a| a.rank()).unwrap_or(0);
@@ -355,8 +356,9 @@ pub fn backward<T: Real>(
             *log,
         )),
         Op::MatMul => {
-            let [ga, gb] = linalg::matmul_backward(xs[0], xs[1], g)?;
-            Ok(vec![Some(ga), Some(gb)])
+            let wanted = |i: usize| need.get(i).copied().unwrap_or(true);
+            let [ga, gb] = linalg::matmul_backward(xs[0], xs[1], g, [wanted(0), wanted(1)])?;
+            Ok(vec![ga, gb])
         }
         Op::Einsum(e) => e.backward(xs, g),
         Op::Tensordot { axes_a, axes_b } => {

@@ -5,6 +5,7 @@ use super::arr::{broadcast_shapes, numel, tuple_str, Arr, Real};
 use super::reduce::Reduce;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Output rows per parallel piece of a product: fixed, so a result never depends on the thread count.
 const ROWS: usize = 64;
@@ -157,12 +158,20 @@ impl MatmulGeometry {
 
 /// An operand as (batch..., rows, cols): its batch step (0 when it has no batch of its own, so one matrix
 /// serves every pair) and its data, broadcast to the full batch otherwise.
-fn operand<T: Real>(x: &Arr<T>, batch: &[usize], rows: usize, cols: usize) -> (usize, Vec<T>) {
+fn operand<'a, T: Real>(
+    x: &'a Arr<T>,
+    batch: &[usize],
+    rows: usize,
+    cols: usize,
+) -> (usize, Cow<'a, [T]>) {
     if x.data.len() == rows * cols {
-        return (0, x.data.clone());
+        return (0, Cow::Borrowed(&x.data));
+    }
+    if x.data.len() == numel(batch) * rows * cols {
+        return (rows * cols, Cow::Borrowed(&x.data)); // its own batch is the full one
     }
     let full: Vec<usize> = batch.iter().copied().chain([rows, cols]).collect();
-    (rows * cols, x.broadcast_to(&full).data)
+    (rows * cols, Cow::Owned(x.broadcast_to(&full).data))
 }
 
 pub fn matmul<T: Real>(a: &Arr<T>, b: &Arr<T>) -> Result<Arr<T>> {
@@ -202,37 +211,47 @@ fn at_g<T: Real>(rows: usize, k: usize, n: usize, a: &[T], g: &[T]) -> Vec<T> {
     out
 }
 
-pub fn matmul_backward<T: Real>(a: &Arr<T>, b: &Arr<T>, g: &Arr<T>) -> Result<[Arr<T>; 2]> {
+/// The gradients of `matmul` for the inputs `need` asks for.
+pub fn matmul_backward<T: Real>(
+    a: &Arr<T>,
+    b: &Arr<T>,
+    g: &Arr<T>,
+    need: [bool; 2],
+) -> Result<[Option<Arr<T>>; 2]> {
     let geo = geometry(&a.shape, &b.shape)?;
     let (m, k, n) = (geo.m, geo.k, geo.n);
     let bt = numel(&geo.batch);
     let (sa, da) = operand(a, &geo.batch, m, k);
     let (sb, db) = operand(b, &geo.batch, k, n);
     // dA = g b^T: (bt, m, n) x (bt, n, k)
-    let ga = if sb == 0 {
-        bmm(1, bt * m, n, k, &g.data, 0, false, &db, 0, true)
-    } else {
-        bmm(bt, m, n, k, &g.data, m * n, false, &db, sb, true)
-    };
+    let ga = need[0].then(|| {
+        let data = if sb == 0 {
+            bmm(1, bt * m, n, k, &g.data, 0, false, &db, 0, true)
+        } else {
+            bmm(bt, m, n, k, &g.data, m * n, false, &db, sb, true)
+        };
+        let full_a: Vec<usize> = geo.batch.iter().copied().chain([m, k]).collect();
+        reduce_to_operand(Arr::new(full_a, data), &a.shape, m, k)
+    });
+    if !need[1] {
+        return Ok([ga, None]);
+    }
     // dB = a^T g: (bt, k, m) x (bt, m, n); summed over the pairs when one b served them all
     let (gb, gb_shape) = if sb == 0 {
         let rows = bt * m;
-        let a_rows = if sa == 0 && bt > 1 {
-            Arr::new(vec![m, k], da.clone())
-                .broadcast_to(&[bt, m, k])
-                .data
+        let a_rows: Cow<[T]> = if sa == 0 && bt > 1 {
+            Cow::Owned(Arr::new(vec![m, k], da.to_vec()).broadcast_to(&[bt, m, k]).data)
         } else {
-            da.clone()
+            da
         };
         (at_g(rows, k, n, &a_rows, &g.data), vec![k, n])
     } else {
         let per = bmm(bt, k, m, n, &da, sa, true, &g.data, m * n, false);
         (per, geo.batch.iter().copied().chain([k, n]).collect())
     };
-    let full_a: Vec<usize> = geo.batch.iter().copied().chain([m, k]).collect();
     Ok([
-        reduce_to_operand(Arr::new(full_a, ga), &a.shape, m, k),
-        reduce_to_operand(Arr::new(gb_shape, gb), &b.shape, k, n),
+        ga,
+        Some(reduce_to_operand(Arr::new(gb_shape, gb), &b.shape, k, n)),
     ])
 }
 

@@ -778,15 +778,25 @@ impl Op {
         kernels::forward(self, xs, batch, rng)
     }
 
-    /// dL/d(each input) from dL/d(output) `g`; None for an input without a gradient.
+    /// dL/d(each input) from dL/d(output) `g`; None for an input without a gradient. `need[i]` false lets an
+    /// op skip input i (the products do); `y` may be empty when `uses_output` is false.
     pub fn backward<T: Real>(
         &self,
         xs: &[&Arr<T>],
         y: &Arr<T>,
         saved: Option<&Arr<T>>,
         g: &Arr<T>,
+        need: &[bool],
     ) -> Result<Vec<Option<Arr<T>>>> {
-        kernels::backward(self, xs, y, saved, g)
+        kernels::backward(self, xs, y, saved, g, need)
+    }
+
+    /// Whether the backward reads the forward's output (else a training pass need not keep it).
+    pub fn uses_output(&self) -> bool {
+        matches!(
+            self,
+            Op::Unary(_) | Op::Softmax { .. } | Op::Reduce { .. } | Op::Binary(Binary::Power)
+        )
     }
 
     /// Whether any input can receive a gradient.
