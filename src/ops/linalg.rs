@@ -23,19 +23,40 @@ fn gemm_one<T: Real>(
     tb: bool,
     c: &mut [T],
 ) {
+    // a row-major (m, k) matrix, or the transpose of a (k, m) one
+    let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if tb { (1, k) } else { (n, 1) };
+    gemm_view(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
+}
+
+/// `c (m x n, row-major) = A (m x k) * B (k x n)` where element (i, p) of A is `a[i * a_rs + p * a_cs]` (and
+/// likewise for B): any strided view, such as a block of columns of a transposed matrix.
+#[allow(clippy::too_many_arguments)]
+fn gemm_view<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [T],
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c.iter_mut().for_each(|v| *v = T::zero());
+        c[..m * n].iter_mut().for_each(|v| *v = T::zero());
         return;
     }
-    // a row-major (m, k) matrix, or the transpose of a (k, m) one
-    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    // Internal invariant: the callers size each buffer from the same (m, k, n).
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: the assert bounds every offset the strides reach: a (m*k), b (k*n), c (m*n).
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    // Internal invariant: the callers size each buffer from the same (m, k, n) and strides.
+    assert!(
+        a.len() > last(m, k, a_rs, a_cs) && b.len() > last(k, n, b_rs, b_cs) && c.len() >= m * n
+    );
+    // SAFETY: the assert bounds every offset the strides reach in a, b and c.
     unsafe {
         gemm::gemm(
             m,
@@ -46,11 +67,11 @@ fn gemm_one<T: Real>(
             n as isize,
             false,
             a.as_ptr(),
-            a_cs,
-            a_rs,
+            a_cs as isize,
+            a_rs as isize,
             b.as_ptr(),
-            b_cs,
-            b_rs,
+            b_cs as isize,
+            b_rs as isize,
             T::one(),
             T::one(),
             false,
@@ -195,18 +216,12 @@ fn at_g<T: Real>(rows: usize, k: usize, n: usize, a: &[T], g: &[T]) -> Vec<T> {
         gemm_one(k, rows, n, a, true, g, false, &mut out);
         return out;
     }
-    // transposed once, so pieces of output rows are pieces of rows of A^T
-    let mut at = vec![T::zero(); rows * k];
-    for r in 0..rows {
-        for c in 0..k {
-            at[c * rows + r] = a[r * k + c];
-        }
-    }
+    // a piece of output rows is a block of columns of A, read in place as a strided view of A^T
     out.par_chunks_mut(ROWS * n)
         .enumerate()
         .for_each(|(i, piece)| {
             let r = piece.len() / n;
-            gemm_one(r, rows, n, &at[i * ROWS * rows..], false, g, false, piece)
+            gemm_view(r, rows, n, &a[i * ROWS..], 1, k, g, n, 1, piece)
         });
     out
 }
@@ -240,7 +255,11 @@ pub fn matmul_backward<T: Real>(
     let (gb, gb_shape) = if sb == 0 {
         let rows = bt * m;
         let a_rows: Cow<[T]> = if sa == 0 && bt > 1 {
-            Cow::Owned(Arr::new(vec![m, k], da.to_vec()).broadcast_to(&[bt, m, k]).data)
+            Cow::Owned(
+                Arr::new(vec![m, k], da.to_vec())
+                    .broadcast_to(&[bt, m, k])
+                    .data,
+            )
         } else {
             da
         };
@@ -591,4 +610,28 @@ pub fn tensordot_spec(ra: usize, rb: usize, axes_a: &[usize], axes_b: &[usize]) 
         inputs: vec![a, b],
         output,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_gradients_of_a_shared_matrix_with_many_rows_match_a_naive_product() {
+        // k > ROWS takes the pieces-of-rows path of at_g (strided views of A^T)
+        let (rows, k, n) = (5, 3 * ROWS + 7, 4);
+        let a: Vec<f64> = (0..rows * k)
+            .map(|i| ((i * 7 % 13) as f64 - 6.0) / 7.0)
+            .collect();
+        let g: Vec<f64> = (0..rows * n)
+            .map(|i| ((i * 5 % 11) as f64 - 5.0) / 5.0)
+            .collect();
+        let got = at_g(rows, k, n, &a, &g);
+        for p in 0..k {
+            for j in 0..n {
+                let want: f64 = (0..rows).map(|r| a[r * k + p] * g[r * n + j]).sum();
+                assert!((got[p * n + j] - want).abs() < 1e-12, "({p}, {j})");
+            }
+        }
+    }
 }
