@@ -62,8 +62,6 @@ REFUSED: List[Tuple[str, str]] = [
     ("losses.SparseCategoricalCrossentropy(ignore_class=0)", "`ignore_class`"),
     ("losses.MeanSquaredError(reduction='sum')", "reductions other than `sum_over_batch_size`"),
     ("keras.Sequential([layers.Dense(1)]).compile(loss='mse', weighted_metrics=['mae'])", "`weighted_metrics`"),
-    ("keras.Sequential([layers.Dense(1)]).compile(loss='mse', metrics=[lambda y, p: p])",
-     "metrics written in Python"),
     ("metrics.Precision(top_k=1)", "`top_k` and `class_id` in Precision and Recall"),
     ("metrics.AUC(curve='PR')", "AUC under the precision-recall curve"),
     ("metrics.AUC(multi_label=True)", "multi-label AUC and other AUC summation methods"),

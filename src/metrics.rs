@@ -7,15 +7,44 @@ use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MetricKind {
-    BinaryAccuracy { threshold: f32 },
+    BinaryAccuracy {
+        threshold: f32,
+    },
     CategoricalAccuracy,
     SparseCategoricalAccuracy,
-    TopK { k: usize, sparse: bool },
+    TopK {
+        k: usize,
+        sparse: bool,
+    },
     MeanSquaredError,
     MeanAbsoluteError,
-    Precision { threshold: f32 },
-    Recall { threshold: f32 },
-    Auc { num_thresholds: usize },
+    Precision {
+        threshold: f32,
+    },
+    Recall {
+        threshold: f32,
+    },
+    Auc {
+        num_thresholds: usize,
+    },
+    /// A user function `fn(y_true, y_pred)` of `keras.ops`: the mean of its values (`Metric::traced`).
+    Traced,
+}
+
+/// The traced graph of a metric function, shared by the copies of its `Metric`.
+#[derive(Clone)]
+pub struct TracedMetric(pub std::sync::Arc<crate::traced_loss::TracedLoss>);
+
+impl std::fmt::Debug for TracedMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TracedMetric")
+    }
+}
+
+impl PartialEq for TracedMetric {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +52,7 @@ pub struct Metric {
     /// The History key: the name the user gave (`"accuracy"`, `"acc"`, `"mae"`) or the metric object's name.
     pub name: String,
     pub kind: MetricKind,
+    pub traced: Option<TracedMetric>,
 }
 
 pub const NAMES: &[&str] = &[
@@ -44,6 +74,11 @@ pub const NAMES: &[&str] = &[
 
 /// Check a metric spec at compile time (what "accuracy" means depends on the data, see `resolve`).
 pub fn check(spec: &Value) -> Result<()> {
+    if let Some(graph) = spec.get("graph") {
+        // a traced function: its shapes are checked against the data in `resolve`
+        let g = crate::graph::GraphSpec::from_value(graph)?;
+        return crate::traced_loss::TracedLoss::from_spec(g).map(|_| ());
+    }
     resolve(spec, &[1], &[2]).map(|_| ())
 }
 
@@ -69,6 +104,23 @@ fn accuracy_kind(y_sample: &[usize], out_sample: &[usize]) -> MetricKind {
 /// outputs' shapes (without batch) as Keras does for "accuracy".
 pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result<Metric> {
     use MetricKind::*;
+    if let Some(graph) = spec.get("graph") {
+        let traced =
+            crate::traced_loss::TracedLoss::from_spec(crate::graph::GraphSpec::from_value(graph)?)?;
+        let name = spec.get("name").and_then(Value::as_str).unwrap_or("metric");
+        if y_sample != traced.y_shape() {
+            return Err(Error::Value(format!(
+                "metric '{name}' was traced for targets of shape {}, received targets of shape {}",
+                crate::tensor::shape_str(traced.y_shape()),
+                crate::tensor::shape_str(y_sample)
+            )));
+        }
+        return Ok(Metric {
+            name: name.to_string(),
+            kind: Traced,
+            traced: Some(TracedMetric(std::sync::Arc::new(traced))),
+        });
+    }
     let (key, cfg) = match spec {
         Value::String(s) => (s.clone(), &Value::Null),
         Value::Object(o) => (
@@ -164,7 +216,11 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
         .and_then(Value::as_str)
         .map(String::from)
         .unwrap_or(key);
-    Ok(Metric { name, kind })
+    Ok(Metric {
+        name,
+        kind,
+        traced: None,
+    })
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -196,6 +252,20 @@ impl Metric {
 
     /// Add one batch into `state`; `weights` scales each sample's contribution.
     pub fn update(&self, pred: &Tensor, y: &Tensor, weights: Option<&[f32]>, state: &mut [f64]) {
+        if let Some(t) = &self.traced {
+            // the function's values, averaged over every value (as Keras's MeanMetricWrapper)
+            if let Ok(values) = t.0.values(pred, y) {
+                let per_sample = (values.data.len() / pred.batch().max(1)).max(1);
+                for (i, &v) in values.data.iter().enumerate() {
+                    let w = weights
+                        .map(|w| w[(i / per_sample).min(w.len() - 1)] as f64)
+                        .unwrap_or(1.0);
+                    state[0] += w * v as f64;
+                    state[1] += w;
+                }
+            }
+            return;
+        }
         let d = pred.last_dim().max(1);
         let rows = pred.data.len() / d;
         let per_sample = (rows / pred.batch().max(1)).max(1);
@@ -217,6 +287,7 @@ impl Metric {
                 state[1] += w;
             };
             match self.kind {
+                MetricKind::Traced => {}
                 MetricKind::BinaryAccuracy { threshold } => {
                     let hits = p
                         .iter()

@@ -30,6 +30,10 @@ impl TracedLoss {
         })
     }
 
+    pub fn y_shape(&self) -> &[usize] {
+        &self.y_shape
+    }
+
     pub fn check_targets(&self, y: &Tensor) -> Result<()> {
         let y_sample = y.shape.get(1..).unwrap_or(&[]);
         if y_sample != self.y_shape.as_slice() {
@@ -40,6 +44,20 @@ impl TracedLoss {
             )));
         }
         Ok(())
+    }
+
+    /// The function's values for one batch (inference mode, no gradient): what a traced metric averages.
+    pub fn values(&self, pred: &Tensor, y: &Tensor) -> Result<Tensor> {
+        self.check_targets(y)?;
+        let mut g = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = g.plan(false, false);
+        let mut rng = Rng::new(0);
+        let mut ctx = Ctx {
+            training: false,
+            rng: &mut rng,
+        };
+        let out = g.forward(vec![y.clone(), pred.clone()], &mut ctx, &plan, None, None)?;
+        Ok(out.into_iter().next().unwrap_or_default())
     }
 
     /// (mean loss, dL/d(prediction)).

@@ -122,10 +122,35 @@ _CLASSES = {c.__name__: c for c in (BinaryAccuracy, CategoricalAccuracy, SparseC
                                     MeanAbsoluteError, Precision, Recall, AUC)}
 
 
+class MeanMetricWrapper(Metric):
+    """A function `fn(y_true, y_pred)` of `keras.ops` as a metric: the mean of its values over the epoch
+    (Keras wraps metric functions passed to `compile` the same way). kerust traces it into the engine."""
+
+    def __init__(self, fn: Any, name: Optional[str] = None, dtype: Any = None, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"MeanMetricWrapper: unexpected arguments {sorted(kwargs)}")
+        self.name = name or getattr(fn, "__name__", "metric")
+        self._config = {}
+        self.fn = fn
+
+    def get_config(self) -> dict:
+        from ._registry import serialize_function
+
+        return {"name": self.name, "dtype": "float32", "fn": serialize_function(self.fn)}
+
+    def _engine_spec(self, name: str, y_shape: list, pred_shape: list) -> dict:
+        from .losses import _trace_loss
+
+        return {"graph": _trace_loss(self.fn, y_shape, pred_shape, name), "name": name}
+
+
 def get(identifier: Any) -> Any:
-    """A metric name (returned as is, after checking it) or object, or a Keras metric config dict."""
+    """A metric name (returned as is, after checking it) or object, a Keras metric config dict, or a function
+    `fn(y_true, y_pred)` made of `keras.ops`."""
     if isinstance(identifier, Metric):
         return identifier
+    if callable(identifier) and not isinstance(identifier, type):
+        return MeanMetricWrapper(identifier)
     if isinstance(identifier, str):
         _core.validate("metric", _json.dumps(identifier))
         return identifier
@@ -135,8 +160,11 @@ def get(identifier: Any) -> Any:
                      f"({', '.join(NAMES)}) or one of {', '.join(_CLASSES)}")
 
 
-def spec(metric: Any, name: Optional[str] = None) -> Any:
-    """What the engine receives for one metric: its name or its serialized config (renamed to ``name``)."""
+def spec(metric: Any, name: Optional[str] = None, shape: Optional[list] = None) -> Any:
+    """What the engine receives for one metric: its name or its serialized config (renamed to ``name``); a
+    metric function's traced graph for outputs (and targets) of sample shape `shape`."""
+    if isinstance(metric, MeanMetricWrapper):
+        return metric._engine_spec(name or metric.name, list(shape or []), list(shape or []))
     if isinstance(metric, Metric):
         out = metric._serialized()
         if name is not None:

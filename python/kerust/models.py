@@ -450,8 +450,8 @@ class Model(_LayerCalls):
             heads.append({"loss": None if loss is None else loss._engine_spec(out, out),
                           "weight": self._compile_args["weights"][j],
                           "loss_name": f"{names[j]}_loss" if multi else None,
-                          "metrics": [metrics_module.spec(m, n) for m, n in zip(head["metrics"],
-                                                                                head["metric_names"])]})
+                          "metrics": [metrics_module.spec(m, n, out) for m, n in zip(head["metrics"],
+                                                                                     head["metric_names"])]})
         self._core.compile_heads(_json.dumps(heads), _json.dumps(self.optimizer._serialized()))
         self.optimizer._attach(self._core)
 

@@ -515,7 +515,12 @@ impl Binary {
         let mut gb = Vec::with_capacity(n);
         for i in 0..n {
             let (da, db) = self
-                .partials(ab.data[i], bb.data[i], y.data[i])
+                // only power's partials read the output (the others' outputs are not kept)
+                .partials(
+                    ab.data[i],
+                    bb.data[i],
+                    y.data.get(i).copied().unwrap_or_else(T::zero),
+                )
                 .unwrap_or((T::zero(), T::zero()));
             ga.push(g.data[i] * da);
             gb.push(g.data[i] * db);
