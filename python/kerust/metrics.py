@@ -129,7 +129,7 @@ class MeanMetricWrapper(Metric):
     def __init__(self, fn: Any, name: Optional[str] = None, dtype: Any = None, **kwargs: Any) -> None:
         if kwargs:
             raise TypeError(f"MeanMetricWrapper: unexpected arguments {sorted(kwargs)}")
-        self.name = name or getattr(fn, "__name__", "metric")
+        self.name = str(name or getattr(fn, "__name__", "metric"))
         self._config = {}
         self.fn = fn
 
