@@ -159,3 +159,27 @@ def test_bad_op_arguments_name_the_op_and_the_shapes():
         ops.reshape(x, (None, 4))
     with pytest.raises(ValueError, match=r"take: index 7 is out of bounds"):
         ops.take(np.ones((3, 2)), np.array([7]), axis=0)
+
+
+def test_a_subclassed_model_round_trips_through_a_keras_file(tmp_path):
+    class Tiny(keras.Model):
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.hidden = keras.layers.Dense(units, activation="tanh", name="hidden")
+            self.out = keras.layers.Dense(1, name="out")
+
+        def call(self, x):
+            return self.out(self.hidden(x) * 2.0)
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    model = Tiny(units=4, name="tiny")
+    x = np.random.default_rng(3).normal(size=(5, 2)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    assert [layer.name for layer in model.layers] == ["hidden", "out"]
+    model.save(tmp_path / "tiny.keras")
+    again = keras.models.load_model(tmp_path / "tiny.keras", custom_objects={"Tiny": Tiny})
+    assert isinstance(again, Tiny) and again.units == 4
+    np.testing.assert_array_equal(again.predict(x, verbose=0), want)

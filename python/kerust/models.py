@@ -555,6 +555,9 @@ class Model(_LayerCalls):
         return [None if w is None else as_sample_weight(w, n) for w in items]
 
     def get_config(self) -> dict:
+        """A subclassed model's base config (`name`, `trainable`): a subclass adds its own arguments."""
+        if getattr(self, "_subclassed", False):
+            return {"name": self.name, "trainable": self.trainable}
         raise NotImplementedError
 
     # ---- loops -------------------------------------------------------------------------------------------

@@ -4,14 +4,18 @@ A ``.keras`` file is a zip holding ``metadata.json``, ``config.json`` (the model
 form) and ``model.weights.h5``. In the HDF5 file every layer of a Sequential model keeps its variables under
 ``layers/<snake_case(class name)>[_<n>]/vars/<i>`` (``dense``, ``dense_1``, ... counted per class, in layer
 order; the layer's own name is only the ``name`` attribute of its ``vars`` group), the model itself has an
-empty ``vars`` group, and a compiled Keras model adds ``optimizer/vars/<i>``.
+empty ``vars`` group, and a compiled Keras model adds ``optimizer/vars/<i>``. A custom layer keeps its own
+``add_weight`` variables in its ``vars`` and its sublayers in groups named by *attribute* (sorted), recursively
+(``layers/transformer_block/att/query/vars/0``); a subclassed model's attributes sit at the top of the file
+(``conv/vars/0``). This is the walk of Keras's ``saving_lib._save_state`` (see `_saveables`).
 
-Loading trusts nothing in the file: layers are built only from kerust's whitelist of classes (nothing named in
-the file is imported or evaluated), archive members are size-checked before they are read, every weight's
-shape is checked against the model before any weight is read, and a model whose configuration would need an
-absurd amount of memory is refused before the engine allocates it. Problems raise ``ValueError`` (or
-``OSError`` for a file that cannot be opened) naming the file. Writes go to a temporary file beside the
-target, are fsynced and then renamed over it.
+Loading trusts nothing in the file: layers are built only from kerust's whitelist of classes and from the
+classes the user passes in ``custom_objects`` or registers with ``register_keras_serializable`` (nothing named
+in the file is imported or evaluated; a Lambda's marshalled code needs ``safe_mode=False``), archive members
+are size-checked before they are read, every weight's shape is checked against the model before any weight is
+read, and a model whose configuration would need an absurd amount of memory is refused before the engine
+allocates it. Problems raise ``ValueError`` (or ``OSError`` for a file that cannot be opened) naming the file.
+Writes go to a temporary file beside the target, are fsynced and then renamed over it.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ _MAX_MEMBERS = 10_000
 _MAX_JSON_BYTES = 64 << 20
 _MAX_LAYERS = 10_000
 _MAX_H5_CHILDREN = 100_000
+_MAX_H5_DEPTH = 64  # group levels below one group
 
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
                  "registered_name": None}
@@ -122,17 +127,35 @@ def _weight_label(names: list[str], i: int) -> str:
 
 
 class _LayerSpec:
-    """One model layer as the weights file sees it."""
+    """One object Keras's saving walk visits (a layer, a custom layer, a model), as the weights file sees it: its
+    group (``path``, "" for the saved model itself, whose variables are the root ``vars``), the shapes of its own
+    variables and where they sit in the model's ``get_weights()`` list (``first``)."""
 
-    def __init__(self, layer: Any, path: str, shapes: list[tuple[int, ...]]) -> None:
+    def __init__(self, layer: Any, path: str, shapes: list[tuple[int, ...]], first: int = 0) -> None:
         self.layer = layer
         self.path = path
         self.shapes = shapes
-        self.names = _weight_names(layer)
+        self.first = first
+        self.names = _own_weight_names(layer)
+
+    @property
+    def vars_path(self) -> str:
+        return f"{self.path}/vars" if self.path else "vars"
 
     @property
     def who(self) -> str:
-        return f"layer '{self.layer.name}' ({self.layer.class_name})"
+        kind = "model" if getattr(self.layer, "_is_model", False) else "layer"
+        return f"{kind} '{self.layer.name}' ({self.layer.class_name})"
+
+
+def _own_weight_names(layer: Any) -> list[str]:
+    from ._custom import is_custom
+
+    if getattr(layer, "_is_model", False) or getattr(layer, "_is_input_layer", False):
+        return []
+    if is_custom(layer):
+        return [v.name for v in layer._ordered_variables()]
+    return _weight_names(layer)
 
 
 # ---- atomic writes: kerust._files (shared with the callbacks that write files) ---------------------------
@@ -358,9 +381,9 @@ def _keys(group: Any, where: str) -> list[str]:
 
 
 def _count_datasets(group: Any, where: str, depth: int = 0) -> int:
-    """Datasets below ``group`` (groups nest at most a few levels in a weights file)."""
+    """Datasets below ``group`` (groups nest a few levels per custom layer or nested model in a weights file)."""
     h5py = _h5py()
-    if depth > 8:
+    if depth > _MAX_H5_DEPTH:
         raise ValueError(f"Cannot load {where}: '{group.name}' nests groups too deeply")
     total = 0
     for key in _keys(group, where):
@@ -370,6 +393,16 @@ def _count_datasets(group: Any, where: str, depth: int = 0) -> int:
         elif isinstance(obj, h5py.Group):
             total += _count_datasets(obj, where, depth + 1)
     return total
+
+
+def _holds_weights(f: Any, where: str) -> bool:
+    """Whether the file holds any layer weights (datasets outside the optimizer's state)."""
+    h5py = _h5py()
+    for key in _keys(f, where):
+        obj = _child(f, key, where) if key != "optimizer" else None
+        if isinstance(obj, h5py.Dataset) or (isinstance(obj, h5py.Group) and _count_datasets(obj, where)):
+            return True
+    return False
 
 
 def _layers_root(f: Any, where: str) -> Any:
@@ -391,80 +424,99 @@ def _layers_root(f: Any, where: str) -> Any:
     return None
 
 
-def _plan_weights(f: Any, specs: list[_LayerSpec], where: str, nested: set | None = None) -> list[Any]:
-    """Check the file against the model (structure, shapes, dtypes) without reading any weight; returns the
-    datasets in model order. `nested`: the paths of nested models (their groups hold layers, not weights)."""
-    nested = nested or set()
+def _group_at(f: Any, path: str, where: str) -> Any:
+    """The group at `path` ("" is the root), or None when some part of the path is missing."""
+    h5py = _h5py()
+    obj = f
+    walked = ""
+    for part in path.split("/") if path else []:
+        obj = _child(obj, part, where)
+        walked = f"{walked}/{part}" if walked else part
+        if obj is None:
+            return None
+        if not isinstance(obj, h5py.Group):
+            raise ValueError(f"Cannot load {where}: '{walked}' is not a group")
+    return obj
+
+
+def _plan_weights(f: Any, specs: list[_LayerSpec], where: str, subclassed: bool = False
+                  ) -> list[tuple[_LayerSpec, list[Any]]]:
+    """Check the file against the model (structure, shapes, dtypes) without reading any weight; returns each
+    saveable's datasets. Every group is found as Keras's loader finds it: by the path of Keras's saving walk
+    (`_saveables`), also in the ``_layer_checkpoint_dependencies`` naming of TF-Keras 2.13 files."""
     h5py = _h5py()
     root = _layers_root(f, where)
-    wanted = sum(len(s.shapes) for s in specs)
-    if root is None:
-        if wanted:
-            raise ValueError(f"Cannot load {where}: the file has no 'layers' group, but the model has {wanted} "
-                             "weights to load")
-        return []
-    datasets: list[Any] = []
-    claimed = set()
+    legacy = root is not None and root.name == "/_layer_checkpoint_dependencies"
+    weighted = [s for s in specs if s.shapes]
+    if root is None and not subclassed and weighted:
+        raise ValueError(f"Cannot load {where}: the file has no 'layers' group, but the model has "
+                         f"{sum(len(s.shapes) for s in weighted)} weights to load")
+    plan: list[tuple[_LayerSpec, list[Any]]] = []
+    found: set = set()  # the file paths of the saveables' groups
     for spec in specs:
-        claimed.add(spec.path)
-        holder = _child(root, spec.path, where)
+        path = spec.path
+        holder = _group_at(f, path, where)
+        if holder is None and legacy:  # Keras's fallback for TF-Keras 2.13 files
+            path = path.replace("layers", "_layer_checkpoint_dependencies")
+            holder = _group_at(f, path, where)
+        vars_path = f"{path}/vars" if path else "vars"
         vars_group = None
         if holder is not None:
-            if not isinstance(holder, h5py.Group):
-                raise ValueError(f"Cannot load {where}: 'layers/{spec.path}' is not a group")
+            found.add(path)
             vars_group = _child(holder, "vars", where)
             if vars_group is not None and not isinstance(vars_group, h5py.Group):
-                raise ValueError(f"Cannot load {where}: 'layers/{spec.path}/vars' is not a group")
-            extra = [k for k in _keys(holder, where) if k != "vars"]
-            if extra and _count_datasets(holder, where) > (len(vars_group) if vars_group is not None else 0):
-                raise ValueError(f"Cannot load {where}: {spec.who} at 'layers/{spec.path}' holds nested "
-                                 f"weights ({extra}) that kerust's layer does not have")
+                raise ValueError(f"Cannot load {where}: '{vars_path}' is not a group")
         keys = _keys(vars_group, where) if vars_group is not None else []
         if len(keys) != len(spec.shapes):
             raise ValueError(
                 f"Cannot load {where}: {spec.who} expects {len(spec.shapes)} weights "
-                f"{spec.names or ''} with shapes {[_shape_str(s) for s in spec.shapes]}, but the file has "
-                f"{len(keys)} under 'layers/{spec.path}/vars' (does the file come from the same architecture?)")
+                f"{str(spec.names) + ' ' if spec.names else ''}with shapes {[_shape_str(s) for s in spec.shapes]}, "
+                f"but the file has {len(keys)} under '{vars_path}' (does the file come from the same architecture?)")
+        datasets = []
         for i, shape in enumerate(spec.shapes):
             label = _weight_label(spec.names, i)
             ds = _child(vars_group, str(i), where)
             if not isinstance(ds, h5py.Dataset):
-                raise ValueError(f"Cannot load {where}: {spec.who}: 'layers/{spec.path}/vars/{i}' is missing "
-                                 "or not a dataset")
+                raise ValueError(f"Cannot load {where}: {spec.who}: '{vars_path}/{i}' is missing or not a dataset")
             if ds.is_virtual or ds.external:
                 raise ValueError(f"Cannot load {where}: {spec.who}: {label} is stored outside the file "
                                  "(external or virtual datasets are not accepted)")
             if tuple(ds.shape or ()) != tuple(shape):
                 raise ValueError(
                     f"Cannot load {where}: {spec.who}: {label} has shape {_shape_str(ds.shape or ())} in the "
-                    f"file ('layers/{spec.path}/vars/{i}'), but the model expects {_shape_str(shape)}")
+                    f"file ('{vars_path}/{i}'), but the model expects {_shape_str(shape)}")
             if ds.dtype.kind != "f" or ds.dtype.itemsize not in (2, 4, 8):
                 dtype = ds.attrs.get("dtype", ds.dtype)
                 raise ValueError(f"Cannot load {where}: {spec.who}: {label} has dtype {dtype} (kerust reads "
                                  "float16/32/64 weights)")
             datasets.append(ds)
-    _check_unclaimed(root, "", claimed, nested, specs, where)
-    return datasets
+        plan.append((spec, datasets))
+    # a subclassed model's sublayers sit at the top of the file (by attribute); other models' under 'layers'
+    start = f if subclassed else root
+    if start is not None:
+        prefix = "" if subclassed else root.name.lstrip("/") + "/"
+        _check_unclaimed(start, prefix, found, specs, where)
+    return plan
 
 
-def _check_unclaimed(group: Any, prefix: str, claimed: set, nested: set, specs: list[_LayerSpec],
-                     where: str) -> None:
-    """Refuse weights in the file that no layer of the model takes (nested models' groups included)."""
+def _check_unclaimed(group: Any, prefix: str, found: set, specs: list[_LayerSpec], where: str,
+                     inside: set | None = None) -> None:
+    """Refuse weights in the file that no saveable of the model takes: everything outside the ``vars`` groups of
+    the model's saveables (the optimizer's state at the top excepted, `_restore_optimizer` reads it)."""
     h5py = _h5py()
+    if inside is None:  # the found groups and the groups above them
+        inside = {p.rsplit("/", k)[0] for p in found if p for k in range(p.count("/") + 1)}
     for key in _keys(group, where):
         path = prefix + key
+        if (not prefix and key in ("optimizer", "vars")) or (path.endswith("/vars") and path[:-5] in found):
+            continue
         obj = _child(group, key, where)
-        if path in nested and isinstance(obj, h5py.Group):
-            inner = _child(obj, "layers", where)
-            if isinstance(inner, h5py.Group):
-                _check_unclaimed(inner, f"{path}/layers/", claimed, nested, specs, where)
-            continue
-        if path in claimed:
-            continue
-        if isinstance(obj, h5py.Dataset) or (isinstance(obj, h5py.Group) and _count_datasets(obj, where)):
-            raise ValueError(f"Cannot load {where}: the file holds weights under 'layers/{path}', which matches "
-                             f"no layer of this model (its weighted layers map to "
-                             f"{[s.path for s in specs if s.shapes]}); is it the same architecture?")
+        if isinstance(obj, h5py.Group) and path in inside:
+            _check_unclaimed(obj, f"{path}/", found, specs, where, inside)
+        elif isinstance(obj, h5py.Dataset) or (isinstance(obj, h5py.Group) and _count_datasets(obj, where)):
+            raise ValueError(f"Cannot load {where}: the file holds weights under '{path}', which matches no layer "
+                             f"of this model (its weighted layers map to {[s.path for s in specs if s.shapes]}); "
+                             "is it the same architecture?")
 
 
 def _read_datasets(datasets: list[Any], where: str) -> list[np.ndarray]:
@@ -479,27 +531,14 @@ def _read_datasets(datasets: list[Any], where: str) -> list[np.ndarray]:
 
 
 def _write_weights(f: Any, model: Any) -> None:
-    """Keras's layout: ``vars`` for the model, ``layers/<path>/vars/<i>`` per layer (see the module doc)."""
-    from .models import Model
-
-    root_vars = f.create_group("vars")
-    root_vars.attrs["name"] = model.name
-    layers_group = f.create_group("layers")
-    weights = model.get_weights()
-    written: set = set()
-    for path, layer in _weight_tree(model):
-        holder = layers_group.create_group(path)
-        group = holder.create_group("vars")
-        group.attrs["name"] = layer.name
-        if isinstance(layer, Model):
-            holder.create_group("layers")
-            continue
-        if model._core is None or getattr(layer, "_is_input_layer", False) or id(layer) in written:
-            continue
-        written.add(id(layer))
-        first, n = model._weight_slot_of(layer)
-        for i in range(n):
-            group.create_dataset(str(i), data=np.ascontiguousarray(weights[first + i], dtype=np.float32))
+    """Keras's layout: a ``vars`` group for every object Keras's saving walk visits (see `_saveables`), holding
+    its own variables as ``0``, ``1``, ...; then the optimizer's state."""
+    weights = model.get_weights() if model._core is not None else []
+    for spec in _model_specs(model):
+        group = f.create_group(spec.vars_path)  # and the groups above it
+        group.attrs["name"] = spec.layer.name
+        for i in range(len(spec.shapes)):
+            group.create_dataset(str(i), data=np.array(weights[spec.first + i], dtype=np.float32, order="C"))
     _write_optimizer(f, model)
 
 
@@ -618,57 +657,260 @@ def _weights_h5_bytes(model: Any) -> bytes:
     return buf.getvalue()
 
 
-def _weight_tree(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(path under ``layers/``, layer or nested model) for everything in `model.layers`, depth-first: a nested
-    model's layers are numbered per class again under ``<its path>/layers/`` (Keras's ``_save_container_state``)."""
+def _name_key(name: str) -> str:
+    """Keras's order of attributes in its saving walk: by name, private ones (``_x``) last."""
+    return "~" + name if name.startswith("_") else name
+
+
+def _is_saveable(obj: Any) -> bool:
+    from .layers import InputLayer, Layer
     from .models import Model
 
+    return isinstance(obj, (Layer, Model, InputLayer))
+
+
+def _is_subclassed(model: Any) -> bool:
+    return bool(getattr(model, "_subclassed", False))
+
+
+def _by_attribute(obj: Any) -> bool:
+    """A custom layer or a subclassed model: Keras walks its attributes (a built-in layer is a leaf, a Sequential
+    or Functional model holds its `layers`)."""
+    from ._custom import is_custom
+
+    return _is_subclassed(obj) or is_custom(obj)
+
+
+def _children(obj: Any) -> list[tuple[str, Any]]:
+    """Keras's ``_walk_saveable``: (attribute name, value) of what may hold saveables, in visiting order."""
+    from .models import Model
+
+    if not _by_attribute(obj):
+        return [("layers", obj.layers)] if isinstance(obj, Model) else []
+    internal: set = getattr(obj, "_internal_attrs", set())
+    attrs = {k: v for k, v in vars(obj).items() if k not in internal and not k.startswith("__")}
+    if isinstance(obj, Model):
+        attrs["layers"] = obj.layers  # a property of Keras's Model, walked like an attribute
+    return sorted(attrs.items(), key=lambda kv: _name_key(kv[0]))
+
+
+def _saveables(model: Any) -> list[tuple[str, Any]]:
+    """(path in the weights file, object) for every object Keras's ``saving_lib._save_state`` visits, in its
+    order: the model ("", its variables are the root ``vars``), then, depth-first, each object's children --
+    a Sequential/Functional model's `layers` first (``layers/<snake_case(class)>``, numbered ``_1``, ``_2``...
+    per class), then a custom layer's or subclassed model's attributes by name (``att/query``; a list or dict of
+    layers as ``<attribute>/<snake_case(class)>``; a model's `layers` is one of them). An object reached a second
+    time is skipped (it keeps the first path), as Keras does."""
     out: list[tuple[str, Any]] = []
-    layer_list = model.layers
-    for layer, path in zip(layer_list, _keras_paths([la.class_name for la in layer_list])):
-        out.append((prefix + path, layer))
-        if isinstance(layer, Model):
-            out.extend(_weight_tree(layer, f"{prefix}{path}/layers/"))
+    visited: set = set()
+
+    def visit(obj: Any, path: str) -> None:
+        if id(obj) in visited:
+            return
+        visited.add(id(obj))
+        out.append((path, obj))
+        for attr, child in _children(obj):
+            child_path = f"{path}/{attr}" if path else attr
+            if _is_saveable(child):
+                visit(child, child_path)
+            elif isinstance(child, (list, tuple, dict, set)):
+                items = list(child.values()) if isinstance(child, dict) else list(child)
+                items = [x for x in items if _is_saveable(x)]
+                for item, name in zip(items, _keras_paths([x.class_name for x in items])):
+                    visit(item, f"{child_path}/{name}")
+
+    visit(model, "")
     return out
 
 
 def _model_specs(model: Any) -> list[_LayerSpec]:
-    """The weights the built kerust ``model`` has, layer by layer (nested models' layers included, each layer
-    once, where Keras stores it), with their shapes."""
-    from .models import Model
-
-    specs = []
-    seen: set = set()
+    """The saveables of the kerust ``model`` (`_saveables`) with the shapes of their own weights and where those
+    sit in ``model.get_weights()`` (none before the model is built)."""
     shapes = [tuple(w.shape) for w in model.get_weights()] if model._core is not None else []
-    for path, layer in _weight_tree(model):
-        if isinstance(layer, Model):
-            continue
-        if model._core is None or getattr(layer, "_is_input_layer", False) or id(layer) in seen:
-            specs.append(_LayerSpec(layer, path, []))
-            continue
-        seen.add(id(layer))
-        first, n = model._weight_slot_of(layer)
-        specs.append(_LayerSpec(layer, path, shapes[first:first + n]))
+    specs = []
+    for path, obj in _saveables(model):
+        first, n = 0, 0
+        if model._core is not None and not getattr(obj, "_is_model", False):
+            i = model._unit_index.get(id(obj))
+            if i is not None:
+                first, n = model._weight_slot_of(obj)
+        specs.append(_LayerSpec(obj, path, shapes[first:first + n], first))
     return specs
 
 
-def _nested_paths(model: Any) -> set:
-    from .models import Model
-
-    return {path for path, layer in _weight_tree(model) if isinstance(layer, Model)}
+def _assign_weights(model: Any, plan: list[tuple[_LayerSpec, list[Any]]], where: str) -> None:
+    """Read every planned dataset, then set them all at once in their places of ``model.get_weights()`` (weights
+    of layers the file does not hold, such as ones only a custom layer's ``call`` reaches, keep their values)."""
+    if not any(datasets for _, datasets in plan):
+        return
+    read = [(spec, _read_datasets(datasets, where)) for spec, datasets in plan]
+    values = model.get_weights()
+    for spec, arrays in read:
+        values[spec.first:spec.first + len(arrays)] = arrays
+    model.set_weights(values)
 
 
 # ---- config: Keras -> kerust ---------------------------------------------------------------------------------
 def _check_keras_origin(entry: dict, what: str) -> None:
     """Refuse objects that name custom code (we never import it, but say why it cannot load)."""
     module = entry.get("module")
-    if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
-        raise ValueError(f"{what} comes from module {module!r}: kerust loads Keras's built-in classes only "
-                         "(custom layers/objects cannot be loaded)")
+    if module is not None and not _is_keras_module(module):
+        raise ValueError(f"{what} comes from module {module!r}: kerust loads Keras's built-in classes only here "
+                         "(custom layers and models load through `custom_objects` or the registry; other custom "
+                         "objects cannot be loaded)")
     registered = entry.get("registered_name")
     if registered is not None and registered != entry.get("class_name"):
         raise ValueError(f"{what} is the registered custom object {registered!r}: kerust loads Keras's built-in "
-                         "classes only")
+                         "classes only here (custom layers and models load through `custom_objects` or the "
+                         "registry)")
+
+
+def _is_keras_module(module: Any) -> bool:
+    return isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+
+
+class _CustomObjectError(TypeError, ValueError):
+    """A custom class a file names that cannot be found, or that cannot be rebuilt from the file's config. A
+    TypeError as in Keras, and a ValueError as every other problem with a file in kerust."""
+
+
+class _Objects:
+    """What loading may build besides kerust's built-in classes: the user's ``custom_objects`` (looked up by the
+    ``registered_name`` a file gives, then the class name) and the classes registered with
+    ``register_keras_serializable``; and whether a Lambda's marshalled Python code may be loaded."""
+
+    def __init__(self, custom_objects: Any = None, safe_mode: Any = True) -> None:
+        if custom_objects is not None and not isinstance(custom_objects, dict):
+            raise TypeError("`custom_objects` must be a dict mapping names (such as 'MyLayer' or "
+                            f"'Custom>MyLayer') to classes or functions, received {type(custom_objects).__name__}")
+        self.custom_objects: dict = dict(custom_objects or {})
+        self.safe_mode = safe_mode
+
+    def unsafe(self) -> bool:
+        from . import config as config_module
+
+        return self.safe_mode is False or config_module._unsafe_deserialization()
+
+
+def _builtin_names() -> set:
+    return {*layers_module._CLASSES, *_MODEL_CLASSES, "InputLayer", "Lambda"}
+
+
+def _user_class(entry: dict, what: str, objects: _Objects) -> Any:
+    """The user class (a Layer or Model subclass) a config entry names, from `custom_objects` or the registry; None
+    when the entry names one of Keras's built-in classes. A custom class that is not found raises: kerust never
+    imports the module a file names (as Keras: "Could not locate class ...")."""
+    from ._registry import lookup
+    from .layers import Layer
+    from .models import Model
+
+    class_name = entry["class_name"]
+    module = entry.get("module")
+    registered = entry.get("registered_name")
+    if (module is not None and not isinstance(module, str)) or \
+            (registered is not None and not isinstance(registered, str)):
+        raise ValueError(f"{what}: `module` and `registered_name` must be strings or null")
+    if module is None or _is_keras_module(module):
+        if registered is None or (registered == class_name and (module is not None
+                                                                  or class_name in _builtin_names())):
+            return None  # Keras's own class (module null and registered_name set: a user class from __main__)
+    found = lookup(registered, class_name, objects.custom_objects)
+    if found is None:
+        key = registered or class_name
+        raise _CustomObjectError(
+            f"Could not locate class '{class_name}'. Make sure custom classes and functions are decorated with "
+            "`@keras.saving.register_keras_serializable()` (and imported before loading), or pass them to "
+            f"`load_model` in `custom_objects` (e.g. custom_objects={{{key!r}: {class_name}}}). {what} names "
+            f"class {class_name!r} from module {module!r} with registered_name {registered!r}; kerust never "
+            "imports code named in a file.")
+    if not (isinstance(found, type) and issubclass(found, (Layer, Model))):
+        raise _CustomObjectError(f"{what}: the custom object found for {registered or class_name!r} is {found!r}, "
+                                 "not a subclass of keras.layers.Layer or keras.Model")
+    return found
+
+
+def _user_config(entry: dict, who: str) -> dict:
+    cfg = entry.get("config")
+    if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
+        raise ValueError(f"{who}: 'config' must be an object with string keys")
+    _check_dtype(cfg.get("dtype"), who)
+    return dict(cfg)
+
+
+def _rebuild_error(who: str, cls: Any, exc: BaseException) -> _CustomObjectError:
+    return _CustomObjectError(f"{who}: {cls.__name__}.from_config could not rebuild it from the file's config "
+                              f"({type(exc).__name__}: {exc}). Make sure its `get_config()` returns every argument "
+                              "of `__init__`.")
+
+
+def _custom_layer(entry: dict, cls: Any, who: str, objects: _Objects) -> Any:
+    """A user layer from its config entry (``cls.from_config(config)``, as Keras), or a subclassed model."""
+    from .layers import Layer
+    from .models import Model
+
+    if issubclass(cls, Model):
+        return _subclassed_model(entry, cls, who)
+    cfg = _user_config(entry, who)
+    try:
+        layer = cls.from_config(cfg)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise _rebuild_error(who, cls, exc) from exc
+    if not isinstance(layer, Layer):
+        raise _CustomObjectError(f"{who}: {cls.__name__}.from_config returned {type(layer).__name__}, not a layer")
+    return layer
+
+
+def _lambda_layer(entry: dict, who: str, objects: _Objects) -> Any:
+    """Keras's Lambda: its function is a registered or given function, or (with ``safe_mode=False`` or
+    ``keras.config.enable_unsafe_deserialization()`` only) a marshalled Python lambda."""
+    import binascii
+
+    from .layers import Lambda
+
+    cfg = _user_config(entry, who)
+    for key in ("mask", "output_shape"):
+        if cfg.get(key) is None:
+            cfg.pop(key, None)
+    try:
+        return Lambda.from_config(cfg, custom_objects=objects.custom_objects, safe_mode=not objects.unsafe())
+    except TypeError as exc:
+        raise _CustomObjectError(f"{who}: {exc}") from exc
+    except (KeyError, AttributeError, EOFError, binascii.Error) as exc:
+        raise ValueError(f"{who}: cannot rebuild the Lambda from the file's config ({type(exc).__name__}: "
+                         f"{exc})") from exc
+
+
+def _input_shapes(value: Any, who: str) -> Any:
+    """A subclassed model's build input shape(s) (one batch shape, or a list of them) for ``model.build``."""
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        if len(value) > _MAX_LAYERS:
+            raise ValueError(f"{who}: too many inputs")
+        return [[None, *_batch_shape(v, who)] for v in value]
+    return [None, *_batch_shape(value, who)]
+
+
+def _subclassed_model(entry: dict, cls: Any, who: str) -> Any:
+    """A subclassed model: ``cls.from_config(config)`` if the class defines one, else ``cls(**config)`` (Keras's
+    ``Model.from_config`` for a subclassed model), then built for the input shape of its ``build_config``."""
+    cfg = _user_config(entry, who)
+    build = entry.get("build_config")
+    shape = build.get("input_shape") if isinstance(build, dict) else None
+    shapes = _input_shapes(shape, f"{who} build_config") if shape is not None else None
+    try:
+        from_config = getattr(cls, "from_config", None)
+        model = from_config(cfg) if callable(from_config) else cls(**cfg)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise _rebuild_error(who, cls, exc) from exc
+    if not getattr(model, "_subclassed", False):
+        raise _CustomObjectError(f"{who}: {cls.__name__} did not make a subclassed keras.Model")
+    if shapes is not None:
+        model.build(shapes)
+    return model
+
+
+def _reraise(exc: BaseException, message: str) -> ValueError:
+    """The error to raise for `exc` with a fuller `message`: of the same kind for a custom object's problem."""
+    return _CustomObjectError(message) if isinstance(exc, _CustomObjectError) else ValueError(message)
 
 
 def _check_dtype(value: Any, who: str) -> None:
@@ -755,10 +997,12 @@ def _batch_shape(value: Any, who: str) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
-def _parse_sequential(config: Any, where: str) -> tuple[dict, tuple[int, ...] | None, list[Any], Any]:
+def _parse_sequential(config: Any, where: str, objects: _Objects | None = None
+                      ) -> tuple[dict, tuple[int, ...] | None, list[Any], Any]:
     """Validate a Keras Sequential config and build (unbuilt) kerust layers from it.
 
     Returns (model kwargs, input shape or None, layers, compile_config)."""
+    objects = objects or _Objects()
     if not isinstance(config, dict):
         raise ValueError(f"Cannot load {where}: config.json must be a JSON object, received "
                          f"{type(config).__name__}")
@@ -798,9 +1042,15 @@ def _parse_sequential(config: Any, where: str) -> tuple[dict, tuple[int, ...] | 
         if not isinstance(cfg, dict):
             raise ValueError(f"Cannot load {where}: layer #{index} ({cls}) has no 'config' object")
         try:
-            _check_keras_origin(entry, "the layer")
+            user = _user_class(entry, f"layer #{index} ({cls})", objects)
+            if user is not None:
+                built.append(_custom_layer(entry, user, f"layer #{index} ({cls})", objects))
+                continue
+            if cls == "Lambda":
+                built.append(_lambda_layer(entry, f"layer #{index} (Lambda)", objects))
+                continue
             if cls in _MODEL_CLASSES:
-                built.append(_nested_model(entry, where))
+                built.append(_nested_model(entry, where, objects))
                 continue
             if cls == "InputLayer":
                 if index != 0:
@@ -832,7 +1082,7 @@ def _parse_sequential(config: Any, where: str) -> tuple[dict, tuple[int, ...] | 
                             input_shape = _batch_shape([None, value], f"layer #{index} ({cls})")
             layer = layers_module.deserialize({"class_name": cls, "config": kwargs})
         except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"Cannot load {where}: layer #{index} ({cls}): {exc}") from exc
+            raise _reraise(exc, f"Cannot load {where}: layer #{index} ({cls}): {exc}") from exc
         built.append(layer)
 
     if input_shape is None:
@@ -854,13 +1104,13 @@ _MAX_NESTING = 32
 _nesting = [0]
 
 
-def _nested_model(entry: dict, where: str) -> Any:
+def _nested_model(entry: dict, where: str, objects: _Objects) -> Any:
     """A model inside a model's layer list, built (it is needed as a layer)."""
     if _nesting[0] >= _MAX_NESTING:
         raise ValueError(f"models nest more than {_MAX_NESTING} levels deep")
     _nesting[0] += 1
     try:
-        return _build_model(entry, where)[0]
+        return _build_model(entry, where, objects)[0]
     finally:
         _nesting[0] -= 1
 
@@ -896,7 +1146,7 @@ def _node_args(node: Any, who: str) -> tuple[Any, bool]:
     return refs, as_list
 
 
-def _build_functional(config: dict, where: str) -> Any:
+def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
     """A functional model from Keras's config: the layers first, then their calls in an order that has every
     input ready (Keras's own loader does the same)."""
     from .layers import InputLayer
@@ -924,9 +1174,13 @@ def _build_functional(config: dict, where: str) -> Any:
         who = f"layer #{index} ({cls})"
         if not isinstance(lname, str) or not isinstance(cfg, dict) or lname in made:
             raise ValueError(f"{who}: every layer needs a 'config' object and a unique name")
-        _check_keras_origin(entry, "the layer")
-        if cls in _MODEL_CLASSES:
-            layer = _nested_model(entry, where)
+        user = _user_class(entry, who, objects)
+        if user is not None:
+            layer = _custom_layer(entry, user, f"layer '{lname}' ({cls})", objects)
+        elif cls == "Lambda":
+            layer = _lambda_layer(entry, f"layer '{lname}' (Lambda)", objects)
+        elif cls in _MODEL_CLASSES:
+            layer = _nested_model(entry, where, objects)
         elif cls == "InputLayer":
             for key, ok in (("sparse", (False, None)), ("ragged", (False, None)), ("optional", (False, None))):
                 if not _same(cfg.get(key), ok):
@@ -985,24 +1239,36 @@ def _build_functional(config: dict, where: str) -> Any:
     return Functional(inputs, outs, name=name, trainable=trainable)
 
 
-def _build_model(config: Any, where: str) -> tuple[Any, Any]:
+def _build_model(config: Any, where: str, objects: _Objects | None = None) -> tuple[Any, Any]:
     """(the model a Keras config describes, its compile_config)."""
+    objects = objects or _Objects()
     if not isinstance(config, dict):
         raise ValueError(f"Cannot load {where}: the model config must be a JSON object, received "
                          f"{type(config).__name__}")
     class_name = config.get("class_name")
+    if not isinstance(class_name, str):
+        raise ValueError(f"Cannot load {where}: the model config has no 'class_name' string")
+    try:
+        user = _user_class(config, "the model", objects)
+        if user is not None:
+            from .models import Model
+
+            if not issubclass(user, Model):
+                raise ValueError(f"the file holds a {class_name!r} layer, not a model")
+            return _subclassed_model(config, user, f"model ({class_name})"), config.get("compile_config")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _reraise(exc, f"Cannot load {where}: {exc}") from exc
     if class_name == "Sequential":
-        kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where)
+        kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where, objects)
         return _build_sequential(kwargs, input_shape, layer_list), compile_config
     if class_name in ("Functional", "Model"):
         try:
-            _check_keras_origin(config, "the model")
-            model = _build_functional(config, where)
+            model = _build_functional(config, where, objects)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"Cannot load {where}: {exc}") from exc
+            raise _reraise(exc, f"Cannot load {where}: {exc}") from exc
         return model, config.get("compile_config")
-    raise ValueError(f"Cannot load {where}: kerust loads Sequential and Functional models; this file holds a "
-                     f"{class_name!r} model")
+    raise ValueError(f"Cannot load {where}: kerust loads Sequential, Functional and (with their classes in "
+                     f"`custom_objects` or the registry) subclassed models; this file holds a {class_name!r} model")
 
 
 # ---- shapes, before the engine allocates anything -------------------------------------------------------------
@@ -1122,20 +1388,22 @@ def _build_sequential(kwargs: dict, input_shape: Any, layer_list: list[Any]) -> 
     return model
 
 
-def model_from_config(config: Any) -> Any:
-    """A fresh (uncompiled, newly initialised) model from a Keras Sequential config (`to_json()` output)."""
-    return _build_model(config, "the model config")[0]
+def model_from_config(config: Any, custom_objects: Any = None) -> Any:
+    """A fresh (uncompiled, newly initialised) model from a Keras model config (`to_json()` output); custom layers
+    and subclassed models come from `custom_objects` or the registry."""
+    return _build_model(config, "the model config", _Objects(custom_objects))[0]
 
 
 def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True) -> Any:
-    """Load a Keras v3 ``.keras`` file written by Keras or by kerust into a kerust ``Sequential``.
+    """Load a Keras v3 ``.keras`` file written by Keras or by kerust: a Sequential, Functional or subclassed model.
 
-    Only Keras's built-in layer classes that kerust implements can be loaded; custom objects never are
-    (``custom_objects`` must be None; loading is always "safe mode"). A compiled model gets the optimizer
-    state stored in the file, so training resumes where it stopped."""
-    if custom_objects:
-        raise ValueError("kerust cannot load custom objects (it never runs code named in a file); "
-                         "`custom_objects` must be None")
+    Layers are built from Keras's built-in classes that kerust implements, and custom layers and models from the
+    classes in ``custom_objects`` (keyed by the ``registered_name`` the file gives, e.g. ``"Custom>MyLayer"``, or
+    by class name) or registered with ``keras.saving.register_keras_serializable``; nothing named in the file is
+    imported. A Lambda layer's marshalled Python function is only loaded with ``safe_mode=False`` (or after
+    ``keras.config.enable_unsafe_deserialization()``). A compiled model gets the optimizer state stored in the
+    file, so training resumes where it stopped."""
+    objects = _Objects(custom_objects, safe_mode)
     path = _fspath(filepath)
     if path.endswith((".h5", ".hdf5")) and not path.endswith(".weights.h5"):
         raise ValueError(f"Cannot load '{path}': the legacy Keras HDF5 (.h5) model format is not supported by "
@@ -1159,9 +1427,14 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
             detail = f" (found {other}; only the h5 weights format is supported)" if other else ""
             raise archive.error(f"the archive has no {_WEIGHTS}{detail}")
         config = archive.read_json(_CONFIG)
-        sequential = isinstance(config, dict) and config.get("class_name") == "Sequential"
+        sequential = False
+        if isinstance(config, dict) and config.get("class_name") == "Sequential":
+            try:  # Keras's Sequential, not a user's class of that name
+                sequential = _user_class(config, "the model", objects) is None
+            except (ValueError, TypeError) as exc:
+                raise _reraise(exc, f"Cannot load {where}: {exc}") from exc
         if sequential:
-            kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where)
+            kwargs, input_shape, layer_list, compile_config = _parse_sequential(config, where, objects)
         weights_where = f"'{path}' ({_WEIGHTS})"
         h5 = _open_h5_bytes(archive.read(_WEIGHTS), weights_where)
         try:
@@ -1176,17 +1449,18 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
                 if sequential:
                     model = _build_sequential(kwargs, input_shape, layer_list)
                 else:
-                    model, compile_config = _build_model(config, where)
+                    model, compile_config = _build_model(config, where, objects)
             except (ValueError, TypeError) as exc:
                 if str(exc).startswith("Cannot load"):
                     raise
-                raise archive.error(str(exc)) from exc
-            datasets = _plan_weights(h5, _model_specs(model), weights_where, _nested_paths(model))
-            arrays = _read_datasets(datasets, weights_where)
-            if arrays:
-                model.set_weights(arrays)
+                raise _reraise(exc, f"Cannot load {where}: {exc}") from exc
+            if model._core is None and _holds_weights(h5, weights_where):
+                raise archive.error(f"model '{model.name}' is not built (the file gives no input shape), so its "
+                                    "weights cannot be placed")
+            plan = _plan_weights(h5, _model_specs(model), weights_where, _is_subclassed(model))
+            _assign_weights(model, plan, weights_where)
             # with the optimizer state the file holds, training resumes where it stopped
-            if compile and _compile_from_config(model, compile_config, where):
+            if compile and _compile_from_config(model, compile_config, where) and model._core is not None:
                 _restore_optimizer(h5, model, weights_where)
         finally:
             h5.close()
@@ -1221,9 +1495,7 @@ def load_weights(model: Any, filepath: Any) -> None:
 
 
 def _load_weights_from(h5: Any, model: Any, specs: list[_LayerSpec], where: str) -> None:
-    arrays = _read_datasets(_plan_weights(h5, specs, where, _nested_paths(model)), where)
-    if arrays:
-        model.set_weights(arrays)
+    _assign_weights(model, _plan_weights(h5, specs, where, _is_subclassed(model)), where)
     if model.compiled:
         # as Keras: a built optimizer takes the file's state; an uncompiled model ignores it
         _restore_optimizer(h5, model, where)
@@ -1354,6 +1626,8 @@ def _functional_entry(model: Any) -> dict:
 
 
 def _layer_entry(layer: Any) -> dict:
+    from ._custom import is_custom
+    from .layers import Lambda
     from .models import Functional, Sequential
 
     if isinstance(layer, Sequential):
@@ -1363,12 +1637,124 @@ def _layer_entry(layer: Any) -> dict:
     if getattr(layer, "_is_input_layer", False):
         return {"module": "keras.layers", "class_name": "InputLayer", "config": layer.get_config(),
                 "registered_name": None}
-    return {"module": "keras.layers", "class_name": layer.class_name, "config": _keras_layer_config(layer),
-            "registered_name": None}
+    if type(layer) is Lambda:
+        entry = {"module": "keras.layers", "class_name": "Lambda", "config": _lambda_config(layer),
+                 "registered_name": None}
+    elif _is_subclassed(layer) or is_custom(layer):
+        entry = _custom_entry(layer)
+    else:
+        return {"module": "keras.layers", "class_name": layer.class_name, "config": _keras_layer_config(layer),
+                "registered_name": None}
+    build_config = _build_config(layer)
+    if build_config is not None:
+        entry["build_config"] = build_config
+    return entry
+
+
+def _custom_entry(obj: Any) -> dict:
+    """A custom layer or subclassed model as Keras serializes it: its class's module (null for ``__main__``), class
+    name, ``get_config()`` (with Keras's dtype policy), and its registered name ("<package>><name>" when registered
+    with ``register_keras_serializable``, the class name otherwise)."""
+    cls = type(obj)
+    who = f"{'Model' if _is_subclassed(obj) else 'Layer'} '{obj.name}' ({cls.__name__})"
+    config = _user_get_config(obj, who)
+    if "dtype" in config and (config["dtype"] in (None, "float32") or isinstance(config["dtype"], dict)):
+        config["dtype"] = json.loads(json.dumps(_DTYPE_POLICY))
+    module = getattr(cls, "__module__", None)
+    return {"module": None if module == "__main__" else module, "class_name": cls.__name__,
+            "config": {str(k): _plain(v, f"{who}: get_config()[{k!r}]") for k, v in config.items()},
+            "registered_name": get_registered_name(cls)}
+
+
+def _user_get_config(obj: Any, who: str) -> dict:
+    from .models import Model
+
+    try:
+        config = obj.get_config()
+    except NotImplementedError as exc:
+        if not _is_subclassed(obj):
+            raise
+        if type(obj).get_config is Model.get_config:  # no get_config of its own: Keras's base config
+            return {"name": obj.name, "trainable": bool(obj.trainable)}
+        raise NotImplementedError(
+            f"{who}: get_config() raised NotImplementedError ({exc}): kerust's `keras.Model.get_config()` has no "
+            "base config for subclassed models yet, so `super().get_config()` cannot be called in one; return "
+            "the constructor arguments (and `name`) from `get_config` without it to save this model as .keras "
+            "(`save_weights` works without a config)") from exc
+    if not isinstance(config, dict):
+        raise TypeError(f"{who}: get_config() must return a dict, it returned {type(config).__name__}")
+    return dict(config)
+
+
+def _lambda_config(layer: Any) -> dict:
+    """Keras's Lambda config: its function (a registered function's reference, or a lambda's marshalled code),
+    `output_shape` only when given, and `arguments`."""
+    who = f"Lambda '{layer.name}'"
+    out: dict[str, Any] = {}
+    for key, value in layer.get_config().items():
+        if key == "dtype":
+            out[key] = json.loads(json.dumps(_DTYPE_POLICY))
+        elif not (key == "output_shape" and value is None):
+            out[key] = _plain(value, f"{who}: `{key}`")
+    return out
+
+
+def _plain(value: Any, who: str) -> Any:
+    """A get_config() value as JSON data, as Keras's ``serialize_keras_object`` writes it (NumPy values, tuples,
+    functions and layers included)."""
+    from ._registry import serialize_function
+    from .layers import Layer
+    from .models import Model
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {"class_name": "__numpy__", "config": {"value": value.tolist(), "dtype": value.dtype.name}}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, who) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, who) for k, v in value.items()}
+    if isinstance(value, (Layer, Model)):
+        return _layer_entry(value)
+    if callable(value) and hasattr(value, "__name__"):
+        return _plain(serialize_function(value), who)
+    raise TypeError(f"{who}: cannot write {value!r} ({type(value).__name__}) to config.json; return plain "
+                    "numbers, strings, lists and dicts from get_config")
+
+
+def _shapes_of(structure: Any) -> Any:
+    from ._graph import KerasTensor
+
+    if isinstance(structure, KerasTensor):
+        return [None if d is None else int(d) for d in structure.shape]
+    if isinstance(structure, (list, tuple)):
+        return [_shapes_of(v) for v in structure]
+    if isinstance(structure, dict):
+        return {str(k): _shapes_of(v) for k, v in structure.items()}
+    return None
+
+
+def _build_config(obj: Any) -> dict | None:
+    """Keras's ``build_config``: the input shape a custom layer was first called (built) with, or a built
+    subclassed model's input shape(s); None when not built."""
+    if _is_subclassed(obj):
+        if obj._core is None:
+            return None
+        shapes = [[None, *[int(d) for d in s]] for s in obj._input_sample_shapes()]
+        return {"input_shape": shapes[0] if len(shapes) == 1 else shapes}
+    nodes = [n for n in getattr(obj, "_inbound_nodes", []) if not n.is_input]
+    if not nodes:
+        return None
+    node = nodes[0]
+    args = node._trace_args[0] if node._trace_args else None
+    return {"input_shape": _shapes_of(args[0] if args else node.call_args)}
 
 
 def keras_config(model: Any) -> dict:
-    """The model's ``config.json`` as Keras 3 writes it (Sequential or Functional, nested models inside)."""
+    """The model's ``config.json`` as Keras 3 writes it (Sequential, Functional or subclassed; nested models and
+    custom layers inside)."""
     out = _layer_entry(model)
     compile_config = _keras_compile_config(model)
     if compile_config is not None:
