@@ -183,3 +183,41 @@ def test_a_subclassed_model_round_trips_through_a_keras_file(tmp_path):
     again = keras.models.load_model(tmp_path / "tiny.keras", custom_objects={"Tiny": Tiny})
     assert isinstance(again, Tiny) and again.units == 4
     np.testing.assert_array_equal(again.predict(x, verbose=0), want)
+
+
+def test_saving_a_functional_model_with_raw_ops_says_what_to_do(tmp_path):
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(2)(ops.tanh(inp) * 2.0))
+    with pytest.raises(NotImplementedError, match="Lambda or a custom layer"):
+        model.save(tmp_path / "raw.keras")
+    assert not (tmp_path / "raw.keras").exists()
+    model.save_weights(tmp_path / "raw.weights.h5")  # the weights alone save
+
+
+class SoftmaxDense(keras.layers.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        return ops.softmax(ops.matmul(x, self.w) + self.b)
+
+
+def test_an_ops_softmax_output_trains_as_a_softmax_dense_layer():
+    # the softmax op feeding the loss fuses with the cross-entropy, as a Dense layer's softmax does
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(48, 5)).astype(np.float32), rng.integers(0, 3, size=48)
+    dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+    mine = keras.Sequential([keras.Input((5,)), SoftmaxDense(3)])
+    mine.set_weights(dense.get_weights())
+    for model in (dense, mine):
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    h1 = dense.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+    h2 = mine.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(h2, h1, rtol=1e-5)
+    for a, b in zip(mine.get_weights(), dense.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)

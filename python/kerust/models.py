@@ -1236,6 +1236,11 @@ class Functional(Model):
     def get_config(self) -> dict:
         """Keras's `Functional` config: every layer with the `inbound_nodes` of its calls in this model, and
         `input_layers` / `output_layers`."""
+        if any(getattr(n.operation, "_is_operation", False) for n in self._nodes):
+            raise NotImplementedError(
+                f"Model '{self.name}' calls keras.ops directly on its symbolic tensors; kerust cannot write such a "
+                "model's config yet (its weights save with save_weights). Wrap the ops in a layers.Lambda or a "
+                "custom layer to save the whole model.")
         keys = self._node_key()
 
         def tensor(t: Any) -> dict:
