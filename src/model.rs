@@ -566,10 +566,8 @@ impl Model {
         c.heads
             .iter()
             .enumerate()
-            .map(|(j, h)| match (&h.loss, self.graph.output_producer(j)) {
-                (Some(loss), Some((layer, only_loss))) => {
-                    only_loss && loss.fuses_with(layer.activation())
-                }
+            .map(|(j, h)| match (&h.loss, self.graph.output_activation(j)) {
+                (Some(loss), Some((act, only_loss))) => only_loss && loss.fuses_with(act),
                 _ => false,
             })
             .collect()

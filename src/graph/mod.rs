@@ -14,9 +14,11 @@ pub mod fusion;
 pub mod merge;
 pub mod op_nodes;
 
+use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::layers::{self, Ctx, Layer, Param};
-use crate::ops::{dims_str, Dim};
+use crate::ops::elementwise::Unary;
+use crate::ops::{dims_str, Dim, Op};
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
 use merge::{Merge, MERGE_CLASSES};
@@ -94,6 +96,8 @@ struct Node {
     instance: Instance,
     /// The output's sample shape (its shape without axis 0 when that is the batch, else its whole shape).
     out_shape: Vec<usize>,
+    /// The output's rank (batch axis included).
+    dims_rank: usize,
 }
 
 /// Called with (layer name, class name, output) after each node of a traced forward pass.
@@ -238,6 +242,20 @@ fn swap_weights(a: &mut dyn Layer, b: &mut dyn Layer) {
     }
 }
 
+/// The activation an op node is, for the loss fusion: softmax over the last axis, or sigmoid.
+fn op_activation(unit: &Unit, rank: usize) -> Option<Activation> {
+    let Unit::Op(o) = unit else {
+        return None;
+    };
+    match &o.op {
+        Op::Softmax { axis, log: false } if *axis == -1 || *axis == rank as i64 - 1 => {
+            Some(Activation::Softmax)
+        }
+        Op::Unary(Unary::Sigmoid) => Some(Activation::Sigmoid),
+        _ => None,
+    }
+}
+
 /// Add `g` into the gradient slot of a tensor (a tensor read by several nodes gets the sum).
 fn accumulate(slot: &mut Option<Tensor>, g: Tensor) -> Result<()> {
     match slot {
@@ -339,6 +357,7 @@ impl Graph {
                     inputs: ins.clone(),
                     instance: Instance::SelectTraining,
                     out_shape,
+                    dims_rank: dims[ins[0]].len(),
                 });
                 continue;
             }
@@ -430,12 +449,14 @@ impl Graph {
                 &out_shape,
             )?;
             calls[*u] += 1;
+            let dims_rank = out_dims.len();
             dims.push(out_dims);
             nodes.push(Node {
                 unit: *u,
                 inputs: ins.clone(),
                 instance,
                 out_shape,
+                dims_rank,
             });
         }
         for &t in &spec.outputs {
@@ -607,20 +628,21 @@ impl Graph {
         out.into_iter().map(Option::unwrap_or_default).collect()
     }
 
-    /// The unit that produced output `j` and whether nothing but the loss reads it (then a loss may fuse
-    /// with that layer's activation).
-    pub fn output_producer(&self, j: usize) -> Option<(&dyn Layer, bool)> {
+    /// The activation applied last by the node that produced output `j` (a layer's, or a softmax / sigmoid
+    /// op's) and whether nothing but the loss reads that output (then a loss may fuse with it).
+    pub fn output_activation(&self, j: usize) -> Option<(Activation, bool)> {
         let t = *self.outputs.get(j)?;
         let n_in = self.input_shapes.len();
         let k = t.checked_sub(n_in)?;
         let node = &self.nodes[k];
         let only_loss = self.uses[t] == 1 && self.outputs.iter().filter(|&&o| o == t).count() == 1;
-        let layer = match &node.instance {
-            Instance::Own => self.units[node.unit].layer()?,
-            Instance::Shared(l) => l.as_ref(),
+        let act = match &node.instance {
+            Instance::Own => self.units[node.unit].layer()?.activation(),
+            Instance::Shared(l) => l.activation(),
+            Instance::Op(_) => op_activation(&self.units[node.unit], node.dims_rank)?,
             _ => return None,
         };
-        Some((layer, only_loss))
+        Some((act, only_loss))
     }
 
     fn node_layer(&self, k: usize) -> Option<&dyn Layer> {
@@ -869,6 +891,13 @@ impl Graph {
                     let unit = self.nodes[k].unit;
                     match &mut self.nodes[k].instance {
                         Instance::Merge(m) => m.backward(g)?,
+                        Instance::Op(cache) if fused_node[k] => {
+                            // a softmax / sigmoid op fused with the loss: `g` is already the gradient of its
+                            // input
+                            cache.clear();
+                            accumulate(&mut grads[ins[0]], g)?;
+                            continue;
+                        }
                         Instance::Op(cache) => {
                             let Unit::Op(o) = &self.units[unit] else {
                                 return Err(Error::Runtime(
