@@ -220,25 +220,9 @@ def flatten_node(layer: Any, node: Any, flat: Any, ins: List[int]) -> List[int]:
 
 
 def _inline(tr: Trace, flat: Any, ins: List[int]) -> List[int]:
-    from .models import Model
+    from .models import _flatten_nodes
 
-    ids = {id(p): i for p, i in zip(tr.inputs, ins)}
-    for n in tr.nodes:
-        op = n.operation
-        xin = [ids[id(t)] for t in n.input_tensors]
-        if isinstance(op, VariableRead):
-            out = [flat.add_var(op.variable)]
-        elif isinstance(op, Operation):
-            out = [flat.add_op(op, xin)]
-        elif isinstance(op, Model):
-            out = op._flatten_into(flat, xin)
-        elif is_custom(op):
-            out = flatten_node(op, n, flat, xin)
-        else:
-            out = [flat.add_node(op, xin)]
-        for t, o in zip(n.outputs, out):
-            ids[id(t)] = o
-    return [ids[id(t)] for t in tr.flat_outputs]
+    return _flatten_nodes(tr.nodes, tr.inputs, tr.flat_outputs, flat, ins)
 
 
 def used_layers(layer: Any) -> List[Any]:

@@ -29,66 +29,10 @@ def _user_line() -> str:
     return f"{frame.f_code.co_filename}, line {frame.f_lineno}"
 
 
-class KerasTensor:
-    """A symbolic tensor: a shape (``None`` for the batch axis), a dtype, and the layer call that made it.
+class TensorOperators:
+    """Python's operators as `keras.ops` calls, for symbolic tensors and variables alike (`ne` is element-wise;
+    `==` stays identity on KerasTensor, as in Keras)."""
 
-    ``_dims`` is the shape as the engine's shape rules see it: a size, or -m for m times the batch size (a
-    reshape can fold the batch into another axis); ``shape`` shows both as ``None``."""
-
-    def __init__(self, shape: Sequence[Optional[int]], dtype: str = "float32", name: Optional[str] = None,
-                 dims: Optional[Sequence[int]] = None) -> None:
-        if dims is None:
-            dims = [-1 if d is None else int(d) for d in shape]
-        self._dims: List[int] = list(dims)
-        self.shape: Tuple[Optional[int], ...] = tuple(None if d < 0 else d for d in self._dims)
-        self.dtype = dtype
-        if name is None:
-            n = next(_tensor_ids)
-            name = "keras_tensor" if n == 0 else f"keras_tensor_{n}"
-        self.name = name
-        # (layer, index of the node in layer._inbound_nodes, index of this tensor in the node's outputs)
-        self._keras_history: Tuple[Any, int, int] = (None, 0, 0)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, ragged=False, name={self.name}>"
-
-    def __bool__(self) -> bool:
-        raise TypeError(
-            f"A symbolic KerasTensor has no value, so it cannot be used as a Python bool (in an `if`, `and`, `or` or "
-            f"`not`), at {_user_line()}. kerust traces `call` once into a graph: choose values with "
-            "`keras.ops.where(condition, x, y)` or branches with `keras.ops.cond(pred, true_fn, false_fn)`."
-        )
-
-    def __array__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
-            f"A symbolic KerasTensor cannot be converted to a NumPy array (at {_user_line()}): it has no value "
-            "until the model runs. Use `keras.ops` functions on it instead of NumPy ones (`keras.ops.mean`, not "
-            "`np.mean`)."
-        )
-
-    def __len__(self) -> int:
-        if not self.shape or self.shape[0] is None:
-            raise TypeError(f"len() of a symbolic tensor of shape {self.shape} is unknown (at {_user_line()})")
-        return int(self.shape[0])
-
-    def __iter__(self) -> Any:
-        raise TypeError(f"A symbolic tensor cannot be iterated over (at {_user_line()}); use keras.ops.split or "
-                        "indexing")
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: Any) -> bool:  # as Keras: identity, so tensors stay usable as dict keys
-        return self is other
-
-    def numpy(self) -> Any:
-        return self.__array__()
-
-    # Python operators map to keras.ops
     def __add__(self, o: Any) -> Any:
         return _ops().add(self, o)
 
@@ -178,6 +122,67 @@ class KerasTensor:
 
     def __ge__(self, o: Any) -> Any:
         return _ops().greater_equal(self, o)
+
+
+
+class KerasTensor(TensorOperators):
+    """A symbolic tensor: a shape (``None`` for the batch axis), a dtype, and the layer call that made it.
+
+    ``_dims`` is the shape as the engine's shape rules see it: a size, or -m for m times the batch size (a
+    reshape can fold the batch into another axis); ``shape`` shows both as ``None``."""
+
+    def __init__(self, shape: Sequence[Optional[int]], dtype: str = "float32", name: Optional[str] = None,
+                 dims: Optional[Sequence[int]] = None) -> None:
+        if dims is None:
+            dims = [-1 if d is None else int(d) for d in shape]
+        self._dims: List[int] = list(dims)
+        self.shape: Tuple[Optional[int], ...] = tuple(None if d < 0 else d for d in self._dims)
+        self.dtype = dtype
+        if name is None:
+            n = next(_tensor_ids)
+            name = "keras_tensor" if n == 0 else f"keras_tensor_{n}"
+        self.name = name
+        # (layer, index of the node in layer._inbound_nodes, index of this tensor in the node's outputs)
+        self._keras_history: Tuple[Any, int, int] = (None, 0, 0)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, ragged=False, name={self.name}>"
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"A symbolic KerasTensor has no value, so it cannot be used as a Python bool (in an `if`, `and`, `or` or "
+            f"`not`), at {_user_line()}. kerust traces `call` once into a graph: choose values with "
+            "`keras.ops.where(condition, x, y)` or branches with `keras.ops.cond(pred, true_fn, false_fn)`."
+        )
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"A symbolic KerasTensor cannot be converted to a NumPy array (at {_user_line()}): it has no value "
+            "until the model runs. Use `keras.ops` functions on it instead of NumPy ones (`keras.ops.mean`, not "
+            "`np.mean`)."
+        )
+
+    def __len__(self) -> int:
+        if not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of a symbolic tensor of shape {self.shape} is unknown (at {_user_line()})")
+        return int(self.shape[0])
+
+    def __iter__(self) -> Any:
+        raise TypeError(f"A symbolic tensor cannot be iterated over (at {_user_line()}); use keras.ops.split or "
+                        "indexing")
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: Any) -> bool:  # as Keras: identity, so tensors stay usable as dict keys
+        return self is other
+
+    def numpy(self) -> Any:
+        return self.__array__()
 
     def __getitem__(self, key: Any) -> Any:
         return _ops()._getitem(self, key)

@@ -10,6 +10,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from ._graph import TensorOperators
+
 _local = threading.local()
 
 
@@ -48,7 +50,7 @@ class VariableRead:
         self._inbound_nodes: list = []
 
 
-class Variable:
+class Variable(TensorOperators):
     """``keras.Variable`` as ``add_weight`` returns it: shape, dtype, name, path and trainable flag; its value
     once a model holding the layer is built (``numpy()``, ``assign`` outside of a traced ``call``)."""
 
@@ -113,43 +115,6 @@ class Variable:
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
-
-    # arithmetic goes through keras.ops, as on tensors
-    def __add__(self, o: Any) -> Any:
-        return _ops().add(self, o)
-
-    def __radd__(self, o: Any) -> Any:
-        return _ops().add(o, self)
-
-    def __sub__(self, o: Any) -> Any:
-        return _ops().subtract(self, o)
-
-    def __rsub__(self, o: Any) -> Any:
-        return _ops().subtract(o, self)
-
-    def __mul__(self, o: Any) -> Any:
-        return _ops().multiply(self, o)
-
-    def __rmul__(self, o: Any) -> Any:
-        return _ops().multiply(o, self)
-
-    def __truediv__(self, o: Any) -> Any:
-        return _ops().divide(self, o)
-
-    def __rtruediv__(self, o: Any) -> Any:
-        return _ops().divide(o, self)
-
-    def __matmul__(self, o: Any) -> Any:
-        return _ops().matmul(self, o)
-
-    def __rmatmul__(self, o: Any) -> Any:
-        return _ops().matmul(o, self)
-
-    def __pow__(self, o: Any) -> Any:
-        return _ops().power(self, o)
-
-    def __neg__(self) -> Any:
-        return _ops().negative(self)
 
     def __getitem__(self, key: Any) -> Any:
         if tracing():
