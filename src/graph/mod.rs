@@ -17,6 +17,7 @@ pub mod op_nodes;
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::layers::{self, Ctx, Layer, Param};
+use crate::ops::arr::Arr;
 use crate::ops::elementwise::Unary;
 use crate::ops::{dims_str, Dim, Op};
 use crate::rng::Rng;
@@ -124,6 +125,9 @@ pub struct Graph {
     plans: [Arc<[Step]>; 3],
     /// Whether each sample's outputs depend on that sample alone (then inference may run in slices).
     batch_local: bool,
+    /// Per tensor: the variable (unit, index) an op node reads in place, when that op is the only reader of
+    /// a variable node's output (the variable is lent for the op's forward and backward, not copied).
+    lent: Vec<Option<(usize, usize)>>,
 }
 
 /// One node of a `GraphSpec`: the unit it applies, the tensors it reads, and which variable it reads (for a
@@ -497,7 +501,9 @@ impl Graph {
             calls,
             plans: [Arc::from([]), Arc::from([]), Arc::from([])],
             batch_local,
+            lent: Vec::new(),
         };
+        graph.lent = graph.lent_variables();
         // which steps fuse depends only on the built layers, so each plan is made once per graph
         graph.plans = [
             graph.make_plan(false, false).into(),
@@ -573,6 +579,84 @@ impl Graph {
                 Ok((Instance::Shared(layer), out))
             }
         }
+    }
+
+    fn lent_variables(&self) -> Vec<Option<(usize, usize)>> {
+        let n_in = self.input_shapes.len();
+        let mut lent = vec![None; n_in + self.nodes.len()];
+        for (k, node) in self.nodes.iter().enumerate() {
+            let Instance::Var(i) = node.instance else {
+                continue;
+            };
+            let t = n_in + k;
+            let reader = self.nodes.iter().find(|n| n.inputs.contains(&t));
+            let op_reads_once = reader.is_some_and(|n| {
+                matches!(n.instance, Instance::Op(_))
+                    && n.inputs.iter().filter(|&&x| x == t).count() == 1
+            });
+            if self.uses[t] == 1 && op_reads_once && !self.outputs.contains(&t) {
+                lent[t] = Some((node.unit, i));
+            }
+        }
+        lent
+    }
+
+    /// Move the values of the variables op node `k` reads in place into `xs` (the other inputs' slots stay
+    /// as given), or, with `restore`, put them back from `xs` / the node's cache.
+    fn lend(&mut self, k: usize, xs: &mut [Arr<f32>], restore: bool) -> Result<()> {
+        let Graph {
+            units, nodes, lent, ..
+        } = self;
+        let node = &mut nodes[k];
+        for (slot, &t) in node.inputs.iter().enumerate() {
+            let Some((u, i)) = lent[t] else { continue };
+            let Unit::Weights(w) = &mut units[u] else {
+                continue;
+            };
+            if restore {
+                let from_xs = xs.get_mut(slot).map(|a| std::mem::take(&mut a.data));
+                let data = match (from_xs, &mut node.instance) {
+                    (Some(d), _) if !d.is_empty() => d,
+                    (_, Instance::Op(cache)) => cache.take_input(slot),
+                    _ => Vec::new(),
+                };
+                w.restore(i, data);
+            } else if let Some(x) = xs.get_mut(slot) {
+                *x = w.lend(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Backward of op node `k`, its lent variables lent again to its cache for the duration.
+    fn op_backward(&mut self, k: usize, g: Tensor, need: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let Graph {
+            units, nodes, lent, ..
+        } = self;
+        let node = &mut nodes[k];
+        let Instance::Op(cache) = &mut node.instance else {
+            return Err(Error::Runtime(
+                "kerust internal error: not an op node".into(),
+            ));
+        };
+        for (slot, &t) in node.inputs.iter().enumerate() {
+            if let Some((u, i)) = lent[t] {
+                if let Unit::Weights(w) = &mut units[u] {
+                    cache.put_input(slot, w.lend(i)?.data);
+                }
+            }
+        }
+        let result = match &units[node.unit] {
+            Unit::Op(o) => cache.backward(&o.op, g, need),
+            _ => Err(Error::Runtime(
+                "kerust internal error: an op node without its op".into(),
+            )),
+        };
+        self.lend(k, &mut [], true)?;
+        if let Instance::Op(cache) = &mut self.nodes[k].instance {
+            cache.clear();
+        }
+        result
     }
 
     /// Whether inference may split a batch into slices (no op mixes samples).
@@ -770,6 +854,40 @@ impl Graph {
         }
         for step in plan {
             match *step {
+                Step::Node(k) if self.lent[n_in + k].is_some() => {
+                    // a variable its only reader reads in place (see `lend`)
+                }
+                Step::Node(k) if matches!(self.nodes[k].instance, Instance::Op(_)) => {
+                    let unit = self.nodes[k].unit;
+                    let mut xs: Vec<Arr<f32>> = Vec::with_capacity(self.nodes[k].inputs.len());
+                    for idx in 0..self.nodes[k].inputs.len() {
+                        let t = self.nodes[k].inputs[idx];
+                        xs.push(if self.lent[t].is_some() {
+                            Arr::default()
+                        } else {
+                            op_nodes::arr(fetch(&mut vals, &mut left, t)?)
+                        });
+                    }
+                    self.lend(k, &mut xs, false)?;
+                    let result = match (&mut self.nodes[k].instance, &self.units[unit]) {
+                        (Instance::Op(cache), Unit::Op(o)) => {
+                            cache.forward(&o.op, &mut xs, batch, ctx.training, ctx.rng)
+                        }
+                        _ => Err(Error::Runtime(
+                            "kerust internal error: an op node without its op".into(),
+                        )),
+                    };
+                    self.lend(k, &mut xs, true)?;
+                    let y = result?;
+                    if let Some(w) = watch.as_deref_mut() {
+                        let u = &self.units[unit];
+                        w(u.name(), u.class_name(), &y);
+                    }
+                    if let Some(r) = record.as_deref_mut() {
+                        r[k] = Some(y.clone());
+                    }
+                    vals[n_in + k] = Some(y);
+                }
                 Step::Node(k) => {
                     let ins: Vec<Tensor> = self.nodes[k]
                         .inputs
@@ -779,14 +897,6 @@ impl Graph {
                     let unit = self.nodes[k].unit;
                     let y = match &mut self.nodes[k].instance {
                         Instance::Merge(m) => m.forward(ins, ctx.training)?,
-                        Instance::Op(cache) => {
-                            let Unit::Op(o) = &self.units[unit] else {
-                                return Err(Error::Runtime(
-                                    "kerust internal error: an op node without its op".into(),
-                                ));
-                            };
-                            cache.forward(&o.op, ins, batch, ctx.training, ctx.rng)?
-                        }
                         Instance::Var(i) => {
                             let Unit::Weights(w) = &self.units[unit] else {
                                 return Err(Error::Runtime(
@@ -882,6 +992,17 @@ impl Graph {
                 r[out - n_in] = Some(g.clone());
             }
             let ins = self.nodes[k].inputs.clone();
+            if matches!(self.nodes[k].instance, Instance::Op(_)) && !fused_node[k] {
+                let need: Vec<bool> = ins.iter().map(|&t| t >= n_in || want_input_grads).collect();
+                for (t, gi) in ins.iter().copied().zip(self.op_backward(k, g, &need)?) {
+                    if let Some(gi) = gi {
+                        if t >= n_in || want_input_grads {
+                            accumulate(&mut grads[t], gi)?;
+                        }
+                    }
+                }
+                continue;
+            }
             let need = want_input_grads || ins.iter().any(|&t| t >= n_in);
             let in_grads: Vec<Tensor> = match *step {
                 Step::ConvMaxPool(..) => {
@@ -893,33 +1014,15 @@ impl Graph {
                         Instance::Merge(m) => m.backward(g)?,
                         Instance::Op(cache) if fused_node[k] => {
                             // a softmax / sigmoid op fused with the loss: `g` is already the gradient of its
-                            // input
+                            // input (the op's cache holds no lent variable: lending stops after forward)
                             cache.clear();
                             accumulate(&mut grads[ins[0]], g)?;
-                            continue;
-                        }
-                        Instance::Op(cache) => {
-                            let Unit::Op(o) = &self.units[unit] else {
-                                return Err(Error::Runtime(
-                                    "kerust internal error: an op node without its op".into(),
-                                ));
-                            };
-                            let need: Vec<bool> =
-                                ins.iter().map(|&t| t >= n_in || want_input_grads).collect();
-                            let grads_in = cache.backward(&o.op, g, &need)?;
-                            for (t, gi) in ins.iter().copied().zip(grads_in) {
-                                if let Some(gi) = gi {
-                                    if t >= n_in || want_input_grads {
-                                        accumulate(&mut grads[t], gi)?;
-                                    }
-                                }
-                            }
                             continue;
                         }
                         Instance::Var(i) => {
                             let i = *i;
                             if let Unit::Weights(w) = &mut self.units[unit] {
-                                w.add_grad(i, &g)?;
+                                w.add_grad(i, g)?;
                             }
                             continue;
                         }

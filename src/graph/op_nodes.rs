@@ -39,7 +39,7 @@ pub struct OpCache {
     filled: bool,
 }
 
-fn arr(t: Tensor) -> Arr<f32> {
+pub fn arr(t: Tensor) -> Arr<f32> {
     Arr::new(t.shape, t.data)
 }
 
@@ -51,19 +51,20 @@ fn tensor(a: Arr<f32>) -> Tensor {
 }
 
 impl OpCache {
+    /// Forward on `xs`; a training pass keeps them for the backward (taking them out of `xs`), otherwise
+    /// (and on an error) they stay with the caller, who may have lent some of them (`take_input`).
     pub fn forward(
         &mut self,
         op: &Op,
-        inputs: Vec<Tensor>,
+        xs: &mut Vec<Arr<f32>>,
         batch: usize,
         training: bool,
         rng: &mut Rng,
     ) -> Result<Tensor> {
-        let xs: Vec<Arr<f32>> = inputs.into_iter().map(arr).collect();
         let refs: Vec<&Arr<f32>> = xs.iter().collect();
         let (y, saved) = op.forward(&refs, batch, rng)?;
         if training && op.differentiable() {
-            self.inputs = xs;
+            self.inputs = std::mem::take(xs);
             self.output = if op.uses_output() {
                 y.clone()
             } else {
@@ -87,8 +88,22 @@ impl OpCache {
         }
         let refs: Vec<&Arr<f32>> = self.inputs.iter().collect();
         let grads = op.backward(&refs, &self.output, self.saved.as_ref(), &arr(g), need)?;
-        self.clear();
         Ok(grads.into_iter().map(|g| g.map(tensor)).collect())
+    }
+
+    /// The values of kept input `i` (a variable's, lent for the step), leaving an empty buffer in the cache.
+    pub fn take_input(&mut self, i: usize) -> Vec<f32> {
+        self.inputs
+            .get_mut(i)
+            .map(|a| std::mem::take(&mut a.data))
+            .unwrap_or_default()
+    }
+
+    /// Lend kept input `i`'s values back for the backward.
+    pub fn put_input(&mut self, i: usize, data: Vec<f32>) {
+        if let Some(a) = self.inputs.get_mut(i) {
+            a.data = data;
+        }
     }
 
     pub fn clear(&mut self) {
@@ -156,7 +171,7 @@ impl WeightsUnit {
     }
 
     /// Add dL/d(variable i).
-    pub fn add_grad(&mut self, i: usize, g: &Tensor) -> Result<()> {
+    pub fn add_grad(&mut self, i: usize, g: Tensor) -> Result<()> {
         let p = self
             .params
             .get_mut(i)
@@ -168,9 +183,28 @@ impl WeightsUnit {
             )));
         }
         if p.trainable {
-            p.grad.iter_mut().zip(&g.data).for_each(|(a, b)| *a += b);
+            if p.grad.iter().all(|&v| v == 0.0) {
+                p.grad = g.data; // the first gradient of the step: taken, not added
+            } else {
+                p.grad.iter_mut().zip(&g.data).for_each(|(a, b)| *a += b);
+            }
         }
         Ok(())
+    }
+
+    /// Move variable i's values out (for an op node to read in place); `restore` puts them back.
+    pub fn lend(&mut self, i: usize) -> Result<Arr<f32>> {
+        let p = self
+            .params
+            .get_mut(i)
+            .ok_or_else(|| Error::Runtime(format!("kerust internal error: no variable {i}")))?;
+        Ok(Arr::new(p.shape.clone(), std::mem::take(&mut p.value)))
+    }
+
+    pub fn restore(&mut self, i: usize, data: Vec<f32>) {
+        if let Some(p) = self.params.get_mut(i) {
+            p.value = data;
+        }
     }
 
     pub fn param(&self, i: usize) -> Result<&Param> {
