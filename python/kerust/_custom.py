@@ -162,7 +162,8 @@ def _key(args: tuple, kwargs: dict, training: Any) -> str:
 def call_symbolic(layer: Any, args: tuple, kwargs: dict) -> Any:
     """`layer(*args, **kwargs)` with symbolic tensors: build on first call, trace, record one node."""
     training = kwargs.pop("training", None)
-    kwargs.pop("mask", None)
+    if kwargs.pop("mask", None) is not None:
+        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): masks are not supported by kerust yet")
     inputs = flat_tensors([list(args), list(kwargs.values())])
     inputs = [t for t in inputs if isinstance(t, KerasTensor)]
     if not layer.built:
