@@ -183,11 +183,7 @@ impl WeightsUnit {
             )));
         }
         if p.trainable {
-            if p.grad.iter().all(|&v| v == 0.0) {
-                p.grad = g.data; // the first gradient of the step: taken, not added
-            } else {
-                p.grad.iter_mut().zip(&g.data).for_each(|(a, b)| *a += b);
-            }
+            p.grad.iter_mut().zip(&g.data).for_each(|(a, b)| *a += b);
         }
         Ok(())
     }
