@@ -513,7 +513,8 @@ impl Model {
         start: usize,
         n: usize,
         out: &mut [Vec<f32>],
-    ) -> Result<()> {
+    ) -> Result<f64> {
+        let mut added = 0.0;
         let end = start + n;
         let mut s = start;
         // a graph whose ops mix samples (a reduction over the batch) runs each batch whole, as Keras does
@@ -525,14 +526,36 @@ impl Model {
         while s < end {
             let len = slice.min(end - s);
             let batch = x.iter().map(|d| d.range(s, len)).collect();
-            let ys = self.forward_pass(batch, false, false)?;
+            let mut ys = self.forward_pass(batch, false, false)?;
+            added += self.split_added_losses(&mut ys).0;
             for (o, y) in out.iter_mut().zip(ys) {
                 o.extend_from_slice(&y.data);
                 y.recycle();
             }
             s += len;
         }
-        Ok(())
+        // the sum of the added losses (`add_loss`) of this batch, which runs whole when there are any
+        Ok(added)
+    }
+
+    /// Take the added losses (`add_loss`) off the end of a forward pass's results: the sum of their values,
+    /// and their gradients (ones: d(sum)/d(value)) to append to the outputs' gradients.
+    fn split_added_losses(&self, preds: &mut Vec<Tensor>) -> (f64, Vec<Option<Tensor>>) {
+        let n_out = preds.len().saturating_sub(self.graph.added_loss_count());
+        let added = preds.split_off(n_out);
+        let total = added
+            .iter()
+            .map(|t| t.data.iter().map(|&v| v as f64).sum::<f64>())
+            .sum();
+        let grads = added
+            .into_iter()
+            .map(|t| {
+                let mut g = Tensor::zeros(t.shape);
+                g.data.iter_mut().for_each(|v| *v = 1.0);
+                Some(g)
+            })
+            .collect();
+        (total, grads)
     }
 
     /// Where non-finite values first appeared in the training forward passes since the model was built or
@@ -648,9 +671,12 @@ impl Model {
         sw: &[Option<Vec<f32>>],
         sums: &mut Sums,
     ) -> Result<()> {
-        let (preds, plan) = self.forward_training(xb)?;
+        let (mut preds, plan) = self.forward_training(xb)?;
+        let (added, added_grads) = self.split_added_losses(&mut preds);
         let fused = self.fused_losses();
-        let (total, each, grads) = self.batch_losses(&preds, ys, &fused, sw, true)?;
+        let (total, each, mut grads) = self.batch_losses(&preds, ys, &fused, sw, true)?;
+        let total = total + added;
+        grads.extend(added_grads);
         let bs = preds.first().map(Tensor::batch).unwrap_or(0) as f64;
         for p in self.graph.params_mut() {
             p.grad.iter_mut().for_each(|g| *g = 0.0);
@@ -797,7 +823,7 @@ impl Model {
                 .iter()
                 .map(|s| Vec::with_capacity(bs * s.iter().product::<usize>()))
                 .collect();
-            self.infer_into(x, start, bs, &mut data)?;
+            let added = self.infer_into(x, start, bs, &mut data)?;
             let preds = data
                 .into_iter()
                 .zip(&outs)
@@ -809,7 +835,14 @@ impl Model {
                 .map(|w| w.map(|w| w[start..start + bs].to_vec()))
                 .collect();
             let (total, each, _) = self.batch_losses(&preds, &ys, &fused, &swb, false)?;
-            self.add_batch(&mut sums, total + penalty, &each, &preds, &ys, bs as f64);
+            self.add_batch(
+                &mut sums,
+                total + added + penalty,
+                &each,
+                &preds,
+                &ys,
+                bs as f64,
+            );
             start += bs;
             if throttle.due(start >= n) {
                 let logs = self.logs(&sums);
@@ -917,7 +950,7 @@ impl Model {
         let n = x.first().map(Data::len).unwrap_or(0);
         let plan = self.graph.plan(true, true);
         let mut node_outputs = Vec::new();
-        let preds = {
+        let mut preds = {
             let mut ctx = Ctx {
                 training: true,
                 rng: &mut self.rng,
@@ -925,9 +958,12 @@ impl Model {
             self.graph
                 .forward(xb, &mut ctx, &plan, None, Some(&mut node_outputs))?
         };
+        let (added, added_grads) = self.split_added_losses(&mut preds);
         // Unfused: the gradient reported at an output layer is dL/d(output), through its own activation.
         let unfused = vec![false; preds.len()];
-        let (total, _, grads) = self.batch_losses(&preds, &ys, &unfused, &sw, true)?;
+        let (total, _, mut grads) = self.batch_losses(&preds, &ys, &unfused, &sw, true)?;
+        let total = total + added;
+        grads.extend(added_grads);
         let mut out = Inspection {
             loss: total + self.penalty(),
             ..Inspection::default()

@@ -221,3 +221,37 @@ def test_an_ops_softmax_output_trains_as_a_softmax_dense_layer():
     np.testing.assert_allclose(h2, h1, rtol=1e-5)
     for a, b in zip(mine.get_weights(), dense.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+class PenalisedDense(keras.layers.Layer):
+    """A Dense layer that adds its own L2 penalty with add_loss (what kernel_regularizer does)."""
+
+    def __init__(self, units, l2, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.l2 = units, l2
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        self.add_loss(self.l2 * ops.sum(ops.square(self.w)))
+        return ops.matmul(x, self.w) + self.b
+
+
+def test_add_loss_joins_the_training_and_evaluation_loss_as_a_regularizer_does():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), rng.normal(size=(40, 2)).astype(np.float32)
+    reg = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_regularizer=keras.regularizers.L2(0.05))])
+    mine = keras.Sequential([keras.Input((4,)), PenalisedDense(2, 0.05)])
+    mine.set_weights(reg.get_weights())
+    histories = []
+    for model in (reg, mine):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        histories.append(model.fit(x, y, batch_size=10, epochs=3, shuffle=False, verbose=0).history["loss"])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+    for a, b in zip(mine.get_weights(), reg.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(mine.evaluate(x, y, verbose=0), reg.evaluate(x, y, verbose=0), rtol=1e-5)
+    with pytest.raises(NotImplementedError, match="inside `call`"):
+        PenalisedDense(2, 0.1).add_loss(1.0)

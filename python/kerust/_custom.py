@@ -32,11 +32,13 @@ class Placeholder:
 class Trace:
     """One traced call: its placeholder inputs, its outputs (as `call` returned them) and its nodes."""
 
-    def __init__(self, inputs: List[KerasTensor], outputs: Any) -> None:
+    def __init__(self, inputs: List[KerasTensor], outputs: Any, losses: Optional[List[KerasTensor]] = None) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.flat_outputs: List[KerasTensor] = flat_tensors(outputs)
-        nodes, operations = map_graph(inputs, self.flat_outputs, check_names=False)
+        # tensors `add_loss` added during the call: their sums join the training loss
+        self.losses: List[KerasTensor] = list(losses or [])
+        nodes, operations = map_graph(inputs, self.flat_outputs + self.losses, check_names=False)
         self.nodes = [n for n in nodes if not n.is_input]
         self.operations = operations
 
@@ -57,6 +59,7 @@ class Trace:
             for t in n.outputs:
                 ids[id(t)] = len(ids)
         rows.append([ids.get(id(t), -1) for t in self.flat_outputs])
+        rows.append([ids.get(id(t), -1) for t in self.losses])
         return json.dumps(rows, default=str)
 
 
@@ -115,9 +118,10 @@ def trace(layer: Any, args: tuple, kwargs: dict, training: Any) -> Trace:
     touched = _all_layers(layer)
     before = {id(x): len(x._inbound_nodes) for x in touched}
     try:
-        with trace_scope():
+        with trace_scope() as scope:
             out = layer.call(*args2, **kwargs2)
             out = _replace(_constants_to_tensors(out), lambda t: t)
+        losses = list(scope.get("losses", []))
     except BaseException:
         for x in touched:  # the failed call leaves no nodes behind
             del x._inbound_nodes[before[id(x)]:]
@@ -125,7 +129,7 @@ def trace(layer: Any, args: tuple, kwargs: dict, training: Any) -> Trace:
     if not flat_tensors(out) or not all(isinstance(t, KerasTensor) for t in flat_tensors(out)):
         raise TypeError(f"Layer '{layer.name}' ({type(layer).__name__}): `call` must return tensors (a tensor, or a "
                         f"list, tuple or dict of them), it returned {out!r}")
-    return Trace(placeholders, out)
+    return Trace(placeholders, out, losses)
 
 
 def _constants_to_tensors(out: Any) -> Any:
@@ -213,9 +217,11 @@ def node_trace(layer: Any, node: Any, training_too: bool = True) -> Tuple[Trace,
 def flatten_node(layer: Any, node: Any, flat: Any, ins: List[int]) -> List[int]:
     """Inline one call of a custom layer into `flat`; returns the ids of its outputs."""
     infer, train = node_trace(layer, node)
+    before = len(flat.added_losses)
     outs = _inline(infer, flat, ins)
     if train is None:
         return outs
+    del flat.added_losses[before:]  # both branches run; the training trace's added losses are the ones that count
     touts = _inline(train, flat, ins)
     return [flat.add_select(t, i) for t, i in zip(touts, outs)]
 
@@ -223,7 +229,10 @@ def flatten_node(layer: Any, node: Any, flat: Any, ins: List[int]) -> List[int]:
 def _inline(tr: Trace, flat: Any, ins: List[int]) -> List[int]:
     from .models import _flatten_nodes
 
-    return _flatten_nodes(tr.nodes, tr.inputs, tr.flat_outputs, flat, ins)
+    ids = _flatten_nodes(tr.nodes, tr.inputs, tr.flat_outputs + tr.losses, flat, ins)
+    n = len(tr.flat_outputs)
+    flat.added_losses.extend(ids[n:])
+    return ids[:n]
 
 
 def used_layers(layer: Any) -> List[Any]:

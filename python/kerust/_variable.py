@@ -15,7 +15,7 @@ from ._graph import TensorOperators
 _local = threading.local()
 
 
-def _stack() -> List[Dict[int, Any]]:
+def _stack() -> List[Dict[Any, Any]]:
     stack = getattr(_local, "traces", None)
     if stack is None:
         stack = _local.traces = []
@@ -28,14 +28,20 @@ def tracing() -> bool:
 
 
 @contextmanager
-def trace_scope() -> Iterator[None]:
-    """While active, variables used in ops become variable-read nodes (one per variable per trace)."""
+def trace_scope() -> Iterator[Dict[Any, Any]]:
+    """While active, variables used in ops become variable-read nodes (one per variable per trace); the scope
+    also collects what `add_loss` adds (under "losses")."""
     stack = _stack()
-    stack.append({})
+    scope: Dict[Any, Any] = {}
+    stack.append(scope)
     try:
-        yield
+        yield scope
     finally:
         stack.pop()
+
+
+def add_traced_loss(value: Any) -> None:
+    _stack()[-1].setdefault("losses", []).append(value)
 
 
 class VariableRead:

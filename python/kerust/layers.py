@@ -198,8 +198,15 @@ class Layer(_LayerCalls):
                                **kwargs)
 
     def add_loss(self, loss: Any) -> None:
-        raise NotImplementedError(f"Layer '{self.name}': add_loss is not supported by kerust yet; add the term to "
-                                  "a custom loss function instead")
+        """Add a term to the training loss from inside `call` (a tensor made of `keras.ops`; its sum is added,
+        as Keras does, in `fit`, `train_on_batch` and `evaluate`)."""
+        from . import ops
+        from ._variable import add_traced_loss, tracing
+
+        if not tracing():
+            raise NotImplementedError(f"Layer '{self.name}': kerust takes add_loss inside `call` only (the call is "
+                                      "traced into the model's graph); add a constant term to the loss instead")
+        add_traced_loss(ops._as_symbolic(loss))
 
     def _tracked_layers(self) -> list:
         """Layers held as attributes (also in lists, tuples and dicts), in the order they were assigned."""

@@ -49,6 +49,7 @@ class _FlatGraph:
         self.index: Dict[int, int] = {}
         self.op_units: List[dict] = []
         self.nodes: List[dict] = []
+        self.added_losses: List[int] = []
         self.n_inputs = n_inputs
         self._visited: set = set()
 
@@ -123,7 +124,7 @@ class _FlatGraph:
         nodes = [dict(node, layer=node["layer"] if node["layer"] >= 0 else n - node["layer"] - 1)
                  for node in self.nodes]
         return {"layers": [self.unit_spec(u) for u in self.units] + self.op_units,
-                "inputs": input_shapes, "nodes": nodes, "outputs": outputs}
+                "inputs": input_shapes, "nodes": nodes, "outputs": outputs, "losses": self.added_losses}
 
 
 class Model(_LayerCalls):
@@ -220,12 +221,14 @@ class Model(_LayerCalls):
         from ._custom import _inline, accepts, trace
 
         infer = self._sub_trace
+        before = len(flat.added_losses)
         outs = _inline(infer, flat, inputs)
         if accepts(self.call, "training"):
             train = self._traces.get("train")
             if train is None:
                 train = self._traces["train"] = trace(self, (self._sub_arg,), {}, True)
             if train.signature() != infer.signature():
+                del flat.added_losses[before:]
                 touts = _inline(train, flat, inputs)
                 outs = [flat.add_select(t, i) for t, i in zip(touts, outs)]
         return outs

@@ -128,6 +128,8 @@ pub struct Graph {
     /// Per tensor: the variable (unit, index) an op node reads in place, when that op is the only reader of
     /// a variable node's output (the variable is lent for the op's forward and backward, not copied).
     lent: Vec<Option<(usize, usize)>>,
+    /// `GraphSpec::added_losses`; forward returns them after the outputs.
+    added_losses: Vec<usize>,
 }
 
 /// One node of a `GraphSpec`: the unit it applies, the tensors it reads, and which variable it reads (for a
@@ -146,6 +148,8 @@ pub struct GraphSpec {
     pub inputs: Vec<Vec<usize>>,
     pub nodes: Vec<NodeSpec>,
     pub outputs: Vec<usize>,
+    /// Tensors a layer added with `add_loss`: each one's sum joins the training loss.
+    pub added_losses: Vec<usize>,
 }
 
 fn usize_list(v: &Value, what: &str) -> Result<Vec<usize>> {
@@ -169,6 +173,7 @@ impl GraphSpec {
     /// The chain graph of a Sequential model.
     pub fn chain(layers: &[(String, Value)], input_shape: &[usize]) -> Self {
         GraphSpec {
+            added_losses: Vec::new(),
             layers: layers.to_vec(),
             inputs: vec![input_shape.to_vec()],
             nodes: (0..layers.len())
@@ -226,11 +231,16 @@ impl GraphSpec {
             })
             .collect::<Result<Vec<_>>>()?;
         let outputs = usize_list(v.get("outputs").unwrap_or(&Value::Null), "outputs")?;
+        let added_losses = match v.get("losses") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(l) => usize_list(l, "losses")?,
+        };
         Ok(GraphSpec {
             layers,
             inputs,
             nodes,
             outputs,
+            added_losses,
         })
     }
 }
@@ -480,6 +490,16 @@ impl Graph {
                 )));
             }
         }
+        for &t in &spec.added_losses {
+            if t >= n_tensors {
+                return Err(Error::Value(format!(
+                    "graph: added loss tensor {t} does not exist"
+                )));
+            }
+            uses[t] += 1;
+        }
+        // an added loss is a value of the whole batch: inference must not split the batch
+        batch_local &= spec.added_losses.is_empty();
         let units = units
             .into_iter()
             .enumerate()
@@ -502,6 +522,7 @@ impl Graph {
             plans: [Arc::from([]), Arc::from([]), Arc::from([])],
             batch_local,
             lent: Vec::new(),
+            added_losses: spec.added_losses,
         };
         graph.lent = graph.lent_variables();
         // which steps fuse depends only on the built layers, so each plan is made once per graph
@@ -949,8 +970,14 @@ impl Graph {
         }
         self.outputs
             .iter()
+            .chain(&self.added_losses)
             .map(|&t| fetch(&mut vals, &mut left, t))
             .collect()
+    }
+
+    /// How many tensors a forward pass returns after the outputs (the added losses).
+    pub fn added_loss_count(&self) -> usize {
+        self.added_losses.len()
     }
 
     /// Backward after a training `forward` with the same `plan`: `out_grads[j]` is dL/d(output j) (None: no
@@ -968,7 +995,19 @@ impl Graph {
         let n_in = self.input_shapes.len();
         let mut grads: Vec<Option<Tensor>> = (0..n_in + self.nodes.len()).map(|_| None).collect();
         let mut fused_node = vec![false; self.nodes.len()];
-        for ((&t, g), &f) in self.outputs.iter().zip(out_grads).zip(fused) {
+        let fused_all: Vec<bool> = fused
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(false))
+            .take(self.outputs.len() + self.added_losses.len())
+            .collect();
+        for ((&t, g), &f) in self
+            .outputs
+            .iter()
+            .chain(&self.added_losses)
+            .zip(out_grads)
+            .zip(&fused_all)
+        {
             if let Some(g) = g {
                 accumulate(&mut grads[t], g)?;
                 if f && t >= n_in {
