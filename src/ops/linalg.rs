@@ -475,21 +475,9 @@ impl Einsum {
 
     pub fn forward<T: Real>(&self, xs: &[&Arr<T>]) -> Result<Arr<T>> {
         if xs.len() == 1 {
-            let a = &self.inputs[0];
-            let sum: Vec<usize> = (0..a.len())
-                .filter(|&i| !self.output.contains(&a[i]))
-                .collect();
             self.sizes(&[&xs[0].shape], tuple_str)?;
-            let kept: Vec<char> = (0..a.len())
-                .filter(|i| !sum.contains(i))
-                .map(|i| a[i])
-                .collect();
+            let (sum, perm) = self.single_plan();
             let y = Reduce::Sum.forward(xs[0], &sum, false);
-            let perm: Vec<usize> = self
-                .output
-                .iter()
-                .map(|c| kept.iter().position(|k| k == c).unwrap_or(0))
-                .collect();
             return Ok(y.permuted(&perm));
         }
         let p = self.plan(&xs[0].shape, &xs[1].shape)?;
@@ -514,21 +502,27 @@ impl Einsum {
         Ok(Arr::new(p.prod_shape.clone(), c).permuted(&p.perm_out))
     }
 
+    /// A one-operand einsum: the axes summed away, and the permutation of the rest to the output's order.
+    fn single_plan(&self) -> (Vec<usize>, Vec<usize>) {
+        let a = &self.inputs[0];
+        let sum: Vec<usize> = (0..a.len())
+            .filter(|&i| !self.output.contains(&a[i]))
+            .collect();
+        let kept: Vec<char> = (0..a.len())
+            .filter(|i| !sum.contains(i))
+            .map(|i| a[i])
+            .collect();
+        let perm = self
+            .output
+            .iter()
+            .map(|c| kept.iter().position(|k| k == c).unwrap_or(0))
+            .collect();
+        (sum, perm)
+    }
+
     pub fn backward<T: Real>(&self, xs: &[&Arr<T>], g: &Arr<T>) -> Result<Vec<Option<Arr<T>>>> {
         if xs.len() == 1 {
-            let a = &self.inputs[0];
-            let sum: Vec<usize> = (0..a.len())
-                .filter(|&i| !self.output.contains(&a[i]))
-                .collect();
-            let kept: Vec<char> = (0..a.len())
-                .filter(|i| !sum.contains(i))
-                .map(|i| a[i])
-                .collect();
-            let perm: Vec<usize> = self
-                .output
-                .iter()
-                .map(|c| kept.iter().position(|k| k == c).unwrap_or(0))
-                .collect();
+            let (sum, perm) = self.single_plan();
             let gk = g.permuted(&invert(&perm));
             return Ok(vec![Some(spread(gk, &xs[0].shape, &sum))]);
         }
@@ -615,6 +609,26 @@ pub fn tensordot_spec(ra: usize, rb: usize, axes_a: &[usize], axes_b: &[usize]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_operand_einsum_sums_permutes_and_spreads_its_gradient_back() {
+        let e = Einsum::parse("ijk->kj").unwrap();
+        let x = Arr::new(vec![2, 3, 4], (0..24).map(|v| v as f64).collect());
+        let y = e.forward(&[&x]).unwrap();
+        assert_eq!(y.shape, vec![4, 3]);
+        // y[k][j] = sum_i x[i][j][k]: here k = 2, j = 1
+        assert_eq!(y.data[2 * 3 + 1], x.data[4 + 2] + x.data[12 + 4 + 2]);
+        let g = Arr::new(vec![4, 3], (0..12).map(|v| v as f64).collect());
+        let gx = e.backward(&[&x], &g).unwrap()[0].clone().unwrap();
+        // d/dx[i][j][k] = g[k][j] for every i
+        for i in 0..2 {
+            for j in 0..3 {
+                for k in 0..4 {
+                    assert_eq!(gx.data[i * 12 + j * 4 + k], g.data[k * 3 + j]);
+                }
+            }
+        }
+    }
 
     #[test]
     fn matmul_gradients_of_a_shared_matrix_with_many_rows_match_a_naive_product() {
