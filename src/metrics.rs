@@ -258,8 +258,8 @@ impl Metric {
                 let per_sample = (values.data.len() / pred.batch().max(1)).max(1);
                 for (i, &v) in values.data.iter().enumerate() {
                     let w = weights
-                        .map(|w| w[(i / per_sample).min(w.len() - 1)] as f64)
-                        .unwrap_or(1.0);
+                        .and_then(|w| w.get(i / per_sample))
+                        .map_or(1.0, |&w| w as f64);
                     state[0] += w * v as f64;
                     state[1] += w;
                 }

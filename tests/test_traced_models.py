@@ -159,6 +159,8 @@ def test_bad_op_arguments_name_the_op_and_the_shapes():
         ops.reshape(x, (None, 4))
     with pytest.raises(ValueError, match=r"take: index 7 is out of bounds"):
         ops.take(np.ones((3, 2)), np.array([7]), axis=0)
+    with pytest.raises(ValueError, match="too large"):  # refused before anything is allocated
+        ops.arange(0, 1e12)
 
 
 def test_a_subclassed_model_round_trips_through_a_keras_file(tmp_path):

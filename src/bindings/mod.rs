@@ -1121,7 +1121,13 @@ fn op_eval<'py>(
                     .iter()
                     .map(|a| a.shape.iter().map(|&n| crate::ops::Dim::known(n)).collect())
                     .collect();
-                op.infer(&dims)?;
+                let out = op.infer(&dims)?;
+                // an eager result is allocated at once: refuse one too large to make (`ops.arange(1e12)`)
+                let shape: Vec<usize> = out.iter().map(|d| d.n).collect();
+                crate::initializers::checked_numel(
+                    &format!("the result of {}", op.name()),
+                    &shape,
+                )?;
                 let refs: Vec<&crate::ops::arr::Arr<f64>> = arrays.iter().collect();
                 let mut rng = crate::rng::Rng::new(seed);
                 pool()?
