@@ -86,6 +86,22 @@ impl AxisSlice {
     }
 }
 
+/// Step a row-major multi-index over `shape` to the next position (wrapping to zeros after the last).
+fn next_index(idx: &mut [usize], shape: &[usize]) {
+    for ax in (0..idx.len()).rev() {
+        idx[ax] += 1;
+        if idx[ax] < shape[ax] {
+            return;
+        }
+        idx[ax] = 0;
+    }
+}
+
+/// The values of `x` at flat offsets `sources`, as an array of `shape` (slice, tile, take_along_axis).
+fn gather<T: Real>(x: &Arr<T>, shape: Vec<usize>, sources: &[usize]) -> Arr<T> {
+    Arr::new(shape, sources.iter().map(|&s| x.data[s]).collect())
+}
+
 /// The flat source offset of every output value of a slice.
 fn slice_offsets(shape: &[usize], sl: &[AxisSlice]) -> (Vec<usize>, Vec<usize>) {
     let st = strides(shape);
@@ -106,29 +122,18 @@ fn slice_offsets(shape: &[usize], sl: &[AxisSlice]) -> (Vec<usize>, Vec<usize>) 
                 .map(|(&i, &s)| i as i64 * s)
                 .sum::<i64>();
         offsets.push(off as usize);
-        for ax in (0..idx.len()).rev() {
-            idx[ax] += 1;
-            if idx[ax] < out_shape[ax] {
-                break;
-            }
-            idx[ax] = 0;
-        }
+        next_index(&mut idx, &out_shape);
     }
     (out_shape, offsets)
 }
 
 pub fn slice<T: Real>(x: &Arr<T>, sl: &[AxisSlice]) -> Arr<T> {
     let (shape, offsets) = slice_offsets(&x.shape, sl);
-    Arr::new(shape, offsets.iter().map(|&o| x.data[o]).collect())
+    gather(x, shape, &offsets)
 }
 
 pub fn slice_backward<T: Real>(x_shape: &[usize], sl: &[AxisSlice], g: &Arr<T>) -> Arr<T> {
-    let (_, offsets) = slice_offsets(x_shape, sl);
-    let mut out = vec![T::zero(); numel(x_shape)];
-    for (&o, &v) in offsets.iter().zip(&g.data) {
-        out[o] = out[o] + v;
-    }
-    Arr::new(x_shape.to_vec(), out)
+    gather_backward(x_shape, &slice_offsets(x_shape, sl).1, g)
 }
 
 /// For each output value of `tile`, the flat index of its source.
@@ -152,29 +157,18 @@ fn tile_sources(shape: &[usize], reps: &[usize]) -> (Vec<usize>, Vec<usize>) {
                 .map(|(a, &i)| (i % xs[a]) * st[a])
                 .sum(),
         );
-        for ax in (0..rank).rev() {
-            idx[ax] += 1;
-            if idx[ax] < out[ax] {
-                break;
-            }
-            idx[ax] = 0;
-        }
+        next_index(&mut idx, &out);
     }
     (out, src)
 }
 
 pub fn tile<T: Real>(x: &Arr<T>, reps: &[usize]) -> Arr<T> {
     let (shape, src) = tile_sources(&x.shape, reps);
-    Arr::new(shape, src.iter().map(|&s| x.data[s]).collect())
+    gather(x, shape, &src)
 }
 
 pub fn tile_backward<T: Real>(x_shape: &[usize], reps: &[usize], g: &Arr<T>) -> Arr<T> {
-    let (_, src) = tile_sources(x_shape, reps);
-    let mut out = vec![T::zero(); numel(x_shape)];
-    for (&s, &v) in src.iter().zip(&g.data) {
-        out[s] = out[s] + v;
-    }
-    Arr::new(x_shape.to_vec(), out)
+    gather_backward(x_shape, &tile_sources(x_shape, reps).1, g)
 }
 
 /// `repeat` along `axis` of an array already flattened when numpy's axis is None.
@@ -328,19 +322,12 @@ pub fn take_along_axis<T: Real>(
             })
             .sum();
         sources.push(xo);
-        for a in (0..rank).rev() {
-            pos[a] += 1;
-            if pos[a] < shape[a] {
-                break;
-            }
-            pos[a] = 0;
-        }
+        next_index(&mut pos, &shape);
     }
-    let data = sources.iter().map(|&s| x.data[s]).collect();
-    Ok((Arr::new(shape, data), sources))
+    Ok((gather(x, shape, &sources), sources))
 }
 
-/// Scatter-add `g` back to the sources `take_along_axis` read.
+/// Scatter-add `g` back to the sources a gather read (the gradient of slice, tile and take_along_axis).
 pub fn gather_backward<T: Real>(x_shape: &[usize], sources: &[usize], g: &Arr<T>) -> Arr<T> {
     let mut out = vec![T::zero(); numel(x_shape)];
     for (&s, &v) in sources.iter().zip(&g.data) {
