@@ -17,6 +17,7 @@ pub mod ops;
 pub mod optimizers;
 pub mod rng;
 pub mod schedules;
+pub mod state_metric;
 pub mod tensor;
 pub mod traced_loss;
 

@@ -29,6 +29,8 @@ pub enum MetricKind {
     },
     /// A user function `fn(y_true, y_pred)` of `keras.ops`: the mean of its values (`Metric::traced`).
     Traced,
+    /// A user `keras.metrics.Metric` subclass: its traced `update_state` and `result` (`Metric::stateful`).
+    Stateful,
 }
 
 /// The traced graph of a metric function, shared by the copies of its `Metric`.
@@ -47,12 +49,29 @@ impl PartialEq for TracedMetric {
     }
 }
 
+/// The traced `update_state`/`result` of a user metric class, shared by the copies of its `Metric`.
+#[derive(Clone)]
+pub struct StatefulMetric(pub std::sync::Arc<crate::state_metric::StateMetric>);
+
+impl std::fmt::Debug for StatefulMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatefulMetric")
+    }
+}
+
+impl PartialEq for StatefulMetric {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
     /// The History key: the name the user gave (`"accuracy"`, `"acc"`, `"mae"`) or the metric object's name.
     pub name: String,
     pub kind: MetricKind,
     pub traced: Option<TracedMetric>,
+    pub stateful: Option<StatefulMetric>,
 }
 
 pub const NAMES: &[&str] = &[
@@ -78,6 +97,9 @@ pub fn check(spec: &Value) -> Result<()> {
         // a traced function: its shapes are checked against the data in `resolve`
         let g = crate::graph::GraphSpec::from_value(graph)?;
         return crate::traced_loss::TracedLoss::from_spec(g).map(|_| ());
+    }
+    if let Some(traced) = spec.get("stateful") {
+        return crate::state_metric::StateMetric::from_spec(traced).map(|_| ());
     }
     resolve(spec, &[1], &[2]).map(|_| ())
 }
@@ -119,6 +141,24 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
             name: name.to_string(),
             kind: Traced,
             traced: Some(TracedMetric(std::sync::Arc::new(traced))),
+            stateful: None,
+        });
+    }
+    if let Some(traced) = spec.get("stateful") {
+        let traced = crate::state_metric::StateMetric::from_spec(traced)?;
+        let name = spec.get("name").and_then(Value::as_str).unwrap_or("metric");
+        if y_sample != traced.y_shape() {
+            return Err(Error::Value(format!(
+                "metric '{name}' was traced for targets of shape {}, received targets of shape {}",
+                crate::tensor::shape_str(traced.y_shape()),
+                crate::tensor::shape_str(y_sample)
+            )));
+        }
+        return Ok(Metric {
+            name: name.to_string(),
+            kind: Stateful,
+            traced: None,
+            stateful: Some(StatefulMetric(std::sync::Arc::new(traced))),
         });
     }
     let (key, cfg) = match spec {
@@ -220,6 +260,7 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
         name,
         kind,
         traced: None,
+        stateful: None,
     })
 }
 
@@ -242,29 +283,38 @@ fn auc_thresholds(n: usize) -> Vec<f32> {
 }
 
 impl Metric {
-    /// Length of the state vector `update` adds into.
-    pub fn state_len(&self) -> usize {
-        match self.kind {
-            MetricKind::Auc { num_thresholds } => 4 * num_thresholds,
-            _ => 2,
+    /// The state vector an epoch starts from, which `update` adds into.
+    pub fn initial_state(&self) -> Vec<f64> {
+        match (&self.stateful, self.kind) {
+            (Some(s), _) => s.0.initial_state(),
+            (None, MetricKind::Auc { num_thresholds }) => vec![0.0; 4 * num_thresholds],
+            _ => vec![0.0; 2],
         }
     }
 
     /// Add one batch into `state`; `weights` scales each sample's contribution.
-    pub fn update(&self, pred: &Tensor, y: &Tensor, weights: Option<&[f32]>, state: &mut [f64]) {
+    pub fn update(
+        &self,
+        pred: &Tensor,
+        y: &Tensor,
+        weights: Option<&[f32]>,
+        state: &mut [f64],
+    ) -> Result<()> {
+        if let Some(s) = &self.stateful {
+            return s.0.update(pred, y, state);
+        }
         if let Some(t) = &self.traced {
             // the function's values, averaged over every value (as Keras's MeanMetricWrapper)
-            if let Ok(values) = t.0.values(pred, y) {
-                let per_sample = (values.data.len() / pred.batch().max(1)).max(1);
-                for (i, &v) in values.data.iter().enumerate() {
-                    let w = weights
-                        .and_then(|w| w.get(i / per_sample))
-                        .map_or(1.0, |&w| w as f64);
-                    state[0] += w * v as f64;
-                    state[1] += w;
-                }
+            let values = t.0.values(pred, y)?;
+            let per_sample = (values.data.len() / pred.batch().max(1)).max(1);
+            for (i, &v) in values.data.iter().enumerate() {
+                let w = weights
+                    .and_then(|w| w.get(i / per_sample))
+                    .map_or(1.0, |&w| w as f64);
+                state[0] += w * v as f64;
+                state[1] += w;
             }
-            return;
+            return Ok(());
         }
         let d = pred.last_dim().max(1);
         let rows = pred.data.len() / d;
@@ -287,7 +337,7 @@ impl Metric {
                 state[1] += w;
             };
             match self.kind {
-                MetricKind::Traced => {}
+                MetricKind::Traced | MetricKind::Stateful => {}
                 MetricKind::BinaryAccuracy { threshold } => {
                     let hits = p
                         .iter()
@@ -360,11 +410,14 @@ impl Metric {
                 }
             }
         }
+        Ok(())
     }
 
     pub fn result(&self, state: &[f64]) -> f64 {
         let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         match self.kind {
+            // the result the last update computed (or that of the initial state)
+            MetricKind::Stateful => state.last().copied().unwrap_or(0.0),
             MetricKind::Auc { num_thresholds: n } => {
                 let (tp, fp, fneg, tn) = (
                     &state[..n],
@@ -391,8 +444,8 @@ mod tests {
 
     fn value(spec: Value, y_sample: &[usize], p: &Tensor, y: &Tensor) -> f64 {
         let m = resolve(&spec, y_sample, &p.shape[1..]).unwrap();
-        let mut state = vec![0.0; m.state_len()];
-        m.update(p, y, None, &mut state);
+        let mut state = m.initial_state();
+        m.update(p, y, None, &mut state).unwrap();
         m.result(&state)
     }
 

@@ -571,12 +571,7 @@ impl Model {
             head_losses: vec![0.0; c.map(|c| c.heads.len()).unwrap_or(0)],
             seen: 0.0,
             metrics: c
-                .map(|c| {
-                    c.metrics
-                        .iter()
-                        .map(|(_, m)| vec![0.0; m.state_len()])
-                        .collect()
-                })
+                .map(|c| c.metrics.iter().map(|(_, m)| m.initial_state()).collect())
                 .unwrap_or_default(),
         }
     }
@@ -648,7 +643,7 @@ impl Model {
         preds: &[Tensor],
         ys: &[Tensor],
         bs: f64,
-    ) {
+    ) -> Result<()> {
         sums.loss += total * bs;
         for (s, v) in sums.head_losses.iter_mut().zip(each) {
             *s += v * bs;
@@ -657,9 +652,10 @@ impl Model {
         if let Some(c) = &self.compiled {
             // Keras 3: `metrics` ignore sample weights (only `weighted_metrics` use them)
             for ((j, m), st) in c.metrics.iter().zip(sums.metrics.iter_mut()) {
-                m.update(&preds[*j], &ys[*j], None, st);
+                m.update(&preds[*j], &ys[*j], None, st)?;
             }
         }
+        Ok(())
     }
 
     /// One optimisation step on the batch `xb()` builds (built again only to trace a non-finite prediction);
@@ -683,7 +679,7 @@ impl Model {
         }
         // weight penalties join the loss (as Keras's `model.losses`); computed before the update
         let penalty = self.penalty();
-        self.add_batch(sums, total + penalty, &each, &preds, ys, bs);
+        self.add_batch(sums, total + penalty, &each, &preds, ys, bs)?;
         drop(preds);
         self.graph.backward(grads, &fused, &plan, false, None)?;
         for p in self.graph.params_mut() {
@@ -842,7 +838,7 @@ impl Model {
                 &preds,
                 &ys,
                 bs as f64,
-            );
+            )?;
             start += bs;
             if throttle.due(start >= n) {
                 let logs = self.logs(&sums);

@@ -256,6 +256,7 @@ def test_compiled_module_returns_what_the_stub_declares() -> None:
                                                                "outputs": [1]})),
         "schedule_value": lambda: _core.schedule_value(json.dumps(schedule._serialized()), 20),
         "validate": lambda: _core.validate("loss", json.dumps("mse")),
+        "initial_value": lambda: _core.initial_value(json.dumps("ones"), [2, 3]),
         "get_num_threads": _core.get_num_threads,
         "op_shape": lambda: _core.op_shape(json.dumps({"op": "matmul"}), [[-1, 3], [3, 4]]),
         "op_eval": lambda: _core.op_eval(json.dumps({"op": "add"}), [np.ones((2, 3)), np.ones(3)], 0),

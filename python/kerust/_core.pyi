@@ -14,6 +14,7 @@ __all__ = [
     "CoreModel",
     "set_random_seed",
     "loss_value",
+    "initial_value",
     "validate",
     "graph_shapes",
     "schedule_value",
@@ -134,6 +135,9 @@ def set_random_seed(seed: int) -> None:
 
 def loss_value(loss_json: str, y_true: _F32Array, y_pred: _F32Array) -> float:
     """The mean loss of ``loss_json`` on NumPy arrays."""
+
+def initial_value(initializer_json: str, shape: List[int]) -> List[float]:
+    """An initializer's values for a variable of ``shape`` (flat)."""
 
 def schedule_value(schedule_json: str, step: int) -> float:
     """A schedule's learning rate at ``step``."""

@@ -122,6 +122,12 @@ class Variable(TensorOperators):
     def __repr__(self) -> str:
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
 
+    def __float__(self) -> float:
+        return float(self.numpy())
+
+    def __int__(self) -> int:
+        return int(self.numpy())
+
     def __getitem__(self, key: Any) -> Any:
         if tracing():
             return _ops()._getitem(self._symbolic(), key)
@@ -176,3 +182,65 @@ def free_name(taken: List[str], name: Optional[str]) -> str:
     while (base if n == 0 else f"{base}_{n}") in taken:
         n += 1
     return base if n == 0 else f"{base}_{n}"
+
+
+class StateVariable(Variable):
+    """A variable of a `keras.metrics.Metric` (``add_variable``): its value lives here, in NumPy. Outside a trace,
+    ops and ``assign`` work on that value; inside the trace of ``update_state``, ``assign`` records the new value
+    as a graph tensor, which later reads in the same trace return (the engine then runs the trace per batch)."""
+
+    def __init__(self, owner: Any, value: np.ndarray, dtype: str, name: str) -> None:
+        self._owner = owner
+        self._value = value
+        self.shape = tuple(value.shape)
+        self.dtype = dtype
+        self.name = name
+        self.trainable = False
+        self._regularizer = None
+        # the Weights unit and slot that read it in the graph being traced (see `metrics._trace_stateful`)
+        self._layer: Any = None
+        self._index = 0
+
+    @property
+    def path(self) -> str:
+        return f"{self._owner.name}/{self.name}"
+
+    def _config(self) -> dict:
+        return {"shape": list(self.shape), "initializer": "zeros", "trainable": False, "regularizer": None}
+
+    def _symbolic(self) -> Any:
+        assigned = _stack()[-1].get(("assigned", id(self)))
+        return assigned if assigned is not None else super()._symbolic()
+
+    def numpy(self) -> np.ndarray:
+        return self._value.copy()
+
+    def assign(self, value: Any) -> None:
+        from ._graph import KerasTensor
+
+        if tracing():
+            t = _ops()._as_symbolic(value)
+            if tuple(t.shape) != self.shape:
+                raise ValueError(f"Variable '{self.path}': assign() needs a value of shape {self.shape}, received "
+                                 f"one of shape {t.shape}")
+            if t.dtype != self.dtype:
+                t = _ops().cast(t, self.dtype)
+            _stack()[-1][("assigned", id(self))] = t
+            return
+        if isinstance(value, KerasTensor):
+            raise TypeError(f"Variable '{self.path}': cannot assign a symbolic tensor outside of a traced "
+                            "update_state")
+        new = np.asarray(_ops().convert_to_numpy(value), dtype=self._value.dtype)
+        if new.shape != self.shape:
+            raise ValueError(f"Variable '{self.path}': assign() needs a value of shape {self.shape}, received one of "
+                             f"shape {new.shape}")
+        self._value = new.copy()
+
+    def __repr__(self) -> str:
+        return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}, value={self._value}>"
+
+    def assign_add(self, value: Any) -> None:
+        self.assign(_ops().add(self, value))
+
+    def assign_sub(self, value: Any) -> None:
+        self.assign(_ops().subtract(self, value))

@@ -114,7 +114,7 @@ class _FlatGraph:
     def unit_spec(self, u: Any) -> dict:
         from ._custom import is_custom
 
-        if is_custom(u):
+        if is_custom(u) or getattr(u, "_holds_variables", False):
             return {"class_name": "Weights",
                     "config": {"name": u.name, "weights": [v._config() for v in u._variables]}}
         return {"class_name": u.class_name, "config": u.get_config()}

@@ -127,6 +127,10 @@ def _record(name: str, attrs: dict, inputs: Sequence[Any], dtype: str) -> KerasT
 def _value(x: Any) -> np.ndarray:
     from ._variable import Variable
 
+    if x is None:
+        raise TypeError("keras.ops: None is not a tensor. Inside a traced call the batch axis of ops.shape(x) is "
+                        "None (the batch size is not known yet): count values with ops.size(x) or "
+                        "ops.sum(ops.ones_like(x)) instead")
     if isinstance(x, Variable):
         return x.numpy()
     return np.asarray(x)
@@ -191,6 +195,12 @@ def divide(x1: Any, x2: Any) -> Any:
 
 
 true_divide = divide
+
+
+def divide_no_nan(x1: Any, x2: Any) -> Any:
+    """`x1 / x2`, and 0 where `x2` is 0 (its gradient is finite there too)."""
+    zero = equal(x2, 0)
+    return where(zero, 0.0, divide(x1, where(zero, 1.0, x2)))
 
 
 def power(x1: Any, x2: Any) -> Any:
@@ -440,6 +450,13 @@ def shape(x: Any) -> tuple:
     if isinstance(x, Variable):
         return tuple(x.shape)
     return tuple(int(d) for d in np.shape(x))
+
+
+def size(x: Any) -> Any:
+    """The number of values in `x` (int32); of a symbolic tensor, counted when the graph runs."""
+    if _any_symbolic([x]):
+        return sum(ones_like(x, dtype="int32"))
+    return np.asarray(np.size(_value(x)), dtype=np.int32)
 
 
 def ndim(x: Any) -> int:

@@ -602,6 +602,9 @@ def _restore_optimizer(f: Any, model: Any, where: str) -> bool:
     extras = _EXTRA_SCALARS.get(type(model.optimizer).__name__.lower(), ())
     total = head + len(order) + len(extras)
     keys = _keys(variables, where)
+    unbuilt = len(keys) == head < total
+    if unbuilt:  # an optimizer Keras never built (compiled, never trained): its step count and learning rate
+        order, extras, total = [], (), head
     if len(keys) != total:
         raise ValueError(
             f"Cannot load {where}: the file holds {len(keys)} optimizer variables, but "
@@ -631,7 +634,8 @@ def _restore_optimizer(f: Any, model: Any, where: str) -> bool:
     new = [[np.zeros(0, np.float32)] * len(names) for _ in slots]
     for (i, j), ds in zip(order, entries[head:]):
         new[i][j] = np.ascontiguousarray(ds[()], dtype=np.float32)
-    model._core.set_optimizer_state(iterations, new)
+    if not unbuilt:
+        model._core.set_optimizer_state(iterations, new)
     if head == 2:
         model.optimizer.learning_rate = learning_rate
     for attr, value in zip(extras, scalars):
@@ -1313,7 +1317,7 @@ def _loss_from_config(value: Any) -> Any:
     raise ValueError(f"unsupported loss {value!r}")
 
 
-def _metrics_from_config(value: Any) -> list[Any]:
+def _metrics_from_config(value: Any, objects: "_Objects") -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -1321,6 +1325,10 @@ def _metrics_from_config(value: Any) -> list[Any]:
     out: list[Any] = []
     for m in value:
         if isinstance(m, dict) and isinstance(m.get("class_name"), str):
+            user = _user_metric(m, objects)
+            if user is not None:
+                out.append(user)
+                continue
             _check_keras_origin(m, f"metric {m['class_name']!r}")
             if m["class_name"] == "function":
                 m = m.get("config")
@@ -1336,7 +1344,23 @@ def _metrics_from_config(value: Any) -> list[Any]:
     return out
 
 
-def _compile_from_config(model: Any, cc: Any, where: str) -> bool:
+def _user_metric(entry: dict, objects: "_Objects") -> Any:
+    """A user's `keras.metrics.Metric` subclass that `custom_objects` or the registry has for this entry, built
+    from its config; None when neither has it."""
+    from ._registry import lookup
+
+    registered = entry.get("registered_name")
+    found = lookup(registered if isinstance(registered, str) else None, entry["class_name"],
+                   objects.custom_objects)
+    if not (isinstance(found, type) and issubclass(found, metrics_module.Metric)) or found._builtin:
+        return None
+    cfg = entry.get("config") or {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"metric {entry['class_name']!r}: the config must be an object")
+    return found.from_config(cfg)
+
+
+def _compile_from_config(model: Any, cc: Any, where: str, objects: Any = None) -> bool:
     """Compile ``model`` as the file says; warn (and leave it uncompiled) when kerust lacks what it needs."""
     if cc is None:
         return False
@@ -1356,13 +1380,14 @@ def _compile_from_config(model: Any, cc: Any, where: str) -> bool:
                     isinstance(w, (int, float)) and not isinstance(w, bool) for w in flat):
                 raise ValueError(f"unsupported loss_weights {weights!r}")
         metrics = cc.get("metrics")
+        objects = objects or _Objects()
         if isinstance(metrics, dict):
-            metrics = {k: _metrics_from_config(v if isinstance(v, list) or v is None else [v])
+            metrics = {k: _metrics_from_config(v if isinstance(v, list) or v is None else [v], objects)
                        for k, v in metrics.items()}
         elif isinstance(metrics, list) and metrics and all(isinstance(m, list) or m is None for m in metrics):
-            metrics = [_metrics_from_config(m) for m in metrics]
+            metrics = [_metrics_from_config(m, objects) for m in metrics]
         else:
-            metrics = _metrics_from_config(metrics)
+            metrics = _metrics_from_config(metrics, objects)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=weights)
     except (ValueError, TypeError) as exc:
         warnings.warn(f"{where}: the model was loaded without compiling it, because kerust cannot use the "
@@ -1460,7 +1485,8 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
             plan = _plan_weights(h5, _model_specs(model), weights_where, _is_subclassed(model))
             _assign_weights(model, plan, weights_where)
             # with the optimizer state the file holds, training resumes where it stopped
-            if compile and _compile_from_config(model, compile_config, where) and model._core is not None:
+            if compile and _compile_from_config(model, compile_config, where, objects) and \
+                    model._core is not None:
                 _restore_optimizer(h5, model, weights_where)
         finally:
             h5.close()
@@ -1540,7 +1566,7 @@ def _keras_metrics(value: Any) -> Any:
         if items is None:
             return None
         items = items if isinstance(items, (list, tuple)) else [items]
-        return [metrics_module.spec(metrics_module.get(m)) for m in items]
+        return [metrics_module.serialize(metrics_module.get(m)) for m in items]
 
     if value is None:
         return None

@@ -1013,6 +1013,18 @@ fn loss_value(
     })
 }
 
+/// Values of an initializer for a variable of `shape` (a metric's `add_variable`; Python reshapes them). A fixed
+/// stream, so making a metric leaves the seeds of later models alone.
+#[pyfunction]
+fn initial_value(initializer_json: &str, shape: Vec<usize>) -> PyResult<Vec<f32>> {
+    let v = parse_json("initializer", initializer_json)?;
+    guard(|| {
+        crate::initializers::checked_numel("variable", &shape)?;
+        let init = crate::initializers::Initializer::from_value(&v)?;
+        init.fill(&shape, &mut crate::rng::Rng::new(0))
+    })
+}
+
 /// A schedule's learning rate at `step` (what `schedule(step)` returns in Python).
 #[pyfunction]
 fn schedule_value(schedule_json: &str, step: u64) -> PyResult<f32> {
@@ -1063,6 +1075,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CoreModel>()?;
     m.add_function(wrap_pyfunction!(set_random_seed, m)?)?;
     m.add_function(wrap_pyfunction!(loss_value, m)?)?;
+    m.add_function(wrap_pyfunction!(initial_value, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(graph_shapes, m)?)?;
     m.add_function(wrap_pyfunction!(op_shape, m)?)?;
