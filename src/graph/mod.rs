@@ -649,8 +649,16 @@ impl Graph {
         Ok(())
     }
 
-    /// Backward of op node `k`, its lent variables lent again to its cache for the duration.
-    fn op_backward(&mut self, k: usize, g: Tensor, need: &[bool]) -> Result<Vec<Option<Tensor>>> {
+    /// Backward of op node `k`, its lent variables lent again to its cache for the duration. With `direct`, the
+    /// gradient of a variable that a matmul reads as its right operand is added straight into the variable's
+    /// gradient buffer (as Dense does with its kernel) instead of being returned.
+    fn op_backward(
+        &mut self,
+        k: usize,
+        g: Tensor,
+        need: &[bool],
+        direct: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
         let Graph {
             units, nodes, lent, ..
         } = self;
@@ -660,6 +668,25 @@ impl Graph {
                 "kerust internal error: not an op node".into(),
             ));
         };
+        let mut need = need.to_vec();
+        let is_matmul =
+            matches!(&units[node.unit], Unit::Op(o) if matches!(o.op, crate::ops::Op::MatMul));
+        let g = op_nodes::arr(g);
+        let a_lent = node.inputs.first().is_some_and(|&t| lent[t].is_some());
+        if direct && is_matmul && !a_lent && need.get(1) == Some(&true) {
+            if let (Some((u, i)), Some(a)) =
+                (node.inputs.get(1).and_then(|&t| lent[t]), cache.input(0))
+            {
+                if let Unit::Weights(w) = &mut units[u] {
+                    if let Some(p) = w.params.get_mut(i).filter(|p| p.trainable) {
+                        if crate::ops::linalg::matmul_grad_b_into(a, &p.shape, &g, &mut p.grad)? {
+                            need[1] = false;
+                        }
+                    }
+                }
+            }
+        }
+        let g = op_nodes::tensor(g);
         for (slot, &t) in node.inputs.iter().enumerate() {
             if let Some((u, i)) = lent[t] {
                 if let Unit::Weights(w) = &mut units[u] {
@@ -668,7 +695,7 @@ impl Graph {
             }
         }
         let result = match &units[node.unit] {
-            Unit::Op(o) => cache.backward(&o.op, g, need),
+            Unit::Op(o) => cache.backward(&o.op, g, &need),
             _ => Err(Error::Runtime(
                 "kerust internal error: an op node without its op".into(),
             )),
@@ -1033,7 +1060,12 @@ impl Graph {
             let ins = self.nodes[k].inputs.clone();
             if matches!(self.nodes[k].instance, Instance::Op(_)) && !fused_node[k] {
                 let need: Vec<bool> = ins.iter().map(|&t| t >= n_in || want_input_grads).collect();
-                for (t, gi) in ins.iter().copied().zip(self.op_backward(k, g, &need)?) {
+                let direct = record.is_none();
+                for (t, gi) in ins
+                    .iter()
+                    .copied()
+                    .zip(self.op_backward(k, g, &need, direct)?)
+                {
                     if let Some(gi) = gi {
                         if t >= n_in || want_input_grads {
                             accumulate(&mut grads[t], gi)?;

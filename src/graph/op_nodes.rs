@@ -43,7 +43,7 @@ pub fn arr(t: Tensor) -> Arr<f32> {
     Arr::new(t.shape, t.data)
 }
 
-fn tensor(a: Arr<f32>) -> Tensor {
+pub fn tensor(a: Arr<f32>) -> Tensor {
     Tensor {
         shape: a.shape,
         data: a.data,
@@ -89,6 +89,11 @@ impl OpCache {
         let refs: Vec<&Arr<f32>> = self.inputs.iter().collect();
         let grads = op.backward(&refs, &self.output, self.saved.as_ref(), &arr(g), need)?;
         Ok(grads.into_iter().map(|g| g.map(tensor)).collect())
+    }
+
+    /// Kept input `i` of the last training forward.
+    pub fn input(&self, i: usize) -> Option<&Arr<f32>> {
+        self.inputs.get(i).filter(|_| self.filled)
     }
 
     /// The values of kept input `i` (a variable's, lent for the step), leaving an empty buffer in the cache.

@@ -26,11 +26,12 @@ fn gemm_one<T: Real>(
     // a row-major (m, k) matrix, or the transpose of a (k, m) one
     let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
     let (b_rs, b_cs) = if tb { (1, k) } else { (n, 1) };
-    gemm_view(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c);
+    gemm_view(m, k, n, a, a_rs, a_cs, b, b_rs, b_cs, c, false);
 }
 
-/// `c (m x n, row-major) = A (m x k) * B (k x n)` where element (i, p) of A is `a[i * a_rs + p * a_cs]` (and
-/// likewise for B): any strided view, such as a block of columns of a transposed matrix.
+/// `c (m x n, row-major) = A (m x k) * B (k x n)` (or `c += ...` with `accumulate`) where element (i, p) of A is
+/// `a[i * a_rs + p * a_cs]` (and likewise for B): any strided view, such as a block of columns of a transposed
+/// matrix.
 #[allow(clippy::too_many_arguments)]
 fn gemm_view<T: Real>(
     m: usize,
@@ -43,12 +44,15 @@ fn gemm_view<T: Real>(
     b_rs: usize,
     b_cs: usize,
     c: &mut [T],
+    accumulate: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v = T::zero());
+        if !accumulate {
+            c[..m * n].iter_mut().for_each(|v| *v = T::zero());
+        }
         return;
     }
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
@@ -65,7 +69,7 @@ fn gemm_view<T: Real>(
             c.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             a.as_ptr(),
             a_cs as isize,
             a_rs as isize,
@@ -212,18 +216,54 @@ pub fn matmul<T: Real>(a: &Arr<T>, b: &Arr<T>) -> Result<Arr<T>> {
 /// `A^T G` for A (rows, k) and G (rows, n): the gradient of a matrix shared by every row.
 fn at_g<T: Real>(rows: usize, k: usize, n: usize, a: &[T], g: &[T]) -> Vec<T> {
     let mut out = vec![T::zero(); k * n];
-    if k <= ROWS {
-        gemm_one(k, rows, n, a, true, g, false, &mut out);
-        return out;
-    }
-    // a piece of output rows is a block of columns of A, read in place as a strided view of A^T
-    out.par_chunks_mut(ROWS * n)
+    at_g_into(rows, k, n, a, g, &mut out, false);
+    out
+}
+
+/// `out (k, n) = A^T G`, or `out += A^T G` with `accumulate`.
+fn at_g_into<T: Real>(
+    rows: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    g: &[T],
+    out: &mut [T],
+    accumulate: bool,
+) {
+    // a piece of output rows is a block of columns of A, read in place as a strided view of A^T (one piece when
+    // the output is small)
+    let piece_rows = if k <= ROWS { k } else { ROWS };
+    out[..k * n]
+        .par_chunks_mut(piece_rows * n)
         .enumerate()
         .for_each(|(i, piece)| {
             let r = piece.len() / n;
-            gemm_view(r, rows, n, &a[i * ROWS..], 1, k, g, n, 1, piece)
+            let a_block = &a[i * piece_rows..];
+            gemm_view(r, rows, n, a_block, 1, k, g, n, 1, piece, accumulate)
         });
-    out
+}
+
+/// The gradient of a 2-D `b` in `matmul(a, b)` added straight into `out` (a variable's gradient buffer, so no
+/// separate buffer is made and summed in). False, leaving `out` alone, where `b`'s gradient needs more than one
+/// product (a batch of different `a`s broadcast against it).
+pub fn matmul_grad_b_into(
+    a: &Arr<f32>,
+    b_shape: &[usize],
+    g: &Arr<f32>,
+    out: &mut [f32],
+) -> Result<bool> {
+    if b_shape.len() != 2 {
+        return Ok(false);
+    }
+    let geo = geometry(&a.shape, b_shape)?;
+    let (m, k, n) = (geo.m, geo.k, geo.n);
+    let bt = numel(&geo.batch);
+    let (sa, da) = operand(a, &geo.batch, m, k);
+    if (sa == 0 && bt > 1) || out.len() != k * n || g.data.len() != bt * m * n {
+        return Ok(false);
+    }
+    at_g_into(bt * m, k, n, &da, &g.data, out, true);
+    Ok(true)
 }
 
 /// The gradients of `matmul` for the inputs `need` asks for.
@@ -609,6 +649,50 @@ pub fn tensordot_spec(ra: usize, rb: usize, axes_a: &[usize], axes_b: &[usize]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-place gradient of a shared 2-D operand adds exactly what `matmul_backward` returns, for a batch of
+    /// rows larger than one GEMM piece and for a 3-D left operand.
+    #[test]
+    fn gradient_into_a_variable_buffer_adds_the_returned_gradient() {
+        for a_shape in [vec![5, 70], vec![2, 3, 70]] {
+            let rows: usize = a_shape[..a_shape.len() - 1].iter().product();
+            let a = Arr::new(
+                a_shape.clone(),
+                (0..rows * 70)
+                    .map(|v| (v % 13) as f32 * 0.1 - 0.6)
+                    .collect(),
+            );
+            let b = Arr::new(
+                vec![70, 3],
+                (0..210).map(|v| (v % 7) as f32 * 0.2 - 0.5).collect(),
+            );
+            let g_shape: Vec<usize> = a_shape[..a_shape.len() - 1]
+                .iter()
+                .copied()
+                .chain([3])
+                .collect();
+            let g = Arr::new(
+                g_shape,
+                (0..rows * 3).map(|v| (v % 5) as f32 - 2.0).collect(),
+            );
+            let [_, gb] = matmul_backward(&a, &b, &g, [false, true]).unwrap();
+            let gb = gb.unwrap();
+            let mut buf = vec![1.0f32; 210];
+            assert!(matmul_grad_b_into(&a, &b.shape, &g, &mut buf).unwrap());
+            for (x, y) in buf.iter().zip(&gb.data) {
+                assert!(
+                    (x - 1.0 - y).abs() <= 1e-4 * y.abs().max(1.0),
+                    "{x} vs 1 + {y}"
+                );
+            }
+        }
+        let a = Arr::new(vec![4, 3], vec![0.0f32; 12]);
+        let mut buf = vec![0.0f32; 6];
+        let g = Arr::new(vec![2, 4, 2], vec![0.0f32; 16]);
+        // a batch of gs against one `a` broadcast to them and a 3-D `b` take the general path
+        assert!(!matmul_grad_b_into(&a, &[3, 2], &g, &mut buf).unwrap());
+        assert!(!matmul_grad_b_into(&a, &[1, 3, 2], &g, &mut buf).unwrap());
+    }
 
     #[test]
     fn a_one_operand_einsum_sums_permutes_and_spreads_its_gradient_back() {
