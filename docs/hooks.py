@@ -22,13 +22,12 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # Keras names that kerust does not have, with what to use instead. The hook checks that each is really absent
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
-    ("kerust.layers", ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "Embedding", "Masking"],
-     "recurrent and sequence layers"),
+    ("kerust.layers", ["Bidirectional", "TimeDistributed", "Masking"], "recurrent wrappers and masks"),
     ("kerust.layers", ["Conv1D", "Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
                        "MaxPooling1D", "GlobalAveragePooling1D"], "other convolution and pooling layers"),
     ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
      "other reshaping layers"),
-    ("kerust.layers", ["LayerNormalization", "GroupNormalization", "UnitNormalization", "MultiHeadAttention"],
+    ("kerust.layers", ["GroupNormalization", "UnitNormalization", "MultiHeadAttention"],
      "other normalization and attention layers"),
     ("kerust.layers", ["Rescaling", "Normalization", "RandomFlip", "GaussianDropout", "AlphaDropout",
                        "ActivityRegularization"], "preprocessing and other regularization layers"),
@@ -58,6 +57,12 @@ REFUSED: List[Tuple[str, str]] = [
     ("layers.PReLU(alpha_regularizer='l2')", "regularizers and constraints on PReLU's alpha"),
     ("layers.Dropout(0.5, noise_shape=(None, 1))", "`noise_shape` in Dropout"),
     ("layers.Softmax(axis=1)", "Softmax over an axis other than the last"),
+    ("layers.LSTM(4, dropout=0.2)", "`dropout` and `recurrent_dropout` in SimpleRNN, LSTM and GRU"),
+    ("layers.LSTM(4, return_state=True)", "`return_state` and `stateful` recurrent layers"),
+    ("layers.GRU(4, reset_after=False)", "GRU with `reset_after=False`"),
+    ("layers.Embedding(10, 4, mask_zero=True)", "masks (`mask_zero`, `Masking`, `mask=` in calls)"),
+    ("keras.Sequential([keras.Input((3, 4)), layers.LayerNormalization(axis=1)])",
+     "LayerNormalization over axes that are not the trailing ones"),
     ("losses.CategoricalCrossentropy(label_smoothing=0.1)", "`label_smoothing` (also in BinaryCrossentropy)"),
     ("losses.SparseCategoricalCrossentropy(ignore_class=0)", "`ignore_class`"),
     ("losses.MeanSquaredError(reduction='sum')", "reductions other than `sum_over_batch_size`"),
@@ -174,7 +179,9 @@ class Tables:
                 ("`Input`, `InputLayer`", "", arguments(layers.InputLayer), "the model's input shape")]
         for name in names:
             cls = getattr(layers, name)
-            rows.append((f"`{name}`", code(aliases(layers, cls)), arguments(cls, skip=base), summary(cls)))
+            # the base arguments, except one a class declares itself (Embedding's `input_dim` is its own)
+            skip = base - set(inspect.signature(cls.__init__).parameters)
+            rows.append((f"`{name}`", code(aliases(layers, cls)), arguments(cls, skip=skip), summary(cls)))
         # layers written in Python over keras.ops (traced into the engine's graph, like a custom layer)
         for name in ("Lambda",):
             cls = getattr(layers, name)

@@ -24,6 +24,10 @@ pub enum Initializer {
         mean: f32,
         stddev: f32,
     },
+    /// Keras's OrthogonalInitializer (recurrent kernels): the Q of a QR decomposition of a normal matrix.
+    Orthogonal {
+        gain: f32,
+    },
     /// Keras's VarianceScaling, which glorot_*, he_* and lecun_* are.
     VarianceScaling {
         scale: f32,
@@ -52,6 +56,7 @@ pub const NAMES: &[&str] = &[
     "he_uniform",
     "lecun_normal",
     "lecun_uniform",
+    "orthogonal",
 ];
 
 fn vs(scale: f32, mode: FanMode, uniform: bool) -> Initializer {
@@ -121,6 +126,9 @@ impl Initializer {
                 mean: num("mean", 0.0),
                 stddev: num("stddev", 0.05),
             },
+            "orthogonal" | "orthogonal_initializer" => Initializer::Orthogonal {
+                gain: num("gain", 1.0),
+            },
             "glorot_uniform" => vs(1.0, Avg, true),
             "glorot_normal" => vs(1.0, Avg, false),
             "he_normal" => vs(2.0, In, false),
@@ -165,6 +173,7 @@ impl Initializer {
             Initializer::TruncatedNormal { mean, stddev } => (0..n)
                 .map(|_| mean + stddev * rng.truncated_normal())
                 .collect(),
+            Initializer::Orthogonal { gain } => orthogonal(shape, gain, rng),
             Initializer::VarianceScaling {
                 scale,
                 mode,
@@ -190,6 +199,40 @@ impl Initializer {
             }
         })
     }
+}
+
+/// Keras's orthogonal rule: the weight as a (rows = product of all but the last axis, cols = last axis) matrix
+/// whose rows (or columns, whichever are fewer) are orthonormal, times `gain`: the Q of a normal matrix's QR, by
+/// Gram-Schmidt in f64 (re-orthogonalised once). Gram-Schmidt's R has a positive diagonal, which is the sign
+/// Keras gives Q (it multiplies Q by the signs of R's diagonal).
+fn orthogonal(shape: &[usize], gain: f32, rng: &mut Rng) -> Vec<f32> {
+    let cols = shape.last().copied().unwrap_or(1).max(1);
+    let rows = (shape.iter().product::<usize>() / cols).max(1);
+    let (long, short) = (rows.max(cols), rows.min(cols));
+    // `short` orthonormal vectors of length `long`
+    let mut q: Vec<Vec<f64>> = Vec::with_capacity(short);
+    while q.len() < short {
+        let mut v: Vec<f64> = (0..long).map(|_| rng.normal() as f64).collect();
+        for _ in 0..2 {
+            for u in &q {
+                let d: f64 = u.iter().zip(&v).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(u).for_each(|(x, a)| *x -= d * a);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm > 1e-6 {
+            q.push(v.iter().map(|x| x / norm).collect());
+        }
+    }
+    let mut out = vec![0.0f32; rows * cols];
+    for (j, u) in q.iter().enumerate() {
+        for (i, &x) in u.iter().enumerate() {
+            // q has orthonormal columns (long x short): element (i, j); transposed when rows < cols
+            let (r, c) = if rows >= cols { (i, j) } else { (j, i) };
+            out[r * cols + c] = gain * x as f32;
+        }
+    }
+    out
 }
 
 /// Largest number of values kerust allocates for one weight or one sample's activation (1 GiB of f32).

@@ -205,8 +205,9 @@ def test_cases_cover_every_layer_class() -> None:
     for build in CASES.values():
         model, _ = build()
         covered.update(layer.class_name for layer in model.layers)
-    single_input = set(layers._CLASSES) - set(konnx.GRAPH_ONLY_LAYERS)
+    single_input = set(layers._CLASSES) - set(konnx.GRAPH_ONLY_LAYERS) - set(konnx.NOT_EXPORTED_LAYERS)
     assert covered == single_input, f"missing: {single_input - covered}"
+    assert not set(konnx.NOT_EXPORTED_LAYERS) & set(konnx.SUPPORTED_LAYERS)
     assert set(konnx.SUPPORTED_LAYERS) == single_input
 
 
@@ -397,6 +398,15 @@ def test_unknown_layer_class_names_the_layer(tmp_path: Path) -> None:
     # a layer class the exporter does not know (as a future kerust layer would be): refused, not guessed
     model.layers[0]._keras_class = "Mystery"
     with pytest.raises(ValueError, match=r"mystery_dense.*Mystery"):
+        konnx.export(model, tmp_path / "m.onnx")
+    assert not os.listdir(tmp_path)
+
+
+def test_sequence_layers_are_refused_by_name(tmp_path: Path) -> None:
+    import kerust
+
+    model = kerust.Sequential([kerust.Input((5, 3)), layers.LSTM(2, name="the_lstm")])
+    with pytest.raises(ValueError, match=r"the_lstm.*LSTM"):
         konnx.export(model, tmp_path / "m.onnx")
     assert not os.listdir(tmp_path)
 

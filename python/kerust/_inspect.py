@@ -18,6 +18,14 @@ def weight_names(layer: Any) -> List[str]:
                 + ["moving_mean", "moving_variance"])
     if layer.class_name == "PReLU":
         return ["alpha"]
+    if layer.class_name == "Embedding":
+        return ["embeddings"]
+    if layer.class_name == "LayerNormalization":
+        rms = cfg.get("rms_scaling", False)
+        return ((["gamma"] if cfg.get("scale", True) or rms else [])
+                + (["beta"] if cfg.get("center", True) and not rms else []))
+    if layer.class_name in ("SimpleRNN", "LSTM", "GRU"):
+        return ["kernel", "recurrent_kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
     return []
 
 

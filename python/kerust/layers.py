@@ -1140,6 +1140,175 @@ _CLASSES.update({cls.__name__: cls for cls in (Add, Subtract, Multiply, Average,
                                               Dot, Permute, RepeatVector, Identity)})
 
 
+
+class Embedding(Layer):
+    """Integer ids `(batch, ...)` to rows of `embeddings (input_dim, output_dim)`; an id outside `[0, input_dim)`
+    raises a ValueError naming it."""
+
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
+                 embeddings_regularizer: Any = None, embeddings_constraint: Any = None, mask_zero: bool = False,
+                 weights: Any = None, lora_rank: Any = None, **kwargs: Any) -> None:
+        kwargs.pop("input_length", None)  # Keras 2's argument, accepted and ignored as Keras 3 does
+        super().__init__(**kwargs)
+        _no_unsupported("Embedding", embeddings_constraint=embeddings_constraint, lora_rank=lora_rank)
+        if mask_zero:
+            raise ValueError("Embedding: mask_zero=True is not supported by kerust yet (masks are not carried "
+                             "through the graph)")
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = embeddings_initializer
+        self.embeddings_regularizer = regularizers_module.get(embeddings_regularizer)
+        self.mask_zero = False
+        self._validate()
+        if weights is not None:
+            raise ValueError("Embedding: `weights=` is not supported by kerust yet; call `layer.set_weights([matrix])` "
+                             "once the model is built")
+
+    def _layer_config(self) -> dict:
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": self.embeddings_initializer,
+                "embeddings_regularizer": regularizers_module.serialize(self.embeddings_regularizer),
+                "activity_regularizer": None, "embeddings_constraint": None, "mask_zero": self.mask_zero}
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over `axis` (trailing axes; the last by default): `(x - mean) / sqrt(var +
+    epsilon) * gamma + beta`, or `x / sqrt(var + epsilon) * gamma` with `rms_scaling`."""
+
+    def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 rms_scaling: bool = False, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _no_unsupported("LayerNormalization", beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+        self.rms_scaling = rms_scaling
+        self.beta_initializer = beta_initializer
+        self.gamma_initializer = gamma_initializer
+        self.beta_regularizer = regularizers_module.get(beta_regularizer)
+        self.gamma_regularizer = regularizers_module.get(gamma_regularizer)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"axis": self.axis, "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "rms_scaling": self.rms_scaling, "beta_initializer": self.beta_initializer,
+                "gamma_initializer": self.gamma_initializer,
+                "beta_regularizer": regularizers_module.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers_module.serialize(self.gamma_regularizer),
+                "beta_constraint": None, "gamma_constraint": None}
+
+
+class _RNN(Layer):
+    """What SimpleRNN, LSTM and GRU share: Keras's recurrent arguments (the engine's `Recurrent` reads the same
+    keys). `dropout`, `recurrent_dropout`, `return_state`, `stateful` and masks are not supported yet."""
+    _gated = True
+
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, recurrent_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None, recurrent_constraint: Any = None,
+                 bias_constraint: Any = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 seed: Any = None, return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 **kwargs: Any) -> None:
+        extra = {k: kwargs.pop(k) for k in ("unit_forget_bias", "reset_after", "zero_output_for_mask")
+                 if k in kwargs}
+        super().__init__(**kwargs)
+        name = type(self).__name__
+        _no_unsupported(name, activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                        recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
+        for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if value:
+                raise ValueError(f"{name}: `{key}` > 0 is not supported by kerust yet (received {value!r})")
+        for key, value in (("return_state", return_state), ("stateful", stateful)):
+            if value:
+                raise ValueError(f"{name}: `{key}=True` is not supported by kerust yet")
+        self.units = units
+        self.activation = _activation_name(activation) if activation is not None else "linear"
+        self.recurrent_activation = (_activation_name(recurrent_activation) if recurrent_activation is not None
+                                     else "linear")
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers_module.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.seed = seed
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = stateful
+        self.unroll = unroll
+        self._extra = extra
+
+    def _layer_config(self) -> dict:
+        out: Dict[str, Any] = {"units": self.units, "activation": self.activation}
+        if self._gated:
+            out["recurrent_activation"] = self.recurrent_activation
+        out.update({
+            "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+            "recurrent_initializer": self.recurrent_initializer, "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers_module.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
+            "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
+            "bias_constraint": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed, "return_sequences": self.return_sequences, "return_state": self.return_state,
+            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+        })
+        return out
+
+
+class SimpleRNN(_RNN):
+    """A fully connected recurrent layer: `h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)`."""
+    _gated = False
+
+    def __init__(self, units: int, activation: Any = "tanh", **kwargs: Any) -> None:
+        kwargs.pop("recurrent_activation", None)
+        super().__init__(units, activation=activation, **kwargs)
+        self._validate()
+
+
+class LSTM(_RNN):
+    """Long short-term memory (Hochreiter 1997) with Keras's gates i, f, c, o and `unit_forget_bias`."""
+
+    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs: Any) -> None:
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = unit_forget_bias
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        out = super()._layer_config()
+        out["unit_forget_bias"] = self.unit_forget_bias
+        return out
+
+
+class GRU(_RNN):
+    """Gated recurrent unit (Cho 2014) with Keras's gates z, r, h and `reset_after=True` (the reset gate applied
+    after the recurrent projection; bias `(2, 3 * units)`)."""
+
+    def __init__(self, units: int, reset_after: bool = True, **kwargs: Any) -> None:
+        super().__init__(units, **kwargs)
+        if not reset_after:
+            raise ValueError("GRU: reset_after=False is not supported by kerust yet")
+        self.reset_after = True
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        out = super()._layer_config()
+        out["reset_after"] = self.reset_after
+        return out
+
+
+_CLASSES.update({cls.__name__: cls for cls in (Embedding, LayerNormalization, SimpleRNN, LSTM, GRU)})
+
 class Lambda(Layer):
     """Wraps a function of tensors (made of `keras.ops`) as a layer: `Lambda(lambda x: ops.square(x))`. The
     function is traced like a custom layer's `call`."""

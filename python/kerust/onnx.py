@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["BATCH_DIM", "DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "SUPPORTED_ACTIVATIONS",
-           "SUPPORTED_LAYERS", "export", "to_onnx"]
+           "SUPPORTED_LAYERS", "NOT_EXPORTED_LAYERS", "export", "to_onnx"]
 
 DEFAULT_OPSET = 13
 """The opset `export` targets unless told otherwise."""
@@ -479,6 +479,9 @@ GRAPH_ONLY_LAYERS: Tuple[str, ...] = ("Add", "Average", "Concatenate", "Dot", "M
                                       "Subtract")
 """Merge layers: they take several inputs, so they occur only in functional models, which the exporter does not
 translate yet (it exports Sequential models)."""
+
+NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("Embedding", "GRU", "LSTM", "LayerNormalization", "SimpleRNN")
+"""Sequence layers the exporter does not translate yet: exporting a model with one raises a ValueError."""
 
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))
 """The layer classes the exporter translates (every single-input class kerust builds)."""

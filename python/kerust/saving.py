@@ -738,8 +738,17 @@ def _model_specs(model: Any) -> list[_LayerSpec]:
             i = model._unit_index.get(id(obj))
             if i is not None:
                 first, n = model._weight_slot_of(obj)
+        if getattr(obj, "class_name", None) in _CELL_LAYERS:
+            # Keras keeps a recurrent layer's weights in its cell: `<path>/vars` is empty, `<path>/cell/vars` holds
+            # kernel, recurrent_kernel, bias
+            specs.append(_LayerSpec(obj, path, [], first))
+            specs.append(_LayerSpec(obj, f"{path}/cell", shapes[first:first + n], first))
+            continue
         specs.append(_LayerSpec(obj, path, shapes[first:first + n], first))
     return specs
+
+
+_CELL_LAYERS = ("SimpleRNN", "LSTM", "GRU")
 
 
 def _assign_weights(model: Any, plan: list[tuple[_LayerSpec, list[Any]]], where: str) -> None:
@@ -1076,7 +1085,7 @@ def _parse_sequential(config: Any, where: str, objects: _Objects | None = None
                     if not built and input_shape is None:
                         input_shape = _batch_shape(shape, f"layer #{index} ({cls})")
             for key in ("input_shape", "input_dim", "batch_size"):
-                if key in kwargs:
+                if key in kwargs and not (key == "input_dim" and cls == "Embedding"):  # Embedding's own argument
                     value = kwargs.pop(key)
                     if not built and input_shape is None and value is not None:
                         if key == "input_shape":

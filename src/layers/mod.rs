@@ -7,8 +7,11 @@ mod batchnorm;
 mod conv2d;
 pub(crate) mod dense;
 mod dropout;
+mod embedding;
+mod layer_norm;
 mod noise;
 mod pooling;
+mod recurrent;
 mod reshape;
 mod shape_ops;
 
@@ -25,8 +28,11 @@ pub use batchnorm::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use layer_norm::LayerNormalization;
 pub use noise::{GaussianNoise, SpatialDropout2D};
 pub use pooling::{GlobalPool2D, Pool2D};
+pub use recurrent::Recurrent;
 pub use reshape::{Flatten, Reshape};
 pub use shape_ops::{Identity, Permute, RepeatVector};
 
@@ -223,6 +229,11 @@ pub const CLASS_NAMES: &[&str] = &[
     "Permute",
     "RepeatVector",
     "Identity",
+    "Embedding",
+    "LayerNormalization",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -248,6 +259,11 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "Permute" => Box::new(Permute::from_config(cfg)?),
         "RepeatVector" => Box::new(RepeatVector::from_config(cfg)?),
         "Identity" => Box::new(Identity::from_config(cfg)?),
+        "Embedding" => Box::new(Embedding::from_config(cfg)?),
+        "LayerNormalization" => Box::new(LayerNormalization::from_config(cfg)?),
+        "SimpleRNN" => Box::new(Recurrent::from_config("SimpleRNN", cfg)?),
+        "LSTM" => Box::new(Recurrent::from_config("LSTM", cfg)?),
+        "GRU" => Box::new(Recurrent::from_config("GRU", cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",

@@ -1,0 +1,705 @@
+//! SimpleRNN, LSTM and GRU over `(batch, timesteps, features)`, with Keras's gate orders, weight layouts and
+//! defaults: kernel `(features, G * units)`, recurrent_kernel `(units, G * units)`, bias `(G * units)` (GRU with
+//! `reset_after`: `(2, 3 * units)`, input and recurrent biases). LSTM gates i, f, c, o; GRU gates z, r, h.
+//!
+//! The input projections of every step are one GEMM before the loop; each step is one `(batch, units) x (units,
+//! G * units)` GEMM and elementwise gate arithmetic. Backpropagation through time keeps each step's gate values
+//! and previous state, then makes the kernel's and the input's gradients with one GEMM each over all steps, and
+//! the recurrent kernel's with one GEMM over every step's previous state.
+
+use super::{initializer_of, regularizer_of, Ctx, Layer, Param};
+use crate::activations::Activation;
+use crate::config::Cfg;
+use crate::error::{Error, Result};
+use crate::initializers::Initializer;
+use crate::kernels::gemm::{matmul, Op};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cell {
+    Simple,
+    Lstm,
+    /// GRU with `reset_after=True` (Keras's default): the reset gate multiplies the recurrent projection.
+    Gru,
+}
+
+impl Cell {
+    /// Gates per unit: the width of the kernels is `gates * units`.
+    fn gates(self) -> usize {
+        match self {
+            Cell::Simple => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+}
+
+/// What one training forward keeps for the backward. Per-step arrays are in processing order `s` (reversed
+/// input order with `go_backwards`), `(steps, batch, width)`.
+#[derive(Default)]
+struct Cache {
+    batch: usize,
+    x: Vec<f32>,
+    /// The state each step starts from: h (and c for LSTM).
+    h_prev: Vec<f32>,
+    c_prev: Vec<f32>,
+    /// Gate values after their activations, and before them where an activation's derivative needs its input.
+    gates: Vec<f32>,
+    pre: Vec<f32>,
+    /// LSTM: the new cell state and its activation; GRU: the recurrent projection of the candidate gate.
+    c: Vec<f32>,
+    act_c: Vec<f32>,
+    rec_h: Vec<f32>,
+}
+
+pub struct Recurrent {
+    name: String,
+    class: &'static str,
+    cell: Cell,
+    units: usize,
+    act: Activation,
+    rec_act: Activation,
+    use_bias: bool,
+    unit_forget_bias: bool,
+    return_sequences: bool,
+    go_backwards: bool,
+    inits: [Initializer; 3],
+    regs: [Option<crate::layers::Regularizer>; 3],
+    steps: usize,
+    in_dim: usize,
+    params: Vec<Param>,
+    cache: Option<Cache>,
+}
+
+/// An activation argument: missing takes `default`, `None` is linear (as in Keras).
+fn activation(cfg: &Cfg, key: &str, default: &str) -> Result<Activation> {
+    let act = match cfg.raw(key) {
+        None => Activation::from_name(default)?,
+        Some(Value::Null) => Activation::Linear,
+        Some(Value::String(s)) => Activation::from_name(s).map_err(|e| {
+            Error::Value(format!("{} '{}': `{key}`: {e}", cfg.class_name, cfg.name))
+        })?,
+        Some(v) => return Err(cfg.err(key, "an activation name", v)),
+    };
+    if act == Activation::Softmax {
+        return Err(Error::Value(format!(
+            "{} '{}': `{key}`: softmax is not supported inside a recurrent cell",
+            cfg.class_name, cfg.name
+        )));
+    }
+    Ok(act)
+}
+
+impl Recurrent {
+    /// `class`: "SimpleRNN", "LSTM" or "GRU".
+    pub fn from_config(class: &'static str, v: &Value) -> Result<Self> {
+        let cfg = Cfg::new(class, v)?;
+        let cell = match class {
+            "LSTM" => Cell::Lstm,
+            "GRU" => Cell::Gru,
+            _ => Cell::Simple,
+        };
+        let refuse = |what: &str| {
+            Error::Value(format!(
+                "{class} '{}': {what} is not supported by kerust yet",
+                cfg.name
+            ))
+        };
+        for key in ["dropout", "recurrent_dropout"] {
+            if cfg.f32_or(key, 0.0)? != 0.0 {
+                return Err(refuse(&format!("{key} > 0")));
+            }
+        }
+        for key in ["return_state", "stateful"] {
+            if cfg.bool_or(key, false)? {
+                return Err(refuse(&format!("{key}=True")));
+            }
+        }
+        if cell == Cell::Gru && !cfg.bool_or("reset_after", true)? {
+            return Err(refuse("reset_after=False"));
+        }
+        for key in [
+            "kernel_constraint",
+            "recurrent_constraint",
+            "bias_constraint",
+        ] {
+            if cfg.raw(key).is_some_and(|c| !c.is_null()) {
+                return Err(refuse(key));
+            }
+        }
+        let act = activation(&cfg, "activation", "tanh")?;
+        let rec_act = match cell {
+            Cell::Simple => Activation::Linear, // SimpleRNN has no gates
+            _ => activation(&cfg, "recurrent_activation", "sigmoid")?,
+        };
+        Ok(Recurrent {
+            class,
+            cell,
+            units: cfg.positive_usize("units")?,
+            act,
+            rec_act,
+            use_bias: cfg.bool_or("use_bias", true)?,
+            unit_forget_bias: cell == Cell::Lstm && cfg.bool_or("unit_forget_bias", true)?,
+            return_sequences: cfg.bool_or("return_sequences", false)?,
+            go_backwards: cfg.bool_or("go_backwards", false)?,
+            inits: [
+                initializer_of(&cfg, "kernel_initializer", "glorot_uniform")?,
+                initializer_of(&cfg, "recurrent_initializer", "orthogonal")?,
+                initializer_of(&cfg, "bias_initializer", "zeros")?,
+            ],
+            regs: [
+                regularizer_of(&cfg, "kernel_regularizer")?,
+                regularizer_of(&cfg, "recurrent_regularizer")?,
+                regularizer_of(&cfg, "bias_regularizer")?,
+            ],
+            name: cfg.name,
+            steps: 0,
+            in_dim: 0,
+            params: Vec::new(),
+            cache: None,
+        })
+    }
+
+    fn width(&self) -> usize {
+        self.cell.gates() * self.units
+    }
+
+    /// The input time index that processing step `s` reads.
+    fn time(&self, s: usize) -> usize {
+        if self.go_backwards {
+            self.steps - 1 - s
+        } else {
+            s
+        }
+    }
+
+    /// The activation of gate block `k` (of `gates()`): the candidate (LSTM's c, GRU's h, SimpleRNN's only
+    /// block) takes `activation`, the others `recurrent_activation`.
+    fn gate_act(&self, k: usize) -> Activation {
+        match (self.cell, k) {
+            (Cell::Simple, _) | (Cell::Lstm, 2) | (Cell::Gru, 2) => self.act,
+            _ => self.rec_act,
+        }
+    }
+
+    fn needs_pre(&self) -> bool {
+        self.act.needs_input() || (self.cell != Cell::Simple && self.rec_act.needs_input())
+    }
+
+    fn bias(&self, row: usize) -> Option<&[f32]> {
+        let w = self.width();
+        self.use_bias
+            .then(|| &self.params[2].value[row * w..(row + 1) * w])
+    }
+
+    /// Run the sequence. Returns the output; `keep` stores what backward needs.
+    fn run(&mut self, x: &Tensor, keep: bool) -> Result<Tensor> {
+        let (t_len, d, u, w) = (self.steps, self.in_dim, self.units, self.width());
+        let b = x.batch();
+        if x.data.len() != b * t_len * d {
+            return Err(Error::Value(format!(
+                "Input 0 of layer \"{}\" ({}) is incompatible with the layer: expected {} values per sample \
+                 (timesteps {t_len}, features {d}), received shape {:?}",
+                self.name,
+                self.class,
+                t_len * d,
+                x.shape
+            )));
+        }
+        // input projections of every step (rows in input order: sample, then time) plus the input bias
+        let mut xp = vec![0.0f32; b * t_len * w];
+        matmul(
+            b * t_len,
+            d,
+            w,
+            &x.data,
+            Op::N,
+            &self.params[0].value,
+            Op::N,
+            &mut xp,
+            false,
+        );
+        if let Some(bias) = self.bias(0) {
+            for row in xp.chunks_mut(w) {
+                row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            }
+        }
+        let rec_bias: Option<Vec<f32>> = match self.cell {
+            Cell::Gru => self.bias(1).map(<[f32]>::to_vec),
+            _ => None,
+        };
+        let mut cache = Cache {
+            batch: b,
+            ..Cache::default()
+        };
+        if keep {
+            cache.x = x.data.clone();
+            cache.h_prev.reserve(t_len * b * u);
+            cache.gates.reserve(t_len * b * w);
+            if self.needs_pre() {
+                cache.pre.reserve(t_len * b * w);
+            }
+        }
+        let mut h = vec![0.0f32; b * u];
+        let mut c = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
+        let mut hp = vec![0.0f32; b * w];
+        let mut z = vec![0.0f32; b * w];
+        let mut seq = if self.return_sequences {
+            Vec::with_capacity(b * t_len * u)
+        } else {
+            Vec::new()
+        };
+        let mut outs_by_step: Vec<Vec<f32>> = Vec::new();
+        for s in 0..t_len {
+            let t = self.time(s);
+            matmul(
+                b,
+                u,
+                w,
+                &h,
+                Op::N,
+                &self.params[1].value,
+                Op::N,
+                &mut hp,
+                false,
+            );
+            if let Some(rb) = &rec_bias {
+                for row in hp.chunks_mut(w) {
+                    row.iter_mut().zip(rb).for_each(|(v, b)| *v += b);
+                }
+            }
+            if keep {
+                cache.h_prev.extend_from_slice(&h);
+                if self.cell == Cell::Lstm {
+                    cache.c_prev.extend_from_slice(&c);
+                }
+            }
+            for bi in 0..b {
+                let xrow = &xp[(bi * t_len + t) * w..][..w];
+                let hrow = &hp[bi * w..][..w];
+                let zrow = &mut z[bi * w..][..w];
+                match self.cell {
+                    Cell::Gru => {
+                        // z and r from x + h parts; the candidate's h part waits for r
+                        for k in 0..2 * u {
+                            zrow[k] = xrow[k] + hrow[k];
+                        }
+                        zrow[2 * u..].copy_from_slice(&xrow[2 * u..]);
+                    }
+                    _ => {
+                        for k in 0..w {
+                            zrow[k] = xrow[k] + hrow[k];
+                        }
+                    }
+                }
+            }
+            if self.cell == Cell::Gru {
+                // r = rec_act(z_r) first, then the candidate's pre-activation x_h + r * (h U_h + b_h)
+                for bi in 0..b {
+                    let zrow = &mut z[bi * w..][..w];
+                    let mut r = zrow[u..2 * u].to_vec();
+                    self.rec_act.forward(&mut r, u);
+                    let hrow = &hp[bi * w + 2 * u..][..u];
+                    for k in 0..u {
+                        zrow[2 * u + k] += r[k] * hrow[k];
+                    }
+                }
+                if keep {
+                    for bi in 0..b {
+                        cache.rec_h.extend_from_slice(&hp[bi * w + 2 * u..][..u]);
+                    }
+                }
+            }
+            if keep && self.needs_pre() {
+                cache.pre.extend_from_slice(&z);
+            }
+            // gate activations, block by block
+            for row in z.chunks_mut(w) {
+                for (k, block) in row.chunks_mut(u).enumerate() {
+                    self.gate_act(k).forward(block, u);
+                }
+            }
+            // the new state
+            match self.cell {
+                Cell::Simple => h.copy_from_slice(&z),
+                Cell::Lstm => {
+                    for bi in 0..b {
+                        let g = &z[bi * w..][..w];
+                        for k in 0..u {
+                            let (i, f, cc) = (g[k], g[u + k], g[2 * u + k]);
+                            c[bi * u + k] = f * c[bi * u + k] + i * cc;
+                        }
+                    }
+                    let mut ac = c.clone();
+                    for row in ac.chunks_mut(u) {
+                        self.act.forward(row, u);
+                    }
+                    for bi in 0..b {
+                        let g = &z[bi * w..][..w];
+                        for k in 0..u {
+                            h[bi * u + k] = g[3 * u + k] * ac[bi * u + k];
+                        }
+                    }
+                    if keep {
+                        cache.c.extend_from_slice(&c);
+                        cache.act_c.extend_from_slice(&ac);
+                    }
+                }
+                Cell::Gru => {
+                    for bi in 0..b {
+                        let g = &z[bi * w..][..w];
+                        for k in 0..u {
+                            let (zg, hh) = (g[k], g[2 * u + k]);
+                            let hv = &mut h[bi * u + k];
+                            *hv = zg * *hv + (1.0 - zg) * hh;
+                        }
+                    }
+                }
+            }
+            if keep {
+                cache.gates.extend_from_slice(&z);
+            }
+            if self.return_sequences {
+                outs_by_step.push(h.clone());
+            }
+        }
+        if keep {
+            self.cache = Some(cache);
+        }
+        if self.return_sequences {
+            // (batch, steps, units), steps in processing order (as Keras returns them with go_backwards)
+            for bi in 0..b {
+                for step in &outs_by_step {
+                    seq.extend_from_slice(&step[bi * u..][..u]);
+                }
+            }
+            Tensor::new(vec![b, t_len, u], seq)
+        } else {
+            Tensor::new(vec![b, u], h)
+        }
+    }
+}
+
+impl Layer for Recurrent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn class_name(&self) -> &'static str {
+        self.class
+    }
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+        super::expect_rank(self, input_shape, 2, "(batch, timesteps, features)")?;
+        self.steps = input_shape[0];
+        self.in_dim = input_shape[1];
+        let (u, w) = (self.units, self.width());
+        let shapes = [vec![self.in_dim, w], vec![u, w]];
+        for (s, what) in shapes.iter().zip(["kernel", "recurrent_kernel"]) {
+            crate::initializers::checked_numel(
+                &format!("{} '{}' {what}", self.class, self.name),
+                s,
+            )?;
+        }
+        let mut params = vec![
+            Param::new(
+                "kernel",
+                shapes[0].clone(),
+                self.inits[0].fill(&shapes[0], rng)?,
+                true,
+            ),
+            Param::new(
+                "recurrent_kernel",
+                shapes[1].clone(),
+                self.inits[1].fill(&shapes[1], rng)?,
+                true,
+            ),
+        ];
+        if self.use_bias {
+            let shape = if self.cell == Cell::Gru {
+                vec![2, w]
+            } else {
+                vec![w]
+            };
+            let mut values = if self.unit_forget_bias {
+                // Keras: the bias initializer for i, then ones for f, then the initializer for c and o
+                let mut v = self.inits[2].fill(&[u], rng)?;
+                v.extend(std::iter::repeat_n(1.0, u));
+                v.extend(self.inits[2].fill(&[2 * u], rng)?);
+                v
+            } else {
+                self.inits[2].fill(&shape, rng)?
+            };
+            values.truncate(shape.iter().product());
+            params.push(Param::new("bias", shape, values, true));
+        }
+        for (p, r) in params.iter_mut().zip(self.regs) {
+            p.regularizer = r;
+        }
+        self.params = params;
+        Ok(if self.return_sequences {
+            vec![self.steps, u]
+        } else {
+            vec![u]
+        })
+    }
+    fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        self.run(&x, ctx.training)
+    }
+    fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        let cache = self.cache.take().ok_or_else(|| {
+            Error::Runtime(format!(
+                "{} '{}': backward called without a matching training forward pass",
+                self.class, self.name
+            ))
+        })?;
+        let (t_len, d, u, w, b) = (
+            self.steps,
+            self.in_dim,
+            self.units,
+            self.width(),
+            cache.batch,
+        );
+        let per_sample = if self.return_sequences { t_len * u } else { u };
+        if grad.data.len() != b * per_sample {
+            return Err(Error::Runtime(format!(
+                "{} '{}': a gradient of shape {:?} for an output of {per_sample} values per sample",
+                self.class, self.name, grad.shape
+            )));
+        }
+        // dL/d(pre-activations) of every step: for the kernel (rows in input order) and, where they differ
+        // (GRU's candidate), for the recurrent kernel (rows in processing order)
+        let mut dz_x = vec![0.0f32; b * t_len * w];
+        let mut dz_h = vec![0.0f32; t_len * b * w];
+        let mut dh_next = vec![0.0f32; b * u];
+        let mut dc_next = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
+        let mut dz = vec![0.0f32; b * w];
+        let needs_pre = self.needs_pre();
+        for s in (0..t_len).rev() {
+            let t = self.time(s);
+            // step s of a per-step array of `width` values per sample
+            let at = |width: usize| s * b * width..(s + 1) * b * width;
+            let gates = &cache.gates[at(w)];
+            let h_prev = &cache.h_prev[at(u)];
+            let pre = needs_pre.then(|| &cache.pre[at(w)]);
+            // dL/dh of this step: from the next step and from the output
+            let mut dh = std::mem::take(&mut dh_next);
+            for bi in 0..b {
+                let g = if self.return_sequences {
+                    Some(&grad.data[(bi * t_len + s) * u..][..u])
+                } else if s + 1 == t_len {
+                    Some(&grad.data[bi * u..][..u])
+                } else {
+                    None
+                };
+                if let Some(g) = g {
+                    dh[bi * u..][..u]
+                        .iter_mut()
+                        .zip(g)
+                        .for_each(|(a, v)| *a += v);
+                }
+            }
+            let mut dh_direct = vec![0.0f32; if self.cell == Cell::Gru { b * u } else { 0 }];
+            match self.cell {
+                Cell::Simple => dz.copy_from_slice(&dh),
+                Cell::Lstm => {
+                    let c = &cache.c[at(u)];
+                    let ac = &cache.act_c[at(u)];
+                    let c_prev = &cache.c_prev[at(u)];
+                    // dL/dc from h = o * act(c)
+                    let mut dac: Vec<f32> = (0..b * u)
+                        .map(|j| dh[j] * gates[(j / u) * w + 3 * u + j % u])
+                        .collect();
+                    for ((g, ci), aci) in dac.chunks_mut(u).zip(c.chunks(u)).zip(ac.chunks(u)) {
+                        self.act.backward(ci, aci, g, u);
+                    }
+                    for bi in 0..b {
+                        let gr = &gates[bi * w..][..w];
+                        let dzr = &mut dz[bi * w..][..w];
+                        for k in 0..u {
+                            let j = bi * u + k;
+                            let dc = dc_next[j] + dac[j];
+                            let (i, f, cc) = (gr[k], gr[u + k], gr[2 * u + k]);
+                            dzr[k] = dc * cc;
+                            dzr[u + k] = dc * c_prev[j];
+                            dzr[2 * u + k] = dc * i;
+                            dzr[3 * u + k] = dh[j] * ac[j];
+                            dc_next[j] = dc * f;
+                        }
+                    }
+                }
+                Cell::Gru => {
+                    let rec_h = &cache.rec_h[at(u)];
+                    for bi in 0..b {
+                        let gr = &gates[bi * w..][..w];
+                        let dzr = &mut dz[bi * w..][..w];
+                        for k in 0..u {
+                            let j = bi * u + k;
+                            let (zg, hh) = (gr[k], gr[2 * u + k]);
+                            dzr[k] = dh[j] * (h_prev[j] - hh);
+                            dzr[2 * u + k] = dh[j] * (1.0 - zg);
+                            dh_direct[j] = dh[j] * zg;
+                        }
+                    }
+                    // the candidate's derivative first: r's gradient reads it
+                    for (bi, row) in dz.chunks_mut(w).enumerate() {
+                        let block = &mut row[2 * u..];
+                        let out = &gates[bi * w + 2 * u..][..u];
+                        let input = pre.map_or(out, |p| &p[bi * w + 2 * u..][..u]);
+                        self.act.backward(input, out, block, u);
+                        for k in 0..u {
+                            row[u + k] = row[2 * u + k] * rec_h[bi * u + k];
+                        }
+                    }
+                }
+            }
+            // through the gate activations (GRU's candidate is done)
+            for (bi, row) in dz.chunks_mut(w).enumerate() {
+                for (k, block) in row.chunks_mut(u).enumerate() {
+                    if self.cell == Cell::Gru && k == 2 {
+                        continue;
+                    }
+                    let out = &gates[bi * w + k * u..][..u];
+                    let input = pre.map_or(out, |p| &p[bi * w + k * u..][..u]);
+                    self.gate_act(k).backward(input, out, block, u);
+                }
+            }
+            // the recurrent kernel sees the candidate's gradient times r (GRU); the kernel sees it as is
+            let dzh = &mut dz_h[s * b * w..(s + 1) * b * w];
+            dzh.copy_from_slice(&dz);
+            if self.cell == Cell::Gru {
+                for bi in 0..b {
+                    for k in 0..u {
+                        dzh[bi * w + 2 * u + k] *= gates[bi * w + u + k];
+                    }
+                }
+            }
+            for bi in 0..b {
+                dz_x[(bi * t_len + t) * w..][..w].copy_from_slice(&dz[bi * w..][..w]);
+            }
+            let mut next = vec![0.0f32; b * u];
+            matmul(
+                b,
+                w,
+                u,
+                dzh,
+                Op::N,
+                &self.params[1].value,
+                Op::T,
+                &mut next,
+                false,
+            );
+            if self.cell == Cell::Gru {
+                next.iter_mut().zip(&dh_direct).for_each(|(a, v)| *a += v);
+            }
+            dh_next = next;
+        }
+        // weight gradients over all steps at once
+        matmul(
+            d,
+            b * t_len,
+            w,
+            &cache.x,
+            Op::T,
+            &dz_x,
+            Op::N,
+            &mut self.params[0].grad,
+            true,
+        );
+        matmul(
+            u,
+            t_len * b,
+            w,
+            &cache.h_prev,
+            Op::T,
+            &dz_h,
+            Op::N,
+            &mut self.params[1].grad,
+            true,
+        );
+        if self.use_bias {
+            let bias = &mut self.params[2].grad;
+            for row in dz_x.chunks(w) {
+                bias[..w].iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            if self.cell == Cell::Gru {
+                for row in dz_h.chunks(w) {
+                    bias[w..].iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+            }
+        }
+        if !need_input_grad {
+            return Ok(Tensor::default());
+        }
+        let mut dx = vec![0.0f32; b * t_len * d];
+        matmul(
+            b * t_len,
+            w,
+            d,
+            &dz_x,
+            Op::N,
+            &self.params[0].value,
+            Op::T,
+            &mut dx,
+            false,
+        );
+        Tensor::new(vec![b, t_len, d], dx)
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+    fn clear_cache(&mut self) {
+        self.cache = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gradcheck;
+    use super::*;
+    use serde_json::json;
+
+    fn input(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        let n = shape.iter().product();
+        Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect()).unwrap()
+    }
+
+    /// Backpropagation through time of every cell, with sequences returned or not, forwards and backwards.
+    #[test]
+    fn gradients_match_finite_differences() {
+        for class in ["SimpleRNN", "LSTM", "GRU"] {
+            for cfg in [
+                json!({"units": 3, "bias_initializer": "random_normal"}),
+                json!({"units": 2, "return_sequences": true, "go_backwards": true}),
+            ] {
+                let mut l = Recurrent::from_config(class, &cfg).unwrap();
+                l.build(&[4, 3], &mut Rng::new(1)).unwrap();
+                gradcheck::check(&mut l, input(&[2, 4, 3], 2), 2e-2);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_weights_give_zero_state_and_lstm_forget_bias_is_one() {
+        let mut l = Recurrent::from_config("LSTM", &json!({"units": 2})).unwrap();
+        l.build(&[3, 2], &mut Rng::new(0)).unwrap();
+        assert_eq!(l.params[2].value, vec![0., 0., 1., 1., 0., 0., 0., 0.]);
+        for p in &mut l.params {
+            p.value.iter_mut().for_each(|v| *v = 0.0);
+        }
+        let mut rng = Rng::new(0);
+        let mut ctx = Ctx {
+            training: false,
+            rng: &mut rng,
+        };
+        let y = l.forward(input(&[2, 3, 2], 3), &mut ctx).unwrap();
+        assert_eq!(y.shape, vec![2, 2]);
+        assert!(y.data.iter().all(|&v| v == 0.0));
+        assert!(Recurrent::from_config("GRU", &json!({"units": 2, "reset_after": false})).is_err());
+        assert!(Recurrent::from_config("LSTM", &json!({"units": 2, "dropout": 0.5})).is_err());
+    }
+}

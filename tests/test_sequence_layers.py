@@ -1,0 +1,212 @@
+"""SimpleRNN, LSTM, GRU, Embedding and LayerNormalization against real Keras.
+
+The reference values come from Keras 3.15.1 (JAX backend), written by
+``tests/reference/sequence/generate_sequence.py`` into ``sequence.npz``: for each case the layer's output on Keras's
+weights, and the exact gradients (``jax.grad``) of ``sum(output * r)`` for the input and every weight. kerust's
+gradients are read through ``Model.inspect`` with the loss ``y_true * y_pred`` (``y_true = r``), whose mean over
+the ``N`` output values has ``1 / N`` times those gradients. Backpropagation is also checked by finite differences
+(``utils.gradient_check``), and LSTM and GRU training follows Keras's loss over three epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import kerust as keras
+import numpy as np
+import pytest
+from kerust import layers
+
+FIXTURES = Path(__file__).resolve().parent / "reference" / "sequence"
+REF = np.load(FIXTURES / "sequence.npz")
+CASES = sorted({k.split("__")[0] for k in REF.files if k.endswith("__config")})
+TOL = 1e-5
+
+
+def _weights(prefix: str) -> list:
+    return [REF[k] for k in sorted(k for k in REF.files if k.startswith(prefix))]
+
+
+def _model(key: str):
+    spec = json.loads(str(REF[f"{key}__config"]))
+    x = REF[f"{key}__x"]
+    layer = getattr(layers, spec["class_name"])(**spec["config"])
+    model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+    model.set_weights(_weights(f"{key}__w_"))
+    return model, layer, x
+
+
+def _times_target(y_true, y_pred):
+    return y_true * y_pred
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_output_matches_keras(key):
+    model, _, x = _model(key)
+    out = model.predict(x, verbose=0)
+    np.testing.assert_allclose(out, REF[f"{key}__out"], rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_gradients_match_keras(key):
+    model, layer, x = _model(key)
+    r = REF[f"{key}__r"]
+    model.compile(optimizer="sgd", loss=_times_target)
+    seen = model.inspect(x, r)
+    n = r.size
+    names = list(seen[layer.name]["weight_gradients"])
+    expected = _weights(f"{key}__gw_")
+    assert len(names) == len(expected) == len(layer.get_weights())
+    for name, want in zip(names, expected):
+        got = seen[layer.name]["weight_gradients"][name] * n
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"{key}: {name}")
+    if f"{key}__gx" in REF.files:
+        np.testing.assert_allclose(seen.input_gradient * n, REF[f"{key}__gx"], rtol=1e-4, atol=1e-4)
+    assert seen.loss == pytest.approx(float(np.mean(REF[f"{key}__out"] * r)), rel=1e-4, abs=1e-6)
+
+
+# every case with weights (a weightless LayerNormalization's input gradient is checked against Keras above), but
+# ReLU's: central differences straddle its kink (its gradients match Keras's exact ones above)
+@pytest.mark.parametrize("key", [k for k in CASES if not k.startswith("embedding") and _weights(f"{k}__w_")
+                                 and "relu" not in k])
+def test_backprop_agrees_with_finite_differences(key):
+    model, _, x = _model(key)
+    rng = np.random.default_rng(0)
+    model.compile(optimizer="sgd", loss="mse")
+    y = rng.normal(size=REF[f"{key}__out"].shape).astype(np.float32)
+    report = keras.utils.gradient_check(model, x.astype(np.float64), y, samples_per_weight=6)
+    assert report and all(entry["ok"] for entry in report.values()), report
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_training_follows_keras(cls):
+    units = int(REF[f"{cls}__w_01"].shape[0])
+    model = keras.Sequential([keras.Input((6, 3)), getattr(layers, cls)(units), layers.Dense(1)])
+    model.set_weights(_weights(f"{cls}__w_"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    history = model.fit(REF[f"{cls}__x"], REF[f"{cls}__y"], batch_size=4, epochs=3, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], REF[f"{cls}__loss"], rtol=1e-4)
+
+
+def test_weight_shapes_names_and_defaults_follow_keras():
+    for layer, shapes in ((layers.SimpleRNN(4), [(3, 4), (4, 4), (4,)]),
+                          (layers.LSTM(4), [(3, 16), (4, 16), (16,)]),
+                          (layers.GRU(4), [(3, 12), (4, 12), (2, 12)]),
+                          (layers.LSTM(2, use_bias=False), [(3, 8), (2, 8)])):
+        keras.Sequential([keras.Input((5, 3)), layer])
+        assert [w.shape for w in layer.get_weights()] == shapes
+        assert [w.path.split("/")[-1] for w in layer.weights] == ["kernel", "recurrent_kernel", "bias"][:len(shapes)]
+    lstm = layers.LSTM(3)
+    keras.Sequential([keras.Input((2, 4)), lstm])
+    bias = lstm.get_weights()[2]
+    np.testing.assert_array_equal(bias, [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])  # unit_forget_bias
+    rec = lstm.get_weights()[1]  # orthogonal: (3, 12) has orthonormal rows
+    np.testing.assert_allclose(rec @ rec.T, np.eye(3), atol=1e-5)
+    cfg = lstm.get_config()
+    assert (cfg["activation"], cfg["recurrent_activation"], cfg["recurrent_initializer"]) == ("tanh", "sigmoid",
+                                                                                              "orthogonal")
+    emb = layers.Embedding(10, 4)
+    keras.Sequential([keras.Input((3,)), emb])
+    assert emb.get_weights()[0].shape == (10, 4) and np.abs(emb.get_weights()[0]).max() <= 0.05
+    ln = layers.LayerNormalization()
+    assert ln.get_config()["epsilon"] == 1e-3
+    keras.Sequential([keras.Input((3, 4)), ln])
+    assert [w.shape for w in ln.get_weights()] == [(4,), (4,)]
+
+
+def test_output_shapes_and_summary():
+    model = keras.Sequential([keras.Input((7,)), layers.Embedding(20, 8), layers.LSTM(5, return_sequences=True),
+                              layers.GRU(4), layers.Dense(1, activation="sigmoid")])
+    assert model.predict(np.zeros((2, 7)), verbose=0).shape == (2, 1)
+    assert [layer.output_shape for layer in model.layers] == [(None, 7, 8), (None, 7, 5), (None, 4), (None, 1)]
+    assert model.count_params() == 20 * 8 + (8 * 20 + 5 * 20 + 20) + (5 * 12 + 4 * 12 + 24) + 5
+
+
+def test_text_classifier_trains_on_synthetic_tokens():
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 50, size=(256, 12))
+    y = (x[:, -3:] < 25).mean(axis=1, keepdims=True) > 0.5  # the majority of the last three tokens
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((12,)), layers.Embedding(50, 8), layers.LSTM(8),
+                              layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y.astype(np.float32), batch_size=32, epochs=15, verbose=0).history
+    assert history["loss"][-1] < 0.2 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.95
+
+
+def test_bit_identical_for_any_thread_count():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 6, 3)).astype(np.float32)
+    y = rng.normal(size=(40, 1)).astype(np.float32)
+
+    def run(threads: int) -> list:
+        keras.config.set_num_threads(threads)
+        keras.utils.set_random_seed(2)
+        model = keras.Sequential([keras.Input((6, 3)), layers.GRU(6, return_sequences=True), layers.LSTM(5),
+                                  layers.LayerNormalization(), layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        return model.get_weights()
+
+    before = keras.config.get_num_threads()
+    try:
+        one, two, four = run(1), run(2), run(4)
+    finally:
+        keras.config.set_num_threads(before)
+    for a, b, c in zip(one, two, four):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_bad_input_is_named():
+    model = keras.Sequential([keras.Input((4,)), layers.Embedding(5, 2)])
+    with pytest.raises(ValueError, match=r"Embedding 'embedding.*'.*\[0, 5\).*received 5"):
+        model.predict(np.array([[0, 1, 5, 2]]), verbose=0)
+    with pytest.raises(ValueError, match="received -1"):
+        model.predict(np.array([[0, -1, 2, 2]]), verbose=0)
+    with pytest.raises(ValueError, match="received 1.5"):
+        model.predict(np.array([[0, 1.5, 2, 2]]), verbose=0)
+    with pytest.raises(ValueError, match=r"expected ndim=3.*found ndim=2"):
+        keras.Sequential([keras.Input((4,)), layers.LSTM(3)])
+    for bad in (dict(dropout=0.2), dict(recurrent_dropout=0.1), dict(return_state=True), dict(stateful=True)):
+        with pytest.raises(ValueError, match="not supported by kerust yet"):
+            layers.LSTM(3, **bad)
+    with pytest.raises(ValueError, match="reset_after=False"):
+        layers.GRU(3, reset_after=False)
+    with pytest.raises(ValueError, match="mask_zero"):
+        layers.Embedding(5, 2, mask_zero=True)
+    with pytest.raises(ValueError, match="units"):
+        layers.SimpleRNN(0)
+    with pytest.raises(ValueError, match="trailing axes"):
+        keras.Sequential([keras.Input((3, 4)), layers.LayerNormalization(axis=1)])
+    with pytest.raises(ValueError, match="out of bounds"):
+        keras.Sequential([keras.Input((3, 4)), layers.LayerNormalization(axis=3)])
+
+
+def test_keras_files_move_both_ways(tmp_path):
+    model = keras.saving.load_model(FIXTURES / "sequence.keras")
+    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "LayerNormalization", "LSTM", "GRU",
+                                                                "SimpleRNN"]
+    np.testing.assert_allclose(model.predict(REF["file__x"], verbose=0), REF["file__pred"], rtol=TOL, atol=TOL)
+    model.save(tmp_path / "again.keras")
+    python = os.environ.get("KERUST_KERAS_PYTHON")
+    if not python:
+        pytest.skip("Keras is not installed here (test.sh sets KERUST_KERAS_PYTHON to the Keras venv)")
+    script = textwrap.dedent(f"""
+        import os
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import numpy as np, keras
+        ref = np.load({str(FIXTURES / "sequence.npz")!r})
+        m = keras.saving.load_model({str(tmp_path / "again.keras")!r})
+        print(float(np.abs(m.predict(ref["file__x"], verbose=0) - ref["file__pred"]).max()))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
