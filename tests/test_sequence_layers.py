@@ -1,4 +1,4 @@
-"""SimpleRNN, LSTM, GRU, Embedding and LayerNormalization against real Keras.
+"""SimpleRNN, LSTM, GRU, Bidirectional, Embedding and LayerNormalization against real Keras.
 
 The reference values come from Keras 3.15.1 (JAX backend), written by
 ``tests/reference/sequence/generate_sequence.py`` into ``sequence.npz``: for each case the layer's output on Keras's
@@ -78,7 +78,9 @@ def test_backprop_agrees_with_finite_differences(key):
     rng = np.random.default_rng(0)
     model.compile(optimizer="sgd", loss="mse")
     y = rng.normal(size=REF[f"{key}__out"].shape).astype(np.float32)
-    report = keras.utils.gradient_check(model, x.astype(np.float64), y, samples_per_weight=6)
+    # float32 differences of a loss of ~1: 5% of the weight's largest gradient is the noise floor here (the exact
+    # gradients are compared with Keras's to 1e-4 above)
+    report = keras.utils.gradient_check(model, x.astype(np.float64), y, samples_per_weight=6, tolerance=5e-2)
     assert report and all(entry["ok"] for entry in report.values()), report
 
 
@@ -190,8 +192,8 @@ def test_bad_input_is_named():
 
 def test_keras_files_move_both_ways(tmp_path):
     model = keras.saving.load_model(FIXTURES / "sequence.keras")
-    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "LayerNormalization", "LSTM", "GRU",
-                                                                "SimpleRNN"]
+    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "LayerNormalization", "Bidirectional",
+                                                                "GRU", "SimpleRNN"]
     np.testing.assert_allclose(model.predict(REF["file__x"], verbose=0), REF["file__pred"], rtol=TOL, atol=TOL)
     model.save(tmp_path / "again.keras")
     python = os.environ.get("KERUST_KERAS_PYTHON")
@@ -210,3 +212,70 @@ def test_keras_files_move_both_ways(tmp_path):
                           env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+PAD_SEQUENCES = [[1, 2, 3], [4], [], [5, 6, 7, 8, 9], [10, 11]]  # as in generate_sequence.py
+PAD_CASES = {
+    "default": {},
+    "post_post_3": {"maxlen": 3, "padding": "post", "truncating": "post"},
+    "pre_post_2_value": {"maxlen": 2, "truncating": "post", "value": -1},
+    "float_8": {"maxlen": 8, "dtype": "float32", "value": 0.5, "padding": "post"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAD_CASES))
+def test_pad_sequences_matches_keras(name):
+    got = keras.utils.pad_sequences(PAD_SEQUENCES, **PAD_CASES[name])
+    want = REF[f"pad__{name}"]
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_pad_sequences_items_and_errors():
+    out = keras.utils.pad_sequences([[[1, 2], [3, 4]], [[5, 6]]], maxlen=3)
+    assert out.shape == (2, 3, 2) and out[1].tolist() == [[0, 0], [0, 0], [5, 6]]
+    assert keras.utils.pad_sequences([]).shape == (0, 0)
+    with pytest.raises(ValueError, match="must be iterable"):
+        keras.utils.pad_sequences(3)
+    with pytest.raises(ValueError, match="non-iterable: 4"):
+        keras.utils.pad_sequences([[1], 4])
+    with pytest.raises(ValueError, match='Padding type "middle" not understood'):
+        keras.utils.pad_sequences([[1]], padding="middle")
+    with pytest.raises(ValueError, match='Truncating type "x" not understood'):
+        keras.utils.pad_sequences([[1]], truncating="x")
+    with pytest.raises(ValueError, match="position 1 is different"):
+        keras.utils.pad_sequences([[[1, 2]], [[1, 2, 3]]])
+    with pytest.raises(ValueError, match="dtype=object"):
+        keras.utils.pad_sequences([["a"]], value="x")
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "imdb_bilstm.py"
+
+
+def _run_example(*args: str) -> str:
+    import sys
+
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--epochs", "2", "--maxlen", "60", "--units", "8",
+                           "--num-words", "1000", *args], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_imdb_example_trains_on_synthetic_reviews():
+    out = _run_example("--samples", "400")
+    assert "bidirectional" in out
+    assert float(out.strip().splitlines()[-1].split(":")[1]) > 0.7
+
+
+def test_imdb_example_reads_keras_imdb_files(tmp_path):
+    # a small file in the layout of Keras's imdb.npz: object arrays of word-index lists, 0/1 labels
+    rng = np.random.default_rng(0)
+
+    def reviews(n):
+        return np.array([rng.integers(1, 3000, size=int(rng.integers(5, 80))).tolist() for _ in range(n)],
+                        dtype=object)
+
+    np.savez(tmp_path / "imdb.npz", x_train=reviews(64), y_train=rng.integers(0, 2, 64), x_test=reviews(16),
+             y_test=rng.integers(0, 2, 16))
+    out = _run_example("--data", str(tmp_path / "imdb.npz"))
+    assert "Test accuracy:" in out

@@ -26,6 +26,10 @@ def weight_names(layer: Any) -> List[str]:
                 + (["beta"] if cfg.get("center", True) and not rms else []))
     if layer.class_name in ("SimpleRNN", "LSTM", "GRU"):
         return ["kernel", "recurrent_kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
+    if layer.class_name == "Bidirectional":
+        sub = [cfg["layer"], cfg["backward_layer"]]
+        return [f"{part['config']['name']}/{n}" for part in sub
+                for n in ["kernel", "recurrent_kernel"] + (["bias"] if part["config"].get("use_bias", True) else [])]
     return []
 
 

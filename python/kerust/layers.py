@@ -1307,7 +1307,54 @@ class GRU(_RNN):
         return out
 
 
-_CLASSES.update({cls.__name__: cls for cls in (Embedding, LayerNormalization, SimpleRNN, LSTM, GRU)})
+class Bidirectional(Layer):
+    """Runs a recurrent `layer` over the sequence in both directions and merges the two outputs (`merge_mode`
+    "concat", "sum", "mul" or "ave"); the backward direction is a copy of `layer` with `go_backwards` flipped, or
+    `backward_layer`. Its weights: the forward layer's, then the backward layer's."""
+
+    def __init__(self, layer: Any, merge_mode: Any = "concat", weights: Any = None, backward_layer: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(layer, dict):  # from a config
+            layer = deserialize(layer)
+        if isinstance(backward_layer, dict):
+            backward_layer = deserialize(backward_layer)
+        for what, value in (("layer", layer), ("backward_layer", backward_layer)):
+            if value is not None and not isinstance(value, _RNN):
+                raise ValueError(f"Bidirectional: `{what}` must be a SimpleRNN, LSTM or GRU layer, received "
+                                 f"{value!r}")
+        if merge_mode not in ("concat", "sum", "mul", "ave"):
+            raise ValueError(f"Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' (None, two "
+                             f"outputs, is not supported by kerust yet), received {merge_mode!r}")
+        if weights is not None:
+            raise ValueError("Bidirectional: `weights=` is not supported by kerust yet; call `set_weights` once "
+                             "the model is built")
+        self.layer = layer
+        self.merge_mode = merge_mode
+        self.backward_layer = backward_layer
+        self._validate()
+
+    @property
+    def forward_layer(self) -> Any:
+        return self.layer
+
+    def _sub_config(self, layer: Any, prefix: str, flip: bool) -> dict:
+        cfg = dict(layer.get_config())
+        if not cfg.get("name", "").startswith(prefix):
+            cfg["name"] = f"{prefix}{layer.name}"
+        if flip:
+            cfg["go_backwards"] = not cfg.get("go_backwards", False)
+        return {"module": "keras.layers", "class_name": layer.class_name, "config": cfg, "registered_name": None}
+
+    def _layer_config(self) -> dict:
+        backward = self.backward_layer
+        return {"merge_mode": self.merge_mode, "layer": self._sub_config(self.layer, "forward_", False),
+                "backward_layer": (self._sub_config(backward, "backward_", False) if backward is not None
+                                   else self._sub_config(self.layer, "backward_", True))}
+
+
+_CLASSES.update({cls.__name__: cls for cls in (Embedding, LayerNormalization, SimpleRNN, LSTM, GRU,
+                                               Bidirectional)})
 
 class Lambda(Layer):
     """Wraps a function of tensors (made of `keras.ops`) as a layer: `Lambda(lambda x: ops.square(x))`. The

@@ -480,7 +480,8 @@ GRAPH_ONLY_LAYERS: Tuple[str, ...] = ("Add", "Average", "Concatenate", "Dot", "M
 """Merge layers: they take several inputs, so they occur only in functional models, which the exporter does not
 translate yet (it exports Sequential models)."""
 
-NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("Embedding", "GRU", "LSTM", "LayerNormalization", "SimpleRNN")
+NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("Bidirectional", "Embedding", "GRU", "LSTM", "LayerNormalization",
+                                        "SimpleRNN")
 """Sequence layers the exporter does not translate yet: exporting a model with one raises a ValueError."""
 
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))

@@ -738,6 +738,15 @@ def _model_specs(model: Any) -> list[_LayerSpec]:
             i = model._unit_index.get(id(obj))
             if i is not None:
                 first, n = model._weight_slot_of(obj)
+        if getattr(obj, "class_name", None) == "Bidirectional":
+            # `<path>/forward_layer/cell/vars` and `<path>/backward_layer/cell/vars`, the other groups empty
+            n_forward = 3 if obj.layer.get_config().get("use_bias", True) else 2
+            specs.append(_LayerSpec(obj, path, [], first))
+            for sub, start, stop in (("forward_layer", 0, n_forward), ("backward_layer", n_forward, n)):
+                specs.append(_LayerSpec(obj, f"{path}/{sub}", [], first + start))
+                specs.append(_LayerSpec(obj, f"{path}/{sub}/cell", shapes[first + start:first + stop],
+                                        first + start))
+            continue
         if getattr(obj, "class_name", None) in _CELL_LAYERS:
             # Keras keeps a recurrent layer's weights in its cell: `<path>/vars` is empty, `<path>/cell/vars` holds
             # kernel, recurrent_kernel, bias

@@ -1,4 +1,5 @@
-"""Keras utilities: one-hot labels, normalisation, the global random seed, and a gradient check."""
+"""Keras utilities: one-hot labels, padding sequences, normalisation, the global random seed, and a gradient
+check."""
 
 from __future__ import annotations
 
@@ -30,6 +31,55 @@ def to_categorical(x: Any, num_classes: Optional[int] = None) -> np.ndarray:
     out = np.zeros((flat.shape[0], num_classes))
     out[np.arange(flat.shape[0]), flat] = 1
     return out.reshape(shape + (num_classes,))
+
+
+def pad_sequences(sequences: Any, maxlen: Optional[int] = None, dtype: Any = "int32", padding: str = "pre",
+                  truncating: str = "pre", value: Any = 0.0) -> np.ndarray:
+    """Sequences of different lengths as one array `(len(sequences), maxlen, ...)`: each cut to its last (or,
+    with ``truncating="post"``, first) `maxlen` items and filled with `value` before (or after, ``padding="post"``)
+    it, as Keras does. `maxlen` defaults to the longest sequence."""
+    if not hasattr(sequences, "__len__"):
+        raise ValueError("`sequences` must be iterable.")
+    if padding not in ("pre", "post"):
+        raise ValueError(f'Padding type "{padding}" not understood')
+    if truncating not in ("pre", "post"):
+        raise ValueError(f'Truncating type "{truncating}" not understood')
+    lengths = []
+    item_shape: tuple = ()
+    found = False
+    for seq in sequences:
+        try:
+            n = len(seq)
+        except TypeError:
+            raise ValueError(f"`sequences` must be a list of iterables. Found non-iterable: {seq}") from None
+        lengths.append(n)
+        if n and not found:  # the shape of one item, from the first non-empty sequence
+            item_shape = np.asarray(seq).shape[1:]
+            found = True
+    if maxlen is None:
+        maxlen = max(lengths, default=0)
+    if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"pad_sequences: `maxlen` must be a non-negative int or None, received {maxlen!r}")
+    maxlen = int(maxlen)
+    text = np.issubdtype(np.dtype(dtype), np.str_) or np.issubdtype(np.dtype(dtype), np.bytes_)
+    if isinstance(value, str) and dtype is not object and not text:
+        raise ValueError(f"`dtype` {dtype} is not compatible with `value`'s type: {type(value)}\nYou should set "
+                         "`dtype=object` for variable length strings.")
+    out = np.full((len(lengths), maxlen) + item_shape, value, dtype=dtype)
+    if maxlen == 0:
+        return out
+    for i, seq in enumerate(sequences):
+        if not len(seq):
+            continue
+        kept = np.asarray(seq[-maxlen:] if truncating == "pre" else seq[:maxlen], dtype=dtype)
+        if kept.shape[1:] != item_shape:
+            raise ValueError(f"Shape of sample {kept.shape[1:]} of sequence at position {i} is different from "
+                             f"expected shape {item_shape}")
+        if padding == "post":
+            out[i, :len(kept)] = kept
+        else:
+            out[i, maxlen - len(kept):] = kept
+    return out
 
 
 def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:

@@ -32,7 +32,7 @@ pub use embedding::Embedding;
 pub use layer_norm::LayerNormalization;
 pub use noise::{GaussianNoise, SpatialDropout2D};
 pub use pooling::{GlobalPool2D, Pool2D};
-pub use recurrent::Recurrent;
+pub use recurrent::{Bidirectional, Recurrent};
 pub use reshape::{Flatten, Reshape};
 pub use shape_ops::{Identity, Permute, RepeatVector};
 
@@ -234,6 +234,7 @@ pub const CLASS_NAMES: &[&str] = &[
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "Bidirectional",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -264,6 +265,7 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "SimpleRNN" => Box::new(Recurrent::from_config("SimpleRNN", cfg)?),
         "LSTM" => Box::new(Recurrent::from_config("LSTM", cfg)?),
         "GRU" => Box::new(Recurrent::from_config("GRU", cfg)?),
+        "Bidirectional" => Box::new(Bidirectional::from_config(cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",

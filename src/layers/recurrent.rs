@@ -656,6 +656,262 @@ impl Layer for Recurrent {
     }
 }
 
+/// How Bidirectional combines its two directions' outputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Merge {
+    Concat,
+    Sum,
+    Mul,
+    Ave,
+}
+
+/// `Bidirectional(layer)`: the layer over the sequence and a copy with `go_backwards` flipped (or the given
+/// `backward_layer`); the backward layer's sequence output is flipped back to input order before the merge, as
+/// Keras does. Weights: the forward layer's, then the backward layer's.
+pub struct Bidirectional {
+    name: String,
+    merge: Merge,
+    forward: Recurrent,
+    backward: Recurrent,
+    /// Both layers' weights, forward first: lent to each layer for its pass (`Layer::params` is one slice).
+    params: Vec<Param>,
+    n_forward: usize,
+    /// The two outputs of the last training pass (`mul`'s backward reads them).
+    outputs: Option<(Tensor, Tensor)>,
+}
+
+fn sub_layer(v: &Value, what: &str, name: &str) -> Result<Recurrent> {
+    let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
+    let class: &'static str = match class {
+        "SimpleRNN" => "SimpleRNN",
+        "LSTM" => "LSTM",
+        "GRU" => "GRU",
+        other => {
+            return Err(Error::Value(format!(
+                "Bidirectional '{name}': `{what}` must be a SimpleRNN, LSTM or GRU layer, received '{other}'"
+            )))
+        }
+    };
+    Recurrent::from_config(class, v.get("config").unwrap_or(&Value::Null))
+}
+
+impl Bidirectional {
+    pub fn from_config(v: &Value) -> Result<Self> {
+        let cfg = Cfg::new("Bidirectional", v)?;
+        let name = cfg.name.clone();
+        let merge = match cfg.raw("merge_mode") {
+            None => Merge::Concat,
+            Some(Value::String(m)) if m == "concat" => Merge::Concat,
+            Some(Value::String(m)) if m == "sum" => Merge::Sum,
+            Some(Value::String(m)) if m == "mul" => Merge::Mul,
+            Some(Value::String(m)) if m == "ave" => Merge::Ave,
+            Some(Value::Null) => {
+                return Err(Error::Value(format!(
+                    "Bidirectional '{name}': merge_mode=None (two outputs) is not supported by kerust yet"
+                )))
+            }
+            Some(x) => {
+                return Err(cfg.err(
+                    "merge_mode",
+                    "one of \"concat\", \"sum\", \"mul\", \"ave\"",
+                    x,
+                ))
+            }
+        };
+        let layer = cfg
+            .raw("layer")
+            .ok_or_else(|| Error::Value(format!("Bidirectional '{name}': needs a `layer`")))?;
+        let forward = sub_layer(layer, "layer", &name)?;
+        let backward = match cfg.raw("backward_layer") {
+            Some(b) if !b.is_null() => sub_layer(b, "backward_layer", &name)?,
+            _ => {
+                let mut b = sub_layer(layer, "layer", &name)?;
+                b.go_backwards = !b.go_backwards;
+                b
+            }
+        };
+        if forward.return_sequences != backward.return_sequences {
+            return Err(Error::Value(format!(
+                "Bidirectional '{name}': the forward and backward layers must agree on return_sequences"
+            )));
+        }
+        Ok(Bidirectional {
+            name,
+            merge,
+            forward,
+            backward,
+            params: Vec::new(),
+            n_forward: 0,
+            outputs: None,
+        })
+    }
+
+    /// Run `f` on the forward (0) or backward (1) layer with its weights lent to it.
+    fn with<T>(&mut self, which: usize, f: impl FnOnce(&mut Recurrent) -> T) -> T {
+        let at = self.n_forward.min(self.params.len());
+        let mut rest = self.params.split_off(at);
+        let layer = if which == 0 {
+            &mut self.forward
+        } else {
+            &mut self.backward
+        };
+        let mine = if which == 0 {
+            &mut self.params
+        } else {
+            &mut rest
+        };
+        std::mem::swap(&mut layer.params, mine);
+        let out = f(layer);
+        std::mem::swap(&mut layer.params, mine);
+        self.params.append(&mut rest);
+        out
+    }
+
+    /// A sequence output `(batch, steps, units)` with its steps reversed (the backward layer's to input order).
+    fn flip(&self, t: Tensor) -> Result<Tensor> {
+        if !self.forward.return_sequences {
+            return Ok(t);
+        }
+        let (steps, u) = (self.forward.steps, self.forward.units);
+        let mut out = Vec::with_capacity(t.data.len());
+        for sample in t.data.chunks(steps * u) {
+            for step in sample.chunks(u).rev() {
+                out.extend_from_slice(step);
+            }
+        }
+        Tensor::new(t.shape, out)
+    }
+}
+
+impl Layer for Bidirectional {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn class_name(&self) -> &'static str {
+        "Bidirectional"
+    }
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+        let out_f = self.forward.build(input_shape, rng)?;
+        let out_b = self.backward.build(input_shape, rng)?;
+        if out_f != out_b && self.merge != Merge::Concat {
+            return Err(Error::Value(format!(
+                "Bidirectional '{}': merge_mode needs both directions to give the same shape, received {:?} \
+                 and {:?}",
+                self.name, out_f, out_b
+            )));
+        }
+        if out_f[..out_f.len() - 1] != out_b[..out_b.len() - 1] {
+            return Err(Error::Value(format!(
+                "Bidirectional '{}': the two directions give outputs of shapes {:?} and {:?}",
+                self.name, out_f, out_b
+            )));
+        }
+        self.n_forward = self.forward.params.len();
+        self.params = std::mem::take(&mut self.forward.params);
+        self.params.append(&mut self.backward.params);
+        let mut out = out_f.clone();
+        if self.merge == Merge::Concat {
+            if let (Some(last), Some(b)) = (out.last_mut(), out_b.last()) {
+                *last += b;
+            }
+        }
+        Ok(out)
+    }
+    fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let yf = self.with(0, |l| l.forward(x.clone(), ctx))?;
+        let yb = self.with(1, |l| l.forward(x, ctx))?;
+        let yb = self.flip(yb)?;
+        let merged = match self.merge {
+            Merge::Concat => {
+                let (uf, ub) = (self.forward.units, self.backward.units);
+                let mut out = Vec::with_capacity(yf.data.len() + yb.data.len());
+                for (a, b) in yf.data.chunks(uf).zip(yb.data.chunks(ub)) {
+                    out.extend_from_slice(a);
+                    out.extend_from_slice(b);
+                }
+                let mut shape = yf.shape.clone();
+                if let Some(last) = shape.last_mut() {
+                    *last = uf + ub;
+                }
+                Tensor::new(shape, out)?
+            }
+            Merge::Sum | Merge::Mul | Merge::Ave => {
+                let mut out = yf.clone();
+                for (o, b) in out.data.iter_mut().zip(&yb.data) {
+                    *o = match self.merge {
+                        Merge::Sum => *o + b,
+                        Merge::Mul => *o * b,
+                        _ => (*o + b) / 2.0,
+                    };
+                }
+                out
+            }
+        };
+        if ctx.training && self.merge == Merge::Mul {
+            self.outputs = Some((yf, yb));
+        }
+        Ok(merged)
+    }
+    fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        let (gf, gb) = match self.merge {
+            Merge::Concat => {
+                let (uf, ub) = (self.forward.units, self.backward.units);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for row in grad.data.chunks(uf + ub) {
+                    a.extend_from_slice(&row[..uf]);
+                    b.extend_from_slice(&row[uf..]);
+                }
+                let mut sf = grad.shape.clone();
+                let mut sb = grad.shape.clone();
+                if let (Some(l), Some(m)) = (sf.last_mut(), sb.last_mut()) {
+                    *l = uf;
+                    *m = ub;
+                }
+                (Tensor::new(sf, a)?, Tensor::new(sb, b)?)
+            }
+            Merge::Sum => (grad.clone(), grad),
+            Merge::Ave => {
+                let mut half = grad;
+                half.data.iter_mut().for_each(|v| *v *= 0.5);
+                (half.clone(), half)
+            }
+            Merge::Mul => {
+                let (yf, yb) = self.outputs.take().ok_or_else(|| {
+                    Error::Runtime(format!(
+                        "Bidirectional '{}': backward called without a matching training forward pass",
+                        self.name
+                    ))
+                })?;
+                let mut gf = grad.clone();
+                gf.data.iter_mut().zip(&yb.data).for_each(|(g, b)| *g *= b);
+                let mut gb = grad;
+                gb.data.iter_mut().zip(&yf.data).for_each(|(g, f)| *g *= f);
+                (gf, gb)
+            }
+        };
+        let gb = self.flip(gb)?;
+        let dxf = self.with(0, |l| l.backward(gf, need_input_grad))?;
+        let dxb = self.with(1, |l| l.backward(gb, need_input_grad))?;
+        if !need_input_grad {
+            return Ok(Tensor::default());
+        }
+        let mut dx = dxf;
+        dx.data.iter_mut().zip(&dxb.data).for_each(|(a, b)| *a += b);
+        Ok(dx)
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+    fn clear_cache(&mut self) {
+        self.forward.clear_cache();
+        self.backward.clear_cache();
+        self.outputs = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::gradcheck;
@@ -681,6 +937,21 @@ mod tests {
                 gradcheck::check(&mut l, input(&[2, 4, 3], 2), 2e-2);
             }
         }
+    }
+
+    #[test]
+    fn bidirectional_gradients_match_finite_differences() {
+        for merge in ["concat", "sum", "mul", "ave"] {
+            for seq in [false, true] {
+                let cfg = json!({"merge_mode": merge, "layer": {"class_name": "GRU",
+                    "config": {"units": 2, "return_sequences": seq, "bias_initializer": "random_normal"}}});
+                let mut l = Bidirectional::from_config(&cfg).unwrap();
+                l.build(&[4, 3], &mut Rng::new(1)).unwrap();
+                gradcheck::check(&mut l, input(&[2, 4, 3], 2), 2e-2);
+            }
+        }
+        let bad = json!({"layer": {"class_name": "Dense", "config": {"units": 2}}});
+        assert!(Bidirectional::from_config(&bad).is_err());
     }
 
     #[test]

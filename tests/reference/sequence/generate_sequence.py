@@ -1,5 +1,5 @@
 """Write the Keras fixture for the sequence layers (``tests/test_sequence_layers.py``): SimpleRNN, LSTM, GRU,
-Embedding and LayerNormalization.
+Bidirectional, Embedding, LayerNormalization and ``pad_sequences``.
 
 Run with the Keras venv (real Keras 3, JAX backend), from the repository root:
 
@@ -11,8 +11,9 @@ fixed seed), ``K__out`` (its output), ``K__r`` (a fixed random array shaped like
 ``sum(out * r)``: ``K__gx`` (for the input; not for Embedding's integer ids) and ``K__gw_NN`` (for each weight),
 from ``jax.grad`` over ``layer.stateless_call``. For ``T`` in ``TRAJECTORIES``: a model ``Input -> T -> Dense(1)``
 trained three epochs (SGD 0.1, mse, batch 4, no shuffling) on ``T__x`` / ``T__y``, from ``T__w_NN``, with its
-per-epoch losses in ``T__loss``. ``sequence.keras``: Embedding -> LayerNormalization -> LSTM -> GRU -> SimpleRNN
-saved by Keras, with ``file__x`` / ``file__pred`` (its predictions) in the npz.
+per-epoch losses in ``T__loss``. ``sequence.keras``: Embedding -> LayerNormalization -> Bidirectional(LSTM) -> GRU ->
+SimpleRNN saved by Keras, with ``file__x`` / ``file__pred`` (its predictions) in the npz. ``pad__K``:
+``pad_sequences`` of ``PAD_SEQUENCES`` with the arguments ``PAD_CASES[K]``.
 
 It is deterministic (fixed seeds) and takes a few seconds.
 """
@@ -47,6 +48,13 @@ CASES = {
                              "bias_initializer": "random_normal"}, (5, 3)),
     "gru_nobias_acts": ("GRU", {"units": 3, "use_bias": False, "activation": "softsign",
                                 "recurrent_activation": "relu"}, (4, 2)),
+    "bidi_concat_lstm": ("Bidirectional", {"layer": {"class_name": "LSTM", "config": {"units": 3}}}, (5, 3)),
+    "bidi_sum_gru_seq": ("Bidirectional", {"layer": {"class_name": "GRU", "config": {
+        "units": 3, "return_sequences": True, "bias_initializer": "random_normal"}}, "merge_mode": "sum"}, (5, 2)),
+    "bidi_mul_simple_seq": ("Bidirectional", {"layer": {"class_name": "SimpleRNN", "config": {
+        "units": 2, "return_sequences": True}}, "merge_mode": "mul"}, (4, 3)),
+    "bidi_ave_lstm": ("Bidirectional", {"layer": {"class_name": "LSTM", "config": {"units": 2}},
+                                        "merge_mode": "ave"}, (4, 3)),
     "embedding": ("Embedding", {"input_dim": 7, "output_dim": 3}, (4,)),
     "layernorm": ("LayerNormalization", {"gamma_initializer": "random_normal",
                                          "beta_initializer": "random_normal"}, (5, 4)),
@@ -59,10 +67,24 @@ CASES = {
 
 TRAJECTORIES = {"LSTM": {"units": 5}, "GRU": {"units": 5}}
 
+# keras.utils.pad_sequences on these sequences, with each of these arguments
+PAD_SEQUENCES = [[1, 2, 3], [4], [], [5, 6, 7, 8, 9], [10, 11]]
+PAD_CASES = {
+    "default": {},
+    "post_post_3": {"maxlen": 3, "padding": "post", "truncating": "post"},
+    "pre_post_2_value": {"maxlen": 2, "truncating": "post", "value": -1},
+    "float_8": {"maxlen": 8, "dtype": "float32", "value": 0.5, "padding": "post"},
+}
+
 
 def case(out: dict, key: str, cls_name: str, args: dict, shape: tuple, rng: np.random.Generator) -> None:
     keras.utils.set_random_seed(11)
-    layer = getattr(keras.layers, cls_name)(**args)
+    if cls_name == "Bidirectional":
+        inner = getattr(keras.layers, args["layer"]["class_name"])(**args["layer"]["config"])
+        layer = keras.layers.Bidirectional(inner,
+                                           **{k: v for k, v in args.items() if k != "layer"})
+    else:
+        layer = getattr(keras.layers, cls_name)(**args)
     if cls_name == "Embedding":
         x = rng.integers(0, args["input_dim"], size=(3, *shape)).astype(np.int32)
     else:
@@ -113,9 +135,11 @@ def main() -> None:
         case(out, key, cls_name, args, shape, rng)
     for cls_name, args in TRAJECTORIES.items():
         trajectory(out, cls_name, args, rng)
+    for name, kwargs in PAD_CASES.items():
+        out[f"pad__{name}"] = keras.utils.pad_sequences(PAD_SEQUENCES, **kwargs)
     keras.utils.set_random_seed(9)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Embedding(10, 4), keras.layers.LayerNormalization(),
-                              keras.layers.LSTM(3, return_sequences=True),
+                              keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True)),
                               keras.layers.GRU(2, return_sequences=True, bias_initializer="random_normal"),
                               keras.layers.SimpleRNN(2, go_backwards=True)])
     out["file__x"] = rng.integers(0, 10, size=(4, 6)).astype(np.int32)
