@@ -33,37 +33,31 @@ pub enum MetricKind {
     Stateful,
 }
 
-/// The traced graph of a metric function, shared by the copies of its `Metric`.
-#[derive(Clone)]
-pub struct TracedMetric(pub std::sync::Arc<crate::traced_loss::TracedLoss>);
+/// A traced graph shared by the copies of its `Metric`; copies are equal when they share it.
+pub struct Shared<T>(pub std::sync::Arc<T>);
 
-impl std::fmt::Debug for TracedMetric {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TracedMetric")
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
     }
 }
 
-impl PartialEq for TracedMetric {
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared<{}>", std::any::type_name::<T>())
+    }
+}
+
+impl<T> PartialEq for Shared<T> {
     fn eq(&self, other: &Self) -> bool {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-/// The traced `update_state`/`result` of a user metric class, shared by the copies of its `Metric`.
-#[derive(Clone)]
-pub struct StatefulMetric(pub std::sync::Arc<crate::state_metric::StateMetric>);
-
-impl std::fmt::Debug for StatefulMetric {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StatefulMetric")
-    }
-}
-
-impl PartialEq for StatefulMetric {
-    fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
-    }
-}
+/// A metric function's traced graph.
+pub type TracedMetric = Shared<crate::traced_loss::TracedLoss>;
+/// A metric class's traced `update_state` and `result`.
+pub type StatefulMetric = Shared<crate::state_metric::StateMetric>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
@@ -140,7 +134,7 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
         return Ok(Metric {
             name: name.to_string(),
             kind: Traced,
-            traced: Some(TracedMetric(std::sync::Arc::new(traced))),
+            traced: Some(Shared(std::sync::Arc::new(traced))),
             stateful: None,
         });
     }
@@ -158,7 +152,7 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
             name: name.to_string(),
             kind: Stateful,
             traced: None,
-            stateful: Some(StatefulMetric(std::sync::Arc::new(traced))),
+            stateful: Some(Shared(std::sync::Arc::new(traced))),
         });
     }
     let (key, cfg) = match spec {

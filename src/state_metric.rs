@@ -95,14 +95,7 @@ impl StateMetric {
 
     /// Run `update_state` (and `result`) on one batch: `state` takes the variables' new values and the result.
     pub fn update(&self, pred: &Tensor, y: &Tensor, state: &mut [f64]) -> Result<()> {
-        let y_sample = y.shape.get(1..).unwrap_or(&[]);
-        if y_sample != self.y_shape.as_slice() {
-            return Err(Error::Value(format!(
-                "the custom metric was traced for targets of shape {}, received targets of shape {}",
-                shape_str(&self.y_shape),
-                shape_str(y_sample)
-            )));
-        }
+        crate::traced_loss::check_traced_targets("metric", &self.y_shape, y)?;
         if state.len() != self.initial.len() {
             return Err(Error::Runtime(format!(
                 "kerust internal error: a metric state of {} values, expected {}",

@@ -9,6 +9,19 @@ use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
 use std::sync::Mutex;
 
+/// Targets of the sample shape a custom loss or metric was traced for, or a ValueError with both shapes.
+pub fn check_traced_targets(what: &str, traced_for: &[usize], y: &Tensor) -> Result<()> {
+    let y_sample = y.shape.get(1..).unwrap_or(&[]);
+    if y_sample != traced_for {
+        return Err(Error::Value(format!(
+            "the custom {what} was traced for targets of shape {}, received targets of shape {}",
+            shape_str(traced_for),
+            shape_str(y_sample)
+        )));
+    }
+    Ok(())
+}
+
 pub struct TracedLoss {
     graph: Mutex<Graph>,
     y_shape: Vec<usize>,
@@ -35,15 +48,7 @@ impl TracedLoss {
     }
 
     pub fn check_targets(&self, y: &Tensor) -> Result<()> {
-        let y_sample = y.shape.get(1..).unwrap_or(&[]);
-        if y_sample != self.y_shape.as_slice() {
-            return Err(Error::Value(format!(
-                "the custom loss was traced for targets of shape {}, received targets of shape {}",
-                shape_str(&self.y_shape),
-                shape_str(y_sample)
-            )));
-        }
-        Ok(())
+        check_traced_targets("loss", &self.y_shape, y)
     }
 
     /// The function's values for one batch (inference mode, no gradient): what a traced metric averages.

@@ -173,6 +173,10 @@ def test_bad_input_is_named():
         model.predict(np.array([[0, -1, 2, 2]]), verbose=0)
     with pytest.raises(ValueError, match="received 1.5"):
         model.predict(np.array([[0, 1.5, 2, 2]]), verbose=0)
+    model.compile(optimizer="sgd", loss="mse")
+    for ragged in ([[1, 2, 3], [1, 2]], np.array([[1, 2, 3], [1, 2]], dtype=object)):
+        with pytest.raises(ValueError, match="ragged list.*pad_sequences"):
+            model.fit(ragged, np.zeros((2, 4, 2)), verbose=0)
     with pytest.raises(ValueError, match=r"expected ndim=3.*found ndim=2"):
         keras.Sequential([keras.Input((4,)), layers.LSTM(3)])
     for bad in (dict(dropout=0.2), dict(recurrent_dropout=0.1), dict(return_state=True), dict(stateful=True)):

@@ -17,7 +17,14 @@ def as_float32(name: str, value: Any) -> np.ndarray:
     """Return ``value`` as a C-contiguous float32 array with a batch axis, or raise a clear error."""
     if value is None:
         raise ValueError(f"`{name}` is required, received None")
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # NumPy's "inhomogeneous shape": lists of different lengths
+        raise ValueError(f"`{name}` holds sequences of different lengths (a ragged list), which cannot be one "
+                         "array; pad them to one length first, e.g. with keras.utils.pad_sequences") from exc
+    if arr.dtype == object and _ragged(arr):
+        raise ValueError(f"`{name}` holds sequences of different lengths (a ragged list), which cannot be one "
+                         "array; pad them to one length first, e.g. with keras.utils.pad_sequences")
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(
             f"`{name}` must be a numeric array (int, float or bool); received an array of dtype {arr.dtype}"
@@ -27,6 +34,11 @@ def as_float32(name: str, value: Any) -> np.ndarray:
     if arr.ndim == 0:
         raise ValueError(f"`{name}` must have a batch axis; received a scalar")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _ragged(arr: np.ndarray) -> bool:
+    """An object array of sequences (what NumPy makes of a ragged list with dtype=object)."""
+    return arr.ndim == 1 and arr.size > 0 and all(isinstance(v, (list, tuple, np.ndarray)) for v in arr.flat)
 
 
 def as_sample_weight(value: Any, n: int) -> np.ndarray | None:
