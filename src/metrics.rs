@@ -116,6 +116,19 @@ fn accuracy_kind(y_sample: &[usize], out_sample: &[usize]) -> MetricKind {
     }
 }
 
+/// A traced metric's name, once the targets are of the sample shape it was traced for.
+fn traced_name(spec: &Value, y_sample: &[usize], traced_for: &[usize]) -> Result<String> {
+    let name = spec.get("name").and_then(Value::as_str).unwrap_or("metric");
+    if y_sample != traced_for {
+        return Err(Error::Value(format!(
+            "metric '{name}' was traced for targets of shape {}, received targets of shape {}",
+            crate::tensor::shape_str(traced_for),
+            crate::tensor::shape_str(y_sample)
+        )));
+    }
+    Ok(name.to_string())
+}
+
 /// A metric from a name or `{"class_name", "config": {"name", ...}}`, resolved against the targets' and
 /// outputs' shapes (without batch) as Keras does for "accuracy".
 pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result<Metric> {
@@ -123,16 +136,9 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
     if let Some(graph) = spec.get("graph") {
         let traced =
             crate::traced_loss::TracedLoss::from_spec(crate::graph::GraphSpec::from_value(graph)?)?;
-        let name = spec.get("name").and_then(Value::as_str).unwrap_or("metric");
-        if y_sample != traced.y_shape() {
-            return Err(Error::Value(format!(
-                "metric '{name}' was traced for targets of shape {}, received targets of shape {}",
-                crate::tensor::shape_str(traced.y_shape()),
-                crate::tensor::shape_str(y_sample)
-            )));
-        }
+        let name = traced_name(spec, y_sample, traced.y_shape())?;
         return Ok(Metric {
-            name: name.to_string(),
+            name,
             kind: Traced,
             traced: Some(Shared(std::sync::Arc::new(traced))),
             stateful: None,
@@ -140,16 +146,9 @@ pub fn resolve(spec: &Value, y_sample: &[usize], out_sample: &[usize]) -> Result
     }
     if let Some(traced) = spec.get("stateful") {
         let traced = crate::state_metric::StateMetric::from_spec(traced)?;
-        let name = spec.get("name").and_then(Value::as_str).unwrap_or("metric");
-        if y_sample != traced.y_shape() {
-            return Err(Error::Value(format!(
-                "metric '{name}' was traced for targets of shape {}, received targets of shape {}",
-                crate::tensor::shape_str(traced.y_shape()),
-                crate::tensor::shape_str(y_sample)
-            )));
-        }
+        let name = traced_name(spec, y_sample, traced.y_shape())?;
         return Ok(Metric {
-            name: name.to_string(),
+            name,
             kind: Stateful,
             traced: None,
             stateful: Some(Shared(std::sync::Arc::new(traced))),
