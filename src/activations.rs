@@ -339,7 +339,10 @@ mod tests {
             let et = (tanh_fast(x) as f64 - t).abs() / t.abs().max(1e-3);
             worst = (worst.0.max(es), worst.1.max(et));
         }
-        assert!(worst.0 < 6e-7 && worst.1 < 6e-7, "relative errors {worst:?}");
+        assert!(
+            worst.0 < 6e-7 && worst.1 < 6e-7,
+            "relative errors {worst:?}"
+        );
         assert_eq!(tanh_fast(0.0), 0.0);
         assert_eq!(sigmoid_fast(0.0), 0.5);
         assert!(sigmoid_fast(-100.0) >= 0.0 && sigmoid_fast(100.0) == 1.0);
