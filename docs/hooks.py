@@ -22,9 +22,9 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # Keras names that kerust does not have, with what to use instead. The hook checks that each is really absent
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
-    ("kerust.layers", ["TimeDistributed", "Masking", "Conv1D"], "TimeDistributed, masks and 1-D convolutions"),
-    ("kerust.layers", ["Conv1D", "Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
-                       "MaxPooling1D", "GlobalAveragePooling1D"], "other convolution and pooling layers"),
+    ("kerust.layers", ["TimeDistributed", "Masking"], "TimeDistributed and masks"),
+    ("kerust.layers", ["Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling1D",
+                       "ZeroPadding1D", "Cropping1D"], "other convolution, padding and pooling layers"),
     ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
      "other reshaping layers"),
     ("kerust.layers", ["GroupNormalization", "UnitNormalization", "MultiHeadAttention"],
@@ -49,7 +49,7 @@ REFUSED: List[Tuple[str, str]] = [
     ("layers.Dense(4, dtype='float64')", "dtypes other than float32"),
     ("layers.Conv2D(8, 3, dilation_rate=2)", "dilated convolutions"),
     ("layers.Conv2D(8, 3, groups=2)", "grouped convolutions"),
-    ("layers.Conv2D(8, 3, padding='causal')", "`causal` padding"),
+    ("layers.Conv2D(8, 3, padding='causal')", "`causal` padding (also in Conv1D)"),
     ("layers.Conv2D(8, 3, data_format='channels_first')", "`channels_first` (every layer with `data_format`)"),
     ("keras.Sequential([keras.Input((4, 4, 3)), layers.BatchNormalization(axis=1)])",
      "BatchNormalization over an axis other than the last"),

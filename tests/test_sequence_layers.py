@@ -1,4 +1,5 @@
-"""SimpleRNN, LSTM, GRU, Bidirectional, Embedding and LayerNormalization against real Keras.
+"""SimpleRNN, LSTM, GRU, Bidirectional, Embedding, LayerNormalization, Conv1D and the 1-D pooling layers against
+real Keras.
 
 The reference values come from Keras 3.15.1 (JAX backend), written by
 ``tests/reference/sequence/generate_sequence.py`` into ``sequence.npz``: for each case the layer's output on Keras's
@@ -72,7 +73,7 @@ def test_gradients_match_keras(key):
 # every case with weights (a weightless LayerNormalization's input gradient is checked against Keras above), but
 # ReLU's: central differences straddle its kink (its gradients match Keras's exact ones above)
 @pytest.mark.parametrize("key", [k for k in CASES if not k.startswith("embedding") and _weights(f"{k}__w_")
-                                 and "relu" not in k])
+                                 and "relu" not in k])  # pooling layers: their input gradients match Keras above
 def test_backprop_agrees_with_finite_differences(key):
     model, _, x = _model(key)
     rng = np.random.default_rng(0)
@@ -196,8 +197,8 @@ def test_bad_input_is_named():
 
 def test_keras_files_move_both_ways(tmp_path):
     model = keras.saving.load_model(FIXTURES / "sequence.keras")
-    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "LayerNormalization", "Bidirectional",
-                                                                "GRU", "SimpleRNN"]
+    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "LayerNormalization", "Conv1D",
+                                                                "Bidirectional", "GRU", "SimpleRNN"]
     np.testing.assert_allclose(model.predict(REF["file__x"], verbose=0), REF["file__pred"], rtol=TOL, atol=TOL)
     model.save(tmp_path / "again.keras")
     python = os.environ.get("KERUST_KERAS_PYTHON")

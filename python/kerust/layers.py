@@ -1307,6 +1307,82 @@ class GRU(_RNN):
         return out
 
 
+def _single(value: Any) -> list:
+    """A 1-D size argument (`3`, `(3,)` or `[3]`) as Keras's config writes it: `[3]`."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class Conv1D(Layer):
+    """1D convolution over channels-last sequences `(batch, steps, channels)`, with a kernel of shape
+    `(kernel_size, in_channels, filters)`; `padding` is `"valid"` or `"same"` (`"causal"` and `dilation_rate` > 1
+    are not supported yet)."""
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 data_format: Optional[str] = None, dilation_rate: Any = 1, groups: int = 1, activation: Any = None,
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _set_kernel_bias(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint)
+        self.filters = filters
+        self.kernel_size = tuple(_single(kernel_size))
+        self.strides = tuple(_single(strides))
+        self.padding = padding
+        self.data_format = data_format
+        self.dilation_rate = tuple(_single(dilation_rate))
+        self.groups = groups
+        self.activation = _activation_name(activation)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format or "channels_last",
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups, "activation": self.activation,
+                **_kernel_bias_config(self), "activity_regularizer": None}
+
+
+class _Pooling1D(Layer):
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
+                 data_format: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = tuple(_single(pool_size))
+        self.strides = tuple(_single(strides)) if strides is not None else None
+        self.padding = padding
+        self.data_format = data_format
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"pool_size": list(self.pool_size), "padding": self.padding,
+                "strides": list(self.strides if self.strides is not None else self.pool_size),
+                "data_format": self.data_format or "channels_last"}
+
+
+class MaxPooling1D(_Pooling1D):
+    """The maximum over each `pool_size` window of steps, per channel; `strides` default to `pool_size`."""
+
+
+class AveragePooling1D(_Pooling1D):
+    """The mean over each `pool_size` window of steps, per channel (with `padding="same"`, padded steps are not
+    counted); `strides` default to `pool_size`."""
+
+
+class GlobalAveragePooling1D(_GlobalPooling2D):
+    """The mean over the steps of each channel: `(batch, steps, c)` to `(batch, c)`, or `(batch, 1, c)` with
+    `keepdims=True` (masks are not supported yet)."""
+
+
+class GlobalMaxPooling1D(_GlobalPooling2D):
+    """The maximum over the steps of each channel: `(batch, steps, c)` to `(batch, c)`, or `(batch, 1, c)` with
+    `keepdims=True`."""
+
+
+MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+
+
 class Bidirectional(Layer):
     """Runs a recurrent `layer` over the sequence in both directions and merges the two outputs (`merge_mode`
     "concat", "sum", "mul" or "ave"); the backward direction is a copy of `layer` with `go_backwards` flipped, or
@@ -1354,7 +1430,8 @@ class Bidirectional(Layer):
 
 
 _CLASSES.update({cls.__name__: cls for cls in (Embedding, LayerNormalization, SimpleRNN, LSTM, GRU,
-                                               Bidirectional)})
+                                               Bidirectional, Conv1D, MaxPooling1D, AveragePooling1D,
+                                               GlobalAveragePooling1D, GlobalMaxPooling1D)})
 
 class Lambda(Layer):
     """Wraps a function of tensors (made of `keras.ops`) as a layer: `Lambda(lambda x: ops.square(x))`. The

@@ -480,8 +480,9 @@ GRAPH_ONLY_LAYERS: Tuple[str, ...] = ("Add", "Average", "Concatenate", "Dot", "M
 """Merge layers: they take several inputs, so they occur only in functional models, which the exporter does not
 translate yet (it exports Sequential models)."""
 
-NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("Bidirectional", "Embedding", "GRU", "LSTM", "LayerNormalization",
-                                        "SimpleRNN")
+NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Conv1D", "Embedding",
+                                        "GRU", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM",
+                                        "LayerNormalization", "MaxPooling1D", "SimpleRNN")
 """Sequence layers the exporter does not translate yet: exporting a model with one raises a ValueError."""
 
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))

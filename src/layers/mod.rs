@@ -10,6 +10,7 @@ mod dropout;
 mod embedding;
 mod layer_norm;
 mod noise;
+mod one_d;
 mod pooling;
 mod recurrent;
 mod reshape;
@@ -31,6 +32,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNormalization;
 pub use noise::{GaussianNoise, SpatialDropout2D};
+pub use one_d::OneD;
 pub use pooling::{GlobalPool2D, Pool2D};
 pub use recurrent::{Bidirectional, Recurrent};
 pub use reshape::{Flatten, Reshape};
@@ -235,6 +237,11 @@ pub const CLASS_NAMES: &[&str] = &[
     "LSTM",
     "GRU",
     "Bidirectional",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -266,6 +273,11 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "LSTM" => Box::new(Recurrent::from_config("LSTM", cfg)?),
         "GRU" => Box::new(Recurrent::from_config("GRU", cfg)?),
         "Bidirectional" => Box::new(Bidirectional::from_config(cfg)?),
+        "Conv1D" => Box::new(OneD::from_config("Conv1D", cfg)?),
+        "MaxPooling1D" => Box::new(OneD::from_config("MaxPooling1D", cfg)?),
+        "AveragePooling1D" => Box::new(OneD::from_config("AveragePooling1D", cfg)?),
+        "GlobalAveragePooling1D" => Box::new(OneD::from_config("GlobalAveragePooling1D", cfg)?),
+        "GlobalMaxPooling1D" => Box::new(OneD::from_config("GlobalMaxPooling1D", cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",

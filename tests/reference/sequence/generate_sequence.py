@@ -1,5 +1,5 @@
 """Write the Keras fixture for the sequence layers (``tests/test_sequence_layers.py``): SimpleRNN, LSTM, GRU,
-Bidirectional, Embedding, LayerNormalization and ``pad_sequences``.
+Bidirectional, Embedding, LayerNormalization, the 1-D convolution and pooling layers and ``pad_sequences``.
 
 Run with the Keras venv (real Keras 3, JAX backend), from the repository root:
 
@@ -11,8 +11,8 @@ fixed seed), ``K__out`` (its output), ``K__r`` (a fixed random array shaped like
 ``sum(out * r)``: ``K__gx`` (for the input; not for Embedding's integer ids) and ``K__gw_NN`` (for each weight),
 from ``jax.grad`` over ``layer.stateless_call``. For ``T`` in ``TRAJECTORIES``: a model ``Input -> T -> Dense(1)``
 trained three epochs (SGD 0.1, mse, batch 4, no shuffling) on ``T__x`` / ``T__y``, from ``T__w_NN``, with its
-per-epoch losses in ``T__loss``. ``sequence.keras``: Embedding -> LayerNormalization -> Bidirectional(LSTM) -> GRU ->
-SimpleRNN saved by Keras, with ``file__x`` / ``file__pred`` (its predictions) in the npz. ``pad__K``:
+per-epoch losses in ``T__loss``. ``sequence.keras``: Embedding -> LayerNormalization -> Conv1D -> Bidirectional(LSTM)
+-> GRU -> SimpleRNN saved by Keras, with ``file__x`` / ``file__pred`` (its predictions) in the npz. ``pad__K``:
 ``pad_sequences`` of ``PAD_SEQUENCES`` with the arguments ``PAD_CASES[K]``.
 
 It is deterministic (fixed seeds) and takes a few seconds.
@@ -56,6 +56,13 @@ CASES = {
     "bidi_ave_lstm": ("Bidirectional", {"layer": {"class_name": "LSTM", "config": {"units": 2}},
                                         "merge_mode": "ave"}, (4, 3)),
     "embedding": ("Embedding", {"input_dim": 7, "output_dim": 3}, (4,)),
+    "conv1d_same_stride": ("Conv1D", {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same",
+                                      "bias_initializer": "random_normal"}, (7, 2)),
+    "conv1d_valid_tanh": ("Conv1D", {"filters": 2, "kernel_size": 2, "activation": "tanh"}, (6, 3)),
+    "maxpool1d": ("MaxPooling1D", {"pool_size": 2}, (7, 3)),
+    "avgpool1d_same": ("AveragePooling1D", {"pool_size": 3, "strides": 2, "padding": "same"}, (7, 2)),
+    "gap1d": ("GlobalAveragePooling1D", {}, (5, 3)),
+    "gmp1d_keepdims": ("GlobalMaxPooling1D", {"keepdims": True}, (5, 3)),
     "layernorm": ("LayerNormalization", {"gamma_initializer": "random_normal",
                                          "beta_initializer": "random_normal"}, (5, 4)),
     "layernorm_two_axes": ("LayerNormalization", {"axis": [-2, -1], "gamma_initializer": "random_normal"},
@@ -139,6 +146,7 @@ def main() -> None:
         out[f"pad__{name}"] = keras.utils.pad_sequences(PAD_SEQUENCES, **kwargs)
     keras.utils.set_random_seed(9)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Embedding(10, 4), keras.layers.LayerNormalization(),
+                              keras.layers.Conv1D(4, 3, padding="same", activation="relu"),
                               keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True)),
                               keras.layers.GRU(2, return_sequences=True, bias_initializer="random_normal"),
                               keras.layers.SimpleRNN(2, go_backwards=True)])
