@@ -23,8 +23,8 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
     ("kerust.layers", ["TimeDistributed", "Masking"], "TimeDistributed and masks"),
-    ("kerust.layers", ["Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling1D",
-                       "ZeroPadding1D", "Cropping1D"], "other convolution, padding and pooling layers"),
+    ("kerust.layers", ["Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"],
+     "other convolution layers"),
     ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
      "other reshaping layers"),
     ("kerust.layers", ["GroupNormalization", "UnitNormalization", "MultiHeadAttention"],

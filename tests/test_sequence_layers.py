@@ -284,3 +284,17 @@ def test_imdb_example_reads_keras_imdb_files(tmp_path):
              y_test=rng.integers(0, 2, 16))
     out = _run_example("--data", str(tmp_path / "imdb.npz"))
     assert "Test accuracy:" in out
+
+
+def test_spatial_dropout1d_drops_whole_channels():
+    layer = layers.SpatialDropout1D(0.5, seed=3)
+    assert layer.get_config()["rate"] == 0.5 and "data_format" not in layer.get_config()
+    model = keras.Sequential([keras.Input((6, 40)), layer])
+    x = np.ones((8, 6, 40), np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)  # identity in inference
+    model.compile(optimizer="sgd", loss="mse")
+    out = model.inspect(x, x)[layer.name]["output"]  # a training-mode forward
+    kept = out[:, 0, :] != 0
+    assert set(np.unique(out)) <= {0.0, 2.0}  # kept values scaled by 1 / (1 - rate)
+    assert (out == out[:, :1, :]).all()  # a channel is kept or dropped for every step at once
+    assert 0.3 < kept.mean() < 0.7

@@ -1377,6 +1377,57 @@ class GlobalMaxPooling1D(_GlobalPooling2D):
     `keepdims=True`."""
 
 
+class SpatialDropout1D(SpatialDropout2D):
+    """Dropout of whole channels of a sequence: in training each channel of each sample is set to zero over every
+    step with probability `rate`, and the others are scaled by `1 / (1 - rate)`."""
+
+    def __init__(self, rate: float, seed: Optional[int] = None, **kwargs: Any) -> None:
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def _layer_config(self) -> dict:
+        return {"rate": self.rate, "seed": self.seed}
+
+
+class UpSampling1D(Layer):
+    """Repeats each step `size` times: `(batch, steps, features)` to `(batch, steps * size, features)`."""
+
+    def __init__(self, size: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.size = size
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"size": self.size}
+
+
+class ZeroPadding1D(Layer):
+    """Adds zero steps before and after each sequence: `padding` is an int (both ends) or a pair."""
+
+    def __init__(self, padding: Any = 1, data_format: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"ZeroPadding1D: data_format={data_format!r} is not supported by kerust yet "
+                             "(channels_last only)")
+        self.padding = tuple(padding) if isinstance(padding, (list, tuple)) else (padding, padding)
+        self.data_format = data_format
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"padding": list(self.padding), "data_format": self.data_format or "channels_last"}
+
+
+class Cropping1D(Layer):
+    """Cuts steps from the start and the end of each sequence: `cropping` is an int (both ends) or a pair."""
+
+    def __init__(self, cropping: Any = (1, 1), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cropping = tuple(cropping) if isinstance(cropping, (list, tuple)) else (cropping, cropping)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {"cropping": list(self.cropping)}
+
+
 MaxPool1D = MaxPooling1D
 AvgPool1D = AveragePooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
@@ -1431,7 +1482,8 @@ class Bidirectional(Layer):
 
 _CLASSES.update({cls.__name__: cls for cls in (Embedding, LayerNormalization, SimpleRNN, LSTM, GRU,
                                                Bidirectional, Conv1D, MaxPooling1D, AveragePooling1D,
-                                               GlobalAveragePooling1D, GlobalMaxPooling1D)})
+                                               GlobalAveragePooling1D, GlobalMaxPooling1D, SpatialDropout1D,
+                                               UpSampling1D, ZeroPadding1D, Cropping1D)})
 
 class Lambda(Layer):
     """Wraps a function of tensors (made of `keras.ops`) as a layer: `Lambda(lambda x: ops.square(x))`. The

@@ -15,6 +15,7 @@ mod pooling;
 mod recurrent;
 mod reshape;
 mod shape_ops;
+mod steps;
 
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -37,6 +38,7 @@ pub use pooling::{GlobalPool2D, Pool2D};
 pub use recurrent::{Bidirectional, Recurrent};
 pub use reshape::{Flatten, Reshape};
 pub use shape_ops::{Identity, Permute, RepeatVector};
+pub use steps::StepLayer;
 
 /// One weight array in Keras layout, with its gradient.
 #[derive(Clone, Debug)]
@@ -242,6 +244,10 @@ pub const CLASS_NAMES: &[&str] = &[
     "AveragePooling1D",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
+    "SpatialDropout1D",
+    "UpSampling1D",
+    "ZeroPadding1D",
+    "Cropping1D",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -278,6 +284,10 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "AveragePooling1D" => Box::new(OneD::from_config("AveragePooling1D", cfg)?),
         "GlobalAveragePooling1D" => Box::new(OneD::from_config("GlobalAveragePooling1D", cfg)?),
         "GlobalMaxPooling1D" => Box::new(OneD::from_config("GlobalMaxPooling1D", cfg)?),
+        "SpatialDropout1D" => Box::new(OneD::from_config("SpatialDropout1D", cfg)?),
+        "UpSampling1D" => Box::new(StepLayer::from_config("UpSampling1D", cfg)?),
+        "ZeroPadding1D" => Box::new(StepLayer::from_config("ZeroPadding1D", cfg)?),
+        "Cropping1D" => Box::new(StepLayer::from_config("Cropping1D", cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",

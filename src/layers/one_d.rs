@@ -1,10 +1,10 @@
 //! The 1-D convolution and pooling layers over `(batch, steps, channels)`: Conv1D, MaxPooling1D,
-//! AveragePooling1D, GlobalAveragePooling1D and GlobalMaxPooling1D. Each runs its 2-D counterpart on the sequence
+//! AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D and SpatialDropout1D. Each runs its 2-D counterpart on the sequence
 //! viewed as an image one row high, `(batch, 1, steps, channels)`, with a window one row high. A view only: no
 //! value is copied, and Conv1D's kernel `(kernel_size, in, filters)` is the 2-D kernel `(1, kernel_size, in,
 //! filters)` under Keras's 1-D shape.
 
-use super::{Conv2D, Ctx, GlobalPool2D, Layer, Param, Pool2D};
+use super::{Conv2D, Ctx, GlobalPool2D, Layer, Param, Pool2D, SpatialDropout2D};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -35,7 +35,8 @@ fn as_pair(class: &str, key: &str, v: &Value) -> Result<Value> {
 }
 
 impl OneD {
-    /// `class`: "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D" or "GlobalMaxPooling1D".
+    /// `class`: "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D" or
+    /// "SpatialDropout1D".
     pub fn from_config(class: &'static str, v: &Value) -> Result<Self> {
         let mut cfg = v.clone();
         let obj = cfg.as_object_mut().ok_or_else(|| {
@@ -82,6 +83,8 @@ impl OneD {
             "AveragePooling1D" => Box::new(Pool2D::from_config(&cfg, false)?),
             "GlobalAveragePooling1D" => Box::new(GlobalPool2D::from_config(&cfg, false)?),
             "GlobalMaxPooling1D" => Box::new(GlobalPool2D::from_config(&cfg, true)?),
+            // whole channels dropped over every step: SpatialDropout2D's maps on a one-row image
+            "SpatialDropout1D" => Box::new(SpatialDropout2D::from_config(&cfg)?),
             other => {
                 return Err(Error::Value(format!(
                     "kerust internal error: no 1-D layer '{other}'"

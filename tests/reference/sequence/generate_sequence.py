@@ -1,5 +1,5 @@
 """Write the Keras fixture for the sequence layers (``tests/test_sequence_layers.py``): SimpleRNN, LSTM, GRU,
-Bidirectional, Embedding, LayerNormalization, the 1-D convolution and pooling layers and ``pad_sequences``.
+Bidirectional, Embedding, LayerNormalization, the 1-D convolution, pooling and step layers and ``pad_sequences``.
 
 Run with the Keras venv (real Keras 3, JAX backend), from the repository root:
 
@@ -63,6 +63,9 @@ CASES = {
     "avgpool1d_same": ("AveragePooling1D", {"pool_size": 3, "strides": 2, "padding": "same"}, (7, 2)),
     "gap1d": ("GlobalAveragePooling1D", {}, (5, 3)),
     "gmp1d_keepdims": ("GlobalMaxPooling1D", {"keepdims": True}, (5, 3)),
+    "upsampling1d": ("UpSampling1D", {"size": 3}, (4, 2)),
+    "zeropadding1d": ("ZeroPadding1D", {"padding": [2, 1]}, (4, 2)),
+    "cropping1d": ("Cropping1D", {"cropping": [1, 2]}, (6, 2)),
     "layernorm": ("LayerNormalization", {"gamma_initializer": "random_normal",
                                          "beta_initializer": "random_normal"}, (5, 4)),
     "layernorm_two_axes": ("LayerNormalization", {"axis": [-2, -1], "gamma_initializer": "random_normal"},
