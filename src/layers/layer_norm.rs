@@ -253,8 +253,7 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        let mut rng = Rng::new(4);
-        let x = Tensor::new(vec![2, 3, 4], (0..24).map(|_| rng.normal()).collect()).unwrap();
+        let x = gradcheck::normal_input(&[2, 3, 4], 4);
         for cfg in [
             json!({"gamma_initializer": "random_normal", "beta_initializer": "random_normal"}),
             json!({"axis": [-2, -1], "gamma_initializer": "random_normal"}),

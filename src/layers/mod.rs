@@ -564,6 +564,13 @@ pub(crate) mod gradcheck {
     //! Finite-difference checks shared by every layer's tests: the loss is sum(w * layer(x)) for fixed w.
     use super::*;
 
+    /// A tensor of standard normal values from a fixed seed (the input most checks use).
+    pub fn normal_input(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        let n = shape.iter().product();
+        Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect()).unwrap()
+    }
+
     fn loss(layer: &mut dyn Layer, x: &Tensor, w: &[f32]) -> f64 {
         let mut rng = Rng::new(5);
         let mut ctx = Ctx {

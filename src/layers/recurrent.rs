@@ -918,11 +918,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn input(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = Rng::new(seed);
-        let n = shape.iter().product();
-        Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect()).unwrap()
-    }
+    use gradcheck::normal_input as input;
 
     /// Backpropagation through time of every cell, with sequences returned or not, forwards and backwards.
     #[test]
