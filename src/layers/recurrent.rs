@@ -194,8 +194,8 @@ impl Recurrent {
             .then(|| &self.params[2].value[row * w..(row + 1) * w])
     }
 
-    /// Run the sequence. Returns the output; `keep` stores what backward needs.
-    fn run(&mut self, x: &Tensor, keep: bool) -> Result<Tensor> {
+    /// Run the sequence. Returns the output; `keep` stores what backward needs (the input moves into the cache).
+    fn run(&mut self, x: Tensor, keep: bool) -> Result<Tensor> {
         let (t_len, d, u, w) = (self.steps, self.in_dim, self.units, self.width());
         let b = x.batch();
         if x.data.len() != b * t_len * d {
@@ -235,7 +235,6 @@ impl Recurrent {
             ..Cache::default()
         };
         if keep {
-            cache.x = x.data.clone();
             cache.h_prev.reserve(t_len * b * u);
             cache.gates.reserve(t_len * b * w);
             if self.needs_pre() {
@@ -246,12 +245,18 @@ impl Recurrent {
         let mut c = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
         let mut hp = vec![0.0f32; b * w];
         let mut z = vec![0.0f32; b * w];
-        let mut seq = if self.return_sequences {
-            Vec::with_capacity(b * t_len * u)
-        } else {
-            Vec::new()
-        };
-        let mut outs_by_step: Vec<Vec<f32>> = Vec::new();
+        // GRU's reset gate of one sample, LSTM's act(c): scratch reused by every step
+        let mut r = vec![0.0f32; if self.cell == Cell::Gru { u } else { 0 }];
+        let mut ac = vec![0.0f32; c.len()];
+        // (batch, steps, units), steps in processing order (as Keras returns them with go_backwards)
+        let mut seq = vec![
+            0.0f32;
+            if self.return_sequences {
+                b * t_len * u
+            } else {
+                0
+            }
+        ];
         for s in 0..t_len {
             let t = self.time(s);
             matmul(
@@ -299,7 +304,7 @@ impl Recurrent {
                 // r = rec_act(z_r) first, then the candidate's pre-activation x_h + r * (h U_h + b_h)
                 for bi in 0..b {
                     let zrow = &mut z[bi * w..][..w];
-                    let mut r = zrow[u..2 * u].to_vec();
+                    r.copy_from_slice(&zrow[u..2 * u]);
                     self.rec_act.forward(&mut r, u);
                     let hrow = &hp[bi * w + 2 * u..][..u];
                     for k in 0..u {
@@ -332,7 +337,7 @@ impl Recurrent {
                             c[bi * u + k] = f * c[bi * u + k] + i * cc;
                         }
                     }
-                    let mut ac = c.clone();
+                    ac.copy_from_slice(&c);
                     for row in ac.chunks_mut(u) {
                         self.act.forward(row, u);
                     }
@@ -362,19 +367,16 @@ impl Recurrent {
                 cache.gates.extend_from_slice(&z);
             }
             if self.return_sequences {
-                outs_by_step.push(h.clone());
+                for bi in 0..b {
+                    seq[(bi * t_len + s) * u..][..u].copy_from_slice(&h[bi * u..][..u]);
+                }
             }
         }
         if keep {
+            cache.x = x.data;
             self.cache = Some(cache);
         }
         if self.return_sequences {
-            // (batch, steps, units), steps in processing order (as Keras returns them with go_backwards)
-            for bi in 0..b {
-                for step in &outs_by_step {
-                    seq.extend_from_slice(&step[bi * u..][..u]);
-                }
-            }
             Tensor::new(vec![b, t_len, u], seq)
         } else {
             Tensor::new(vec![b, u], h)
@@ -444,7 +446,7 @@ impl Layer for Recurrent {
         })
     }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        self.run(&x, ctx.training)
+        self.run(x, ctx.training)
     }
     fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
         let cache = self.cache.take().ok_or_else(|| {
@@ -474,6 +476,10 @@ impl Layer for Recurrent {
         let mut dh_next = vec![0.0f32; b * u];
         let mut dc_next = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
         let mut dz = vec![0.0f32; b * w];
+        // per-step scratch: dL/dh, GRU's direct path dh * z, LSTM's dL/d act(c)
+        let mut dh = vec![0.0f32; b * u];
+        let mut dh_direct = vec![0.0f32; if self.cell == Cell::Gru { b * u } else { 0 }];
+        let mut dac = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
         let needs_pre = self.needs_pre();
         for s in (0..t_len).rev() {
             let t = self.time(s);
@@ -483,7 +489,7 @@ impl Layer for Recurrent {
             let h_prev = &cache.h_prev[at(u)];
             let pre = needs_pre.then(|| &cache.pre[at(w)]);
             // dL/dh of this step: from the next step and from the output
-            let mut dh = std::mem::take(&mut dh_next);
+            std::mem::swap(&mut dh, &mut dh_next);
             for bi in 0..b {
                 let g = if self.return_sequences {
                     Some(&grad.data[(bi * t_len + s) * u..][..u])
@@ -499,7 +505,6 @@ impl Layer for Recurrent {
                         .for_each(|(a, v)| *a += v);
                 }
             }
-            let mut dh_direct = vec![0.0f32; if self.cell == Cell::Gru { b * u } else { 0 }];
             match self.cell {
                 Cell::Simple => dz.copy_from_slice(&dh),
                 Cell::Lstm => {
@@ -507,9 +512,9 @@ impl Layer for Recurrent {
                     let ac = &cache.act_c[at(u)];
                     let c_prev = &cache.c_prev[at(u)];
                     // dL/dc from h = o * act(c)
-                    let mut dac: Vec<f32> = (0..b * u)
-                        .map(|j| dh[j] * gates[(j / u) * w + 3 * u + j % u])
-                        .collect();
+                    for (j, d) in dac.iter_mut().enumerate() {
+                        *d = dh[j] * gates[(j / u) * w + 3 * u + j % u];
+                    }
                     for ((g, ci), aci) in dac.chunks_mut(u).zip(c.chunks(u)).zip(ac.chunks(u)) {
                         self.act.backward(ci, aci, g, u);
                     }
@@ -577,7 +582,7 @@ impl Layer for Recurrent {
             for bi in 0..b {
                 dz_x[(bi * t_len + t) * w..][..w].copy_from_slice(&dz[bi * w..][..w]);
             }
-            let mut next = vec![0.0f32; b * u];
+            // dh_next (the buffer `dh` came from) is overwritten with this step's dL/dh_prev
             matmul(
                 b,
                 w,
@@ -586,13 +591,15 @@ impl Layer for Recurrent {
                 Op::N,
                 &self.params[1].value,
                 Op::T,
-                &mut next,
+                &mut dh_next,
                 false,
             );
             if self.cell == Cell::Gru {
-                next.iter_mut().zip(&dh_direct).for_each(|(a, v)| *a += v);
+                dh_next
+                    .iter_mut()
+                    .zip(&dh_direct)
+                    .for_each(|(a, v)| *a += v);
             }
-            dh_next = next;
         }
         // weight gradients over all steps at once
         matmul(
