@@ -1215,8 +1215,8 @@ class _RNN(Layer):
                  seed: Any = None, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
                  **kwargs: Any) -> None:
-        extra = {k: kwargs.pop(k) for k in ("unit_forget_bias", "reset_after", "zero_output_for_mask")
-                 if k in kwargs}
+        # Keras writes it in every recurrent config; it only matters with masks, which kerust does not carry yet
+        kwargs.pop("zero_output_for_mask", None)
         super().__init__(**kwargs)
         name = type(self).__name__
         _no_unsupported(name, activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
@@ -1246,7 +1246,6 @@ class _RNN(Layer):
         self.go_backwards = go_backwards
         self.stateful = stateful
         self.unroll = unroll
-        self._extra = extra
 
     def _layer_config(self) -> dict:
         out: Dict[str, Any] = {"units": self.units, "activation": self.activation}

@@ -740,7 +740,7 @@ def _model_specs(model: Any) -> list[_LayerSpec]:
                 first, n = model._weight_slot_of(obj)
         if getattr(obj, "class_name", None) == "Bidirectional":
             # `<path>/forward_layer/cell/vars` and `<path>/backward_layer/cell/vars`, the other groups empty
-            n_forward = 3 if obj.layer.get_config().get("use_bias", True) else 2
+            n_forward = len(_weight_names(obj.layer))
             specs.append(_LayerSpec(obj, path, [], first))
             for sub, start, stop in (("forward_layer", 0, n_forward), ("backward_layer", n_forward, n)):
                 specs.append(_LayerSpec(obj, f"{path}/{sub}", [], first + start))

@@ -109,7 +109,7 @@ impl Layer for Embedding {
         }
         Tensor::new(shape, data)
     }
-    fn backward(&mut self, grad: Tensor, _need_input_grad: bool) -> Result<Tensor> {
+    fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
         let d = self.output_dim;
         let ids = std::mem::take(&mut self.ids);
         if ids.len() * d != grad.data.len() {
@@ -124,6 +124,9 @@ impl Layer for Embedding {
                 .iter_mut()
                 .zip(row)
                 .for_each(|(a, b)| *a += b);
+        }
+        if !need_input_grad {
+            return Ok(Tensor::default());
         }
         // ids are not differentiable: their gradient is zero (as Keras's)
         let mut shape = grad.shape;

@@ -185,11 +185,6 @@ impl Layer for LayerNormalization {
             )));
         }
         let (has_gamma, has_beta) = (self.has_gamma(), self.has_beta());
-        let gamma: Vec<f32> = if has_gamma {
-            self.params[0].value.clone()
-        } else {
-            vec![1.0; n]
-        };
         let last = self.params.len().saturating_sub(1);
         for (g, xh) in grad.data.chunks(n).zip(xhat.chunks(n)) {
             if has_gamma {
@@ -203,19 +198,23 @@ impl Layer for LayerNormalization {
                 db.iter_mut().zip(g).for_each(|(d, g)| *d += g);
             }
         }
+        let gamma = has_gamma.then(|| self.params[0].value.as_slice());
         if !need_input_grad {
             return Ok(Tensor::default());
         }
         // dx = inv / n * (n dxh - sum(dxh) - xhat sum(dxh xhat)), dxh = g * gamma (without the mean
         // term under rms_scaling, whose xhat is not centred: there the mean of x still enters the variance)
         let mut dx = Tensor::zeros(grad.shape.clone());
+        let mut dxh = vec![0.0f64; n]; // one group's dL/d(xhat), reused
         for ((out, (g, xh)), &inv) in dx
             .data
             .chunks_mut(n)
             .zip(grad.data.chunks(n).zip(xhat.chunks(n)))
             .zip(&inv_std)
         {
-            let dxh: Vec<f64> = g.iter().zip(&gamma).map(|(g, w)| (g * w) as f64).collect();
+            for (k, d) in dxh.iter_mut().enumerate() {
+                *d = (g[k] * gamma.map_or(1.0, |w| w[k])) as f64;
+            }
             let sum: f64 = dxh.iter().sum();
             let dot: f64 = dxh.iter().zip(xh).map(|(d, &x)| d * x as f64).sum();
             let nf = n as f64;
