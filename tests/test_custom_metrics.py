@@ -218,8 +218,8 @@ def test_mistakes_are_named():
         model.compile(loss="mse", metrics=[BatchSize()])
     with pytest.raises(TypeError, match="unexpected arguments"):
         VectorResult(threshold=3)
-    with pytest.raises(ValueError, match="'vector_result'.*shape"):
-        VectorResult().add_variable((-1,), "zeros")
+    with pytest.raises(ValueError, match="Metric 'vector_result_.*': add_variable: .*shape"):
+        VectorResult().add_variable((-1,), "zeros")  # unnamed metrics are numbered, as in Keras
     # a failed compile leaves the model as it was: compiling again with good metrics works
     model.compile(loss="mse", metrics=[CLASSES["MeanAbsError"]()])
     assert "mean_abs_error" in model.evaluate(EXPECTED["x"], EXPECTED["y"], verbose=0, return_dict=True)

@@ -140,7 +140,8 @@ def _ops() -> Any:
     return ops
 
 
-def check_shape(layer_name: str, shape: Any) -> Tuple[int, ...]:
+def check_shape(who: str, shape: Any) -> Tuple[int, ...]:
+    """`shape` as a tuple of ints; `who` names the call in errors ("Layer 'scale': add_weight")."""
     if shape is None:
         return ()
     if isinstance(shape, (int, np.integer)):
@@ -148,14 +149,14 @@ def check_shape(layer_name: str, shape: Any) -> Tuple[int, ...]:
     try:
         dims = tuple(shape)
     except TypeError:
-        raise ValueError(f"Layer '{layer_name}': add_weight: cannot convert {shape!r} to a shape") from None
+        raise ValueError(f"{who}: cannot convert {shape!r} to a shape") from None
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
-        raise ValueError(f"Layer '{layer_name}': add_weight: cannot convert '{dims}' to a shape. Negative "
+        raise ValueError(f"{who}: cannot convert '{dims}' to a shape. Negative "
                          "dimensions are not allowed (every dimension must be a non-negative int).")
     return tuple(int(d) for d in dims)
 
 
-def initializer_config(layer_name: str, initializer: Any, dtype: str) -> Any:
+def initializer_config(who: str, initializer: Any, dtype: str) -> Any:
     """The engine's form of an initializer argument (a name or a `{"class_name", "config"}` dict)."""
     from . import _core, _json
 
@@ -164,12 +165,12 @@ def initializer_config(layer_name: str, initializer: Any, dtype: str) -> Any:
     if hasattr(initializer, "get_config") and not isinstance(initializer, dict):
         initializer = {"class_name": type(initializer).__name__, "config": initializer.get_config()}
     if not isinstance(initializer, (str, dict)):
-        raise ValueError(f"Layer '{layer_name}': add_weight: could not interpret initializer identifier: "
+        raise ValueError(f"{who}: could not interpret initializer identifier: "
                          f"{initializer!r}")
     try:
         _core.validate("initializer", _json.dumps(initializer))
     except ValueError as e:
-        raise ValueError(f"Layer '{layer_name}': add_weight: could not interpret initializer identifier: "
+        raise ValueError(f"{who}: could not interpret initializer identifier: "
                          f"{initializer!r} ({e})") from None
     return initializer
 

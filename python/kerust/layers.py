@@ -180,11 +180,11 @@ class Layer(_LayerCalls):
         if self._home is not None and self._home._core is not None:
             raise ValueError(f"Layer '{self.name}': add_weight after the layer's model was built is not supported "
                              "by kerust; create weights in `build` or `__init__`")
-        dims = check_shape(self.name, shape)
+        dims = check_shape(f"Layer '{self.name}': add_weight", shape)
         dt = "float32" if dtype is None else str(np.dtype(dtype).name if not isinstance(dtype, str) else dtype)
         if dt != "float32":
             raise ValueError(f"Layer '{self.name}': add_weight: kerust variables are float32, received dtype={dt!r}")
-        init = initializer_config(self.name, initializer, dt)
+        init = initializer_config(f"Layer '{self.name}': add_weight", initializer, dt)
         reg = regularizers_module.get(regularizer)
         var = Variable(self, len(self._variables), dims, dt, free_name([v.name for v in self._variables], name),
                        trainable, init, reg)

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from . import _json
+from ._naming import to_snake_case, unique_name
 
 NAMES = tuple(_core.METRIC_NAMES)
 """Metric names the engine knows (its list: the one source)."""
@@ -29,7 +30,8 @@ class Metric:
     def __init__(self, dtype: Any = None, name: Optional[str] = None, **config: Any) -> None:
         if config and not self._builtin:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(config)}")
-        self.name = name or self._default_name or _auto_name(type(self).__name__)
+        # Keras names an unnamed metric as a layer: its class in snake case, numbered from the second one
+        self.name = name or self._default_name or unique_name(to_snake_case(type(self).__name__))
         self._dtype = _ops().standardize_dtype("float32" if dtype is None else dtype)
         self._config = config
         self._variables: List[Any] = []
@@ -64,9 +66,10 @@ class Metric:
             raise RuntimeError("You forgot to call `super().__init__()` in the `__init__()` method. Go add it!")
         if aggregation not in ("sum", "mean", "only_first_replica", "none", None):
             raise ValueError(f"Metric '{self.name}': add_variable: invalid aggregation {aggregation!r}")
-        shape = check_shape(self.name, shape)
+        who = f"Metric '{self.name}': add_variable"
+        shape = check_shape(who, shape)
         dtype = _ops().standardize_dtype(self._dtype if dtype is None else dtype)
-        init = initializer_config(self.name, initializer if initializer is not None else "zeros", "float32")
+        init = initializer_config(who, initializer if initializer is not None else "zeros", "float32")
         flat = _core.initial_value(_json.dumps(init), list(shape))
         value = np.asarray(flat, dtype=np.float32).reshape(shape).astype(_ops()._np_dtype(dtype))
         v = StateVariable(self, value, dtype, free_name([x.name for x in self._variables], name))
@@ -131,12 +134,6 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
-
-
-def _auto_name(class_name: str) -> str:
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
 
 
 class _BuiltinMetric(Metric):
