@@ -1,5 +1,5 @@
 """Datasets, as ``keras.datasets``."""
 
-from . import mnist
+from . import imdb, mnist, reuters
 
-__all__ = ["mnist"]
+__all__ = ["imdb", "mnist", "reuters"]
