@@ -1528,3 +1528,7 @@ class Lambda(Layer):
         config.pop("module", None)
         config.pop("output_shape_module", None)
         return cls(**config)
+
+
+from ._attention import AdditiveAttention, Attention, MultiHeadAttention, TimeDistributed  # noqa: E402
+_CLASSES.update({cls.__name__: cls for cls in (MultiHeadAttention, Attention, AdditiveAttention, TimeDistributed)})

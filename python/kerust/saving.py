@@ -935,6 +935,15 @@ def _reraise(exc: BaseException, message: str) -> ValueError:
     return _CustomObjectError(message) if isinstance(exc, _CustomObjectError) else ValueError(message)
 
 
+def _input_dtype(value: Any, who: str) -> Any:
+    """An InputLayer's dtype: float32, or an int or bool type (token ids, converted when data comes in)."""
+    name = value.get("config", {}).get("name") if isinstance(value, dict) else value
+    if name in ("int8", "int16", "int32", "int64", "uint8", "bool"):
+        return name
+    _check_dtype(value, who)
+    return None
+
+
 def _check_dtype(value: Any, who: str) -> None:
     """float32 (as a string or a DTypePolicy dict) or None; anything else (mixed precision...) is refused."""
     if value is None:
@@ -1168,6 +1177,14 @@ def _node_args(node: Any, who: str) -> tuple[Any, bool]:
     return refs, as_list
 
 
+def _tensor_ref(item: Any, who: str) -> Any:
+    """The [layer, node, tensor] reference of one Keras tensor in an inbound node."""
+    if not isinstance(item, dict) or item.get("class_name") != "__keras_tensor__" or \
+            not isinstance(item.get("config"), dict):
+        raise ValueError(f"{who}: node arguments must be Keras tensors, received {item!r}")
+    return _history(item["config"].get("keras_history"), who)
+
+
 def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
     """A functional model from Keras's config: the layers first, then their calls in an order that has every
     input ready (Keras's own loader does the same)."""
@@ -1185,7 +1202,7 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
     if (name is not None and not isinstance(name, str)) or not isinstance(trainable, bool):
         raise ValueError("the model's `name` must be a string and `trainable` true or false")
     made: dict[str, Any] = {}
-    calls: list[tuple[str, int, list, bool]] = []
+    calls: list[tuple[str, int, list, Any]] = []  # the last: as a list, or a call (attention layers)
     outputs: dict[tuple[str, int], list] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
@@ -1207,9 +1224,9 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
             for key, ok in (("sparse", (False, None)), ("ragged", (False, None)), ("optional", (False, None))):
                 if not _same(cfg.get(key), ok):
                     raise ValueError(f"InputLayer: `{key}`={cfg.get(key)!r} is not supported by kerust")
-            _check_dtype(cfg.get("dtype"), "InputLayer")
+            dtype = _input_dtype(cfg.get("dtype"), "InputLayer")
             shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
-            layer = InputLayer(shape=_batch_shape(shape, f"InputLayer '{lname}'"), name=lname)
+            layer = InputLayer(shape=_batch_shape(shape, f"InputLayer '{lname}'"), name=lname, dtype=dtype)
             outputs[(lname, 0)] = [layer.output]
         else:
             kwargs = _translate_layer_config(cls, cfg)
@@ -1221,7 +1238,12 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
         if not isinstance(nodes, list):
             raise ValueError(f"{who}: 'inbound_nodes' must be a list")
         for k, node in enumerate(nodes):
-            refs, as_list = _node_args(node, f"{who} node {k}")
+            if hasattr(layer, "_call_from_node"):  # Keras's keyword arguments (attention layers)
+                if not isinstance(node, dict):
+                    raise ValueError(f"{who} node {k}: an inbound node must be an object with `args` and `kwargs`")
+                refs, as_list = layer._call_from_node(node, _tensor_ref)
+            else:
+                refs, as_list = _node_args(node, f"{who} node {k}")
             calls.append((lname, k, refs, as_list))
     pending = calls
     while pending:
@@ -1236,8 +1258,11 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
             except IndexError:
                 raise ValueError(f"layer '{lname}' node {k}: a tensor reference {refs} points past its layer's "
                                  "outputs") from None
-            result = made[lname](tensors if as_list else tensors[0])
-            outputs[(lname, k)] = result if isinstance(result, list) else [result]
+            if callable(as_list):
+                result = as_list(tensors)
+            else:
+                result = made[lname](tensors if as_list else tensors[0])
+            outputs[(lname, k)] = list(result) if isinstance(result, (list, tuple)) else [result]
         if len(waiting) == len(pending):
             raise ValueError(f"the graph cannot be built: the inputs of {[(w[0], w[1]) for w in waiting][:5]} "
                              "are never computed")
@@ -1662,11 +1687,25 @@ def _functional_entry(model: Any) -> dict:
     for entry in inner["layers"]:
         layer = by_name[entry["name"]]
         keep = {"name": entry["name"], "inbound_nodes": entry["inbound_nodes"]}
+        if hasattr(layer, "_node_config"):  # a call with Keras's own arguments (attention layers)
+            keep["inbound_nodes"] = _keras_nodes(model, layer)
         entry.clear()
         entry.update(_layer_entry(layer))
         entry.update(keep)
     return {"module": "keras.src.models.functional", "class_name": "Functional", "config": inner,
             "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
+def _keras_nodes(model: Any, layer: Any) -> list:
+    """The `inbound_nodes` of a layer whose calls take Keras's keyword arguments (`layer._node_config`)."""
+    keys = model._node_key()
+
+    def tensor(t: Any) -> dict:
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": list(t.shape), "dtype": "float32", "keras_history": model._history_of(t, keys)}}
+
+    return [layer._node_config(node, tensor) for node in layer._inbound_nodes
+            if id(node) in model._node_ids() and not node.is_input]
 
 
 def _layer_entry(layer: Any) -> dict:
@@ -1684,6 +1723,13 @@ def _layer_entry(layer: Any) -> dict:
     if type(layer) is Lambda:
         entry = {"module": "keras.layers", "class_name": "Lambda", "config": _lambda_config(layer),
                  "registered_name": None}
+    elif getattr(layer, "_keras_builtin", False):  # Keras's own class, computed by kerust as a traced call
+        entry = {"module": "keras.layers", "class_name": layer.class_name, "config": _keras_layer_config(layer),
+                 "registered_name": None}
+        build_config = layer._keras_build_config()
+        if build_config is not None:
+            entry["build_config"] = build_config
+        return entry
     elif _is_subclassed(layer) or is_custom(layer):
         entry = _custom_entry(layer)
     else:
