@@ -1532,3 +1532,7 @@ class Lambda(Layer):
 
 from ._attention import AdditiveAttention, Attention, MultiHeadAttention, TimeDistributed  # noqa: E402
 _CLASSES.update({cls.__name__: cls for cls in (MultiHeadAttention, Attention, AdditiveAttention, TimeDistributed)})
+
+from ._text import TextVectorization  # noqa: E402  (a host-side preprocessing layer; imports Layer from here)
+
+_CLASSES.update({"TextVectorization": TextVectorization})
