@@ -172,7 +172,9 @@ class Tables:
     def layers(self) -> str:
         layers = self.kerust.layers
         names = self.rust("src/layers/mod.rs", "CLASS_NAMES") + self.rust("src/graph/merge.rs", "MERGE_CLASSES")
-        same("layer classes", names, getattr(layers, "_CLASSES", {}))
+        # preprocessing layers that run in Python on the host (never in the engine), registered in _CLASSES too
+        host = ["TextVectorization"]
+        same("layer classes", names + host, getattr(layers, "_CLASSES", {}))
         base = set(inspect.signature(layers.Layer.__init__).parameters)
         rows = [("`Layer`", "", "", "the base class; every layer has "
                  + code(n for n in dir(layers.Layer) if not n.startswith("_"))),
@@ -184,6 +186,9 @@ class Tables:
             rows.append((f"`{name}`", code(aliases(layers, cls)), arguments(cls, skip=skip), summary(cls)))
         # layers written in Python over keras.ops (traced into the engine's graph, like a custom layer)
         for name in ("Lambda",):
+            cls = getattr(layers, name)
+            rows.append((f"`{name}`", "", arguments(cls, skip=base), summary(cls)))
+        for name in host:
             cls = getattr(layers, name)
             rows.append((f"`{name}`", "", arguments(cls, skip=base), summary(cls)))
         return table(("layer", "also named", "arguments", "notes"), rows) + (
@@ -285,7 +290,8 @@ class Tables:
 
     def functions(self) -> str:
         k = self.kerust
-        modules = [k.models, k.layers, k.utils, k.config, k.datasets.mnist, k.saving, k.losses, k.metrics,
+        modules = [k.models, k.layers, k.utils, k.config, k.datasets.mnist, k.datasets.imdb, k.datasets.reuters,
+                   k.saving, k.losses, k.metrics,
                    k.optimizers, k.optimizers.schedules, k.regularizers, k.callbacks]
         rows = []
         for module in modules:

@@ -64,9 +64,11 @@ def _listify(x: Any) -> Any:
 
 
 class TextVectorization(Layer):
-    """Turns strings into sequences of token ids, or into multi-hot, count or TF-IDF vectors, as Keras's
-    ``TextVectorization``. It runs in Python/NumPy on the host, not in the engine: call it on strings (a list,
-    or a NumPy array of shape ``(n,)`` or ``(n, 1)``) to get NumPy arrays."""
+    """Strings to token ids (or multi-hot, count or TF-IDF vectors) as Keras's ``TextVectorization``, run in
+    Python/NumPy on the host, not in the engine.
+
+    Call it on strings (a list, or a NumPy array of shape ``(n,)`` or ``(n, 1)``) to get NumPy arrays; ``adapt``
+    learns the vocabulary. See the module docstring for the rules (all Keras's) and the few differences."""
 
     def __init__(
         self,
