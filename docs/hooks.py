@@ -22,12 +22,12 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # Keras names that kerust does not have, with what to use instead. The hook checks that each is really absent
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
-    ("kerust.layers", ["TimeDistributed", "Masking"], "TimeDistributed and masks"),
+    ("kerust.layers", ["Masking"], "masks"),
     ("kerust.layers", ["Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"],
      "other convolution layers"),
     ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
      "other reshaping layers"),
-    ("kerust.layers", ["GroupNormalization", "UnitNormalization", "MultiHeadAttention"],
+    ("kerust.layers", ["GroupNormalization", "UnitNormalization", "GroupQueryAttention"],
      "other normalization and attention layers"),
     ("kerust.layers", ["Rescaling", "Normalization", "RandomFlip", "GaussianDropout", "AlphaDropout",
                        "ActivityRegularization"], "preprocessing and other regularization layers"),
@@ -56,6 +56,10 @@ REFUSED: List[Tuple[str, str]] = [
     ("layers.BatchNormalization(gamma_regularizer='l2')", "regularizers on BatchNormalization's gamma/beta"),
     ("layers.PReLU(alpha_regularizer='l2')", "regularizers and constraints on PReLU's alpha"),
     ("layers.Dropout(0.5, noise_shape=(None, 1))", "`noise_shape` in Dropout"),
+    ("layers.MultiHeadAttention(2, 4, use_gate=True)",
+     "`use_gate`, `sliding_window` and `flash_attention` in MultiHeadAttention"),
+    ("layers.TimeDistributed(layers.LSTM(2))(keras.Input((3, 4, 2)), mask=keras.Input((3,)))",
+     "a mask passed through TimeDistributed to the layer it wraps"),
     ("layers.Softmax(axis=1)", "Softmax over an axis other than the last"),
     ("layers.LSTM(4, dropout=0.2)", "`dropout` and `recurrent_dropout` in SimpleRNN, LSTM and GRU"),
     ("layers.LSTM(4, return_state=True)", "`return_state` and `stateful` recurrent layers"),
@@ -174,7 +178,9 @@ class Tables:
         names = self.rust("src/layers/mod.rs", "CLASS_NAMES") + self.rust("src/graph/merge.rs", "MERGE_CLASSES")
         # preprocessing layers that run in Python on the host (never in the engine), registered in _CLASSES too
         host = ["TextVectorization"]
-        same("layer classes", names + host, getattr(layers, "_CLASSES", {}))
+        # Keras's layers that kerust computes as traced calls of keras.ops (python/kerust/_attention.py)
+        traced = ["MultiHeadAttention", "Attention", "AdditiveAttention", "TimeDistributed"]
+        same("layer classes", names + host + traced, getattr(layers, "_CLASSES", {}))
         base = set(inspect.signature(layers.Layer.__init__).parameters)
         rows = [("`Layer`", "", "", "the base class; every layer has "
                  + code(n for n in dir(layers.Layer) if not n.startswith("_"))),
@@ -185,7 +191,7 @@ class Tables:
             skip = base - set(inspect.signature(cls.__init__).parameters)
             rows.append((f"`{name}`", code(aliases(layers, cls)), arguments(cls, skip=skip), summary(cls)))
         # layers written in Python over keras.ops (traced into the engine's graph, like a custom layer)
-        for name in ("Lambda",):
+        for name in ("Lambda", *traced):
             cls = getattr(layers, name)
             rows.append((f"`{name}`", "", arguments(cls, skip=base), summary(cls)))
         for name in host:

@@ -21,7 +21,7 @@ _LETTERS = string.ascii_lowercase
 _LARGE_NEGATIVE = -1e9  # Keras's Softmax mask value (float32) and Attention's padding offset
 
 
-def _shape_tuple(shape: Any) -> Tuple[Optional[int], ...]:
+def _shape_tuple(shape: Any) -> Tuple[Any, ...]:
     return tuple(None if d is None else int(d) for d in shape)
 
 
@@ -140,10 +140,10 @@ class _EinsumDense(Layer):
         inp, ker = lhs.split(",")
         return inp, ker, out
 
-    def full_output_shape(self, input_shape: Sequence[Optional[int]]) -> List[Optional[int]]:
+    def full_output_shape(self, input_shape: Sequence[Optional[int]]) -> List[Any]:
         inp, _, out = self._specs()
         dims = {c: input_shape[i] for i, c in enumerate(inp)}
-        known = list(self.partial_output_shape)
+        known: List[Any] = list(self.partial_output_shape)
         tail = len(out) - len(known)
         return [dims.get(c) if (i < tail or known[i - tail] is None) else int(known[i - tail])
                 for i, c in enumerate(out)]
@@ -456,7 +456,7 @@ class MultiHeadAttention(_BuiltinTraced):
         scores = ops.einsum(self._dot_equation, k, q)
         if mask is not None:
             while len(mask.shape) < len(scores.shape):
-                mask = ops.expand_dims(mask, axis=-len(self.attention_axes) * 2 - 1)
+                mask = ops.expand_dims(mask, axis=-len(self._norm_axes) * 2 - 1)
             scores = ops.where(mask, scores, _LARGE_NEGATIVE)
         probs = _softmax(scores, self._norm_axes)
         if mask is not None:
@@ -809,6 +809,11 @@ def _inner_from_entry(entry: dict) -> Any:
     return layers_module.deserialize({"class_name": entry["class_name"], "config": cfg})
 
 
+# built-in layers whose call takes a mask
+_MASKED_CALLS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention", "Attention", "AdditiveAttention",
+                 "TimeDistributed")
+
+
 class TimeDistributed(_BuiltinTraced):
     """Applies `layer` to every temporal slice of its input: `(batch, time, ...)` becomes `(batch * time, ...)`,
     goes through the layer (one set of weights for every step), and comes back as `(batch, time, ...)`."""
@@ -833,7 +838,7 @@ class TimeDistributed(_BuiltinTraced):
         self._input_shape_seen = list(shape)
         self.built = True
 
-    def __call__(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def __call__(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         who = f"TimeDistributed '{self.name}'"
         if kwargs:
             raise TypeError(f"{who}: unexpected call arguments {sorted(kwargs)}")
@@ -853,7 +858,13 @@ class TimeDistributed(_BuiltinTraced):
                 raise ValueError(f"The `mask` passed to the `TimeDistributed` layer has a shape {mshape} that is "
                                  f"incompatible with the input shape {shape}. The first two dimensions of the mask "
                                  "(batch size and timesteps) must match the input's first two dimensions.")
-            raise ValueError(f"{who}: passing a mask to the wrapped layer is not supported by kerust yet")
+            # as Keras: the mask goes to the wrapped layer only if its call takes one (Dense's does not)
+            from ._custom import accepts, is_custom
+
+            inner = self.layer
+            if getattr(inner, "class_name", "") in _MASKED_CALLS or (is_custom(inner) and accepts(inner.call, "mask")):
+                raise ValueError(f"{who}: passing a mask to the wrapped {inner.class_name} layer is not supported "
+                                 "by kerust yet")
         if not self.built:
             self.build(shape)
         return Layer.__call__(self, inputs, training=training)
@@ -880,7 +891,8 @@ class TimeDistributed(_BuiltinTraced):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = _shape_tuple(input_shape)
-        inner = self.layer.compute_output_shape((shape[0], *shape[2:]))
+        layer: Any = self.layer
+        inner = layer.compute_output_shape((shape[0], *shape[2:]))
         return (inner[0], shape[1], *inner[1:])
 
     def _layer_config(self) -> dict:

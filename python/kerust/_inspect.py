@@ -30,6 +30,10 @@ def weight_names(layer: Any) -> List[str]:
         sub = [cfg["layer"], cfg["backward_layer"]]
         return [f"{part['config']['name']}/{n}" for part in sub
                 for n in ["kernel", "recurrent_kernel"] + (["bias"] if part["config"].get("use_bias", True) else [])]
+    from ._custom import is_custom
+
+    if is_custom(layer):  # a layer written as a traced call (the attention layers and their projections too)
+        return [v.name for v in layer._ordered_variables()]
     return []
 
 

@@ -483,8 +483,10 @@ translate yet (it exports Sequential models)."""
 NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Conv1D", "Embedding",
                                         "GRU", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM",
                                         "LayerNormalization", "MaxPooling1D", "SimpleRNN", "SpatialDropout1D",
-                                        "UpSampling1D", "ZeroPadding1D", "Cropping1D")
-"""Sequence layers the exporter does not translate yet: exporting a model with one raises a ValueError."""
+                                        "UpSampling1D", "ZeroPadding1D", "Cropping1D", "MultiHeadAttention",
+                                        "Attention", "AdditiveAttention", "TimeDistributed")
+"""Sequence and attention layers the exporter does not translate yet: exporting a model with one raises a
+ValueError."""
 
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))
 """The layer classes the exporter translates (every single-input class kerust builds)."""

@@ -9,8 +9,9 @@ call): ``K__spec`` (JSON: the layer's class and arguments, the call's keyword ar
 which inputs are masks), ``K__x_NN`` (the inputs, a batch of 4; masks as 0/1 floats, no query row fully masked),
 ``K__w_NN`` (the weights, drawn from a fixed seed), ``K__out_NN`` (the model's outputs), and for training: the
 model ``inputs -> layer -> first output -> Lambda(identity)`` fitted two epochs on ``K__y`` (SGD 0.1, mse, batch 2,
-no shuffling) from those weights, with the per-epoch losses in ``K__loss`` and the weights after it in ``K__trained_NN``. For the
-cases in ``FILES`` Keras also saves ``K.keras`` (the model, as Keras writes it). Deterministic; a few seconds.
+no shuffling) from those weights, with the per-epoch losses in ``K__loss`` and the weights after it in
+``K__trained_NN``. For the cases in ``FILES`` Keras also saves ``K.keras`` (the model, as Keras writes it).
+Deterministic; a few seconds.
 """
 
 from __future__ import annotations
