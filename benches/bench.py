@@ -1,6 +1,7 @@
 """Side-by-side benchmark: kerust vs PyTorch vs Keras (TensorFlow) on the same machine, in one run.
 
     python benches/bench.py [--reps 3] [--threads 2] [--quick] [--out BENCHMARKS.md]
+    python benches/bench.py --set sequences [--reps 3]     # issue 17's text models instead (benches/workloads.py)
 
 kerust runs from the project's .venv; PyTorch and Keras from a separate virtualenv (never kerust
 dependencies), created once with:
@@ -40,6 +41,14 @@ WORKLOADS = [
     ("cnn_predict", 1000, "seed CNN predict, 10,000 images, batch 1000"),
     ("import", 0, "import time (with NumPy)"),
 ]
+# Issue 17 (sequences and text): each a reduced epoch of 2,048 random sequences of 200 word ids (64 batches of 32),
+# binary cross-entropy, Adam; the peak-RSS table below gives kerust's memory for the Bidirectional-LSTM model.
+SEQUENCE_WORKLOADS = [
+    ("imdb_fit", 32, "IMDB Embedding-BiLSTM(64, seq)-BiLSTM(64)-Dense, 2,048 sequences of 200, batch 32"),
+    ("conv1d_text_fit", 32, "text Embedding-Conv1D-MaxPool1D-Conv1D-GlobalMaxPool-Dense, 2,048 x 200, batch 32"),
+    ("transformer_fit", 32, "Transformer block (Embedding 64, MHA 2 x 32, FFN 64), 2,048 x 200, batch 32"),
+]
+SETS = {"default": WORKLOADS, "sequences": SEQUENCE_WORKLOADS}
 
 
 # The peers' usual medians (seconds) by CPU model, kerust's SIMD level there, workload, batch and threads, from runs
@@ -119,7 +128,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="MLP and import only")
+    parser.add_argument("--set", choices=sorted(SETS), default="default",
+                        help="which workloads: the MNIST ones and import time (default), or issue 17's text models")
+    parser.add_argument("--quick", action="store_true", help="MLP and import only (the default set)")
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     parser.add_argument("--out", default=None, help="write a Markdown report here")
     parser.add_argument("--gemm-ceiling", type=float, default=None,
@@ -129,7 +140,8 @@ def main() -> None:
     missing = [f for f, p in PYTHONS.items() if not p.exists()]
     if missing:
         sys.exit(f"missing interpreters for {missing}; see this file's docstring for the set-up")
-    work = [w for w in WORKLOADS if not args.quick or w[0] in ("mlp_fit", "import")]
+    quick = args.quick and args.set == "default"
+    work = [w for w in SETS[args.set] if not quick or w[0] in ("mlp_fit", "import")]
     if args.only:
         work = [w for w in work if w[0] in args.only.split(",")]
     results: dict = {}
@@ -142,7 +154,7 @@ def main() -> None:
                 key = (workload, batch, fw)
                 results.setdefault(key, []).append(r)
                 value = r["import_s"] if workload == "import" else r["seconds"]
-                print(f"rep {rep + 1}: {fw:7s} {workload:12s} batch {batch:5d}: {value:8.3f} s, "
+                print(f"rep {rep + 1}: {fw:7s} {workload:15s} batch {batch:5d}: {value:8.3f} s, "
                       f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
     kind = (cpu_model(), kerust_simd_level())  # what the usual figures are keyed by
     lines = [f"Machine: {machine()}; kerust SIMD level: {kind[1]}; "
