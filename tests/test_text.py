@@ -304,7 +304,7 @@ def test_non_strings_and_symbolic_inputs_are_refused():
         kerust.layers.TextVectorization(max_tokens="10")
     with pytest.raises(ValueError, match="sparse=True"):
         kerust.layers.TextVectorization(sparse=True)
-    with pytest.raises(NotImplementedError, match="on the host"):
+    with pytest.raises(TypeError, match="dtype 'float32'; it takes strings"):
         layer(kerust.Input(shape=(1,)))
 
 
@@ -335,3 +335,98 @@ def test_assets_and_idf_weights_round_trip(tmp_path):
     again.load_own_variables(store)
     again.load_assets(str(tmp_path))
     np.testing.assert_array_equal(again(["a c q"]), layer(["a c q"]))
+
+
+# ---- TextVectorization in front of a model ------------------------------------------------------------------------
+
+MODEL = json.loads((REF / "text_model.json").read_text(encoding="utf-8"))
+
+
+def _body(mode: str) -> list:
+    layers = kerust.layers
+    if mode == "int":
+        return [layers.Embedding(20, 4), layers.GlobalAveragePooling1D(), layers.Dense(1, activation="sigmoid")]
+    return [layers.Dense(3, activation="relu"), layers.Dense(1, activation="sigmoid")]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_models_that_start_with_text_vectorization_predict_as_keras(index):
+    ref = MODEL["models"][index]
+    texts = np.array(MODEL["texts"])
+    mode = "int" if "output_mode" not in ref["kwargs"] else ref["kwargs"]["output_mode"]
+    vec = kerust.layers.TextVectorization(**ref["kwargs"])
+    vec.adapt(texts[:6])
+    assert vec.get_vocabulary() == ref["vocabulary"]
+    weights = [np.array(w, dtype=np.float32) for w in ref["weights"]]
+
+    seq = kerust.Sequential([kerust.Input(shape=(1,), dtype="string"), vec] + _body(mode))
+    seq.set_weights(weights)
+    np.testing.assert_allclose(seq.predict(texts, verbose=0), ref["sequential"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(seq.predict(texts[:, None], verbose=0), ref["sequential"], rtol=1e-5, atol=1e-6)
+
+    inp = kerust.Input(shape=(1,), dtype="string", name="text")
+    x = vec(inp)
+    for layer in _body(mode):
+        x = layer(x)
+    functional = kerust.Model(inp, x)
+    functional.set_weights(weights)
+    np.testing.assert_allclose(functional.predict(list(texts), verbose=0), ref["functional"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(functional.predict({"text": texts}, verbose=0), ref["functional"], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_fit_and_evaluate_on_strings_train_the_engine_on_the_vectors(monkeypatch):
+    texts = np.array(MODEL["texts"])
+    y = np.array([1, 0, 1, 0, 1, 0, 0, 1], dtype=np.float32)
+    vec = kerust.layers.TextVectorization(max_tokens=20, output_sequence_length=5)
+    vec.adapt(texts)
+    kerust.utils.set_random_seed(3)
+    on_strings = kerust.Sequential([kerust.Input(shape=(1,), dtype="string"), vec] + _body("int"))
+    kerust.utils.set_random_seed(3)
+    on_ids = kerust.Sequential([kerust.Input(shape=(5,))] + _body("int"))
+    on_ids.set_weights(on_strings.get_weights())
+    for m in (on_strings, on_ids):
+        m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    ids = vec(texts)
+    # the strings are vectorized once per call, not per batch or epoch
+    calls = []
+    original = vec._vectorize
+    monkeypatch.setattr(vec, "_vectorize", lambda arr: calls.append(arr.shape) or original(arr))
+    h1 = on_strings.fit(texts, y, batch_size=2, epochs=3, shuffle=False, verbose=0)
+    assert calls == [(8, 1)]
+    h2 = on_ids.fit(ids, y, batch_size=2, epochs=3, shuffle=False, verbose=0)
+    assert h1.history == h2.history
+    assert on_strings.evaluate(texts, y, verbose=0) == on_ids.evaluate(ids, y, verbose=0)
+    np.testing.assert_array_equal(on_strings.predict(texts, verbose=0), on_ids.predict(ids, verbose=0))
+    np.testing.assert_array_equal(on_strings.predict_on_batch(texts), on_ids.predict_on_batch(ids))
+
+
+def test_text_models_refuse_what_they_cannot_do(tmp_path):
+    vec = kerust.layers.TextVectorization(name="tv_front")
+    vec.adapt(["a b"])
+    with pytest.raises(ValueError, match=r"TextVectorization 'tv_front': .*fixed output shape: set "
+                                         r"`output_sequence_length`"):
+        kerust.Sequential([kerust.Input(shape=(1,), dtype="string"), vec, kerust.layers.Dense(1)])
+    multi = kerust.layers.TextVectorization(output_mode="multi_hot", name="tv_multi")
+    with pytest.raises(ValueError, match="call `adapt`"):
+        multi(kerust.Input(shape=(1,), dtype="string"))
+    with pytest.raises(ValueError, match="must be followed by a TextVectorization"):
+        kerust.Sequential([kerust.Input(shape=(1,), dtype="string"), kerust.layers.Dense(1)])
+    with pytest.raises(ValueError, match="must feed a TextVectorization"):
+        s = kerust.Input(shape=(1,), dtype="string")
+        kerust.Model(s, kerust.layers.Dense(1)(kerust.Input(shape=(3,))))
+    with pytest.raises(TypeError, match="takes strings"):
+        vec(kerust.Input(shape=(3,)))
+    fixed = kerust.layers.TextVectorization(output_sequence_length=3)
+    fixed.adapt(["a b c"])
+    model = kerust.Sequential([fixed, kerust.layers.Embedding(5, 2), kerust.layers.Flatten()])
+    assert model.predict(["a b", "c"], verbose=0).shape == (2, 6)
+    with pytest.raises(TypeError, match=r"the model starts with TextVectorization .* takes strings"):
+        model.predict(np.zeros((2, 3)), verbose=0)
+    with pytest.raises(ValueError, match="must be the first layer"):
+        model.add(kerust.layers.TextVectorization(output_sequence_length=3))
+    with pytest.raises(NotImplementedError, match="cannot write such a model's config or .keras file yet"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+    with pytest.raises(NotImplementedError):
+        model.to_json()

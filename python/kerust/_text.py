@@ -433,10 +433,10 @@ class TextVectorization(Layer):
         """Vectorize strings now: int64 ids (``"int"``) or float32 vectors (the other modes), as NumPy arrays."""
         from ._graph import KerasTensor
 
-        if isinstance(inputs, KerasTensor):
-            raise NotImplementedError(f"{self._what()}: kerust runs TextVectorization on the host, outside "
-                                      "models; vectorize the strings first (x = layer(strings)) and feed the "
-                                      "ids to a model that starts after it")
+        if isinstance(inputs, KerasTensor):  # the front of a model: the engine starts at the output
+            from ._preprocess import symbolic_call
+
+            return symbolic_call(self, inputs)
         if kwargs:
             raise TypeError(f"{self._what()}: unexpected call arguments {sorted(kwargs)}")
         if mask is not None:

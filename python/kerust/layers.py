@@ -515,8 +515,10 @@ class InputLayer:
         # the engine computes in float32; an int or bool input (token ids) is converted when data comes in
         if isinstance(dtype, dict):
             dtype = (dtype.get("config") or {}).get("name", "float32")
-        dtype_name = "float32" if dtype is None else np.dtype(dtype).name
-        if dtype_name not in ("float32", "float16", "float64", "bool", "int8", "int16", "int32", "int64", "uint8"):
+        # "string": an input that a TextVectorization vectorizes on the host (see kerust._preprocess)
+        dtype_name = "float32" if dtype is None else "string" if dtype in ("string", str) else np.dtype(dtype).name
+        if dtype_name not in ("float32", "float16", "float64", "bool", "int8", "int16", "int32", "int64", "uint8",
+                              "string"):
             raise ValueError(f"InputLayer: unsupported dtype={dtype!r}")
         dims: Optional[Sequence[Any]] = shape
         if dims is None:

@@ -26,6 +26,7 @@ from ._arrays import as_float32, as_sample_weight, warn_non_finite
 from ._naming import to_snake_case, unique_name
 from .layers import InputLayer, Layer, _LayerCalls
 from . import _json
+from . import _preprocess
 
 if TYPE_CHECKING:
     from ._inspect import Inspection
@@ -485,6 +486,7 @@ class Model(_LayerCalls):
     def _inputs_list(self, x: Any, what: str = "x") -> List[np.ndarray]:
         """`x` as one float32 array per model input: one array, a list/tuple in input order, or a dict by input
         name."""
+        x = _preprocess.host_data(self, x, what)  # strings through a host-side TextVectorization, once per call
         keys = self._input_keys()
         if isinstance(x, dict):
             missing = [k for k in keys if k not in x]
@@ -947,6 +949,7 @@ class Model(_LayerCalls):
         """Write a Keras v3 `.keras` file (config, weights, optimizer state), atomically."""
         from . import saving
 
+        _preprocess.refuse_config(self)
         self._sync()
         saving.save_model(self, filepath, overwrite=overwrite)
 
@@ -972,6 +975,7 @@ class Model(_LayerCalls):
         """The model's architecture as Keras's JSON, read back by `kerust.models.model_from_json`."""
         from . import saving
 
+        _preprocess.refuse_config(self)
         return _json.dumps(saving.keras_config(self), **kwargs)
 
     # ---- display -----------------------------------------------------------------------------------------
@@ -1013,6 +1017,8 @@ class Sequential(Model):
 
         if isinstance(layer, KerasTensor) and _is_input_layer(layer._keras_history[0]):
             layer = layer._keras_history[0]
+        if _preprocess.sequential_add(self, layer):  # a string Input or a TextVectorization: kept on the host
+            return
         if isinstance(layer, InputLayer):
             if self._layers:
                 raise ValueError("An Input/InputLayer must be the first thing added to a Sequential model.")
@@ -1141,6 +1147,7 @@ class Sequential(Model):
 
     def get_config(self) -> dict:
         """The model's config (`name` and `layers`), as Keras's `Sequential.get_config()`."""
+        _preprocess.refuse_config(self)
         layers = []
         if self._input_shape is not None:
             layers.append({"class_name": "InputLayer",
@@ -1179,6 +1186,7 @@ class Functional(Model):
         from ._graph import map_graph
 
         self._init_model(name, trainable, "functional")
+        inputs = _preprocess.engine_inputs(self, inputs)  # string Inputs -> their TextVectorization's output
         self._in_kind, self.inputs, in_keys = _structure(inputs, "inputs")
         self._out_kind, self.outputs, out_keys = _structure(outputs, "outputs")
         for t in self.inputs:
@@ -1239,6 +1247,7 @@ class Functional(Model):
     def get_config(self) -> dict:
         """Keras's `Functional` config: every layer with the `inbound_nodes` of its calls in this model, and
         `input_layers` / `output_layers`."""
+        _preprocess.refuse_config(self)
         if any(getattr(n.operation, "_is_operation", False) for n in self._nodes):
             raise NotImplementedError(
                 f"Model '{self.name}' calls keras.ops directly on its symbolic tensors; kerust cannot write such a "

@@ -9,6 +9,9 @@ what keras.datasets.{imdb,reuters}.load_data returns from them for several argum
 pointed at the local file, so nothing is downloaded).
 text_vectorization.json: TextVectorization cases (arguments, adapt data, inputs) and Keras's vocabulary, outputs,
 config and errors. The callables named in the cases are defined here and, identically, in the test.
+text_model.json: Keras's predictions of Sequential and functional models that start with a TextVectorization (run
+with the TensorFlow backend, in a child process: only there does Keras run the layer inside a model), with the
+weights set from a seeded RandomState.
 """
 
 from __future__ import annotations
@@ -266,14 +269,64 @@ def tv_reference():
     return {"corpus": CORPUS, "queries": QUERIES, "cases": cases, "errors": errors}
 
 
-def main():
+MODEL_TEXTS = ["good movie great fun", "bad movie awful", "great great good", "awful bad boring", "fun good",
+               "boring bad", "unseen words here", "good, GOOD! bad?"]
+
+
+def model_reference():
+    """Run in a child with KERAS_BACKEND=tensorflow (see main)."""
     import keras
+    import tensorflow as tf
+
+    rng = np.random.RandomState(5)
+    texts = np.array(MODEL_TEXTS)
+    out = {"texts": MODEL_TEXTS, "models": []}
+    for mode, kwargs in (("int", {"max_tokens": 20, "output_sequence_length": 5}),
+                         ("multi_hot", {"max_tokens": 12, "output_mode": "multi_hot"})):
+        vec = keras.layers.TextVectorization(**kwargs)
+        vec.adapt(texts[:6])
+        if mode == "int":
+            body = [keras.layers.Embedding(20, 4), keras.layers.GlobalAveragePooling1D(),
+                    keras.layers.Dense(1, activation="sigmoid")]
+        else:
+            body = [keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, activation="sigmoid")]
+        seq = keras.Sequential([keras.Input(shape=(1,), dtype="string"), vec] + body)
+        weights = [rng.uniform(-1, 1, size=w.shape).astype(np.float32) for w in seq.get_weights()]
+        seq.set_weights(weights)
+        inp = keras.Input(shape=(1,), dtype="string", name="text")
+        x = vec(inp)
+        for layer in body:
+            x = layer(x)
+        functional = keras.Model(inp, x)
+        strings = tf.constant(texts[:, None])
+        out["models"].append({
+            "kwargs": kwargs, "vocabulary": [str(t) for t in vec.get_vocabulary()],
+            "weights": [w.tolist() for w in weights],
+            "sequential": seq.predict(strings, verbose=0).tolist(),
+            "functional": functional.predict(strings, verbose=0).tolist(),
+        })
+    return out
+
+
+def main():
+    import subprocess
+
+    import keras
+
+    if "--model" in sys.argv:
+        print(json.dumps(model_reference()))
+        return
 
     if keras.__version__ != "3.15.1":
         print(f"warning: Keras {keras.__version__}, the references were made with 3.15.1", file=sys.stderr)
     (HERE / "datasets.json").write_text(json.dumps(datasets_reference(), indent=1, ensure_ascii=False) + "\n")
     (HERE / "text_vectorization.json").write_text(json.dumps(tv_reference(), indent=1, ensure_ascii=False) + "\n")
-    print("wrote", HERE / "datasets.json", HERE / "text_vectorization.json")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    child = subprocess.run([sys.executable, __file__, "--model"], env=env, capture_output=True, text=True,
+                           check=True)
+    model = json.loads(child.stdout.strip().splitlines()[-1])
+    (HERE / "text_model.json").write_text(json.dumps(model, indent=1) + "\n")
+    print("wrote", HERE / "datasets.json", HERE / "text_vectorization.json", HERE / "text_model.json")
 
 
 if __name__ == "__main__":
