@@ -51,13 +51,13 @@ def _build(name: str):
     elif cls == "MultiHeadAttention":
         if "k" in got:
             kw["key"] = got["k"]
-        if "am" in got:
-            kw["attention_mask"] = got["am"]
+        if "am" in got or "amz" in got:
+            kw["attention_mask"] = got.get("am", got.get("amz"))
         outs = layers.MultiHeadAttention(**args)(got["q"], got.get("v", got["q"]), **kw)
     else:
         tensors = [got["q"], got["v"]] + ([got["k"]] if "k" in got else [])
         if "qm" in got:
-            kw["mask"] = [got["qm"], got["vm"]]
+            kw["mask"] = [got["qm"], got.get("vm", got.get("vmz"))]
         outs = getattr(layers, cls)(**args)(tensors, **kw)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     model = keras.Model(inputs, outs)
@@ -199,6 +199,20 @@ def test_scores_shapes_masks_and_causal_mask():
     vmask[:, 0] = 1
     np.testing.assert_allclose(implicit.predict([xq, xv, vmask], verbose=0),
                                explicit2.predict([xq, xv, np.repeat(vmask[:, None], 3, 1)], verbose=0), atol=1e-6)
+
+
+def test_output_masks_follow_keras():
+    # MultiHeadAttention's output keeps the query's mask, Attention's first output the query mask, TimeDistributed
+    # the input's; the scores carry none
+    q, v, qm, vm = keras.Input((3, 4)), keras.Input((5, 4)), keras.Input((3,)), keras.Input((5,))
+    q._keras_mask = qm
+    out, scores = layers.MultiHeadAttention(2, 2)(q, v, return_attention_scores=True)
+    assert out._keras_mask is qm and getattr(scores, "_keras_mask", None) is None
+    assert getattr(layers.MultiHeadAttention(2, 2)(v, v), "_keras_mask", None) is None
+    a, s = layers.Attention()([v, v], mask=[vm, None], return_attention_scores=True)
+    assert a._keras_mask is vm and getattr(s, "_keras_mask", None) is None
+    assert layers.Attention()([q, v])._keras_mask is qm  # the inputs' masks when none is given
+    assert layers.TimeDistributed(layers.Dense(2))(q)._keras_mask is qm
 
 
 def test_dropout_only_in_training():

@@ -233,6 +233,16 @@ def _check_mask_shape(who: str, what: str, mask: Any, expected: Sequence[Optiona
                          f"{expected}")
 
 
+def _set_output_mask(out: Any, mask: Any) -> None:
+    """Put `mask` on the (first) symbolic output as its Keras mask, as Keras's layers do."""
+    from ._graph import KerasTensor
+
+    first = out[0] if isinstance(out, (list, tuple)) else out
+    if mask is not None and isinstance(first, KerasTensor) and isinstance(mask, KerasTensor) and \
+            getattr(first, "_keras_mask", None) is None:
+        first._keras_mask = mask
+
+
 class _BuiltinTraced(Layer):
     """A kerust built-in layer computed by a traced `call` (written to files as Keras's own class)."""
 
@@ -441,6 +451,7 @@ class MultiHeadAttention(_BuiltinTraced):
             self._inbound_nodes[-1]._keras_call_kwargs = {
                 "return_attention_scores": bool(return_attention_scores), "use_causal_mask": bool(use_causal_mask),
                 "explicit_masks": explicit}
+        _set_output_mask(out, query_mask)  # as Keras: the output keeps the query's mask
         return tuple(out) if isinstance(out, list) else out
 
     def call(self, inputs: Any, layout: Tuple[str, ...] = ("query", "value"), return_attention_scores: bool = False,
@@ -668,6 +679,7 @@ class Attention(_BuiltinTraced):
             nodes[-1]._keras_call_kwargs = {"n_inputs": len(inputs), "mask": mask is not None,
                                             "return_attention_scores": bool(return_attention_scores),
                                             "use_causal_mask": bool(use_causal_mask)}
+        _set_output_mask(out, q_mask)  # Keras's compute_mask: the query's mask
         return tuple(out) if isinstance(out, list) else out
 
     def _calculate_scores(self, query: Any, key: Any) -> Any:
@@ -848,6 +860,8 @@ class TimeDistributed(_BuiltinTraced):
         if len(shape) < 3:
             raise ValueError("`TimeDistributed` Layer should be passed an `input_shape` with at least 3 "
                              f"dimensions, received: {shape}")
+        if mask is None:
+            mask = getattr(inputs, "_keras_mask", None)
         if mask is not None:
             mshape = _shape_tuple(mask.shape)
             if len(mshape) < 2:
@@ -867,7 +881,9 @@ class TimeDistributed(_BuiltinTraced):
                                  "by kerust yet")
         if not self.built:
             self.build(shape)
-        return Layer.__call__(self, inputs, training=training)
+        out = Layer.__call__(self, inputs, training=training)
+        _set_output_mask(out, mask)  # as Keras: the input's mask goes on to the output
+        return out
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         steps = int(inputs.shape[1])
@@ -911,9 +927,17 @@ class TimeDistributed(_BuiltinTraced):
         args = node.get("args")
         kwargs = node.get("kwargs") or {}
         if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict) or \
-                any(v is not None for k, v in kwargs.items() if k in ("mask", "training")) or \
                 any(k not in ("mask", "training") for k in kwargs):
-            raise ValueError(f"{who}: an inbound node needs one tensor argument and no mask, received {node!r}")
+            raise ValueError(f"{who}: an inbound node needs one tensor argument (and a mask), received {node!r}")
+        from ._custom import accepts, is_custom
+
+        inner = self.layer
+        if kwargs.get("mask") is not None and (getattr(inner, "class_name", "") in _MASKED_CALLS or (
+                is_custom(inner) and accepts(inner.call, "mask"))):
+            raise ValueError(f"{who}: passing a mask to the wrapped {inner.class_name} layer is not supported by "
+                             "kerust yet")
+        # a mask the wrapped layer does not read is left out (Keras writes the input's mask here; the layer
+        # before makes it again on loading)
         refs: list = []
         a = _node_tensor_refs(args[0], who, resolve, refs)
 

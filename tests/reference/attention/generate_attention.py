@@ -6,12 +6,12 @@ Run with the Keras venv (real Keras 3, JAX backend), from the repository root:
 
 It writes ``attention.npz`` next to itself. For each case ``K`` of ``CASES`` (a functional model around one layer
 call): ``K__spec`` (JSON: the layer's class and arguments, the call's keyword arguments, the input shapes and
-which inputs are masks), ``K__x_NN`` (the inputs, a batch of 4; masks as 0/1 floats, no query row fully masked),
-``K__w_NN`` (the weights, drawn from a fixed seed), ``K__out_NN`` (the model's outputs), and for training: the
-model ``inputs -> layer -> first output -> Lambda(identity)`` fitted two epochs on ``K__y`` (SGD 0.1, mse, batch 2,
-no shuffling) from those weights, with the per-epoch losses in ``K__loss`` and the weights after it in
-``K__trained_NN``. For the cases in ``FILES`` Keras also saves ``K.keras`` (the model, as Keras writes it).
-Deterministic; a few seconds.
+which inputs are masks), ``K__x_NN`` (the inputs, a batch of 4; masks as 0/1 floats, no query row fully masked
+but in the ``*empty*`` cases), ``K__w_NN`` (the weights, drawn from a fixed seed), ``K__out_NN`` (the model's
+outputs), and for training: the model ``inputs -> layer -> first output -> Lambda(identity)`` fitted two epochs
+on ``K__y`` (SGD 0.1, mse, batch 2, no shuffling) from those weights, with the per-epoch losses in ``K__loss``
+and the weights after it in ``K__trained_NN``. For the cases in ``FILES`` Keras also saves ``K.keras`` (the
+model, as Keras writes it). Deterministic; a few seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ HERE = Path(__file__).resolve().parent
 BATCH = 4
 
 # name: (class, layer arguments, call keyword arguments, input sample shapes, input roles)
-# roles: "q", "v", "k" tensors; "am" attention_mask (MultiHeadAttention); "qm", "vm" masks (mask=[qm, vm])
+# roles: "q", "v", "k" tensors; "am" attention_mask (MultiHeadAttention); "qm", "vm" masks (mask=[qm, vm]);
+# "amz" / "vmz": the same with a row masked everywhere
 CASES = {
     "mha_cross": ("MultiHeadAttention", {"num_heads": 2, "key_dim": 3},
                   {"return_attention_scores": True}, [(3, 4), (5, 6), (5, 2), (3, 5)], ["q", "v", "k", "am"]),
@@ -50,6 +51,12 @@ CASES = {
     "add_mask": ("AdditiveAttention", {}, {}, [(3, 4), (5, 4), (3,), (5,)], ["q", "v", "qm", "vm"]),
     "add_noscale_key": ("AdditiveAttention", {"use_scale": False}, {"return_attention_scores": True},
                         [(3, 2), (4, 3), (4, 2)], ["q", "v", "k"]),
+    # a query row masked everywhere (Keras's masked softmax: probabilities 0), and a sample whose value mask is
+    # all False (Attention: every score less 1e9, so uniform weights)
+    "mha_empty_row_scores": ("MultiHeadAttention", {"num_heads": 2, "key_dim": 2},
+                             {"return_attention_scores": True}, [(3, 4), (4, 4), (3, 4)], ["q", "v", "amz"]),
+    "att_empty_value_mask": ("Attention", {}, {"return_attention_scores": True},
+                             [(3, 2), (4, 2), (3,), (4,)], ["q", "v", "qm", "vmz"]),
     "td_dense": ("TimeDistributed", {"layer": {"class_name": "Dense", "config": {"units": 3,
                                                                                 "activation": "tanh"}}}, {},
                  [(4, 5)], ["q"]),
@@ -73,15 +80,15 @@ def build(name: str):
         kw = dict(call_kwargs)
         if "k" in got:
             kw["key"] = got["k"]
-        if "am" in got:
-            kw["attention_mask"] = got["am"]
+        if "am" in got or "amz" in got:
+            kw["attention_mask"] = got.get("am", got.get("amz"))
         outs = layer(got["q"], got.get("v", got["q"]), **kw)
     else:
         layer = getattr(keras.layers, cls)(**args)
         tensors = [got["q"], got["v"]] + ([got["k"]] if "k" in got else [])
         kw = dict(call_kwargs)
         if "qm" in got:
-            kw["mask"] = [got["qm"], got["vm"]]
+            kw["mask"] = [got["qm"], got.get("vm", got.get("vmz"))]
         outs = layer(tensors, **kw)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     return keras.Model(inputs, outs), inputs, outs
@@ -99,6 +106,12 @@ def data(name: str, rng: np.random.Generator) -> list:
             m[..., 0] = 1.0  # every query attends to something (also under a causal mask)
         elif role == "vm":
             m[:, 0] = 1.0
+        elif role == "amz":
+            m[..., 0] = 1.0
+            m[1, 2] = 0.0  # sample 1: query 2 attends to nothing
+        elif role == "vmz":
+            m[:, 0] = 1.0
+            m[2] = 0.0  # sample 2: no value counts
         xs.append(m)
     return xs
 
