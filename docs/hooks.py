@@ -22,7 +22,6 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # Keras names that kerust does not have, with what to use instead. The hook checks that each is really absent
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
-    ("kerust.layers", ["Masking"], "masks"),
     ("kerust.layers", ["Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"],
      "other convolution layers"),
     ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
@@ -62,9 +61,8 @@ REFUSED: List[Tuple[str, str]] = [
      "a mask passed through TimeDistributed to the layer it wraps"),
     ("layers.Softmax(axis=1)", "Softmax over an axis other than the last"),
     ("layers.LSTM(4, dropout=0.2)", "`dropout` and `recurrent_dropout` in SimpleRNN, LSTM and GRU"),
-    ("layers.LSTM(4, return_state=True)", "`return_state` and `stateful` recurrent layers"),
+    ("layers.LSTM(4, stateful=True)", "`stateful` recurrent layers"),
     ("layers.GRU(4, reset_after=False)", "GRU with `reset_after=False`"),
-    ("layers.Embedding(10, 4, mask_zero=True)", "masks (`mask_zero`, `Masking`, `mask=` in calls)"),
     ("keras.Sequential([keras.Input((3, 4)), layers.LayerNormalization(axis=1)])",
      "LayerNormalization over axes that are not the trailing ones"),
     ("losses.CategoricalCrossentropy(label_smoothing=0.1)", "`label_smoothing` (also in BinaryCrossentropy)"),

@@ -180,13 +180,11 @@ def test_bad_input_is_named():
             model.fit(ragged, np.zeros((2, 4, 2)), verbose=0)
     with pytest.raises(ValueError, match=r"expected ndim=3.*found ndim=2"):
         keras.Sequential([keras.Input((4,)), layers.LSTM(3)])
-    for bad in (dict(dropout=0.2), dict(recurrent_dropout=0.1), dict(return_state=True), dict(stateful=True)):
+    for bad in (dict(dropout=0.2), dict(recurrent_dropout=0.1), dict(stateful=True)):
         with pytest.raises(ValueError, match="not supported by kerust yet"):
             layers.LSTM(3, **bad)
     with pytest.raises(ValueError, match="reset_after=False"):
         layers.GRU(3, reset_after=False)
-    with pytest.raises(ValueError, match="mask_zero"):
-        layers.Embedding(5, 2, mask_zero=True)
     with pytest.raises(ValueError, match="units"):
         layers.SimpleRNN(0)
     with pytest.raises(ValueError, match="trailing axes"):

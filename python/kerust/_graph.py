@@ -144,6 +144,8 @@ class KerasTensor(TensorOperators):
         self.name = name
         # (layer, index of the node in layer._inbound_nodes, index of this tensor in the node's outputs)
         self._keras_history: Tuple[Any, int, int] = (None, 0, 0)
+        # Keras's mask: a symbolic bool tensor (batch, steps) saying which steps count, or None
+        self._keras_mask: Any = None
 
     @property
     def ndim(self) -> int:
@@ -198,6 +200,20 @@ def _ops() -> Any:
     return ops
 
 
+_deriving = [False]
+
+
+class deriving:
+    """Within it, recorded ops are marked derived: they compute a mask, which a model's config leaves out."""
+
+    def __enter__(self) -> None:
+        self._before = _deriving[0]
+        _deriving[0] = True
+
+    def __exit__(self, *exc: Any) -> None:
+        _deriving[0] = self._before
+
+
 class Operation:
     """One `keras.ops` call on symbolic tensors (a node of the graph that is no layer): its engine config."""
 
@@ -211,6 +227,8 @@ class Operation:
         self.name = unique_name(str(config["op"]))
         self.config = config
         self._inbound_nodes: list = []
+        # made by kerust to compute a mask (not written in a model's config: loading makes it again)
+        self._derived = _deriving[0]
 
     def get_config(self) -> Dict[str, Any]:
         return {"name": self.name, **self.config}
@@ -229,14 +247,25 @@ def record_op(operation: Any, inputs: List[KerasTensor], dims: Sequence[int], dt
 
 
 class Node:
-    """One call of a layer: its input tensors (``call_args``: one tensor or a list, as given), its outputs."""
+    """One call of a layer: its input tensors (``call_args``: one tensor or a list, as given), its outputs.
 
-    def __init__(self, operation: Any, call_args: Any, outputs: List[KerasTensor]) -> None:
+    A recurrent layer's node may also read ``call_kwargs`` tensors (``initial_state``) and, last, a mask
+    (``mask_input``: the mask the engine receives; ``mask_kwarg``: it was given as ``mask=``, not found on the
+    input)."""
+
+    def __init__(self, operation: Any, call_args: Any, outputs: List[KerasTensor], call_kwargs: Optional[dict] = None,
+                 mask: Any = None, mask_kwarg: bool = False) -> None:
         self.operation = operation
         self.call_args = call_args
         self.outputs = outputs
+        self.call_kwargs: Dict[str, Any] = dict(call_kwargs or {})
         self.input_tensors: List[KerasTensor] = list(call_args) if isinstance(call_args, (list, tuple)) else (
             [] if call_args is None else [call_args])
+        self.input_tensors += flat_tensors(list(self.call_kwargs.values()))
+        self.mask_input = mask is not None
+        self.mask_kwarg = mask_kwarg
+        if mask is not None:
+            self.input_tensors.append(mask)
         self.is_input = call_args is None
         # a custom layer's call: the traced subgraph it runs, and the arguments it was traced with
         self._trace: Any = None
@@ -252,10 +281,11 @@ class Node:
         return parents
 
 
-def record_call(layer: Any, call_args: Any, out_shapes: List[Tuple[Optional[int], ...]]) -> List[KerasTensor]:
+def record_call(layer: Any, call_args: Any, out_shapes: List[Tuple[Optional[int], ...]],
+                call_kwargs: Optional[dict] = None, mask: Any = None, mask_kwarg: bool = False) -> List[KerasTensor]:
     """Record ``layer(call_args)`` as a new node of the layer and return its symbolic outputs."""
     outputs = [KerasTensor(s) for s in out_shapes]
-    node = Node(layer, call_args, outputs)
+    node = Node(layer, call_args, outputs, call_kwargs, mask, mask_kwarg)
     index = len(layer._inbound_nodes)
     layer._inbound_nodes.append(node)
     for i, t in enumerate(outputs):

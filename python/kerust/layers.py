@@ -46,12 +46,16 @@ def _sample_shape(t: Any, who: str) -> list:
     return [int(d) for d in dims]
 
 
-def _call_layer(layer: Any, inputs: Any, training: Any) -> Any:
-    """`layer(inputs)` for any layer or model: symbolic tensors record a node; arrays run eagerly."""
+def _call_layer(layer: Any, inputs: Any, training: Any, mask: Any = None, extra: Optional[dict] = None) -> Any:
+    """`layer(inputs)` for any layer or model: symbolic tensors record a node; arrays run eagerly. `extra`: tensors
+    given by keyword (a recurrent layer's `initial_state`); `mask`: the `mask=` argument."""
     from ._graph import KerasTensor, flat_tensors, record_call
+    from ._masking import check_mask, destroyed_warning, mask_of, set_mask
 
+    extra = {k: v for k, v in (extra or {}).items() if v is not None}
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    symbolic = [isinstance(t, KerasTensor) for t in flat_tensors(inputs)]
+    leaves = flat_tensors([inputs, list(extra.values()), [] if mask is None else [mask]])
+    symbolic = [isinstance(t, KerasTensor) for t in leaves]
     who = f"{layer.class_name} '{layer.name}'"
     if layer._expects_list() and not isinstance(inputs, (list, tuple)):
         raise ValueError(f"{who}: a merge layer should be called on a list of inputs. Received: inputs={inputs!r} "
@@ -61,28 +65,58 @@ def _call_layer(layer: Any, inputs: Any, training: Any) -> Any:
             raise TypeError(f"{who}: inputs mix symbolic tensors (from kerust.Input) and arrays; pass one kind")
         if not layer._expects_list() and len(items) != 1 and not getattr(layer, "_is_model", False):
             raise ValueError(f"Layer '{layer.name}' expects 1 input(s), but it received {len(items)} input tensors.")
-        shapes = layer._symbolic_output_shapes(items)
-        outs = record_call(layer, inputs, shapes)
+        previous = mask if mask is not None else mask_of(inputs)
+        single = previous[0] if isinstance(previous, list) and not layer._expects_list() else previous
+        # as Keras: a call with more tensors than its input (an `initial_state`) reads no mask it is not given
+        given = mask if extra else single
+        engine_mask = given if getattr(layer, "_takes_mask", False) and not isinstance(given, list) else None
+        if engine_mask is not None:
+            check_mask(who, engine_mask, tuple(items[0].shape[:2]))
+        engine_items = items + flat_tensors(list(extra.values())) + ([engine_mask] if engine_mask is not None else [])
+        shapes = layer._symbolic_output_shapes(engine_items, masked=engine_mask is not None)
+        outs = record_call(layer, inputs, shapes, extra, engine_mask, mask is not None)
+        out_mask = layer._output_mask(inputs, previous)
+        has_mask = any(m is not None for m in (previous if isinstance(previous, list) else [previous]))
+        if out_mask is None and has_mask and not layer._uses_mask():
+            destroyed_warning(layer)
+        set_mask(outs, out_mask)
         return outs[0] if len(outs) == 1 else outs
+    if extra or mask is not None:
+        return layer._eager_call_with(items, extra, mask)
     return layer._eager_call(items, training)
 
 
 class _LayerCalls:
     """What every layer and model shares for calls: output shapes and eager runs through a one-node engine."""
 
-    def _symbolic_output_shapes(self: Any, items: list) -> list:
+    def _symbolic_output_shapes(self: Any, items: list, masked: bool = False) -> list:
         who = f"{self.class_name} '{self.name}'"
         inputs = [_sample_shape(t, who) for t in items]
-        nodes = [{"layer": 0, "inputs": list(range(len(items)))}]
+        nodes = [{"layer": 0, "inputs": list(range(len(items))), "mask": masked}]
         if self._inbound_nodes and not self._expects_list():
             # called before: the engine checks that this call fits the weights of the first call
-            first = [_sample_shape(t, who) for t in self._inbound_nodes[0].input_tensors]
-            nodes.insert(0, {"layer": 0, "inputs": [len(inputs) + i for i in range(len(first))]})
+            node = self._inbound_nodes[0]
+            first = [_sample_shape(t, who) for t in node.input_tensors]
+            nodes.insert(0, {"layer": 0, "inputs": [len(inputs) + i for i in range(len(first))],
+                             "mask": getattr(node, "mask_input", False)})
             inputs += first
         spec = {"layers": [{"class_name": self.class_name, "config": self.get_config()}], "inputs": inputs,
                 "nodes": nodes, "outputs": [len(inputs) + len(nodes) - 1]}
         shapes = _core.graph_shapes(_json.dumps(spec))
-        return [(None, *shapes[-1])]
+        return [(None, *s) for s in self._output_pieces(shapes[-1])]
+
+    def _output_pieces(self: Any, engine_shape: list) -> list:
+        """The sample shapes of the call's outputs, from the engine's one output (several outputs come packed
+        into one tensor: see `_unpack`)."""
+        return [tuple(engine_shape)]
+
+    def _output_mask(self: Any, inputs: Any, mask: Any) -> Any:
+        """Keras's `compute_mask` of a built-in layer: none, unless it supports masking (then it passes on)."""
+        return None
+
+    def _uses_mask(self: Any) -> bool:
+        """Whether the layer reads the mask it is given (so dropping it warns nobody)."""
+        return bool(getattr(self, "_takes_mask", False))
 
     def _eager_call(self: Any, items: list, training: Any) -> Any:
         if training:
@@ -107,11 +141,44 @@ class _LayerCalls:
             del self._inbound_nodes[before:]
         return result
 
+    def _eager_call_with(self: Any, items: list, extra: dict, mask: Any) -> Any:
+        """An eager call with keyword tensors or a mask: the same call on Inputs of their shapes, run once."""
+        from ._arrays import as_float32
+        from .models import Functional
+
+        def placeholder(what: str, x: Any) -> Any:
+            a = as_float32(f"{self.name} {what}", x)
+            return a, Input(shape=a.shape[1:])
+
+        pairs = [placeholder(f"input {i}", x) for i, x in enumerate(items)]
+        extra_pairs = {k: [placeholder(k, x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+                       for k, v in extra.items()}
+        mask_pair = placeholder("mask", mask) if mask is not None else None
+        sym_in = [t for _, t in pairs]
+        kw = {k: [t for _, t in v] for k, v in extra_pairs.items()}
+        before = len(self._inbound_nodes)
+        try:
+            outs = self(sym_in if self._expects_list() else sym_in[0], mask=mask_pair[1] if mask_pair else None,
+                        **kw)
+            arrays = [a for a, _ in pairs] + [a for v in extra_pairs.values() for a, _ in v]
+            tensors = sym_in + [t for v in kw.values() for t in v]
+            if mask_pair is not None:
+                arrays.append(mask_pair[0])
+                tensors.append(mask_pair[1])
+            model = Functional(tensors, outs, name=f"{self.name}_eager")
+            return model.predict_on_batch(arrays)
+        finally:
+            del self._inbound_nodes[before:]
+
 
 class Layer(_LayerCalls):
     """Base of every kerust layer."""
 
     _keras_class: Optional[str] = None
+    # Keras's `supports_masking`: the layer hands the mask of its input on to its output
+    supports_masking = False
+    # call arguments, besides the inputs, that are tensors the engine reads (a recurrent layer's initial_state)
+    _call_tensor_kwargs: tuple = ()
 
     def __init__(
         self,
@@ -316,11 +383,10 @@ class Layer(_LayerCalls):
 
         if is_custom(self):
             return self._call_custom(inputs, training, mask, kwargs)
+        extra = {k: kwargs.pop(k) for k in self._call_tensor_kwargs if k in kwargs}
         if kwargs:
             raise TypeError(f"{self.class_name} '{self.name}': unexpected call arguments {sorted(kwargs)}")
-        if mask is not None:
-            raise ValueError(f"{self.class_name} '{self.name}': masks are not supported by kerust yet")
-        return _call_layer(self, inputs, training)
+        return _call_layer(self, inputs, training, mask, extra)
 
     def _call_custom(self, inputs: Any, training: Any, mask: Any, kwargs: dict) -> Any:
         from ._custom import call_symbolic
@@ -357,6 +423,31 @@ class Layer(_LayerCalls):
     def _expects_list(self) -> bool:
         """Merge layers take a list of tensors; every other layer one tensor."""
         return False
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        """Keras's `compute_mask`: the output's mask (the input's, for a layer that supports masking)."""
+        return previous_mask if self.supports_masking else None
+
+    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+        return self.compute_mask(inputs, mask)
+
+    def _unpack(self, flat: Any, packed: int, shapes: list) -> list:
+        """The tensors of a call with several outputs, cut from the one the engine gives (`_packed_flat`: each
+        output flattened and laid end to end per sample; else side by side along the last axis)."""
+        outs = []
+        lo = 0
+        flat_layout = getattr(self, "_packed_flat", True)
+        for shape in shapes:
+            n = int(np.prod(shape)) if flat_layout else int(shape[-1])
+            rank = 2 if flat_layout else 1 + len(shape)
+            items = [[None, None, 1]] * (rank - 1) + [[lo, lo + n, 1]]
+            t = flat._add_op_unit("Op", {"name": unique_name("slice"), "op": "slice", "items": items}, [packed])
+            if flat_layout and len(shape) != 1:
+                t = flat._add_op_unit("Op", {"name": unique_name("reshape"), "op": "reshape",
+                                             "shape": [None, *shape]}, [t])
+            outs.append(t)
+            lo += n
+        return outs
 
     @property
     def _first_node(self) -> Any:
@@ -901,6 +992,7 @@ class Softmax(Layer):
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = axis
+
         self._validate()
 
     def _layer_config(self) -> dict:
@@ -964,6 +1056,11 @@ AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool2D = GlobalMaxPooling2D
 
+# Keras's layers that hand a mask on unchanged
+for _cls in (Dense, Activation, LeakyReLU, ReLU, ELU, Softmax, PReLU, Dropout, SpatialDropout2D, BatchNormalization,
+             GaussianNoise):
+    _cls.supports_masking = True
+
 _CLASSES: Dict[str, Any] = {
     cls.__name__: cls
     for cls in (
@@ -1007,6 +1104,13 @@ def serialize(layer: Layer) -> dict:
 
 # ---- several inputs: merge layers -----------------------------------------------------------------------------
 class _Merge(Layer):
+    supports_masking = True
+
+    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+        from ._masking import merge_masks
+
+        return merge_masks(list(inputs), list(mask)) if isinstance(mask, list) else None
+
     """Base of the layers that combine a list of tensors (no weights)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -1051,6 +1155,11 @@ class Concatenate(_Merge):
     def _layer_config(self) -> dict:
         return {"axis": self.axis}
 
+    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+        from ._masking import concatenate_mask
+
+        return concatenate_mask(list(inputs), list(mask), self.axis) if isinstance(mask, list) else None
+
 
 class Dot(_Merge):
     """Dot product of two tensors along `axes` (per sample, as Keras's `batch_dot`); `normalize=True` takes the
@@ -1060,6 +1169,9 @@ class Dot(_Merge):
         self.axes = list(axes) if isinstance(axes, (list, tuple)) else axes
         self.normalize = normalize
         super().__init__(**kwargs)
+
+    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+        return None  # as Keras: a dot product has no steps left to mask
 
     def _layer_config(self) -> dict:
         return {"axes": self.axes, "normalize": self.normalize}
@@ -1132,6 +1244,7 @@ class RepeatVector(Layer):
 
 class Identity(Layer):
     """Returns its input unchanged."""
+    supports_masking = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -1153,18 +1266,21 @@ class Embedding(Layer):
         kwargs.pop("input_length", None)  # Keras 2's argument, accepted and ignored as Keras 3 does
         super().__init__(**kwargs)
         _no_unsupported("Embedding", embeddings_constraint=embeddings_constraint, lora_rank=lora_rank)
-        if mask_zero:
-            raise ValueError("Embedding: mask_zero=True is not supported by kerust yet (masks are not carried "
-                             "through the graph)")
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.embeddings_initializer = embeddings_initializer
         self.embeddings_regularizer = regularizers_module.get(embeddings_regularizer)
-        self.mask_zero = False
+        self.mask_zero = bool(mask_zero)
         self._validate()
         if weights is not None:
             raise ValueError("Embedding: `weights=` is not supported by kerust yet; call `layer.set_weights([matrix])` "
                              "once the model is built")
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        """With `mask_zero`, id 0 is padding: the mask is `inputs != 0`."""
+        from ._masking import embedding_mask
+
+        return embedding_mask(inputs) if self.mask_zero else None
 
     def _layer_config(self) -> dict:
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
@@ -1173,9 +1289,29 @@ class Embedding(Layer):
                 "activity_regularizer": None, "embeddings_constraint": None, "mask_zero": self.mask_zero}
 
 
+class Masking(Layer):
+    """Marks the steps whose every feature equals `mask_value` as masked: they become zeros, and the output's
+    mask (`any(x != mask_value, axis=-1)`) tells the layers after it to skip them."""
+    supports_masking = True
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+        self._validate()
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        from ._masking import masking_mask
+
+        return masking_mask(inputs, self.mask_value)
+
+    def _layer_config(self) -> dict:
+        return {"mask_value": self.mask_value}
+
+
 class LayerNormalization(Layer):
     """Normalizes each sample over `axis` (trailing axes; the last by default): `(x - mean) / sqrt(var +
     epsilon) * gamma + beta`, or `x / sqrt(var + epsilon) * gamma` with `rms_scaling`."""
+    supports_masking = True
 
     def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  rms_scaling: bool = False, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
@@ -1205,8 +1341,12 @@ class LayerNormalization(Layer):
 
 class _RNN(Layer):
     """What SimpleRNN, LSTM and GRU share: Keras's recurrent arguments (the engine's `Recurrent` reads the same
-    keys). `dropout`, `recurrent_dropout`, `return_state`, `stateful` and masks are not supported yet."""
+    keys), masks (a masked step keeps the state), `initial_state` and `return_state`. `dropout`,
+    `recurrent_dropout` and `stateful` are not supported yet."""
     _gated = True
+    supports_masking = True
+    _takes_mask = True
+    _call_tensor_kwargs = ("initial_state",)
 
     def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
                  use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
@@ -1216,19 +1356,17 @@ class _RNN(Layer):
                  bias_constraint: Any = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed: Any = None, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
-                 **kwargs: Any) -> None:
-        # Keras writes it in every recurrent config; it only matters with masks, which kerust does not carry yet
-        kwargs.pop("zero_output_for_mask", None)
+                 zero_output_for_mask: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         name = type(self).__name__
         _no_unsupported(name, activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
         for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if value:
                 raise ValueError(f"{name}: `{key}` > 0 is not supported by kerust yet (received {value!r})")
-        for key, value in (("return_state", return_state), ("stateful", stateful)):
-            if value:
-                raise ValueError(f"{name}: `{key}=True` is not supported by kerust yet")
+        if stateful:
+            raise ValueError(f"{name}: `stateful=True` is not supported by kerust yet")
         self.units = units
         self.activation = _activation_name(activation) if activation is not None else "linear"
         self.recurrent_activation = (_activation_name(recurrent_activation) if recurrent_activation is not None
@@ -1263,8 +1401,37 @@ class _RNN(Layer):
             "bias_constraint": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed, "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
         })
         return out
+
+    @property
+    def _n_states(self) -> int:
+        return 2 if isinstance(self, LSTM) else 1
+
+    def __call__(self, inputs: Any, initial_state: Any = None, mask: Any = None,  # type: ignore[override]
+                 training: Any = None, **kwargs: Any) -> Any:
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            if len(states) != self._n_states:
+                raise ValueError(f"{type(self).__name__} '{self.name}': `initial_state` needs {self._n_states} "
+                                 f"tensor(s) (one per state), received {len(states)}")
+            kwargs["initial_state"] = states
+        return super().__call__(inputs, training=training, mask=mask, **kwargs)
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        """As Keras: the sequence output keeps the input's mask; the last output and the states have none."""
+        out = previous_mask if self.return_sequences else None
+        return [out] + [None] * self._n_states if self.return_state else out
+
+    def _output_pieces(self, engine_shape: list) -> list:
+        if not self.return_state:
+            return [tuple(engine_shape)]
+        u = self.units
+        state = [(u,)] * self._n_states
+        if self.return_sequences:
+            return [((engine_shape[0] - self._n_states * u) // u, u), *state]
+        return [(u,), *state]
 
 
 class SimpleRNN(_RNN):
@@ -1370,7 +1537,12 @@ class AveragePooling1D(_Pooling1D):
 
 class GlobalAveragePooling1D(_GlobalPooling2D):
     """The mean over the steps of each channel: `(batch, steps, c)` to `(batch, c)`, or `(batch, 1, c)` with
-    `keepdims=True` (masks are not supported yet)."""
+    `keepdims=True`; with a mask, the mean of the steps it keeps."""
+    supports_masking = True
+    _takes_mask = True
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        return None
 
 
 class GlobalMaxPooling1D(_GlobalPooling2D):
@@ -1437,8 +1609,12 @@ GlobalMaxPool1D = GlobalMaxPooling1D
 
 class Bidirectional(Layer):
     """Runs a recurrent `layer` over the sequence in both directions and merges the two outputs (`merge_mode`
-    "concat", "sum", "mul" or "ave"); the backward direction is a copy of `layer` with `go_backwards` flipped, or
-    `backward_layer`. Its weights: the forward layer's, then the backward layer's."""
+    "concat", "sum", "mul", "ave", or None for both outputs); the backward direction is a copy of `layer` with
+    `go_backwards` flipped, or `backward_layer`. Its weights: the forward layer's, then the backward layer's.
+    With a mask, a masked step's sequence output is zeros in both directions (Keras sets `zero_output_for_mask`)."""
+    supports_masking = True
+    _takes_mask = True
+    _packed_flat = False  # merge_mode=None: the engine's concat, cut along the last axis
 
     def __init__(self, layer: Any, merge_mode: Any = "concat", weights: Any = None, backward_layer: Any = None,
                  **kwargs: Any) -> None:
@@ -1451,9 +1627,12 @@ class Bidirectional(Layer):
             if value is not None and not isinstance(value, _RNN):
                 raise ValueError(f"Bidirectional: `{what}` must be a SimpleRNN, LSTM or GRU layer, received "
                                  f"{value!r}")
-        if merge_mode not in ("concat", "sum", "mul", "ave"):
-            raise ValueError(f"Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' (None, two "
-                             f"outputs, is not supported by kerust yet), received {merge_mode!r}")
+        if merge_mode not in ("concat", "sum", "mul", "ave", None):
+            raise ValueError(f"Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, "
+                             f"received {merge_mode!r}")
+        for what, value in (("layer", layer), ("backward_layer", backward_layer)):
+            if value is not None and value.return_state:
+                raise ValueError(f"Bidirectional: return_state=True in `{what}` is not supported by kerust yet")
         if weights is not None:
             raise ValueError("Bidirectional: `weights=` is not supported by kerust yet; call `set_weights` once "
                              "the model is built")
@@ -1465,6 +1644,17 @@ class Bidirectional(Layer):
     @property
     def forward_layer(self) -> Any:
         return self.layer
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        out = previous_mask if self.layer.return_sequences else None
+        return [out, out] if self.merge_mode is None else out
+
+    def _output_pieces(self, engine_shape: list) -> list:
+        if self.merge_mode is not None:
+            return [tuple(engine_shape)]
+        uf = self.layer.units
+        ub = engine_shape[-1] - uf
+        return [(*engine_shape[:-1], uf), (*engine_shape[:-1], ub)]
 
     def _sub_config(self, layer: Any, prefix: str, flip: bool) -> dict:
         cfg = dict(layer.get_config())
@@ -1481,7 +1671,7 @@ class Bidirectional(Layer):
                                    else self._sub_config(self.layer, "backward_", True))}
 
 
-_CLASSES.update({cls.__name__: cls for cls in (Embedding, LayerNormalization, SimpleRNN, LSTM, GRU,
+_CLASSES.update({cls.__name__: cls for cls in (Embedding, Masking, LayerNormalization, SimpleRNN, LSTM, GRU,
                                                Bidirectional, Conv1D, MaxPooling1D, AveragePooling1D,
                                                GlobalAveragePooling1D, GlobalMaxPooling1D, SpatialDropout1D,
                                                UpSampling1D, ZeroPadding1D, Cropping1D)})

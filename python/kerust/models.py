@@ -93,8 +93,12 @@ class _FlatGraph:
             self.register_layer(layer)
         return self.index[id(layer)]
 
-    def add_node(self, layer: Any, inputs: List[int]) -> int:
-        self.nodes.append({"layer": self._unit(layer), "inputs": inputs})
+    def add_node(self, layer: Any, inputs: List[int], mask: bool = False) -> int:
+        """A call of `layer` on tensors `inputs` (with `mask`, the last one is the layer's Keras mask)."""
+        node: dict = {"layer": self._unit(layer), "inputs": inputs}
+        if mask:
+            node["mask"] = True
+        self.nodes.append(node)
         return self.n_inputs + len(self.nodes) - 1
 
     def _add_op_unit(self, class_name: str, config: dict, inputs: List[int], index: int = 0) -> int:
@@ -501,6 +505,8 @@ class Model(_LayerCalls):
         elif len(keys) > 1:
             raise ValueError(f"The model expects {len(keys)} inputs ({keys}): pass a list or a dict of arrays, "
                              f"received one {type(x).__name__}")
+        elif isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+            items = [x[0]]  # as Keras: a list holding the one input's array
         else:
             items = [x]
         label = [what] if len(items) == 1 else [f"{what}[{k!r}]" for k in keys]
@@ -781,7 +787,7 @@ class Model(_LayerCalls):
                              "input tensors.")
         return items
 
-    def _symbolic_output_shapes(self, items: list) -> list:
+    def _symbolic_output_shapes(self, items: list, masked: bool = False) -> list:
         shapes = [list(t.shape[1:]) for t in items]
         if self._core is None:
             self._build_for_shapes(shapes)
@@ -1098,30 +1104,28 @@ class Sequential(Model):
                                      "a Sequential model needs a single output at every step")
                 self._trace_outs.append(cur)
                 added.append(cur)
-            super()._build_core()
+            before = self.outputs
+            self.outputs = [self._trace_outs[-1]]
+            try:
+                super()._build_core()
+            except Exception:
+                self.outputs = before
+                raise
         except Exception:
             del self._trace_outs[len(self._trace_outs) - len(added):]
             raise
-        self.outputs = [self._trace_outs[-1]]
 
     def _input_sample_shapes(self) -> List[List[int]]:
         return [list(self._input_shape or ())]
 
     def _flatten_into(self, flat: _FlatGraph, inputs: List[int]) -> List[int]:
-        from ._custom import flatten_node, is_custom
+        from ._graph import map_graph
 
         if len(inputs) != 1:
             raise ValueError(f"Sequential model '{self.name}' takes one input, received {len(inputs)}")
-        cur = inputs[0]
-        for i, layer in enumerate(self._layers):
-            if isinstance(layer, Model):
-                cur = layer._flatten_into(flat, [cur])[0]
-            elif is_custom(layer):
-                t = self._trace_outs[i]
-                cur = flatten_node(layer, layer._inbound_nodes[t._keras_history[1]], flat, [cur])[0]
-            else:
-                cur = flat.add_node(layer, [cur])
-        return [cur]
+        # the traced stack, with the ops that compute masks between its layers
+        nodes, _ = map_graph(self.inputs, self.outputs, check_names=False)
+        return _flatten_nodes([n for n in nodes if not n.is_input], self.inputs, self.outputs, flat, inputs)
 
     def _build_from_data(self, x: List[np.ndarray]) -> None:
         if not self._layers:
@@ -1248,7 +1252,8 @@ class Functional(Model):
         """Keras's `Functional` config: every layer with the `inbound_nodes` of its calls in this model, and
         `input_layers` / `output_layers`."""
         _preprocess.refuse_config(self)
-        if any(getattr(n.operation, "_is_operation", False) for n in self._nodes):
+        if any(getattr(n.operation, "_is_operation", False) and not getattr(n.operation, "_derived", False)
+               for n in self._nodes):
             raise NotImplementedError(
                 f"Model '{self.name}' calls keras.ops directly on its symbolic tensors; kerust cannot write such a "
                 "model's config yet (its weights save with save_weights). Wrap the ops in a layers.Lambda or a "
@@ -1267,8 +1272,13 @@ class Functional(Model):
             for node in layer._inbound_nodes:
                 if id(node) not in self._node_ids() or node.is_input:
                     continue
-                args = [tensor(t) for t in node.input_tensors]
+                call_args = node.call_args
+                args = [tensor(t) for t in (call_args if isinstance(call_args, (list, tuple)) else [call_args])]
                 kwargs: dict = {"mask": None} if isinstance(layer, Model) else {}
+                for key, value in node.call_kwargs.items():
+                    kwargs[key] = [tensor(t) for t in value] if isinstance(value, list) else tensor(value)
+                if node.mask_kwarg:  # a mask given as `mask=` (one found on the input is made again on loading)
+                    kwargs["mask"] = tensor(node.input_tensors[-1])
                 inbound.append({"args": [args] if isinstance(node.call_args, (list, tuple)) else args,
                                 "kwargs": kwargs})
             entry["inbound_nodes"] = inbound
@@ -1305,7 +1315,9 @@ def _flatten_nodes(nodes: List[Any], in_tensors: List[Any], out_tensors: List[An
         elif is_custom(op):
             outs = flatten_node(op, node, flat, ins)
         else:
-            outs = [flat.add_node(op, ins)]
+            outs = [flat.add_node(op, ins, node.mask_input)]
+            if len(node.outputs) > 1:  # several outputs come packed in the engine's one
+                outs = op._unpack(flat, outs[0], [t.shape[1:] for t in node.outputs])
         for t, o in zip(node.outputs, outs):
             ids[id(t)] = o
     return [ids[id(t)] for t in out_tensors]

@@ -484,7 +484,8 @@ NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Co
                                         "GRU", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM",
                                         "LayerNormalization", "MaxPooling1D", "SimpleRNN", "SpatialDropout1D",
                                         "UpSampling1D", "ZeroPadding1D", "Cropping1D", "MultiHeadAttention",
-                                        "Attention", "AdditiveAttention", "TimeDistributed")
+                                        "Attention", "AdditiveAttention", "TimeDistributed",
+                                        "Masking")
 """Sequence and attention layers the exporter does not translate yet: exporting a model with one raises a
 ValueError."""
 

@@ -46,9 +46,9 @@ def _result_type(xs: Sequence[Any]) -> str:
     typed = [d for d in (_dtype_of(x) for x in xs) if d is not None]
     weak = [x for x in xs if _dtype_of(x) is None]
     if not typed:
-        if any(isinstance(x, float) for x in weak):
+        if builtins.any(isinstance(x, float) for x in weak):
             return "float32"
-        if all(isinstance(x, bool) for x in weak) and weak:
+        if builtins.all(isinstance(x, bool) for x in weak) and weak:
             return "bool"
         return "int32"
     floats = [d for d in typed if d in _FLOATS]
@@ -60,12 +60,12 @@ def _result_type(xs: Sequence[Any]) -> str:
         return "float32" if best == "float64" else best
     ints = [d for d in typed if d in _INTS]
     if ints:
-        if any(isinstance(x, float) for x in weak):
+        if builtins.any(isinstance(x, float) for x in weak):
             return "float32"
-        return "int32" if any(d in ("int32", "int64", "uint32", "uint64") for d in ints) else ints[0]
-    if any(isinstance(x, float) for x in weak):
+        return "int32" if builtins.any(d in ("int32", "int64", "uint32", "uint64") for d in ints) else ints[0]
+    if builtins.any(isinstance(x, float) for x in weak):
         return "float32"
-    if any(isinstance(x, int) and not isinstance(x, bool) for x in weak):
+    if builtins.any(isinstance(x, int) and not isinstance(x, bool) for x in weak):
         return "int32"
     return "bool"
 
@@ -97,7 +97,7 @@ def _symbolic(x: Any) -> bool:
 def _any_symbolic(xs: Sequence[Any]) -> bool:
     from ._variable import Variable, tracing
 
-    return any(_symbolic(x) for x in xs) or (tracing() and any(isinstance(x, Variable) for x in xs))
+    return builtins.any(_symbolic(x) for x in xs) or (tracing() and builtins.any(isinstance(x, Variable) for x in xs))
 
 
 def _as_symbolic(x: Any) -> KerasTensor:
@@ -330,6 +330,16 @@ mean = _reduction("mean", "float")
 var = _reduction("var", "float")
 std = _reduction("std", "float")
 logsumexp = _reduction("logsumexp", "float")
+
+
+def any(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Whether any value over `axis` (None: every axis) is non-zero."""
+    return cast(max(cast(x, "float32"), axis=axis, keepdims=keepdims), "bool")
+
+
+def all(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Whether every value over `axis` (None: every axis) is non-zero."""
+    return cast(min(cast(x, "float32"), axis=axis, keepdims=keepdims), "bool")
 
 
 def argmax(x: Any, axis: Optional[int] = None, keepdims: bool = False) -> Any:
@@ -581,7 +591,7 @@ def _getitem(x: Any, key: Any) -> Any:
     if not isinstance(key, tuple):
         key = (key,)
     rank = len(shape(x))
-    if any(k is Ellipsis for k in key):
+    if builtins.any(k is Ellipsis for k in key):
         i = next(j for j, k in enumerate(key) if k is Ellipsis)
         fill = rank - (len(key) - 1 - builtins.sum(1 for k in key if k is None))
         key = key[:i] + (builtins.slice(None),) * fill + key[i + 1:]
@@ -600,7 +610,7 @@ def _getitem(x: Any, key: Any) -> Any:
         else:
             raise TypeError(f"kerust: indexing a symbolic tensor with {k!r} is not supported; use keras.ops.take "
                             "or keras.ops.take_along_axis")
-    y = _slice_items(x, items) if any(i != (None, None, 1) for i in items) else x
+    y = _slice_items(x, items) if builtins.any(i != (None, None, 1) for i in items) else x
     drop = []
     pos = 0
     for op in out_shape_ops:
@@ -676,7 +686,7 @@ def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> An
     if stop is None:
         start, stop = 0, start
     if dtype is None:
-        dtype = "float32" if any(isinstance(v, (float, np.floating)) for v in (start, stop, step)) else "int32"
+        dtype = "float32" if builtins.any(isinstance(v, (float, np.floating)) for v in (start, stop, step)) else "int32"
     return _run("arange", [], {"start": float(start), "stop": float(stop), "step": float(step)},
                 dtype=standardize_dtype(dtype))
 

@@ -1153,13 +1153,53 @@ def _history(value: Any, who: str) -> tuple[str, int, int]:
     return str(value[0]), int(value[1]), int(value[2])
 
 
+def _node_call(layer: Any, node: Any, who: str, mask_ops: set) -> tuple[list, Any]:
+    """(the tensor references of one inbound node, how to call the layer on them): the positional tensors, then
+    an `initial_state` and a `mask` given by keyword. A mask that one of Keras's recorded mask ops computes is
+    left out: the layer before makes it again."""
+    refs, as_list = _node_args(node, who)
+    kwargs = node.get("kwargs") or {}
+    states: list = []
+    mask = None
+    for key, value in kwargs.items():
+        if value is None or key == "training":
+            continue
+        if key == "initial_state":
+            states = [_tensor_ref(v, who) for v in (value if isinstance(value, list) else [value])]
+        elif key == "mask":
+            ref = _tensor_ref(value, who)
+            mask = None if ref[0] in mask_ops else ref
+        else:
+            raise ValueError(f"{who}: call argument {key}={value!r} is not supported by kerust (tensors, "
+                             "initial_state and mask only)")
+    for ref in refs + states + ([mask] if mask else []):
+        if ref[0] in mask_ops:
+            raise ValueError(f"{who}: reads the output of the keras.ops call '{ref[0]}', which kerust does not "
+                             "load")
+    if not states and mask is None:
+        return refs, as_list
+    n = len(refs)
+
+    def call(tensors: list) -> Any:
+        main = tensors[:n] if as_list else tensors[0]
+        kw: dict = {}
+        if states:
+            kw["initial_state"] = tensors[n:n + len(states)]
+        if mask is not None:
+            kw["mask"] = tensors[-1]
+        return layer(main, **kw)
+
+    return refs + states + ([mask] if mask else []), call
+
+
 def _node_args(node: Any, who: str) -> tuple[Any, bool]:
     """(the tensor references of one inbound node, whether they were given as a list)."""
     if not isinstance(node, dict):
         raise ValueError(f"{who}: an inbound node must be an object with `args` and `kwargs`")
     kwargs = node.get("kwargs") or {}
-    if not isinstance(kwargs, dict) or any(v is not None for k, v in kwargs.items() if k in ("mask", "training")) \
-            or any(k not in ("mask", "training") for k in kwargs):
+    # `training=False` is what Keras writes for a call inside a layer's own call; a call fixed in training mode
+    # (`training=True`) is not supported
+    if not isinstance(kwargs, dict) or kwargs.get("training") not in (None, False):
         raise ValueError(f"{who}: call arguments {kwargs!r} are not supported by kerust (only tensors)")
     args = node.get("args")
     if not isinstance(args, list) or len(args) != 1:
@@ -1185,6 +1225,11 @@ def _tensor_ref(item: Any, who: str) -> Any:
     return _history(item["config"].get("keras_history"), who)
 
 
+# the keras.ops classes Keras records beside masking layers in a functional config (Embedding's not_equal,
+# Masking's any)
+_MASK_OPS = ("NotEqual", "Any", "Squeeze", "ExpandDims", "LogicalAnd", "LogicalOr", "Cast")
+
+
 def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
     """A functional model from Keras's config: the layers first, then their calls in an order that has every
     input ready (Keras's own loader does the same)."""
@@ -1202,7 +1247,8 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
     if (name is not None and not isinstance(name, str)) or not isinstance(trainable, bool):
         raise ValueError("the model's `name` must be a string and `trainable` true or false")
     made: dict[str, Any] = {}
-    calls: list[tuple[str, int, list, Any]] = []  # the last: as a list, or a call (attention layers)
+    calls: list[tuple[str, int, list, Any]] = []  # the last: as a list, or a call (keyword arguments)
+    mask_ops: set = set()
     outputs: dict[tuple[str, int], list] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
@@ -1213,6 +1259,10 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
         who = f"layer #{index} ({cls})"
         if not isinstance(lname, str) or not isinstance(cfg, dict) or lname in made:
             raise ValueError(f"{who}: every layer needs a 'config' object and a unique name")
+        if str(entry.get("module", "")).startswith("keras.src.ops") and cls in _MASK_OPS:
+            mask_ops.add(lname)  # a mask Keras recorded as ops; kerust's layers make it again
+            made[lname] = None
+            continue
         user = _user_class(entry, who, objects)
         if user is not None:
             layer = _custom_layer(entry, user, f"layer '{lname}' ({cls})", objects)
@@ -1230,7 +1280,8 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
             outputs[(lname, 0)] = [layer.output]
         else:
             kwargs = _translate_layer_config(cls, cfg)
-            for key in ("batch_input_shape", "batch_shape", "input_shape", "input_dim", "batch_size"):
+            shape_keys = ("batch_input_shape", "batch_shape", "input_shape", "batch_size", "input_dim")
+            for key in shape_keys[:-1] if cls == "Embedding" else shape_keys:  # Embedding's own input_dim
                 kwargs.pop(key, None)
             layer = layers_module.deserialize({"class_name": cls, "config": kwargs})
         made[lname] = layer
@@ -1243,7 +1294,7 @@ def _build_functional(config: dict, where: str, objects: _Objects) -> Any:
                     raise ValueError(f"{who} node {k}: an inbound node must be an object with `args` and `kwargs`")
                 refs, as_list = layer._call_from_node(node, _tensor_ref)
             else:
-                refs, as_list = _node_args(node, f"{who} node {k}")
+                refs, as_list = _node_call(layer, node, f"{who} node {k}", mask_ops)
             calls.append((lname, k, refs, as_list))
     pending = calls
     while pending:

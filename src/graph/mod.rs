@@ -139,6 +139,8 @@ pub struct NodeSpec {
     pub layer: usize,
     pub inputs: Vec<usize>,
     pub index: usize,
+    /// The last input is a Keras mask for the layer (`Layer::takes_mask`).
+    pub mask: bool,
 }
 
 /// The graph as plain data (what Python sends): unique layers, model inputs' sample shapes, nodes in
@@ -181,6 +183,7 @@ impl GraphSpec {
                     layer: i,
                     inputs: vec![i],
                     index: 0,
+                    mask: false,
                 })
                 .collect(),
             outputs: vec![layers.len()],
@@ -223,10 +226,12 @@ impl GraphSpec {
                     .ok_or_else(|| Error::Value(format!("graph: node without `layer`: {n}")))?;
                 let inputs = usize_list(n.get("inputs").unwrap_or(&Value::Null), "node inputs")?;
                 let index = n.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+                let mask = n.get("mask").and_then(Value::as_bool).unwrap_or(false);
                 Ok(NodeSpec {
                     layer: layer as usize,
                     inputs,
                     index,
+                    mask,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -436,6 +441,7 @@ impl Graph {
                         cfg,
                         *u,
                         &in_shapes,
+                        node.mask,
                         &mut units,
                         &mut total_weights,
                         rng,
@@ -542,6 +548,7 @@ impl Graph {
         cfg: &Value,
         u: usize,
         in_shapes: &[Vec<usize>],
+        masked: bool,
         units: &mut [Option<Unit>],
         total_weights: &mut usize,
         rng: &mut Rng,
@@ -554,23 +561,33 @@ impl Graph {
             }
             return Ok((Instance::Merge(m), out));
         }
-        if in_shapes.len() != 1 {
+        let mut layer = layers::from_config(class_name, cfg)?;
+        let layer_name = cfg
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(class_name);
+        if masked && !layer.takes_mask() {
             return Err(Error::Value(format!(
-                "Layer '{}' ({class_name}) expects 1 input, but it received {} input tensors",
-                cfg.get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or(class_name),
-                in_shapes.len()
+                "Layer '{layer_name}' ({class_name}) does not take a mask"
             )));
         }
-        let mut layer = layers::from_config(class_name, cfg)?;
+        let n_inputs = in_shapes.len() - usize::from(masked);
+        if n_inputs == 0 || n_inputs > layer.max_inputs() {
+            return Err(Error::Value(format!(
+                "Layer '{layer_name}' ({class_name}) expects {}, but it received {n_inputs} input tensors",
+                match layer.max_inputs() {
+                    1 => "1 input".to_string(),
+                    n => format!("1 to {n} inputs"),
+                }
+            )));
+        }
         let trainable = cfg
             .get("trainable")
             .and_then(Value::as_bool)
             .unwrap_or(true);
         match &units[u] {
             None => {
-                let out = layer.build(&in_shapes[0], rng)?;
+                let out = layer.build_inputs(in_shapes, masked, rng)?;
                 layer.set_trainable(trainable);
                 *total_weights += layer.params().iter().map(|p| p.value.len()).sum::<usize>();
                 units[u] = Some(Unit::Layer(layer));
@@ -579,7 +596,7 @@ impl Graph {
             Some(owner) => {
                 // a second call: same weights, so the shapes must build the same weights
                 let mut scratch = Rng::shape_only();
-                let out = layer.build(&in_shapes[0], &mut scratch)?;
+                let out = layer.build_inputs(in_shapes, masked, &mut scratch)?;
                 let theirs: Vec<&Vec<usize>> = owner.params().iter().map(|p| &p.shape).collect();
                 let mine: Vec<&Vec<usize>> = layer.params().iter().map(|p| &p.shape).collect();
                 if theirs != mine {
@@ -963,10 +980,7 @@ impl Graph {
                                 b
                             }
                         }
-                        _ => {
-                            let x = ins.into_iter().next().unwrap_or_default();
-                            self.with_layer(k, |l| l.forward(x, ctx))?
-                        }
+                        _ => self.with_layer(k, |l| l.forward_inputs(ins, ctx))?,
                     };
                     if let Some(w) = watch.as_deref_mut() {
                         let u = &self.units[self.nodes[k].unit];
@@ -1075,14 +1089,14 @@ impl Graph {
                 continue;
             }
             let need = want_input_grads || ins.iter().any(|&t| t >= n_in);
-            let in_grads: Vec<Tensor> = match *step {
+            let in_grads: Vec<Option<Tensor>> = match *step {
                 Step::ConvMaxPool(..) => {
-                    vec![self.with_layer(k, |l| fusion::backward(l, g, need))?]
+                    vec![Some(self.with_layer(k, |l| fusion::backward(l, g, need))?)]
                 }
                 Step::Node(_) => {
                     let unit = self.nodes[k].unit;
                     match &mut self.nodes[k].instance {
-                        Instance::Merge(m) => m.backward(g)?,
+                        Instance::Merge(m) => m.backward(g)?.into_iter().map(Some).collect(),
                         Instance::Op(cache) if fused_node[k] => {
                             // a softmax / sigmoid op fused with the loss: `g` is already the gradient of its
                             // input (the op's cache holds no lent variable: lending stops after forward)
@@ -1103,15 +1117,17 @@ impl Graph {
                             continue;
                         }
                         _ if fused_node[k] => {
-                            vec![self.with_layer(k, |l| l.backward_preactivation(g, need))?]
+                            vec![Some(
+                                self.with_layer(k, |l| l.backward_preactivation(g, need))?,
+                            )]
                         }
-                        _ => vec![self.with_layer(k, |l| l.backward(g, need))?],
+                        _ => self.with_layer(k, |l| l.backward_inputs(g, need))?,
                     }
                 }
             };
             if need {
                 for (t, gi) in ins.into_iter().zip(in_grads) {
-                    if t >= n_in || want_input_grads {
+                    if let Some(gi) = gi.filter(|_| t >= n_in || want_input_grads) {
                         accumulate(&mut grads[t], gi)?;
                     }
                 }
@@ -1165,6 +1181,20 @@ impl Graph {
             }
         }
         Ok(())
+    }
+
+    /// Forget what `stateful` layers carry between batches (Keras's `reset_states`).
+    pub fn reset_states(&mut self) {
+        for u in self.units.iter_mut() {
+            if let Unit::Layer(l) = u {
+                l.reset_states();
+            }
+        }
+        for n in self.nodes.iter_mut() {
+            if let Instance::Shared(l) = &mut n.instance {
+                l.reset_states();
+            }
+        }
     }
 
     pub fn clear_caches(&mut self) {

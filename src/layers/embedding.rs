@@ -22,13 +22,8 @@ pub struct Embedding {
 impl Embedding {
     pub fn from_config(v: &Value) -> Result<Self> {
         let cfg = Cfg::new("Embedding", v)?;
-        if cfg.bool_or("mask_zero", false)? {
-            return Err(Error::Value(format!(
-                "Embedding '{}': mask_zero=True is not supported by kerust yet (masks are not carried \
-                 through the graph)",
-                cfg.name
-            )));
-        }
+        // mask_zero: the mask (`ids != 0`) is computed beside the layer, in the graph
+        cfg.bool_or("mask_zero", false)?;
         if cfg
             .raw("embeddings_constraint")
             .is_some_and(|c| !c.is_null())

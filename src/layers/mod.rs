@@ -9,6 +9,7 @@ pub(crate) mod dense;
 mod dropout;
 mod embedding;
 mod layer_norm;
+mod masking;
 mod noise;
 mod one_d;
 mod pooling;
@@ -208,6 +209,40 @@ pub trait Layer: AsAny + Send + Sync {
     }
     /// Drop cached activations (after inference or between fits) so memory does not linger.
     fn clear_cache(&mut self) {}
+    /// How many tensors one call may read: the main input, then what a layer takes besides it (a recurrent
+    /// layer's initial states). A Keras mask, when a node passes one, comes last and is not counted here.
+    fn max_inputs(&self) -> usize {
+        1
+    }
+    /// Whether a call may pass a Keras mask `(batch, steps)` (1 keeps a step, 0 skips it) as its last input.
+    fn takes_mask(&self) -> bool {
+        false
+    }
+    /// `build` with every input's sample shape, the main input first; `masked`: the last one is a mask.
+    fn build_inputs(
+        &mut self,
+        shapes: &[Vec<usize>],
+        masked: bool,
+        rng: &mut Rng,
+    ) -> Result<Vec<usize>> {
+        let _ = masked;
+        self.build(&shapes[0], rng)
+    }
+    /// `forward` over every input of a call (as given to `build_inputs`).
+    fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
+        let x = xs.into_iter().next().unwrap_or_default();
+        self.forward(x, ctx)
+    }
+    /// `backward` to every input of a call: None where no gradient flows (a mask).
+    fn backward_inputs(
+        &mut self,
+        grad: Tensor,
+        need_input_grad: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(self.backward(grad, need_input_grad)?)])
+    }
+    /// Forget the state a `stateful` layer carries from one batch to the next.
+    fn reset_states(&mut self) {}
 }
 
 /// Classes kerust can build, by their Keras names.
@@ -233,6 +268,7 @@ pub const CLASS_NAMES: &[&str] = &[
     "Permute",
     "RepeatVector",
     "Identity",
+    "Masking",
     "Embedding",
     "LayerNormalization",
     "SimpleRNN",
@@ -273,6 +309,7 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "Permute" => Box::new(Permute::from_config(cfg)?),
         "RepeatVector" => Box::new(RepeatVector::from_config(cfg)?),
         "Identity" => Box::new(Identity::from_config(cfg)?),
+        "Masking" => Box::new(masking::Masking::from_config(cfg)?),
         "Embedding" => Box::new(Embedding::from_config(cfg)?),
         "LayerNormalization" => Box::new(LayerNormalization::from_config(cfg)?),
         "SimpleRNN" => Box::new(Recurrent::from_config("SimpleRNN", cfg)?),
@@ -571,13 +608,13 @@ pub(crate) mod gradcheck {
         Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect()).unwrap()
     }
 
-    fn loss(layer: &mut dyn Layer, x: &Tensor, w: &[f32]) -> f64 {
+    fn loss(layer: &mut dyn Layer, xs: &[Tensor], w: &[f32]) -> f64 {
         let mut rng = Rng::new(5);
         let mut ctx = Ctx {
             training: true,
             rng: &mut rng,
         };
-        let y = layer.forward(x.clone(), &mut ctx).unwrap();
+        let y = layer.forward_inputs(xs.to_vec(), &mut ctx).unwrap();
         y.data
             .iter()
             .zip(w)
@@ -587,40 +624,55 @@ pub(crate) mod gradcheck {
 
     /// Checks d/dx and d/d(every trainable param). `tol` is relative to max(1, |numeric|).
     pub fn check(layer: &mut dyn Layer, x: Tensor, tol: f64) {
+        check_inputs(layer, vec![x], tol);
+    }
+
+    /// `check` for a call over several inputs (`forward_inputs`): the gradient of each input that has one (a
+    /// mask has none, and is not perturbed).
+    pub fn check_inputs(layer: &mut dyn Layer, xs: Vec<Tensor>, tol: f64) {
         let mut rng = Rng::new(5);
         let mut ctx = Ctx {
             training: true,
             rng: &mut rng,
         };
-        let y = layer.forward(x.clone(), &mut ctx).unwrap();
+        let y = layer.forward_inputs(xs.clone(), &mut ctx).unwrap();
         let w: Vec<f32> = (0..y.data.len())
             .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
             .collect();
         for p in layer.params_mut() {
             p.grad.iter_mut().for_each(|g| *g = 0.0);
         }
-        let dx = layer
-            .backward(Tensor::new(y.shape.clone(), w.clone()).unwrap(), true)
+        let dxs = layer
+            .backward_inputs(Tensor::new(y.shape.clone(), w.clone()).unwrap(), true)
             .unwrap();
         assert_eq!(
-            dx.shape,
-            x.shape,
-            "{}: input gradient shape",
+            dxs.len(),
+            xs.len(),
+            "{}: one gradient per input",
             layer.class_name()
         );
         let h = 1e-2f32;
-        for i in 0..x.data.len() {
-            let mut xp = x.clone();
-            xp.data[i] += h;
-            let mut xm = x.clone();
-            xm.data[i] -= h;
-            let num = (loss(layer, &xp, &w) - loss(layer, &xm, &w)) / (2.0 * h as f64);
-            let ana = dx.data[i] as f64;
-            assert!(
-                (num - ana).abs() <= tol * num.abs().max(1.0),
-                "{} d/dx[{i}]: numeric {num} analytic {ana}",
+        for (k, dx) in dxs.iter().enumerate() {
+            let Some(dx) = dx else { continue };
+            assert_eq!(
+                dx.shape,
+                xs[k].shape,
+                "{}: input {k} gradient shape",
                 layer.class_name()
             );
+            for i in 0..xs[k].data.len() {
+                let mut xp = xs.clone();
+                xp[k].data[i] += h;
+                let mut xm = xs.clone();
+                xm[k].data[i] -= h;
+                let num = (loss(layer, &xp, &w) - loss(layer, &xm, &w)) / (2.0 * h as f64);
+                let ana = dx.data[i] as f64;
+                assert!(
+                    (num - ana).abs() <= tol * num.abs().max(1.0),
+                    "{} d/dx{k}[{i}]: numeric {num} analytic {ana}",
+                    layer.class_name()
+                );
+            }
         }
         let n_params = layer.params().len();
         for pi in 0..n_params {
@@ -631,9 +683,9 @@ pub(crate) mod gradcheck {
             for (j, &grad) in grads.iter().enumerate() {
                 let orig = layer.params()[pi].value[j];
                 layer.params_mut()[pi].value[j] = orig + h;
-                let lp = loss(layer, &x, &w);
+                let lp = loss(layer, &xs, &w);
                 layer.params_mut()[pi].value[j] = orig - h;
-                let lm = loss(layer, &x, &w);
+                let lm = loss(layer, &xs, &w);
                 layer.params_mut()[pi].value[j] = orig;
                 let num = (lp - lm) / (2.0 * h as f64);
                 assert!(

@@ -18,6 +18,10 @@ pub struct OneD {
     inner_out: Vec<usize>,
     out: Vec<usize>,
     input: Vec<usize>,
+    /// GlobalAveragePooling1D called with a mask: the mean over the kept steps only.
+    masked: bool,
+    /// The last masked training call's mask and its count of kept steps per sample.
+    mask_cache: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// A 1-D size argument (`3` or `[3]`) as the 2-D pair `[1, 3]`.
@@ -97,7 +101,42 @@ impl OneD {
             inner_out: Vec::new(),
             out: Vec::new(),
             input: Vec::new(),
+            masked: false,
+            mask_cache: None,
         })
+    }
+
+    /// Keras's masked mean: `sum(where(mask, x, 0)) / sum(mask)` over the steps (NaN for a sample with every
+    /// step masked, as in Keras).
+    fn masked_mean(&mut self, x: Tensor, mask: Tensor, keep: bool) -> Result<Tensor> {
+        let (steps, ch) = (self.input[0], self.input[1]);
+        let b = x.batch();
+        if mask.data.len() != b * steps || x.data.len() != b * steps * ch {
+            return Err(Error::Value(format!(
+                "{} '{}': a mask of shape {:?} for an input of shape {:?}",
+                self.class,
+                self.name(),
+                mask.shape,
+                x.shape
+            )));
+        }
+        let mut out = vec![0.0f32; b * ch];
+        let mut counts = vec![0.0f32; b];
+        for bi in 0..b {
+            let o = &mut out[bi * ch..][..ch];
+            for t in 0..steps {
+                if mask.data[bi * steps + t] != 0.0 {
+                    counts[bi] += 1.0;
+                    let row = &x.data[(bi * steps + t) * ch..][..ch];
+                    o.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+            }
+            o.iter_mut().for_each(|a| *a /= counts[bi]);
+        }
+        if keep {
+            self.mask_cache = Some((mask.data, counts));
+        }
+        Tensor::new([&[b][..], &self.out].concat(), out)
     }
 
     fn view(t: Tensor, sample: &[usize]) -> Result<Tensor> {
@@ -134,6 +173,66 @@ impl Layer for OneD {
         }
         Ok(self.out.clone())
     }
+    fn takes_mask(&self) -> bool {
+        self.class == "GlobalAveragePooling1D"
+    }
+    fn build_inputs(
+        &mut self,
+        shapes: &[Vec<usize>],
+        masked: bool,
+        rng: &mut Rng,
+    ) -> Result<Vec<usize>> {
+        let out = self.build(&shapes[0], rng)?;
+        if let (true, Some(m)) = (masked, shapes.last()) {
+            if m.as_slice() != [self.input[0]] {
+                return Err(Error::Value(format!(
+                    "{} '{}': the mask must have shape (batch, {}) (the input's batch and steps), received \
+                     (batch, {})",
+                    self.class,
+                    self.name(),
+                    self.input[0],
+                    m.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        self.masked = masked;
+        Ok(out)
+    }
+    fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
+        let mut it = xs.into_iter();
+        let x = it.next().unwrap_or_default();
+        match it.next() {
+            Some(mask) if self.masked => self.masked_mean(x, mask, ctx.training),
+            _ => self.forward(x, ctx),
+        }
+    }
+    fn backward_inputs(
+        &mut self,
+        grad: Tensor,
+        need_input_grad: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        if !self.masked {
+            return Ok(vec![Some(self.backward(grad, need_input_grad)?)]);
+        }
+        let (mask, counts) = self.mask_cache.take().ok_or_else(|| {
+            Error::Runtime(format!(
+                "{} '{}': backward called without a matching training forward pass",
+                self.class,
+                self.name()
+            ))
+        })?;
+        let (steps, ch) = (self.input[0], self.input[1]);
+        let b = counts.len();
+        let mut dx = vec![0.0f32; b * steps * ch];
+        for bi in 0..b {
+            let g = &grad.data[bi * ch..][..ch];
+            for t in (0..steps).filter(|&t| mask[bi * steps + t] != 0.0) {
+                let row = &mut dx[(bi * steps + t) * ch..][..ch];
+                row.iter_mut().zip(g).for_each(|(d, v)| *d = v / counts[bi]);
+            }
+        }
+        Ok(vec![Some(Tensor::new(vec![b, steps, ch], dx)?), None])
+    }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let x = Self::view(x, &[1, self.input[0], self.input[1]])?;
         let y = self.inner.forward(x, ctx)?;
@@ -168,7 +267,8 @@ impl Layer for OneD {
         self.inner.set_trainable(trainable)
     }
     fn clear_cache(&mut self) {
-        self.inner.clear_cache()
+        self.inner.clear_cache();
+        self.mask_cache = None;
     }
 }
 
@@ -185,6 +285,32 @@ mod tests {
         let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
         rng.shuffle(&mut v);
         Tensor::new(shape.to_vec(), v).unwrap()
+    }
+
+    #[test]
+    fn masked_global_average_is_the_mean_of_the_kept_steps() {
+        let mut l = OneD::from_config("GlobalAveragePooling1D", &json!({})).unwrap();
+        l.build_inputs(&[vec![3, 2], vec![3]], true, &mut Rng::new(1))
+            .unwrap();
+        let x = Tensor::new(vec![1, 3, 2], vec![1.0, 2.0, 10.0, 20.0, 3.0, 4.0]).unwrap();
+        let m = Tensor::new(vec![1, 3], vec![1.0, 0.0, 1.0]).unwrap();
+        let mut rng = Rng::new(5);
+        let mut ctx = Ctx {
+            training: false,
+            rng: &mut rng,
+        };
+        let y = l
+            .forward_inputs(vec![x.clone(), m.clone()], &mut ctx)
+            .unwrap();
+        assert_eq!(y.data, vec![2.0, 3.0]);
+        gradcheck::check_inputs(&mut l, vec![input(&[1, 3, 2], 3), m], 1e-2);
+        let e = l
+            .build_inputs(&[vec![3, 2], vec![4]], true, &mut Rng::new(1))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("(batch, 3)") && e.to_string().contains("(batch, 4)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ impl Cell {
 struct Cache {
     batch: usize,
     x: Vec<f32>,
+    /// The call's mask `(batch, steps)` in input order (empty: none).
+    mask: Vec<f32>,
+    /// How many initial states the call was given (their gradients are returned).
+    n_init: usize,
     /// The state each step starts from: h (and c for LSTM).
     h_prev: Vec<f32>,
     c_prev: Vec<f32>,
@@ -64,7 +68,13 @@ pub struct Recurrent {
     use_bias: bool,
     unit_forget_bias: bool,
     return_sequences: bool,
+    return_state: bool,
     go_backwards: bool,
+    /// A masked step's output is zeros (else the previous output); Bidirectional sets it with sequences.
+    zero_output_for_mask: bool,
+    /// This call's inputs: initial states given, and whether a mask comes last (`build_inputs`).
+    n_init: usize,
+    masked: bool,
     inits: [Initializer; 3],
     regs: [Option<crate::layers::Regularizer>; 3],
     steps: usize,
@@ -112,10 +122,8 @@ impl Recurrent {
                 return Err(refuse(&format!("{key} > 0")));
             }
         }
-        for key in ["return_state", "stateful"] {
-            if cfg.bool_or(key, false)? {
-                return Err(refuse(&format!("{key}=True")));
-            }
+        if cfg.bool_or("stateful", false)? {
+            return Err(refuse("stateful=True"));
         }
         if cell == Cell::Gru && !cfg.bool_or("reset_after", true)? {
             return Err(refuse("reset_after=False"));
@@ -143,7 +151,11 @@ impl Recurrent {
             use_bias: cfg.bool_or("use_bias", true)?,
             unit_forget_bias: cell == Cell::Lstm && cfg.bool_or("unit_forget_bias", true)?,
             return_sequences: cfg.bool_or("return_sequences", false)?,
+            return_state: cfg.bool_or("return_state", false)?,
             go_backwards: cfg.bool_or("go_backwards", false)?,
+            zero_output_for_mask: cfg.bool_or("zero_output_for_mask", false)?,
+            n_init: 0,
+            masked: false,
             inits: [
                 initializer_of(&cfg, "kernel_initializer", "glorot_uniform")?,
                 initializer_of(&cfg, "recurrent_initializer", "orthogonal")?,
@@ -164,6 +176,24 @@ impl Recurrent {
 
     fn width(&self) -> usize {
         self.cell.gates() * self.units
+    }
+
+    /// The states the cell carries: h, and c for LSTM.
+    fn n_states(&self) -> usize {
+        if self.cell == Cell::Lstm {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Values per sample of the sequence or last output (without the states `return_state` appends).
+    fn out_size(&self) -> usize {
+        if self.return_sequences {
+            self.steps * self.units
+        } else {
+            self.units
+        }
     }
 
     /// The input time index that processing step `s` reads.
@@ -194,8 +224,16 @@ impl Recurrent {
             .then(|| &self.params[2].value[row * w..(row + 1) * w])
     }
 
-    /// Run the sequence. Returns the output; `keep` stores what backward needs (the input moves into the cache).
-    fn run(&mut self, x: Tensor, keep: bool) -> Result<Tensor> {
+    /// Run the sequence from the `init` states (zeros when empty), skipping the steps `mask` zeroes (a skipped
+    /// step keeps the state, as Keras does). Returns the output, then the final states with `return_state`;
+    /// `keep` stores what backward needs (the input moves into the cache).
+    fn run(
+        &mut self,
+        x: Tensor,
+        mask: Option<Tensor>,
+        init: Vec<Tensor>,
+        keep: bool,
+    ) -> Result<Tensor> {
         let (t_len, d, u, w) = (self.steps, self.in_dim, self.units, self.width());
         let b = x.batch();
         if x.data.len() != b * t_len * d {
@@ -230,8 +268,19 @@ impl Recurrent {
             Cell::Gru => self.bias(1).map(<[f32]>::to_vec),
             _ => None,
         };
+        let mask = mask.map(|m| m.data).unwrap_or_default();
+        if !mask.is_empty() && mask.len() != b * t_len {
+            return Err(Error::Value(format!(
+                "{} '{}': the mask has {} values for a batch of {b} sequences of {t_len} steps",
+                self.class,
+                self.name,
+                mask.len()
+            )));
+        }
+        let kept = |bi: usize, t: usize| mask.is_empty() || mask[bi * t_len + t] != 0.0;
         let mut cache = Cache {
             batch: b,
+            n_init: init.len(),
             ..Cache::default()
         };
         if keep {
@@ -241,8 +290,22 @@ impl Recurrent {
                 cache.pre.reserve(t_len * b * w);
             }
         }
-        let mut h = vec![0.0f32; b * u];
-        let mut c = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
+        let mut states = init.into_iter();
+        let mut initial = |n: usize| -> Result<Vec<f32>> {
+            match states.next() {
+                None => Ok(vec![0.0f32; n]),
+                Some(s) if s.data.len() == n => Ok(s.data),
+                Some(s) => Err(Error::Value(format!(
+                    "{} '{}': an initial state of shape {:?} for a batch of {b} and {u} units",
+                    self.class, self.name, s.shape
+                ))),
+            }
+        };
+        let mut h = initial(b * u)?;
+        let mut c = initial(if self.cell == Cell::Lstm { b * u } else { 0 })?;
+        // the state before a step, restored where the mask skips it
+        let mut h_old = vec![0.0f32; if mask.is_empty() { 0 } else { b * u }];
+        let mut c_old = vec![0.0f32; if mask.is_empty() { 0 } else { c.len() }];
         let mut hp = vec![0.0f32; b * w];
         let mut z = vec![0.0f32; b * w];
         // GRU's reset gate of one sample, LSTM's act(c): scratch reused by every step
@@ -280,6 +343,10 @@ impl Recurrent {
                 if self.cell == Cell::Lstm {
                     cache.c_prev.extend_from_slice(&c);
                 }
+            }
+            if !mask.is_empty() {
+                h_old.copy_from_slice(&h);
+                c_old.copy_from_slice(&c);
             }
             for bi in 0..b {
                 let xrow = &xp[(bi * t_len + t) * w..][..w];
@@ -366,21 +433,53 @@ impl Recurrent {
             if keep {
                 cache.gates.extend_from_slice(&z);
             }
+            for bi in (0..b).filter(|&bi| !kept(bi, t)) {
+                let row = bi * u..(bi + 1) * u;
+                h[row.clone()].copy_from_slice(&h_old[row.clone()]);
+                if self.cell == Cell::Lstm {
+                    c[row.clone()].copy_from_slice(&c_old[row]);
+                }
+            }
             if self.return_sequences {
                 for bi in 0..b {
-                    seq[(bi * t_len + s) * u..][..u].copy_from_slice(&h[bi * u..][..u]);
+                    let out = &mut seq[(bi * t_len + s) * u..][..u];
+                    if self.zero_output_for_mask && !kept(bi, t) {
+                        out.fill(0.0);
+                    } else {
+                        out.copy_from_slice(&h[bi * u..][..u]);
+                    }
                 }
             }
         }
-        if keep {
-            cache.x = x.data;
-            self.cache = Some(cache);
-        }
-        if self.return_sequences {
+        let out_size = self.out_size();
+        let y = if self.return_state {
+            // one tensor per sample: the output, then each final state (Python splits them)
+            let per = out_size + self.n_states() * u;
+            let mut out = Vec::with_capacity(b * per);
+            for bi in 0..b {
+                let row = bi * u..(bi + 1) * u;
+                if self.return_sequences {
+                    out.extend_from_slice(&seq[bi * out_size..][..out_size]);
+                } else {
+                    out.extend_from_slice(&h[row.clone()]);
+                }
+                out.extend_from_slice(&h[row.clone()]);
+                if self.cell == Cell::Lstm {
+                    out.extend_from_slice(&c[row]);
+                }
+            }
+            Tensor::new(vec![b, per], out)
+        } else if self.return_sequences {
             Tensor::new(vec![b, t_len, u], seq)
         } else {
             Tensor::new(vec![b, u], h)
+        };
+        if keep {
+            cache.x = x.data;
+            cache.mask = mask;
+            self.cache = Some(cache);
         }
+        y
     }
 }
 
@@ -439,16 +538,107 @@ impl Layer for Recurrent {
             p.regularizer = r;
         }
         self.params = params;
-        Ok(if self.return_sequences {
+        Ok(if self.return_state {
+            vec![self.out_size() + self.n_states() * u]
+        } else if self.return_sequences {
             vec![self.steps, u]
         } else {
             vec![u]
         })
     }
+    fn max_inputs(&self) -> usize {
+        1 + self.n_states()
+    }
+    fn takes_mask(&self) -> bool {
+        true
+    }
+    fn build_inputs(
+        &mut self,
+        shapes: &[Vec<usize>],
+        masked: bool,
+        rng: &mut Rng,
+    ) -> Result<Vec<usize>> {
+        let out = self.build(&shapes[0], rng)?;
+        let extra = &shapes[1..shapes.len() - usize::from(masked)];
+        if !extra.is_empty() && extra.len() != self.n_states() {
+            return Err(Error::Value(format!(
+                "{} '{}': `initial_state` needs {} tensors (one per state), received {}",
+                self.class,
+                self.name,
+                self.n_states(),
+                extra.len()
+            )));
+        }
+        for s in extra {
+            if s.as_slice() != [self.units] {
+                return Err(Error::Value(format!(
+                    "{} '{}': an initial state must have shape (batch, {}), received (batch, {})",
+                    self.class,
+                    self.name,
+                    self.units,
+                    s.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        if let (true, Some(m)) = (masked, shapes.last()) {
+            if m.as_slice() != [self.steps] {
+                return Err(Error::Value(format!(
+                    "{} '{}': the mask must have shape (batch, {}) (the input's batch and timesteps), received \
+                     (batch, {})",
+                    self.class,
+                    self.name,
+                    self.steps,
+                    m.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        self.n_init = extra.len();
+        self.masked = masked;
+        Ok(out)
+    }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        self.run(x, ctx.training)
+        self.run(x, None, Vec::new(), ctx.training)
+    }
+    fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
+        let mut it = xs.into_iter();
+        let x = it.next().unwrap_or_default();
+        let init: Vec<Tensor> = it.by_ref().take(self.n_init).collect();
+        let mask = if self.masked { it.next() } else { None };
+        self.run(x, mask, init, ctx.training)
+    }
+    fn backward_inputs(
+        &mut self,
+        grad: Tensor,
+        need_input_grad: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (dx, states) = self.backprop(grad, need_input_grad)?;
+        let mut out = vec![Some(dx)];
+        out.extend(states.into_iter().map(Some));
+        if self.masked {
+            out.push(None);
+        }
+        Ok(out)
     }
     fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        Ok(self.backprop(grad, need_input_grad)?.0)
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+    fn clear_cache(&mut self) {
+        self.cache = None;
+    }
+}
+
+impl Recurrent {
+    /// Backpropagation through time: dL/d(input), and dL/d(each initial state) the call was given.
+    fn backprop(&mut self, grad: Tensor, need_input_grad: bool) -> Result<(Tensor, Vec<Tensor>)> {
         let cache = self.cache.take().ok_or_else(|| {
             Error::Runtime(format!(
                 "{} '{}': backward called without a matching training forward pass",
@@ -462,19 +652,39 @@ impl Layer for Recurrent {
             self.width(),
             cache.batch,
         );
-        let per_sample = if self.return_sequences { t_len * u } else { u };
+        let out_size = self.out_size();
+        let per_sample = out_size
+            + if self.return_state {
+                self.n_states() * u
+            } else {
+                0
+            };
         if grad.data.len() != b * per_sample {
             return Err(Error::Runtime(format!(
                 "{} '{}': a gradient of shape {:?} for an output of {per_sample} values per sample",
                 self.class, self.name, grad.shape
             )));
         }
+        let mask = &cache.mask;
+        let kept = |bi: usize, t: usize| mask.is_empty() || mask[bi * t_len + t] != 0.0;
+        // the output's gradient of sample bi (the sequence, or the last output)
+        let out_grad = |bi: usize| &grad.data[bi * per_sample..][..out_size];
         // dL/d(pre-activations) of every step: for the kernel (rows in input order) and, where they differ
         // (GRU's candidate), for the recurrent kernel (rows in processing order)
         let mut dz_x = vec![0.0f32; b * t_len * w];
         let mut dz_h = vec![0.0f32; t_len * b * w];
         let mut dh_next = vec![0.0f32; b * u];
         let mut dc_next = vec![0.0f32; if self.cell == Cell::Lstm { b * u } else { 0 }];
+        if self.return_state {
+            // the final states' gradients start the recursion
+            for bi in 0..b {
+                let g = &grad.data[bi * per_sample + out_size..][..self.n_states() * u];
+                dh_next[bi * u..][..u].copy_from_slice(&g[..u]);
+                if self.cell == Cell::Lstm {
+                    dc_next[bi * u..][..u].copy_from_slice(&g[u..]);
+                }
+            }
+        }
         let mut dz = vec![0.0f32; b * w];
         // per-step scratch: dL/dh, GRU's direct path dh * z, LSTM's dL/d act(c)
         let mut dh = vec![0.0f32; b * u];
@@ -492,9 +702,10 @@ impl Layer for Recurrent {
             std::mem::swap(&mut dh, &mut dh_next);
             for bi in 0..b {
                 let g = if self.return_sequences {
-                    Some(&grad.data[(bi * t_len + s) * u..][..u])
+                    // a masked step's zero output reads nothing
+                    (!self.zero_output_for_mask || kept(bi, t)).then(|| &out_grad(bi)[s * u..][..u])
                 } else if s + 1 == t_len {
-                    Some(&grad.data[bi * u..][..u])
+                    Some(out_grad(bi))
                 } else {
                     None
                 };
@@ -506,7 +717,12 @@ impl Layer for Recurrent {
                 }
             }
             match self.cell {
-                Cell::Simple => dz.copy_from_slice(&dh),
+                Cell::Simple => {
+                    dz.copy_from_slice(&dh);
+                    for bi in (0..b).filter(|&bi| !kept(bi, t)) {
+                        dz[bi * w..][..w].fill(0.0);
+                    }
+                }
                 Cell::Lstm => {
                     let c = &cache.c[at(u)];
                     let ac = &cache.act_c[at(u)];
@@ -521,6 +737,10 @@ impl Layer for Recurrent {
                     for bi in 0..b {
                         let gr = &gates[bi * w..][..w];
                         let dzr = &mut dz[bi * w..][..w];
+                        if !kept(bi, t) {
+                            dzr.fill(0.0); // the step kept the state: dc passes through unchanged
+                            continue;
+                        }
                         for k in 0..u {
                             let j = bi * u + k;
                             let dc = dc_next[j] + dac[j];
@@ -538,6 +758,11 @@ impl Layer for Recurrent {
                     for bi in 0..b {
                         let gr = &gates[bi * w..][..w];
                         let dzr = &mut dz[bi * w..][..w];
+                        if !kept(bi, t) {
+                            dzr.fill(0.0);
+                            dh_direct[bi * u..][..u].fill(0.0); // the pass-through below carries dh
+                            continue;
+                        }
                         for k in 0..u {
                             let j = bi * u + k;
                             let (zg, hh) = (gr[k], gr[2 * u + k]);
@@ -600,7 +825,24 @@ impl Layer for Recurrent {
                     .zip(&dh_direct)
                     .for_each(|(a, v)| *a += v);
             }
+            // a masked step kept h: its gradient goes straight to the previous state
+            for bi in (0..b).filter(|&bi| !kept(bi, t)) {
+                let row = bi * u..(bi + 1) * u;
+                dh_next[row.clone()]
+                    .iter_mut()
+                    .zip(&dh[row])
+                    .for_each(|(a, v)| *a += v);
+            }
         }
+        let states = if cache.n_init > 0 {
+            let mut st = vec![Tensor::new(vec![b, u], dh_next)?];
+            if self.cell == Cell::Lstm {
+                st.push(Tensor::new(vec![b, u], dc_next)?);
+            }
+            st
+        } else {
+            Vec::new()
+        };
         // weight gradients over all steps at once
         matmul(
             d,
@@ -636,7 +878,7 @@ impl Layer for Recurrent {
             }
         }
         if !need_input_grad {
-            return Ok(Tensor::default());
+            return Ok((Tensor::default(), states));
         }
         let mut dx = vec![0.0f32; b * t_len * d];
         matmul(
@@ -650,16 +892,7 @@ impl Layer for Recurrent {
             &mut dx,
             false,
         );
-        Tensor::new(vec![b, t_len, d], dx)
-    }
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
-    }
-    fn clear_cache(&mut self) {
-        self.cache = None;
+        Ok((Tensor::new(vec![b, t_len, d], dx)?, states))
     }
 }
 
@@ -712,11 +945,8 @@ impl Bidirectional {
             Some(Value::String(m)) if m == "sum" => Merge::Sum,
             Some(Value::String(m)) if m == "mul" => Merge::Mul,
             Some(Value::String(m)) if m == "ave" => Merge::Ave,
-            Some(Value::Null) => {
-                return Err(Error::Value(format!(
-                    "Bidirectional '{name}': merge_mode=None (two outputs) is not supported by kerust yet"
-                )))
-            }
+            // two outputs: the engine gives them concatenated and Python splits them
+            Some(Value::Null) => Merge::Concat,
             Some(x) => {
                 return Err(cfg.err(
                     "merge_mode",
@@ -742,6 +972,15 @@ impl Bidirectional {
                 "Bidirectional '{name}': the forward and backward layers must agree on return_sequences"
             )));
         }
+        if forward.return_state || backward.return_state {
+            return Err(Error::Value(format!(
+                "Bidirectional '{name}': return_state=True is not supported by kerust yet"
+            )));
+        }
+        let (mut forward, mut backward) = (forward, backward);
+        // as Keras: with sequences returned, a masked step's output is zeros in both directions
+        forward.zero_output_for_mask = forward.return_sequences;
+        backward.zero_output_for_mask = backward.return_sequences;
         Ok(Bidirectional {
             name,
             merge,
@@ -824,9 +1063,30 @@ impl Layer for Bidirectional {
         }
         Ok(out)
     }
+    fn takes_mask(&self) -> bool {
+        true
+    }
+    fn build_inputs(
+        &mut self,
+        shapes: &[Vec<usize>],
+        masked: bool,
+        rng: &mut Rng,
+    ) -> Result<Vec<usize>> {
+        let out = self.build(&shapes[0], rng)?;
+        // each direction checks the mask's shape (the weights they build are dropped: `build` made them)
+        let mut scratch = Rng::shape_only();
+        self.forward.build_inputs(shapes, masked, &mut scratch)?;
+        self.backward.build_inputs(shapes, masked, &mut scratch)?;
+        self.forward.params.clear();
+        self.backward.params.clear();
+        Ok(out)
+    }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let yf = self.with(0, |l| l.forward(x.clone(), ctx))?;
-        let yb = self.with(1, |l| l.forward(x, ctx))?;
+        self.forward_inputs(vec![x], ctx)
+    }
+    fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
+        let yf = self.with(0, |l| l.forward_inputs(xs.clone(), ctx))?;
+        let yb = self.with(1, |l| l.forward_inputs(xs, ctx))?;
         let yb = self.flip(yb)?;
         let merged = match self.merge {
             Merge::Concat => {
@@ -906,6 +1166,18 @@ impl Layer for Bidirectional {
         dx.data.iter_mut().zip(&dxb.data).for_each(|(a, b)| *a += b);
         Ok(dx)
     }
+    fn backward_inputs(
+        &mut self,
+        grad: Tensor,
+        need_input_grad: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let dx = self.backward(grad, need_input_grad)?;
+        Ok(if self.forward.masked {
+            vec![Some(dx), None]
+        } else {
+            vec![Some(dx)]
+        })
+    }
     fn params(&self) -> &[Param] {
         &self.params
     }
@@ -939,6 +1211,86 @@ mod tests {
                 l.build(&[4, 3], &mut Rng::new(1)).unwrap();
                 gradcheck::check(&mut l, input(&[2, 4, 3], 2), 2e-2);
             }
+        }
+    }
+
+    /// A mask `(2, 4)`: sample 0 skips steps 1 and 3, sample 1 its first step (a left-padded sequence).
+    fn mask() -> Tensor {
+        Tensor::new(vec![2, 4], vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap()
+    }
+
+    #[test]
+    fn masks_initial_states_and_returned_states_have_exact_gradients() {
+        for class in ["SimpleRNN", "LSTM", "GRU"] {
+            let n_states = if class == "LSTM" { 2 } else { 1 };
+            for (seq, back, state, zero) in [
+                (false, false, true, false),
+                (true, true, true, false),
+                (true, false, false, true),
+            ] {
+                let cfg = json!({"units": 2, "return_sequences": seq, "go_backwards": back,
+                    "return_state": state, "zero_output_for_mask": zero,
+                    "bias_initializer": "random_normal"});
+                let mut l = Recurrent::from_config(class, &cfg).unwrap();
+                let mut shapes = vec![vec![4, 3]];
+                let mut xs = vec![input(&[2, 4, 3], 2)];
+                for k in 0..n_states {
+                    shapes.push(vec![2]);
+                    xs.push(input(&[2, 2], 10 + k as u64));
+                }
+                shapes.push(vec![4]);
+                xs.push(mask());
+                l.build_inputs(&shapes, true, &mut Rng::new(1)).unwrap();
+                gradcheck::check_inputs(&mut l, xs, 2e-2);
+            }
+        }
+    }
+
+    #[test]
+    fn a_masked_step_keeps_the_state_and_repeats_the_output() {
+        let cfg = json!({"units": 2, "return_sequences": true, "return_state": true});
+        let mut l = Recurrent::from_config("LSTM", &cfg).unwrap();
+        l.build_inputs(&[vec![4, 3], vec![4]], true, &mut Rng::new(1))
+            .unwrap();
+        let mut rng = Rng::new(5);
+        let mut ctx = Ctx {
+            training: false,
+            rng: &mut rng,
+        };
+        let y = l
+            .forward_inputs(vec![input(&[2, 4, 3], 2), mask()], &mut ctx)
+            .unwrap();
+        assert_eq!(y.shape, vec![2, 4 * 2 + 2 * 2]);
+        let row = |b: usize, t: usize| &y.data[b * 12 + t * 2..][..2];
+        assert_eq!(row(0, 1), row(0, 0)); // skipped: the previous output again
+        assert_eq!(row(0, 3), row(0, 2));
+        assert_eq!(row(1, 0), &[0.0, 0.0]); // nothing before it: the zero state
+        assert_ne!(row(0, 2), row(0, 1));
+        assert_eq!(&y.data[8..10], row(0, 3)); // the final h is the last output
+                                               // a wrong mask or initial state is refused with both shapes
+        let mut bad = Recurrent::from_config("LSTM", &cfg).unwrap();
+        let e = bad
+            .build_inputs(&[vec![4, 3], vec![5]], true, &mut Rng::new(1))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("(batch, 4)") && e.to_string().contains("(batch, 5)"),
+            "{e}"
+        );
+        let e = bad
+            .build_inputs(&[vec![4, 3], vec![2]], false, &mut Rng::new(1))
+            .unwrap_err();
+        assert!(e.to_string().contains("needs 2 tensors"), "{e}");
+    }
+
+    #[test]
+    fn bidirectional_with_a_mask_has_exact_gradients() {
+        for seq in [false, true] {
+            let cfg = json!({"merge_mode": "concat", "layer": {"class_name": "LSTM",
+                "config": {"units": 2, "return_sequences": seq, "bias_initializer": "random_normal"}}});
+            let mut l = Bidirectional::from_config(&cfg).unwrap();
+            l.build_inputs(&[vec![4, 3], vec![4]], true, &mut Rng::new(1))
+                .unwrap();
+            gradcheck::check_inputs(&mut l, vec![input(&[2, 4, 3], 2), mask()], 2e-2);
         }
     }
 

@@ -1,0 +1,169 @@
+"""Keras masks, `initial_state` and `return_state` against real Keras.
+
+The models are written once (``tests/reference/sequence/mask_models.py``) and run by Keras 3.15.1 (JAX) in
+``generate_masks.py`` into ``masks.npz``: Keras's outputs on its weights for padded token ids (post- and
+pre-padded, a zero inside, one step left), and SGD training losses. Backpropagation through masked steps and into
+initial states is checked by finite differences here, and by Rust unit tests against exact gradients.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import kerust as keras
+import numpy as np
+import pytest
+from kerust import layers
+
+FIXTURES = Path(__file__).resolve().parent / "reference" / "sequence"
+sys.path.insert(0, str(FIXTURES))
+from mask_models import NAMES, build  # noqa: E402
+
+REF = np.load(FIXTURES / "masks.npz")
+TOL = 1e-5
+
+
+def _arrays(prefix: str) -> list:
+    return [REF[k] for k in sorted(k for k in REF.files if k.startswith(prefix))]
+
+
+def _model(name: str):
+    model = build(keras, name)
+    model.set_weights(_arrays(f"{name}__w_"))
+    return model, _arrays(f"{name}__x_")
+
+
+def _as_list(out):
+    return out if isinstance(out, list) else [out]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_match_keras(name):
+    model, xs = _model(name)
+    outs = _as_list(model.predict(xs, verbose=0))
+    want = _arrays(f"{name}__out_")
+    assert len(outs) == len(want)
+    for got, ref in zip(outs, want):
+        np.testing.assert_allclose(got, ref, rtol=TOL, atol=TOL, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["bi_gap", "add_mask", "emb_gru_state"])
+def test_training_follows_keras(name):
+    model, xs = _model(name)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    ys = _arrays(f"{name}__y_")
+    ys = ys if len(ys) > 1 else ys[0]
+    history = model.fit(xs, ys, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], REF[f"{name}__loss"], rtol=1e-4)
+    trained = _as_list(model.predict(xs, verbose=0))[0]
+    np.testing.assert_allclose(trained, REF[f"{name}__trained_out_0"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["emb_lstm_seq", "masking_lstm_init", "bi_gap", "concat_mask", "emb_gap"])
+def test_backprop_through_masks_agrees_with_finite_differences(name):
+    model, xs = _model(name)
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    ys = [rng.normal(size=o.shape).astype(np.float32) for o in _arrays(f"{name}__out_")]
+    xs = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in xs]
+    report = keras.utils.gradient_check(model, xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0],
+                                        samples_per_weight=6, tolerance=5e-2, epsilon=1e-2)
+    assert report and all(entry["ok"] for entry in report.values()), report
+
+
+def test_masked_steps_keep_the_state():
+    """A sequence and the same sequence with padding anywhere give the same last output and states."""
+    emb = layers.Embedding(5, 3, mask_zero=True)
+    lstm = layers.LSTM(2, return_state=True)
+    ids = keras.Input((6,), dtype="int32")
+    model = keras.Model(ids, lstm(emb(ids)))
+    seqs = np.array([[1, 2, 3, 4, 0, 0], [0, 0, 1, 2, 3, 4], [1, 0, 2, 0, 3, 4], [1, 2, 3, 4, 4, 4]])
+    out, h, c = model.predict(seqs, verbose=0)
+    for i in (1, 2):
+        np.testing.assert_array_equal(out[i], out[0])
+        np.testing.assert_array_equal(c[i], c[0])
+    np.testing.assert_array_equal(out, h)
+    assert np.abs(out[3] - out[0]).max() > 1e-4  # real steps do change it
+
+
+def test_masks_follow_keras_rules():
+    ids = keras.Input((5,), dtype="int32")
+    e = layers.Embedding(4, 3, mask_zero=True)(ids)
+    assert e._keras_mask is not None and e._keras_mask.shape == (None, 5) and e._keras_mask.dtype == "bool"
+    assert layers.Dense(2)(e)._keras_mask is e._keras_mask  # supports masking: handed on
+    assert layers.LSTM(2, return_sequences=True)(e)._keras_mask is e._keras_mask
+    assert layers.LSTM(2)(e)._keras_mask is None
+    assert layers.GlobalAveragePooling1D()(e)._keras_mask is None
+    assert layers.Embedding(4, 3)(ids)._keras_mask is None
+    with pytest.warns(UserWarning, match="does not support masking and will therefore destroy the mask"):
+        out = layers.Flatten()(e)
+    assert out._keras_mask is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layers.GlobalAveragePooling1D()(e)  # uses the mask: no warning
+
+
+def test_explicit_mask_and_eager_calls():
+    x = np.random.default_rng(1).normal(size=(2, 4, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    gru = layers.GRU(2)
+    masked = gru(x, mask=mask)
+    np.testing.assert_allclose(masked[0], gru(x[:, :2])[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(masked[1], gru(x)[1], rtol=1e-6, atol=1e-6)
+    h0 = np.ones((2, 2), np.float32)
+    assert np.abs(gru(x, initial_state=h0) - gru(x)).max() > 1e-4
+    seq, h = layers.SimpleRNN(2, return_sequences=True, return_state=True)(x)
+    assert seq.shape == (2, 4, 2) and h.shape == (2, 2)
+    np.testing.assert_array_equal(seq[:, -1], h)
+
+
+def test_keras_files_with_masks_and_states_move_both_ways(tmp_path):
+    for name in ("bi_gap", "masking_lstm_init"):
+        model = keras.saving.load_model(FIXTURES / f"masks_{name}.keras")
+        xs = _arrays(f"{name}__x_")
+        for got, want in zip(_as_list(model.predict(xs, verbose=0)), _arrays(f"{name}__out_")):
+            np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL, err_msg=name)
+        model.save(tmp_path / f"{name}.keras")
+        again = keras.saving.load_model(tmp_path / f"{name}.keras")
+        for got, want in zip(_as_list(again.predict(xs, verbose=0)), _arrays(f"{name}__out_")):
+            np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL, err_msg=name)
+    python = os.environ.get("KERUST_KERAS_PYTHON")
+    if not python:
+        pytest.skip("Keras is not installed here (test.sh sets KERUST_KERAS_PYTHON to the Keras venv)")
+    script = textwrap.dedent(f"""
+        import os
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import numpy as np, keras
+        ref = np.load({str(FIXTURES / "masks.npz")!r})
+        worst = 0.0
+        for name in ("bi_gap", "masking_lstm_init"):
+            m = keras.saving.load_model(os.path.join({str(tmp_path)!r}, name + ".keras"))
+            xs = [ref[k] for k in sorted(k for k in ref.files if k.startswith(name + "__x_"))]
+            outs = m.predict(xs, verbose=0)
+            outs = outs if isinstance(outs, list) else [outs]
+            wants = [ref[k] for k in sorted(k for k in ref.files if k.startswith(name + "__out_"))]
+            worst = max([worst] + [float(np.abs(np.asarray(o) - w).max()) for o, w in zip(outs, wants)])
+        print(worst)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+def test_bad_masks_and_states_are_named():
+    x = keras.Input((4, 3))
+    with pytest.raises(ValueError, match=r"lstm.*mask has shape \(None, 5\).*\(None, 4\)"):
+        layers.LSTM(2, name="lstm")(x, mask=keras.Input((5,), dtype="bool"))
+    with pytest.raises(ValueError, match="`initial_state` needs 2 tensor"):
+        layers.LSTM(2)(x, initial_state=[keras.Input((2,))])
+    with pytest.raises(ValueError, match=r"initial state must have shape \(batch, 2\), received \(batch, 3\)"):
+        layers.GRU(2)(x, initial_state=keras.Input((3,)))
+    with pytest.raises(ValueError, match="return_state=True in `layer` is not supported"):
+        layers.Bidirectional(layers.LSTM(2, return_state=True))
