@@ -19,6 +19,10 @@ Keras's JAX and PyTorch backends for ``standardize``; Keras hands ``split`` a Te
 return one sequence of tokens per string. ``"int"`` outputs are int64 (Keras's declared dtype; its JAX backend gives
 int32), the other modes float32 (Keras's declared dtype; its TensorFlow backend gives int64 counts). ``sparse`` and
 ``ragged`` are refused, as on Keras's non-TensorFlow backends. ``get_vocabulary()`` returns plain ``str``.
+
+As a model's first layer (``keras.Sequential([keras.Input(shape=(1,), dtype="string"), vectorizer, ...])`` or
+``vectorizer(string_input)`` in a functional model) it runs on the host before the engine: see
+``kerust._preprocess``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reuters newswire topics, as ``keras.datasets.reuters``: ``load_data``, ``get_word_index``, ``get_label_names``.
 
 kerust reads Keras's own files (``reuters.npz``, ``reuters_word_index.json``) and never downloads them; ``path``
-is found as in :mod:`kerust.datasets.imdb` (the file, a folder holding it, or a bare name looked up in
+is found as in ``kerust.datasets.imdb`` (the file, a folder holding it, or a bare name looked up in
 ``$KERUST_DATA``, ``~/.kerust/datasets`` and Keras's cache ``~/.keras/datasets``). The results are Keras's.
 """
 
