@@ -379,6 +379,16 @@ def test_bad_input_is_named():
         layers.MultiHeadAttention(2, 2)(q, v, attention_mask=keras.Input((3, 4)))
     with pytest.raises(ValueError, match="same rank"):
         layers.MultiHeadAttention(2, 2)(q, keras.Input((2, 5, 6)))
+    built = layers.MultiHeadAttention(2, 2)
+    built(q, v)
+    with pytest.raises(ValueError, match=r"`query` of shape \(None, 3, 7\).*\(None, 3, 4\)"):
+        built(keras.Input((3, 7)), v)
+    with pytest.raises(ValueError, match=r"`value` of shape \(None, 5, 2\).*\(None, 5, 6\)"):
+        built(q, keras.Input((5, 2)))
+    additive = layers.AdditiveAttention()
+    additive([q, q])
+    with pytest.raises(ValueError, match=r"must be 4.*\(None, 3, 3\)"):
+        additive([keras.Input((3, 3)), keras.Input((5, 3))])
     with pytest.raises(ValueError, match="list of inputs"):
         layers.Attention()(q)
     with pytest.raises(ValueError, match="length 2 or 3"):

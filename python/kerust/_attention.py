@@ -426,6 +426,7 @@ class MultiHeadAttention(_BuiltinTraced):
             key_mask = getattr(key, "_keras_mask", None)
         if not self.built:
             self.build(query.shape, value.shape, None if key is None else key.shape)
+        self._check_built_shapes(query, value, key)
         q_shape, v_shape = _shape_tuple(query.shape), _shape_tuple(value.shape)
         t_q, t_v = tuple(q_shape[1:-1]), tuple(v_shape[1:-1])
         if key is not None and _shape_tuple(key.shape)[1:-1] != v_shape[1:-1]:
@@ -453,6 +454,19 @@ class MultiHeadAttention(_BuiltinTraced):
                 "explicit_masks": explicit}
         _set_output_mask(out, query_mask)  # as Keras: the output keeps the query's mask
         return tuple(out) if isinstance(out, list) else out
+
+    def _check_built_shapes(self, query: Any, value: Any, key: Any) -> None:
+        """A later call must fit the weights of the first: the same ranks and feature sizes."""
+        if self._shapes is None:
+            return
+        who = f"MultiHeadAttention '{self.name}'"
+        built_v = self._shapes["value_shape"]
+        built = {"query": self._shapes["query_shape"], "value": built_v, "key": self._shapes.get("key_shape", built_v)}
+        for what, t in (("query", query), ("value", value), ("key", value if key is None else key)):
+            shape, want = _shape_tuple(t.shape), built[what]
+            if len(shape) != len(want) or shape[-1] != want[-1]:
+                raise ValueError(f"{who}: `{what}` of shape {shape} does not fit the layer, built for {what} "
+                                 f"shape {tuple(want)} (the last axis, {want[-1]}, and the rank must stay the same)")
 
     def call(self, inputs: Any, layout: Tuple[str, ...] = ("query", "value"), return_attention_scores: bool = False,
              training: Any = None, use_causal_mask: bool = False) -> Any:
@@ -665,6 +679,10 @@ class Attention(_BuiltinTraced):
             _check_mask_shape(who, "mask[1] (value mask)", v_mask, shapes[1][:-1])
         if not self.built:
             self.build(shapes)
+        scale_dim = None if self.scale is None or not self.scale.shape else int(self.scale.shape[0])
+        if scale_dim is not None and shapes[0][-1] != scale_dim:
+            raise ValueError(f"{who}: the query's last dimension must be {scale_dim}, the size of the layer's "
+                             f"`scale` (built on the first call); received query shape {shapes[0]}")
         names = ["query", "value"] + (["key"] if len(inputs) > 2 else [])
         items = list(inputs)
         for name, m in (("query_mask", q_mask), ("value_mask", v_mask)):
