@@ -430,3 +430,13 @@ def test_text_models_refuse_what_they_cannot_do(tmp_path):
     assert not (tmp_path / "m.keras").exists()
     with pytest.raises(NotImplementedError):
         model.to_json()
+
+
+def test_onnx_export_refuses_a_model_that_starts_with_text_vectorization():
+    pytest.importorskip("onnx")
+    vec = kerust.layers.TextVectorization(output_sequence_length=3)
+    vec.adapt(["a b"])
+    model = kerust.Sequential([kerust.Input(shape=(1,), dtype="string"), vec, kerust.layers.Embedding(5, 2),
+                               kerust.layers.Flatten()])
+    with pytest.raises(ValueError, match=r"Cannot export layer '.*' \(TextVectorization\) to ONNX"):
+        kerust.onnx.to_onnx(model)

@@ -485,9 +485,9 @@ NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Co
                                         "LayerNormalization", "MaxPooling1D", "SimpleRNN", "SpatialDropout1D",
                                         "UpSampling1D", "ZeroPadding1D", "Cropping1D", "MultiHeadAttention",
                                         "Attention", "AdditiveAttention", "TimeDistributed",
-                                        "Masking")
-"""Sequence and attention layers the exporter does not translate yet: exporting a model with one raises a
-ValueError."""
+                                        "Masking", "TextVectorization")
+"""Sequence and attention layers the exporter does not translate yet, and TextVectorization (strings, run on the
+host): exporting a model with one raises a ValueError."""
 
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))
 """The layer classes the exporter translates (every single-input class kerust builds)."""
@@ -542,7 +542,7 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     input_shape = tuple(int(d) for d in model._input_shape)
     all_weights = model.get_weights()
     t = _Tensor(INPUT_NAME, False, input_shape)
-    for layer in model.layers:
+    for layer in list(getattr(model, "_host_layers", None) or []) + model.layers:  # a host vectorizer: refused
         class_name = layer.class_name
         who = f"layer '{layer.name}' ({class_name})"
         convert = _CONVERTERS.get(class_name)
