@@ -13,7 +13,7 @@ repetition so that machine noise hits all of them alike. Reported: the CPU model
 the thread count; medians, and kerust's time divided by the faster of the other two (below 1 means kerust is
 faster). A ratio is reported only when the run is reliable: a peer more than 1.5x slower than its usual figure on
 this kind of CPU (USUAL below) measures the machine, not kerust, and kerust's repetitions spreading more than 25%
-mean the machine was too noisy; such rows say "unreliable" and why.
+mean the machine was too noisy (fewer than 3 repetitions cannot show a spread); such rows say "unreliable" and why.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ def kerust_simd_level() -> str:
 def verdict(kind: tuple, workload: str, batch: int, threads: int, med: dict, kerust_runs: list) -> str:
     """The ratio, or why the run cannot give one."""
     reasons = []
+    if len(kerust_runs) < 3:
+        reasons.append(f"{len(kerust_runs)} run(s): a spread needs 3")
     spread = (max(kerust_runs) - min(kerust_runs)) / statistics.median(kerust_runs)
     if spread > KERUST_SPREAD_LIMIT:
         reasons.append(f"kerust's runs spread {spread:.0%}")
