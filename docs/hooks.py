@@ -60,7 +60,6 @@ REFUSED: List[Tuple[str, str]] = [
     ("layers.TimeDistributed(layers.LSTM(2))(keras.Input((3, 4, 2)), mask=keras.Input((3,)))",
      "a mask passed through TimeDistributed to the layer it wraps"),
     ("layers.Softmax(axis=1)", "Softmax over an axis other than the last"),
-    ("layers.LSTM(4, dropout=0.2)", "`dropout` and `recurrent_dropout` in SimpleRNN, LSTM and GRU"),
     ("layers.LSTM(4, stateful=True)", "`stateful` recurrent layers"),
     ("layers.GRU(4, reset_after=False)", "GRU with `reset_after=False`"),
     ("keras.Sequential([keras.Input((3, 4)), layers.LayerNormalization(axis=1)])",

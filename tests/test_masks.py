@@ -167,3 +167,29 @@ def test_bad_masks_and_states_are_named():
         layers.GRU(2)(x, initial_state=keras.Input((3,)))
     with pytest.raises(ValueError, match="return_state=True in `layer` is not supported"):
         layers.Bidirectional(layers.LSTM(2, return_state=True))
+
+
+def test_recurrent_dropout_trains_reproducibly_and_leaves_inference_alone():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(32, 5, 3)).astype(np.float32)
+    y = x.sum(axis=(1, 2))[:, None].astype(np.float32)
+
+    def run(dropout, recurrent_dropout):
+        keras.utils.set_random_seed(11)
+        model = keras.Sequential([keras.Input((5, 3)), layers.LSTM(4, dropout=dropout,
+                                                                   recurrent_dropout=recurrent_dropout),
+                                  layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        before = model.predict(x, verbose=0)
+        loss = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+        return model, before, loss
+
+    plain, before_plain, loss_plain = run(0.0, 0.0)
+    dropped, before_dropped, loss_dropped = run(0.5, 0.3)
+    np.testing.assert_array_equal(before_plain, before_dropped)  # same weights, no dropout in inference
+    assert loss_dropped != loss_plain and loss_dropped[-1] < loss_dropped[0]
+    assert run(0.5, 0.3)[2] == loss_dropped  # one seed, one run
+    assert dropped.layers[0].get_config()["dropout"] == 0.5
+    assert layers.GRU(2, dropout=1.5).dropout == 1.0  # clipped, as Keras
+    with pytest.raises(ValueError, match="`recurrent_dropout` must be a number"):
+        layers.SimpleRNN(2, recurrent_dropout="a lot")

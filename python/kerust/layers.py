@@ -1341,8 +1341,9 @@ class LayerNormalization(Layer):
 
 class _RNN(Layer):
     """What SimpleRNN, LSTM and GRU share: Keras's recurrent arguments (the engine's `Recurrent` reads the same
-    keys), masks (a masked step keeps the state), `initial_state` and `return_state`. `dropout`,
-    `recurrent_dropout` and `stateful` are not supported yet."""
+    keys), masks (a masked step keeps the state), `initial_state`, `return_state`, and `dropout` /
+    `recurrent_dropout` (one mask per sequence, per gate with recurrent dropout, as Keras draws them). `stateful`
+    is not supported yet."""
     _gated = True
     supports_masking = True
     _takes_mask = True
@@ -1363,8 +1364,8 @@ class _RNN(Layer):
         _no_unsupported(name, activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
         for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if value:
-                raise ValueError(f"{name}: `{key}` > 0 is not supported by kerust yet (received {value!r})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}: `{key}` must be a number in [0, 1], received {value!r}")
         if stateful:
             raise ValueError(f"{name}: `stateful=True` is not supported by kerust yet")
         self.units = units
@@ -1378,8 +1379,9 @@ class _RNN(Layer):
         self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers_module.get(recurrent_regularizer)
         self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
+        # as Keras: clipped to [0, 1] (a rate of 1 drops nothing: Keras applies rates strictly inside (0, 1))
+        self.dropout = min(1.0, max(0.0, float(dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
         self.seed = seed
         self.return_sequences = return_sequences
         self.return_state = return_state

@@ -56,6 +56,56 @@ struct Cache {
     c: Vec<f32>,
     act_c: Vec<f32>,
     rec_h: Vec<f32>,
+    drop: Drop,
+}
+
+/// The dropout masks of one training call, each value 0 or `1 / (1 - rate)`, fixed over the steps (as Keras).
+/// With `recurrent_dropout`, Keras's cells draw one mask per gate block for the input and for the state; with
+/// `dropout` alone, one input mask for every gate.
+#[derive(Default)]
+struct Drop {
+    /// `(masks, batch, features)`: one mask, or one per gate block.
+    x: Vec<f32>,
+    x_masks: usize,
+    /// `(gates, batch, units)`, or empty.
+    h: Vec<f32>,
+}
+
+fn dropout_masks(n: usize, rate: f32, rng: &mut Rng) -> Vec<f32> {
+    let keep = 1.0 - rate;
+    let scale = 1.0 / keep;
+    (0..n)
+        .map(|_| if rng.uniform() < keep { scale } else { 0.0 })
+        .collect()
+}
+
+/// `a * mask` row by row, where row r of `a` (rows of `dim` values) takes mask row `pick(r)`.
+fn masked_rows(a: &[f32], mask: &[f32], dim: usize, pick: impl Fn(usize) -> usize) -> Vec<f32> {
+    let mut out = a.to_vec();
+    for (r, row) in out.chunks_mut(dim).enumerate() {
+        let m = &mask[pick(r) * dim..][..dim];
+        row.iter_mut().zip(m).for_each(|(v, k)| *v *= k);
+    }
+    out
+}
+
+/// Columns `k * u .. (k + 1) * u` of a row-major `(rows, w)` matrix, as a `(rows, u)` copy.
+fn block_cols(a: &[f32], w: usize, k: usize, u: usize) -> Vec<f32> {
+    a.chunks(w)
+        .flat_map(|row| row[k * u..(k + 1) * u].iter().copied())
+        .collect()
+}
+
+/// Write (or add) a `(rows, u)` block into columns `k * u ..` of a row-major `(rows, w)` matrix.
+fn put_block_cols(dst: &mut [f32], src: &[f32], w: usize, k: usize, u: usize, add: bool) {
+    for (row, part) in dst.chunks_mut(w).zip(src.chunks(u)) {
+        let to = &mut row[k * u..(k + 1) * u];
+        if add {
+            to.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        } else {
+            to.copy_from_slice(part);
+        }
+    }
 }
 
 pub struct Recurrent {
@@ -77,6 +127,11 @@ pub struct Recurrent {
     masked: bool,
     inits: [Initializer; 3],
     regs: [Option<crate::layers::Regularizer>; 3],
+    /// Keras's `dropout` (of the inputs) and `recurrent_dropout` (of the state), applied in training when in
+    /// (0, 1); masks from the layer's own stream when it has a `seed`, else the model's.
+    dropout: f32,
+    recurrent_dropout: f32,
+    own_rng: Option<Rng>,
     steps: usize,
     in_dim: usize,
     params: Vec<Param>,
@@ -117,10 +172,14 @@ impl Recurrent {
                 cfg.name
             ))
         };
-        for key in ["dropout", "recurrent_dropout"] {
-            if cfg.f32_or(key, 0.0)? != 0.0 {
-                return Err(refuse(&format!("{key} > 0")));
+        let mut rates = [0.0f32; 2];
+        for (r, key) in rates.iter_mut().zip(["dropout", "recurrent_dropout"]) {
+            let v = cfg.f32_or(key, 0.0)?;
+            if !v.is_finite() {
+                return Err(cfg.err(key, "a number in [0, 1]", &Value::from(v as f64)));
             }
+            // as Keras: clipped to [0, 1], and applied only strictly inside (0, 1)
+            *r = v.clamp(0.0, 1.0);
         }
         if cfg.bool_or("stateful", false)? {
             return Err(refuse("stateful=True"));
@@ -166,6 +225,9 @@ impl Recurrent {
                 regularizer_of(&cfg, "recurrent_regularizer")?,
                 regularizer_of(&cfg, "bias_regularizer")?,
             ],
+            dropout: rates[0],
+            recurrent_dropout: rates[1],
+            own_rng: cfg.raw("seed").and_then(Value::as_u64).map(Rng::new),
             name: cfg.name,
             steps: 0,
             in_dim: 0,
@@ -185,6 +247,24 @@ impl Recurrent {
         } else {
             1
         }
+    }
+
+    /// This training call's dropout masks for a batch of `b`.
+    fn draw_dropout(&mut self, b: usize, rng: &mut Rng) -> Drop {
+        let active = |r: f32| r > 0.0 && r < 1.0;
+        let (px, ph) = (self.dropout, self.recurrent_dropout);
+        let g = self.cell.gates();
+        let (d, u) = (self.in_dim, self.units);
+        let rng = self.own_rng.as_mut().unwrap_or(rng);
+        let mut drop = Drop::default();
+        if active(px) {
+            drop.x_masks = if active(ph) { g } else { 1 };
+            drop.x = dropout_masks(drop.x_masks * b * d, px, rng);
+        }
+        if active(ph) {
+            drop.h = dropout_masks(g * b * u, ph, rng);
+        }
+        drop
     }
 
     /// Values per sample of the sequence or last output (without the states `return_state` appends).
@@ -232,6 +312,7 @@ impl Recurrent {
         x: Tensor,
         mask: Option<Tensor>,
         init: Vec<Tensor>,
+        drop: Drop,
         keep: bool,
     ) -> Result<Tensor> {
         let (t_len, d, u, w) = (self.steps, self.in_dim, self.units, self.width());
@@ -248,17 +329,7 @@ impl Recurrent {
         }
         // input projections of every step (rows in input order: sample, then time) plus the input bias
         let mut xp = vec![0.0f32; b * t_len * w];
-        matmul(
-            b * t_len,
-            d,
-            w,
-            &x.data,
-            Op::N,
-            &self.params[0].value,
-            Op::N,
-            &mut xp,
-            false,
-        );
+        self.input_projection(&x.data, &drop, b, &mut xp);
         if let Some(bias) = self.bias(0) {
             for row in xp.chunks_mut(w) {
                 row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
@@ -308,6 +379,14 @@ impl Recurrent {
         let mut c_old = vec![0.0f32; if mask.is_empty() { 0 } else { c.len() }];
         let mut hp = vec![0.0f32; b * w];
         let mut z = vec![0.0f32; b * w];
+        // with recurrent dropout: the recurrent kernel's gate blocks, `(units, units)` each
+        let rec_blocks: Vec<Vec<f32>> = if drop.h.is_empty() {
+            Vec::new()
+        } else {
+            (0..self.cell.gates())
+                .map(|k| block_cols(&self.params[1].value, w, k, u))
+                .collect()
+        };
         // GRU's reset gate of one sample, LSTM's act(c): scratch reused by every step
         let mut r = vec![0.0f32; if self.cell == Cell::Gru { u } else { 0 }];
         let mut ac = vec![0.0f32; c.len()];
@@ -322,17 +401,27 @@ impl Recurrent {
         ];
         for s in 0..t_len {
             let t = self.time(s);
-            matmul(
-                b,
-                u,
-                w,
-                &h,
-                Op::N,
-                &self.params[1].value,
-                Op::N,
-                &mut hp,
-                false,
-            );
+            if drop.h.is_empty() {
+                matmul(
+                    b,
+                    u,
+                    w,
+                    &h,
+                    Op::N,
+                    &self.params[1].value,
+                    Op::N,
+                    &mut hp,
+                    false,
+                );
+            } else {
+                // each gate block reads the state through its own dropout mask
+                for (k, uk) in rec_blocks.iter().enumerate() {
+                    let hk = masked_rows(&h, &drop.h[k * b * u..], u, |r| r);
+                    let mut part = vec![0.0f32; b * u];
+                    matmul(b, u, u, &hk, Op::N, uk, Op::N, &mut part, false);
+                    put_block_cols(&mut hp, &part, w, k, u, false);
+                }
+            }
             if let Some(rb) = &rec_bias {
                 for row in hp.chunks_mut(w) {
                     row.iter_mut().zip(rb).for_each(|(v, b)| *v += b);
@@ -477,9 +566,32 @@ impl Recurrent {
         if keep {
             cache.x = x.data;
             cache.mask = mask;
+            cache.drop = drop;
             self.cache = Some(cache);
         }
         y
+    }
+
+    /// `xp = dropout(x) @ kernel` for every step: one product, or one per gate block with per-gate masks.
+    fn input_projection(&self, x: &[f32], drop: &Drop, b: usize, xp: &mut [f32]) {
+        let (t_len, d, u, w) = (self.steps, self.in_dim, self.units, self.width());
+        let kernel = &self.params[0].value;
+        match drop.x_masks {
+            0 => matmul(b * t_len, d, w, x, Op::N, kernel, Op::N, xp, false),
+            1 => {
+                let xd = masked_rows(x, &drop.x, d, |r| r / t_len);
+                matmul(b * t_len, d, w, &xd, Op::N, kernel, Op::N, xp, false);
+            }
+            g => {
+                for k in 0..g {
+                    let xd = masked_rows(x, &drop.x[k * b * d..], d, |r| r / t_len);
+                    let wk = block_cols(kernel, w, k, u);
+                    let mut part = vec![0.0f32; b * t_len * u];
+                    matmul(b * t_len, d, u, &xd, Op::N, &wk, Op::N, &mut part, false);
+                    put_block_cols(xp, &part, w, k, u, false);
+                }
+            }
+        }
     }
 }
 
@@ -600,14 +712,19 @@ impl Layer for Recurrent {
         Ok(out)
     }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        self.run(x, None, Vec::new(), ctx.training)
+        self.forward_inputs(vec![x], ctx)
     }
     fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
         let mut it = xs.into_iter();
         let x = it.next().unwrap_or_default();
         let init: Vec<Tensor> = it.by_ref().take(self.n_init).collect();
         let mask = if self.masked { it.next() } else { None };
-        self.run(x, mask, init, ctx.training)
+        let drop = if ctx.training {
+            self.draw_dropout(x.batch(), ctx.rng)
+        } else {
+            Drop::default()
+        };
+        self.run(x, mask, init, drop, ctx.training)
     }
     fn backward_inputs(
         &mut self,
@@ -667,6 +784,14 @@ impl Recurrent {
         }
         let mask = &cache.mask;
         let kept = |bi: usize, t: usize| mask.is_empty() || mask[bi * t_len + t] != 0.0;
+        let drop = &cache.drop;
+        let rec_blocks: Vec<Vec<f32>> = if drop.h.is_empty() {
+            Vec::new()
+        } else {
+            (0..self.cell.gates())
+                .map(|k| block_cols(&self.params[1].value, w, k, u))
+                .collect()
+        };
         // the output's gradient of sample bi (the sequence, or the last output)
         let out_grad = |bi: usize| &grad.data[bi * per_sample..][..out_size];
         // dL/d(pre-activations) of every step: for the kernel (rows in input order) and, where they differ
@@ -808,17 +933,31 @@ impl Recurrent {
                 dz_x[(bi * t_len + t) * w..][..w].copy_from_slice(&dz[bi * w..][..w]);
             }
             // dh_next (the buffer `dh` came from) is overwritten with this step's dL/dh_prev
-            matmul(
-                b,
-                w,
-                u,
-                dzh,
-                Op::N,
-                &self.params[1].value,
-                Op::T,
-                &mut dh_next,
-                false,
-            );
+            if drop.h.is_empty() {
+                matmul(
+                    b,
+                    w,
+                    u,
+                    dzh,
+                    Op::N,
+                    &self.params[1].value,
+                    Op::T,
+                    &mut dh_next,
+                    false,
+                );
+            } else {
+                // each gate block read the state through its own mask
+                dh_next.fill(0.0);
+                for (k, uk) in rec_blocks.iter().enumerate() {
+                    let dzk = block_cols(dzh, w, k, u);
+                    let mut part = vec![0.0f32; b * u];
+                    matmul(b, u, u, &dzk, Op::N, uk, Op::T, &mut part, false);
+                    let mk = &drop.h[k * b * u..][..b * u];
+                    for ((a, p), m) in dh_next.iter_mut().zip(&part).zip(mk) {
+                        *a += p * m;
+                    }
+                }
+            }
             if self.cell == Cell::Gru {
                 dh_next
                     .iter_mut()
@@ -843,29 +982,65 @@ impl Recurrent {
         } else {
             Vec::new()
         };
-        // weight gradients over all steps at once
-        matmul(
-            d,
-            b * t_len,
-            w,
-            &cache.x,
-            Op::T,
-            &dz_x,
-            Op::N,
-            &mut self.params[0].grad,
-            true,
-        );
-        matmul(
-            u,
-            t_len * b,
-            w,
-            &cache.h_prev,
-            Op::T,
-            &dz_h,
-            Op::N,
-            &mut self.params[1].grad,
-            true,
-        );
+        // weight gradients over all steps at once (per gate block where dropout masks differ by block)
+        match drop.x_masks {
+            0 => matmul(
+                d,
+                b * t_len,
+                w,
+                &cache.x,
+                Op::T,
+                &dz_x,
+                Op::N,
+                &mut self.params[0].grad,
+                true,
+            ),
+            1 => {
+                let xd = masked_rows(&cache.x, &drop.x, d, |r| r / t_len);
+                matmul(
+                    d,
+                    b * t_len,
+                    w,
+                    &xd,
+                    Op::T,
+                    &dz_x,
+                    Op::N,
+                    &mut self.params[0].grad,
+                    true,
+                );
+            }
+            g => {
+                for k in 0..g {
+                    let xd = masked_rows(&cache.x, &drop.x[k * b * d..], d, |r| r / t_len);
+                    let dzk = block_cols(&dz_x, w, k, u);
+                    let mut part = vec![0.0f32; d * u];
+                    matmul(d, b * t_len, u, &xd, Op::T, &dzk, Op::N, &mut part, false);
+                    put_block_cols(&mut self.params[0].grad, &part, w, k, u, true);
+                }
+            }
+        }
+        if drop.h.is_empty() {
+            matmul(
+                u,
+                t_len * b,
+                w,
+                &cache.h_prev,
+                Op::T,
+                &dz_h,
+                Op::N,
+                &mut self.params[1].grad,
+                true,
+            );
+        } else {
+            for k in 0..self.cell.gates() {
+                // rows of h_prev are (step, sample): sample r % b's mask
+                let hk = masked_rows(&cache.h_prev, &drop.h[k * b * u..], u, |r| r % b);
+                let dzk = block_cols(&dz_h, w, k, u);
+                let mut part = vec![0.0f32; u * u];
+                matmul(u, t_len * b, u, &hk, Op::T, &dzk, Op::N, &mut part, false);
+                put_block_cols(&mut self.params[1].grad, &part, w, k, u, true);
+            }
+        }
         if self.use_bias {
             let bias = &mut self.params[2].grad;
             for row in dz_x.chunks(w) {
@@ -881,17 +1056,25 @@ impl Recurrent {
             return Ok((Tensor::default(), states));
         }
         let mut dx = vec![0.0f32; b * t_len * d];
-        matmul(
-            b * t_len,
-            w,
-            d,
-            &dz_x,
-            Op::N,
-            &self.params[0].value,
-            Op::T,
-            &mut dx,
-            false,
-        );
+        let kernel = &self.params[0].value;
+        match drop.x_masks {
+            0 | 1 => {
+                matmul(b * t_len, w, d, &dz_x, Op::N, kernel, Op::T, &mut dx, false);
+                if drop.x_masks == 1 {
+                    dx = masked_rows(&dx, &drop.x, d, |r| r / t_len);
+                }
+            }
+            g => {
+                for k in 0..g {
+                    let dzk = block_cols(&dz_x, w, k, u);
+                    let wk = block_cols(kernel, w, k, u);
+                    let mut part = vec![0.0f32; b * t_len * d];
+                    matmul(b * t_len, u, d, &dzk, Op::N, &wk, Op::T, &mut part, false);
+                    let part = masked_rows(&part, &drop.x[k * b * d..], d, |r| r / t_len);
+                    dx.iter_mut().zip(&part).for_each(|(a, p)| *a += p);
+                }
+            }
+        }
         Ok((Tensor::new(vec![b, t_len, d], dx)?, states))
     }
 }
@@ -1247,6 +1430,47 @@ mod tests {
     }
 
     #[test]
+    fn dropout_masks_have_exact_gradients_and_leave_inference_alone() {
+        for class in ["SimpleRNN", "LSTM", "GRU"] {
+            for (px, ph) in [(0.3, 0.0), (0.0, 0.4), (0.3, 0.4)] {
+                let cfg = json!({"units": 3, "return_sequences": true, "dropout": px,
+                    "recurrent_dropout": ph, "bias_initializer": "random_normal"});
+                let mut l = Recurrent::from_config(class, &cfg).unwrap();
+                l.build_inputs(&[vec![4, 3], vec![4]], true, &mut Rng::new(1))
+                    .unwrap();
+                // gradcheck reruns each forward from one seed: the same masks every time
+                gradcheck::check_inputs(&mut l, vec![input(&[2, 4, 3], 2), mask()], 2e-2);
+                let x = input(&[2, 4, 3], 3);
+                let mut plain = Recurrent::from_config(
+                    class,
+                    &json!({"units": 3, "return_sequences": true,
+                    "bias_initializer": "random_normal"}),
+                )
+                .unwrap();
+                plain.build(&[4, 3], &mut Rng::new(1)).unwrap();
+                let run = |l: &mut Recurrent, training: bool| {
+                    let mut rng = Rng::new(9);
+                    let mut ctx = Ctx {
+                        training,
+                        rng: &mut rng,
+                    };
+                    l.forward(x.clone(), &mut ctx).unwrap().data
+                };
+                assert_eq!(
+                    run(&mut l, false),
+                    run(&mut plain, false),
+                    "{class}: inference has no dropout"
+                );
+                assert_ne!(
+                    run(&mut l, true),
+                    run(&mut plain, true),
+                    "{class}: training drops"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_masked_step_keeps_the_state_and_repeats_the_output() {
         let cfg = json!({"units": 2, "return_sequences": true, "return_state": true});
         let mut l = Recurrent::from_config("LSTM", &cfg).unwrap();
@@ -1326,6 +1550,6 @@ mod tests {
         assert_eq!(y.shape, vec![2, 2]);
         assert!(y.data.iter().all(|&v| v == 0.0));
         assert!(Recurrent::from_config("GRU", &json!({"units": 2, "reset_after": false})).is_err());
-        assert!(Recurrent::from_config("LSTM", &json!({"units": 2, "dropout": 0.5})).is_err());
+        assert!(Recurrent::from_config("LSTM", &json!({"units": 2, "stateful": true})).is_err());
     }
 }
