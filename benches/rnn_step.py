@@ -1,7 +1,7 @@
 """Training step time of issue 17's IMDB-sized model in kerust: Embedding(20000, 128) ->
 Bidirectional(LSTM(64, return_sequences=True)) -> Bidirectional(LSTM(64)) -> Dense(1, sigmoid), maxlen 200,
 batch 32, Adam (`examples/imdb_bilstm.py`'s `build`), on random ids after a warm-up epoch. kerust only: the
-comparison with PyTorch and Keras the issue asks for is not here yet.
+same model beside PyTorch and Keras is `benches/bench.py --set sequences` (workload imdb_fit).
 
     python benches/rnn_step.py [--steps 50] [--repeats 3]
 """
