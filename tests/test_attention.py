@@ -215,6 +215,55 @@ def test_output_masks_follow_keras():
     assert layers.TimeDistributed(layers.Dense(2))(q)._keras_mask is qm
 
 
+def _implicit_masks_model():
+    """generate_attention.py's implicit_masks_model, in kerust."""
+    ids = keras.Input((5,))
+    embedding = layers.Embedding(12, 4, mask_zero=True)
+    e1, e2, e3, e4 = (embedding(ids) for _ in range(4))
+    fused = layers.MultiHeadAttention(2, 2)(e1, e1)
+    out, scores = layers.MultiHeadAttention(2, 3)(e2, e2, return_attention_scores=True, use_causal_mask=True)
+    att = layers.Attention(use_scale=True)([e3, e3])
+    td = layers.TimeDistributed(layers.Dense(3))(e4)
+    pooled = layers.GlobalAveragePooling1D()(fused)
+    return keras.Model(ids, [fused, out, scores, att, td, pooled])
+
+
+def test_implicit_masks_follow_keras(tmp_path):
+    # the inputs' Keras masks (Embedding mask_zero): padded query rows attend to every key in the fused path and
+    # to nothing where the scores are returned, Attention zeroes them, the pooling skips them
+    x = REF["implicit__x"]
+    expected = _arrays("implicit__out_")
+    model = _implicit_masks_model()
+    model.set_weights(_arrays("implicit__w_"))
+    loaded = keras.saving.load_model(FIXTURES / "implicit_masks.keras")
+    for m in (model, loaded):
+        preds = m.predict(x, verbose=0)
+        assert len(preds) == len(expected)
+        for got, want in zip(preds, expected):
+            np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+    model.save(tmp_path / "implicit.keras")
+    again = keras.saving.load_model(tmp_path / "implicit.keras")
+    for got, want in zip(again.predict(x, verbose=0), expected):
+        np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+    python = os.environ.get("KERUST_KERAS_PYTHON")
+    if not python:
+        pytest.skip("Keras is not installed here (test.sh sets KERUST_KERAS_PYTHON to the Keras venv)")
+    script = textwrap.dedent(f"""
+        import os
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import numpy as np, keras
+        ref = np.load({str(FIXTURES / "attention.npz")!r})
+        outs = [ref[k] for k in sorted(k for k in ref.files if k.startswith("implicit__out_"))]
+        m = keras.saving.load_model({str(tmp_path / "implicit.keras")!r})
+        p = m.predict(ref["implicit__x"], verbose=0)
+        print(max(float(np.abs(np.asarray(a) - b).max()) for a, b in zip(p, outs)))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
+
+
 def test_dropout_only_in_training():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4, 3, 4)).astype(np.float32)

@@ -484,7 +484,12 @@ class MultiHeadAttention(_BuiltinTraced):
                 mask = ops.expand_dims(mask, axis=-len(self._norm_axes) * 2 - 1)
             scores = ops.where(mask, scores, _LARGE_NEGATIVE)
         probs = _softmax(scores, self._norm_axes)
-        if mask is not None:
+        # Keras's Softmax(mask) zeroes the masked probabilities, so a query row masked everywhere attends to
+        # nothing. Keras skips that layer for its fused dot_product_attention when nothing needs the probabilities
+        # (no dropout, no scores returned, 3-D inputs): there such a row attends to every key alike (JAX and
+        # TensorFlow backends). Both as Keras.
+        fused = self.dropout == 0 and not return_attention_scores and len(q.shape) == 4
+        if mask is not None and not fused:
             probs = ops.where(mask, probs, 0.0)
         used = probs
         if training and self.dropout > 0:
@@ -662,6 +667,7 @@ class Attention(_BuiltinTraced):
                 raise TypeError(f"{who}: input {i} must be a tensor, received {t!r}")
         shapes = [_shape_tuple(t.shape) for t in inputs]
         self._check_shapes(shapes)
+        explicit = mask is not None
         if mask is None:  # Keras's implicit masks: those of the inputs
             implicit = [getattr(t, "_keras_mask", None) for t in inputs]
             mask = implicit if any(m is not None for m in implicit) else None
@@ -694,7 +700,7 @@ class Attention(_BuiltinTraced):
                              use_causal_mask=bool(use_causal_mask))
         nodes = self._inbound_nodes
         if nodes:
-            nodes[-1]._keras_call_kwargs = {"n_inputs": len(inputs), "mask": mask is not None,
+            nodes[-1]._keras_call_kwargs = {"n_inputs": len(inputs), "mask": explicit,
                                             "return_attention_scores": bool(return_attention_scores),
                                             "use_causal_mask": bool(use_causal_mask)}
         _set_output_mask(out, q_mask)  # Keras's compute_mask: the query's mask

@@ -1272,6 +1272,9 @@ class Functional(Model):
             for node in layer._inbound_nodes:
                 if id(node) not in self._node_ids() or node.is_input:
                     continue
+                if hasattr(layer, "_node_config"):  # a call with Keras's own arguments (kerust/_attention.py)
+                    inbound.append(layer._node_config(node, tensor))
+                    continue
                 call_args = node.call_args
                 args = [tensor(t) for t in (call_args if isinstance(call_args, (list, tuple)) else [call_args])]
                 kwargs: dict = {"mask": None} if isinstance(layer, Model) else {}

@@ -11,7 +11,9 @@ but in the ``*empty*`` cases), ``K__w_NN`` (the weights, drawn from a fixed seed
 outputs), and for training: the model ``inputs -> layer -> first output -> Lambda(identity)`` fitted two epochs
 on ``K__y`` (SGD 0.1, mse, batch 2, no shuffling) from those weights, with the per-epoch losses in ``K__loss``
 and the weights after it in ``K__trained_NN``. For the cases in ``FILES`` Keras also saves ``K.keras`` (the
-model, as Keras writes it). Deterministic; a few seconds.
+model, as Keras writes it). ``implicit__*`` and ``implicit_masks.keras``: Embedding(mask_zero=True) feeding
+MultiHeadAttention, Attention and TimeDistributed, whose masks come from the input (``implicit_masks_model``).
+Deterministic; a few seconds.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ CASES = {
     # all False (Attention: every score less 1e9, so uniform weights)
     "mha_empty_row_scores": ("MultiHeadAttention", {"num_heads": 2, "key_dim": 2},
                              {"return_attention_scores": True}, [(3, 4), (4, 4), (3, 4)], ["q", "v", "amz"]),
+    # the same without scores: Keras's fused dot_product_attention path, where the row attends to every key
+    "mha_empty_row": ("MultiHeadAttention", {"num_heads": 2, "key_dim": 2}, {}, [(3, 4), (4, 4), (3, 4)],
+                      ["q", "v", "amz"]),
     "att_empty_value_mask": ("Attention", {}, {"return_attention_scores": True},
                              [(3, 2), (4, 2), (3,), (4,)], ["q", "v", "qm", "vmz"]),
     "td_dense": ("TimeDistributed", {"layer": {"class_name": "Dense", "config": {"units": 3,
@@ -116,8 +121,35 @@ def data(name: str, rng: np.random.Generator) -> list:
     return xs
 
 
+def implicit_masks_model():
+    """Embedding(mask_zero=True) feeding the layers: the Keras masks of the inputs, read implicitly."""
+    # one Embedding called once per consumer: Keras's MultiHeadAttention clears the Keras masks of the tensors it
+    # is called on when it runs (`set_keras_mask(query, None)`), so a later layer reading the same tensor would
+    # see no mask, depending on the order the layers run in
+    ids = keras.Input((5,), dtype="int32")
+    embedding = keras.layers.Embedding(12, 4, mask_zero=True)
+    e1, e2, e3, e4 = (embedding(ids) for _ in range(4))
+    fused = keras.layers.MultiHeadAttention(2, 2)(e1, e1)
+    out, scores = keras.layers.MultiHeadAttention(2, 3)(e2, e2, return_attention_scores=True, use_causal_mask=True)
+    att = keras.layers.Attention(use_scale=True)([e3, e3])
+    td = keras.layers.TimeDistributed(keras.layers.Dense(3))(e4)
+    pooled = keras.layers.GlobalAveragePooling1D()(fused)  # reads the output's mask (the query's)
+    return keras.Model(ids, [fused, out, scores, att, td, pooled])
+
+
 def main() -> None:
     out: dict = {}
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    model = implicit_masks_model()
+    model.set_weights([(rng.normal(size=w.shape) * 0.5).astype(np.float32) for w in model.get_weights()])
+    ids = np.array([[3, 5, 0, 0, 0], [1, 2, 3, 4, 5], [7, 0, 0, 0, 0], [2, 9, 11, 4, 0]], dtype=np.int32)
+    out["implicit__x"] = ids
+    for j, p in enumerate(model.predict(ids, verbose=0)):
+        out[f"implicit__out_{j:02d}"] = np.asarray(p)
+    for j, w in enumerate(model.get_weights()):
+        out[f"implicit__w_{j:02d}"] = w
+    model.save(HERE / "implicit_masks.keras")
     for i, name in enumerate(sorted(CASES)):
         keras.utils.set_random_seed(100 + i)
         rng = np.random.default_rng(100 + i)
