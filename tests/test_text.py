@@ -425,11 +425,17 @@ def test_text_models_refuse_what_they_cannot_do(tmp_path):
         model.predict(np.zeros((2, 3)), verbose=0)
     with pytest.raises(ValueError, match="must be the first layer"):
         model.add(kerust.layers.TextVectorization(output_sequence_length=3))
+    inp = kerust.Input(shape=(1,), dtype="string")
+    functional = kerust.Model(inp, kerust.layers.Flatten()(kerust.layers.Embedding(5, 2)(fixed(inp))))
     with pytest.raises(NotImplementedError, match="cannot write such a model's config or .keras file yet"):
-        model.save(tmp_path / "m.keras")
+        functional.save(tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
     with pytest.raises(NotImplementedError):
-        model.to_json()
+        functional.to_json()
+    tf_idf = kerust.layers.TextVectorization(output_mode="tf_idf")
+    tf_idf.adapt(["a b", "b"])
+    with pytest.raises(NotImplementedError, match="TF-IDF weights"):
+        kerust.Sequential([tf_idf, kerust.layers.Dense(1)]).save(tmp_path / "t.keras")
 
 
 def test_onnx_export_refuses_a_model_that_starts_with_text_vectorization():
@@ -440,3 +446,56 @@ def test_onnx_export_refuses_a_model_that_starts_with_text_vectorization():
                                kerust.layers.Flatten()])
     with pytest.raises(ValueError, match=r"Cannot export layer '.*' \(TextVectorization\) to ONNX"):
         kerust.onnx.to_onnx(model)
+
+
+def _h5_paths(raw: bytes) -> set:
+    import io
+
+    import h5py
+
+    paths: set = set()
+    with h5py.File(io.BytesIO(raw), "r") as f:
+        f.visit(paths.add)
+    return paths
+
+
+@pytest.mark.parametrize("index,mode", [(0, "int"), (1, "multi_hot")])
+def test_keras_files_of_text_models_both_ways(index, mode, tmp_path):
+    """Keras's .keras file of a Sequential model that starts with a TextVectorization loads and predicts as Keras
+    did; kerust writes it back in Keras's layout (the same members, layer list, vectorizer config, weight groups
+    and vocabulary assets), and reads its own file again."""
+    ref = MODEL["models"][index]
+    texts = np.array(MODEL["texts"])
+    keras_file = REF / f"keras_text_{mode}.keras"
+    model = kerust.models.load_model(keras_file)
+    assert model._host_layers[0].get_vocabulary() == ref["vocabulary"]
+    np.testing.assert_allclose(model.predict(texts, verbose=0), ref["sequential"], rtol=1e-5, atol=1e-6)
+
+    out = tmp_path / "again.keras"
+    model.save(out)
+    with zipfile.ZipFile(keras_file) as theirs, zipfile.ZipFile(out) as ours:
+        assert set(ours.namelist()) == set(theirs.namelist())
+        for name in theirs.namelist():
+            if name.startswith("assets/"):
+                assert ours.read(name) == theirs.read(name), name
+        assert _h5_paths(ours.read("model.weights.h5")) == _h5_paths(theirs.read("model.weights.h5"))
+        want = json.loads(theirs.read("config.json"))["config"]["layers"]
+        got = json.loads(ours.read("config.json"))["config"]["layers"]
+    assert [e["class_name"] for e in got] == [e["class_name"] for e in want]
+    assert got[0]["config"]["dtype"] == want[0]["config"]["dtype"] == "string"
+    assert got[0]["config"]["batch_shape"] == want[0]["config"]["batch_shape"]
+    assert got[1]["config"] == want[1]["config"]
+    assert got[1]["build_config"] == want[1]["build_config"]
+    again = kerust.models.load_model(out)
+    np.testing.assert_array_equal(again.predict(texts, verbose=0), model.predict(texts, verbose=0))
+
+
+def test_a_text_model_file_without_its_vocabulary_is_refused(tmp_path):
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(REF / "keras_text_int.keras") as src, zipfile.ZipFile(bad, "w") as dst:
+        for name in src.namelist():
+            if not name.startswith("assets/"):
+                dst.writestr(name, src.read(name))
+    with pytest.raises(ValueError, match="has no vocabulary in its config and the file has no assets/layers/"
+                                         "text_vectorization/vocabulary.txt"):
+        kerust.models.load_model(bad)

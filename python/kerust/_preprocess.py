@@ -13,8 +13,10 @@ given the string ``Input`` is built on the tagged tensor instead, and a Sequenti
 beside its engine layers. The vectorizer's output must have a fixed shape: ``output_sequence_length`` in
 ``"int"`` mode, a vocabulary (or ``pad_to_max_tokens``) in the other modes.
 
-Not yet: writing such a model's config or ``.keras`` file (refused with NotImplementedError), and
-``model.layers`` / ``summary()`` listing the vectorizer.
+A Sequential model that starts with a vectorizer is saved as Keras saves it (``.keras``: the string InputLayer and
+the vectorizer's config in ``config.json``, its vocabulary in ``assets/layers/text_vectorization/vocabulary.txt``)
+and loaded from Keras's files. Not yet: the ``"tf_idf"`` mode's weights in files, a functional model's config or
+file (refused with NotImplementedError), and ``model.layers`` / ``summary()`` listing the vectorizer.
 """
 
 from __future__ import annotations
@@ -169,6 +171,98 @@ def _vectorize(layer: Any, x: Any, what: str) -> Any:
     if arr.ndim == 1:
         arr = arr[:, None]  # one string per sample, as the model's (n, 1) string input
     return layer(arr)
+
+
+_ASSET_DIR = "assets/layers/text_vectorization"
+
+
+def refuse_file(model: Any) -> None:
+    """``save`` / ``to_json``: a Sequential model with a vectorizer is written as Keras writes it (not in
+    ``"tf_idf"`` mode yet); a functional one not yet."""
+    host_layers = getattr(model, "_host_layers", None)
+    if host_layers and host_layers[0]._output_mode == "tf_idf":
+        raise NotImplementedError(f"Model '{model.name}': kerust does not write the TF-IDF weights of "
+                                  f"{host_layers[0]._what()} to files yet")
+    if getattr(model, "_host", None):
+        refuse_config(model)
+
+
+def keras_sequential_entry(model: Any, out: dict, policy: dict) -> dict:
+    """Keras's ``config.json`` entry of a Sequential model that starts with a vectorizer: the string InputLayer,
+    the vectorizer (with its ``build_config``), then the engine's layers as kerust wrote them."""
+    import json
+
+    host_layers = getattr(model, "_host_layers", None)
+    if not host_layers:
+        return out
+    layer = host_layers[0]
+    string_input = getattr(model, "_host_input", None)
+    shape = [int(d) for d in string_input.shape[1:]] if string_input is not None else [1]
+    batch = [None, *shape]
+    entries = out["config"]["layers"]
+    if entries and entries[0].get("class_name") == "InputLayer":
+        entries.pop(0)
+    taken = {e.get("config", {}).get("name") for e in entries} | {layer.name}
+    name, n = (string_input.name if string_input is not None else "input_layer"), 0
+    while name in taken:
+        n += 1
+        name = f"input_layer_{n}"
+    config = layer.get_config()
+    config["dtype"] = json.loads(json.dumps(policy))
+    entries[:0] = [
+        {"module": "keras.layers", "class_name": "InputLayer",
+         "config": {"batch_shape": batch, "dtype": "string", "sparse": False, "ragged": False, "name": name,
+                    "optional": False}, "registered_name": None},
+        {"module": "keras.layers", "class_name": "TextVectorization", "config": config, "registered_name": None,
+         "build_config": {"input_shape": list(batch)}},
+    ]
+    out["config"]["build_input_shape"] = list(batch)
+    out["build_config"] = {"input_shape": list(batch)}
+    return out
+
+
+def write_host_groups(f: Any, model: Any) -> None:
+    """The vectorizer's (empty) groups in ``model.weights.h5``, where Keras has them."""
+    if getattr(model, "_host_layers", None):
+        for path in ("layers/text_vectorization/vars", "layers/text_vectorization/_lookup_layer/vars"):
+            f.create_group(path)
+
+
+def host_assets(model: Any) -> List[Tuple[str, bytes]]:
+    """The vectorizer's ``.keras`` assets as Keras writes them (the vocabulary, when it was not given to the
+    constructor and so is not in the config), for the vectorizer and its inner StringLookup."""
+    host_layers = getattr(model, "_host_layers", None)
+    if not host_layers or host_layers[0]._input_vocabulary is not None:
+        return []
+    data = "\n".join(host_layers[0].get_vocabulary(include_special_tokens=True)).encode("utf-8")
+    return [(f"{_ASSET_DIR}/vocabulary.txt", data), (f"{_ASSET_DIR}/_lookup_layer/vocabulary.txt", data)]
+
+
+def starts_on_host(layers: List[Any]) -> bool:
+    """Whether a Sequential model's layer list (as read from a file) starts with a string InputLayer."""
+    return bool(layers) and getattr(layers[0], "_is_input_layer", False) and layers[0].dtype == "string"
+
+
+def load_host_assets(model: Any, read: Any, has: Any, where: str) -> None:
+    """Give a loaded model's vectorizer the vocabulary of the file's assets (``read``/``has``: the archive's)."""
+    host_layers = getattr(model, "_host_layers", None)
+    if not host_layers or host_layers[0]._input_vocabulary is not None:
+        return
+    layer = host_layers[0]
+    name = f"{_ASSET_DIR}/vocabulary.txt"
+    if not has(name):
+        raise ValueError(f"Cannot load {where}: {layer._what()} has no vocabulary in its config and the file has "
+                         f"no {name}")
+    try:
+        lines = read(name).decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"Cannot load {where}: {name} is not UTF-8 text ({exc})") from None
+    while lines and lines[-1] == "":
+        lines.pop()
+    try:
+        layer.set_vocabulary(lines)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"Cannot load {where}: {name}: {exc}") from None
 
 
 def refuse_config(model: Any) -> None:

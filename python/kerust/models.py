@@ -955,7 +955,7 @@ class Model(_LayerCalls):
         """Write a Keras v3 `.keras` file (config, weights, optimizer state), atomically."""
         from . import saving
 
-        _preprocess.refuse_config(self)
+        _preprocess.refuse_file(self)
         self._sync()
         saving.save_model(self, filepath, overwrite=overwrite)
 
@@ -981,7 +981,7 @@ class Model(_LayerCalls):
         """The model's architecture as Keras's JSON, read back by `kerust.models.model_from_json`."""
         from . import saving
 
-        _preprocess.refuse_config(self)
+        _preprocess.refuse_file(self)
         return _json.dumps(saving.keras_config(self), **kwargs)
 
     # ---- display -----------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from . import _preprocess
 from ._files import atomic_write as _atomic_write
 from ._inspect import weight_names as _weight_names
 from ._registry import get_registered_name, get_registered_object, register_keras_serializable
@@ -534,6 +535,7 @@ def _write_weights(f: Any, model: Any) -> None:
     """Keras's layout: a ``vars`` group for every object Keras's saving walk visits (see `_saveables`), holding
     its own variables as ``0``, ``1``, ...; then the optimizer's state."""
     weights = model.get_weights() if model._core is not None else []
+    _preprocess.write_host_groups(f, model)
     for spec in _model_specs(model):
         group = f.create_group(spec.vars_path)  # and the groups above it
         group.attrs["name"] = spec.layer.name
@@ -1089,6 +1091,11 @@ def _parse_sequential(config: Any, where: str, objects: _Objects | None = None
                 for key, ok in (("sparse", (False, None)), ("ragged", (False, None)), ("optional", (False, None))):
                     if not _same(cfg.get(key), ok):
                         raise ValueError(f"InputLayer: `{key}`={cfg.get(key)!r} is not supported by kerust")
+                if cfg.get("dtype") == "string":  # strings for a TextVectorization, which kerust runs on the host
+                    built.append(layers_module.InputLayer(
+                        shape=_batch_shape(cfg.get("batch_shape"), "InputLayer"), dtype="string",
+                        name=cfg.get("name") if isinstance(cfg.get("name"), str) else None))
+                    continue
                 _check_dtype(cfg.get("dtype"), "InputLayer")
                 shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
                 if shape is None and cfg.get("shape") is not None:
@@ -1116,7 +1123,7 @@ def _parse_sequential(config: Any, where: str, objects: _Objects | None = None
             raise _reraise(exc, f"Cannot load {where}: layer #{index} ({cls}): {exc}") from exc
         built.append(layer)
 
-    if input_shape is None:
+    if input_shape is None and not _preprocess.starts_on_host(built):  # else the vectorizer gives the shape
         for source in (inner.get("build_input_shape"),
                        (config.get("build_config") or {}).get("input_shape")
                        if isinstance(config.get("build_config"), dict) else None):
@@ -1557,7 +1564,7 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
         weights_where = f"'{path}' ({_WEIGHTS})"
         h5 = _open_h5_bytes(archive.read(_WEIGHTS), weights_where)
         try:
-            if sequential and input_shape is None:
+            if sequential and input_shape is None and not _preprocess.starts_on_host(layer_list):
                 root = _layers_root(h5, weights_where)
                 if root is not None and _count_datasets(root, weights_where):
                     raise archive.error("the model has no input shape (no InputLayer or build_input_shape), so "
@@ -1578,6 +1585,7 @@ def load_model(filepath: Any, custom_objects: Any = None, compile: bool = True, 
                                     "weights cannot be placed")
             plan = _plan_weights(h5, _model_specs(model), weights_where, _is_subclassed(model))
             _assign_weights(model, plan, weights_where)
+            _preprocess.load_host_assets(model, archive.read, archive.has, where)
             # with the optimizer state the file holds, training resumes where it stopped
             if compile and _compile_from_config(model, compile_config, where, objects) and \
                     model._core is not None:
@@ -1728,7 +1736,7 @@ def _sequential_entry(model: Any) -> dict:
         batch = [None, *[int(d) for d in input_shape]]
         inner["build_input_shape"] = batch
         out["build_config"] = {"input_shape": list(batch)}
-    return out
+    return _preprocess.keras_sequential_entry(model, out, _DTYPE_POLICY)  # a host TextVectorization in front
 
 
 def _functional_entry(model: Any) -> dict:
@@ -1931,6 +1939,8 @@ def save_model(model: Any, filepath: Any, overwrite: bool = True) -> None:
         zf.writestr(_METADATA, json.dumps(metadata))
         zf.writestr(_CONFIG, json.dumps(config))
         zf.writestr(_WEIGHTS, weights)
+        for name, data in _preprocess.host_assets(model):  # a host TextVectorization's vocabulary
+            zf.writestr(name, data)
     _atomic_write(path, buf.getvalue())
 
 

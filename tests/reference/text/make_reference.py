@@ -11,7 +11,8 @@ text_vectorization.json: TextVectorization cases (arguments, adapt data, inputs)
 config and errors. The callables named in the cases are defined here and, identically, in the test.
 text_model.json: Keras's predictions of Sequential and functional models that start with a TextVectorization (run
 with the TensorFlow backend, in a child process: only there does Keras run the layer inside a model), with the
-weights set from a seeded RandomState.
+weights set from a seeded RandomState, and the Sequential models as Keras saves them (keras_text_int.keras,
+keras_text_multi_hot.keras).
 """
 
 from __future__ import annotations
@@ -299,6 +300,7 @@ def model_reference():
             x = layer(x)
         functional = keras.Model(inp, x)
         strings = tf.constant(texts[:, None])
+        seq.save(HERE / f"keras_text_{mode}.keras")  # Keras's file: kerust must load it
         out["models"].append({
             "kwargs": kwargs, "vocabulary": [str(t) for t in vec.get_vocabulary()],
             "weights": [w.tolist() for w in weights],
