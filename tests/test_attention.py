@@ -306,6 +306,21 @@ def test_time_distributed_applies_one_layer_per_step():
     assert losses[-1] < losses[0]
 
 
+def test_time_distributed_model_round_trip(tmp_path):
+    # a Sequential as the wrapped layer: Keras's file layout (checked against a file Keras 3.15 wrote for the
+    # same model) and back
+    inner = keras.Sequential([keras.Input((5,)), layers.Dense(2), layers.Dense(3)])
+    model = keras.Sequential([keras.Input((3, 5)), layers.TimeDistributed(inner)])
+    x = np.random.default_rng(5).random((4, 3, 5)).astype(np.float32)
+    model.save(tmp_path / "td.keras")
+    base = "layers/time_distributed/layer/layers"
+    assert {p for p, shape in _paths(_h5_of(tmp_path / "td.keras", tmp_path / "h5")) if shape is not None} == {
+        f"{base}/dense/vars/0", f"{base}/dense/vars/1", f"{base}/dense_1/vars/0", f"{base}/dense_1/vars/1"}
+    again = keras.saving.load_model(tmp_path / "td.keras")
+    assert isinstance(again.layers[0].layer, keras.Sequential)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
 def test_tiny_transformer_block_trains():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(32, 6, 4)).astype(np.float32)

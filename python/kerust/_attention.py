@@ -839,6 +839,8 @@ def _inner_from_entry(entry: dict) -> Any:
     user = saving._user_class(entry, who, objects)
     if user is not None:
         return saving._custom_layer(entry, user, who, objects)
+    if entry["class_name"] in saving._MODEL_CLASSES:  # a Sequential or functional model as the wrapped layer
+        return saving._nested_model(entry, who, objects)
     cfg = saving._translate_layer_config(entry["class_name"], dict(entry.get("config") or {}))
     for key in ("batch_input_shape", "batch_shape", "input_shape", "input_dim", "batch_size"):
         cfg.pop(key, None)
