@@ -199,6 +199,19 @@ def test_scores_shapes_masks_and_causal_mask():
     vmask[:, 0] = 1
     np.testing.assert_allclose(implicit.predict([xq, xv, vmask], verbose=0),
                                explicit2.predict([xq, xv, np.repeat(vmask[:, None], 3, 1)], verbose=0), atol=1e-6)
+    # `value_mask=` and `key_mask=` given as arguments count; `query_mask=` does not (Keras 3.15's call replaces it
+    # by the query's own mask)
+    q4, v4, vm4, qm4 = keras.Input((3, 4)), keras.Input((5, 6)), keras.Input((5,)), keras.Input((3,))
+    by_arg = keras.Model([q4, v4, vm4], mha2(q4, v4, value_mask=vm4))
+    by_key = keras.Model([q4, v4, vm4], mha2(q4, v4, key=v4, key_mask=vm4))
+    np.testing.assert_allclose(by_arg.predict([xq, xv, vmask], verbose=0),
+                               implicit.predict([xq, xv, vmask], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(by_key.predict([xq, xv, vmask], verbose=0),
+                               implicit.predict([xq, xv, vmask], verbose=0), atol=1e-6)
+    ignored = keras.Model([q4, v4, qm4], mha2(q4, v4, query_mask=qm4))
+    plain = keras.Model([q4, v4], mha2(q4, v4))
+    np.testing.assert_allclose(ignored.predict([xq, xv, np.zeros((2, 3), np.float32)], verbose=0),
+                               plain.predict([xq, xv], verbose=0), atol=1e-6)
 
 
 def test_output_masks_follow_keras():

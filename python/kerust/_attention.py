@@ -415,11 +415,12 @@ class MultiHeadAttention(_BuiltinTraced):
         for what, t in (("query", query), ("value", value), ("key", key)):
             if t is not None and not _is_tensor_like(t):
                 raise TypeError(f"{who}: `{what}` must be a tensor, received {t!r}")
-        explicit = tuple(n for n, m in (("query_mask", query_mask), ("value_mask", value_mask),
-                                         ("key_mask", key_mask)) if m is not None)
-        # Keras's implicit masks: the inputs' Keras masks unless given (the key's only when it is another tensor)
-        if query_mask is None:
-            query_mask = getattr(query, "_keras_mask", None)
+        explicit = tuple(n for n, m in (("value_mask", value_mask), ("key_mask", key_mask)) if m is not None)
+        # Keras's implicit masks: the inputs' Keras masks unless given (the key's only when it is another tensor).
+        # The query's is always its own: Keras 3.15's call replaces a `query_mask` argument by it
+        if query_mask is not None:
+            _check_mask_shape(who, "query_mask", query_mask, (query.shape[0], *query.shape[1:-1]))
+        query_mask = getattr(query, "_keras_mask", None)
         if value_mask is None:
             value_mask = getattr(value, "_keras_mask", None)
         if key_mask is None and key is not None and key is not value:
@@ -559,7 +560,7 @@ class MultiHeadAttention(_BuiltinTraced):
             kwargs["key"] = tensor(got["key"])
         if "attention_mask" in got:
             kwargs["attention_mask"] = tensor(got["attention_mask"])
-        for name in ("query_mask", "value_mask", "key_mask"):
+        for name in ("value_mask", "key_mask"):
             if name in got and name in extra.get("explicit_masks", ()):
                 kwargs[name] = tensor(got[name])
         for name in ("return_attention_scores", "use_causal_mask"):
