@@ -165,6 +165,20 @@ def test_weights_shapes_names_and_initializers_follow_keras():
     assert td.output_shape == (None, 3, 2)
 
 
+def test_regularizers_join_the_loss():
+    # each projection's kernel and bias, as Keras's EinsumDense sublayers add them
+    q = keras.Input((3, 4))
+    mha = layers.MultiHeadAttention(2, 2, kernel_regularizer="l2", bias_regularizer=keras.regularizers.L1(0.1),
+                                    bias_initializer="ones")
+    model = keras.Model(q, mha(q, q))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(6).random((4, 3, 4)).astype(np.float32)
+    w = mha.get_weights()
+    penalty = sum(0.01 * np.sum(k ** 2) for k in w[0::2]) + sum(0.1 * np.sum(np.abs(b)) for b in w[1::2])
+    mse = float(np.mean((model.predict(x, verbose=0) - x) ** 2))
+    assert model.evaluate(x, x, verbose=0) == pytest.approx(mse + penalty, rel=1e-5)
+
+
 def test_scores_shapes_masks_and_causal_mask():
     q, v = keras.Input((3, 4)), keras.Input((5, 6))
     mha = layers.MultiHeadAttention(2, 3)
