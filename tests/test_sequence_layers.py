@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -296,3 +297,27 @@ def test_spatial_dropout1d_drops_whole_channels():
     assert set(np.unique(out)) <= {0.0, 2.0}  # kept values scaled by 1 / (1 - rate)
     assert (out == out[:, :1, :]).all()  # a channel is kept or dropped for every step at once
     assert 0.3 < kept.mean() < 0.7
+
+
+CONV_REF = np.load(FIXTURES / "masks.npz")  # generate_masks.py also writes the causal and dilated Conv1D cases
+sys.path.insert(0, str(FIXTURES))
+from mask_models import CONV_CASES as CONV_LAYERS  # noqa: E402
+CONV_CASES = sorted({k.split("__")[1] for k in CONV_REF.files if k.startswith("conv__")})
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_causal_and_dilated_conv1d_match_keras(case, tmp_path):
+    x = CONV_REF[f"conv__{case}__x"]
+    layer = layers.Conv1D(**CONV_LAYERS[case])
+    model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+    model.set_weights([CONV_REF[k] for k in sorted(k for k in CONV_REF.files
+                                                    if k.startswith(f"conv__{case}__w_"))])
+    want = CONV_REF[f"conv__{case}__out"]
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=TOL, atol=TOL)
+    model.save(tmp_path / "conv.keras")
+    again = keras.saving.load_model(tmp_path / "conv.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), want, rtol=TOL, atol=TOL)
+    model.compile(optimizer="sgd", loss="mse")
+    report = keras.utils.gradient_check(model, x.astype(np.float64), np.ones_like(want), samples_per_weight=6,
+                                        tolerance=5e-2)
+    assert report and all(entry["ok"] for entry in report.values()), report

@@ -1484,8 +1484,8 @@ def _single(value: Any) -> list:
 
 class Conv1D(Layer):
     """1D convolution over channels-last sequences `(batch, steps, channels)`, with a kernel of shape
-    `(kernel_size, in_channels, filters)`; `padding` is `"valid"` or `"same"` (`"causal"` and `dilation_rate` > 1
-    are not supported yet)."""
+    `(kernel_size, in_channels, filters)`; `padding` is `"valid"`, `"same"` or `"causal"` (output step t sees
+    input steps up to t), with `dilation_rate` (`groups` > 1 is not supported yet)."""
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  data_format: Optional[str] = None, dilation_rate: Any = 1, groups: int = 1, activation: Any = None,

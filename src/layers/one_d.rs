@@ -11,6 +11,50 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::Value;
 
+/// Conv1D with `padding="causal"` or `dilation_rate` > 1: the sequence is zero-padded (causal: `(k - 1) * d`
+/// steps in front; same: TensorFlow's split) to a multiple of `d` steps and viewed as an image of `d` columns,
+/// where a `(k, 1)` window down each column is the dilated window; the rows of the output, read in order, are
+/// the output steps.
+#[derive(Clone, Copy, Debug, Default)]
+struct Dilated {
+    dilation: usize,
+    kernel: usize,
+    stride: usize,
+    /// Keras's padding: 0 valid, 1 same, 2 causal.
+    padding: u8,
+    front: usize,
+    /// Steps of the padded sequence (a multiple of `dilation`), and of the output.
+    padded: usize,
+    out_steps: usize,
+}
+
+impl Dilated {
+    fn plan(&mut self, steps: usize, who: &str) -> Result<()> {
+        let (d, k, s) = (self.dilation, self.kernel, self.stride);
+        let span = (k - 1) * d + 1;
+        let (front, back) = match self.padding {
+            2 => (span - 1, 0),
+            1 => {
+                let out = steps.div_ceil(s);
+                let total = ((out - 1) * s + span).saturating_sub(steps);
+                (total / 2, total - total / 2)
+            }
+            _ => (0, 0),
+        };
+        let len = steps + front + back;
+        if len < span {
+            return Err(Error::Value(format!(
+                "{who}: a kernel of {k} steps with dilation_rate {d} spans {span} steps, more than the input's \
+                 {steps} with padding=\"valid\""
+            )));
+        }
+        self.front = front;
+        self.out_steps = (len - span) / s + 1;
+        self.padded = len.div_ceil(d) * d;
+        Ok(())
+    }
+}
+
 pub struct OneD {
     class: &'static str,
     inner: Box<dyn Layer>,
@@ -22,6 +66,7 @@ pub struct OneD {
     masked: bool,
     /// The last masked training call's mask and its count of kept steps per sample.
     mask_cache: Option<(Vec<f32>, Vec<f32>)>,
+    dilated: Option<Dilated>,
 }
 
 /// A 1-D size argument (`3` or `[3]`) as the 2-D pair `[1, 3]`.
@@ -53,23 +98,64 @@ impl OneD {
             .and_then(Value::as_str)
             .unwrap_or(class)
             .to_string();
-        if obj.get("padding").and_then(Value::as_str) == Some("causal") {
+        let single = |key: &str, default: u64| -> Result<usize> {
+            let n = match obj.get(key) {
+                None | Some(Value::Null) => Some(default),
+                Some(Value::Array(a)) if a.len() == 1 => a[0].as_u64(),
+                Some(x) => x.as_u64(),
+            };
+            n.filter(|&n| n > 0 && n < 1 << 20)
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    Error::Value(format!(
+                        "{class} '{name}': `{key}` must be a positive int or a list of one, received {}",
+                        obj.get(key).map_or("nothing".to_string(), Value::to_string)
+                    ))
+                })
+        };
+        let causal = obj.get("padding").and_then(Value::as_str) == Some("causal");
+        if causal && class != "Conv1D" {
             return Err(Error::Value(format!(
-                "{class} '{name}': padding=\"causal\" is not supported by kerust yet"
+                "{class} '{name}': padding=\"causal\" is only for Conv1D"
             )));
         }
-        let unit = |x: &Value| {
-            x.as_u64() == Some(1)
-                || x.as_array()
-                    .is_some_and(|a| a.len() == 1 && a[0].as_u64() == Some(1))
+        let dilation = if class == "Conv1D" {
+            single("dilation_rate", 1)?
+        } else {
+            1
         };
-        if obj.get("dilation_rate").is_some_and(|d| !unit(d)) {
-            return Err(Error::Value(format!(
-                "{class} '{name}': dilation_rate other than 1 is not supported by kerust yet"
-            )));
+        let mut dilated = None;
+        if causal || dilation > 1 {
+            let stride = single("strides", 1)?;
+            if stride > 1 && dilation > 1 {
+                return Err(Error::Value(format!(
+                    "{class} '{name}': `strides > 1` not supported in conjunction with `dilation_rate > 1`. \
+                     Received: strides=({stride},) and dilation_rate=({dilation},)"
+                )));
+            }
+            let padding = match obj.get("padding").and_then(Value::as_str) {
+                Some("causal") => 2,
+                Some("same") => 1,
+                _ => 0,
+            };
+            let kernel = single("kernel_size", 1)?;
+            dilated = Some(Dilated {
+                dilation,
+                kernel,
+                stride,
+                padding,
+                ..Dilated::default()
+            });
+            // the inner 2-D convolution: a (k, 1) window down each column, unpadded
+            obj.insert("padding".into(), Value::from("valid"));
+            obj.insert("kernel_size".into(), serde_json::json!([kernel, 1]));
+            obj.insert("strides".into(), serde_json::json!([stride, 1]));
         }
         obj.remove("dilation_rate");
         for key in ["kernel_size", "strides", "pool_size"] {
+            if dilated.is_some() && key != "pool_size" {
+                continue; // already the inner layer's pairs
+            }
             match obj.get(key) {
                 Some(Value::Null) => {
                     obj.remove(key); // the default (a pool's strides: its pool_size)
@@ -103,7 +189,58 @@ impl OneD {
             input: Vec::new(),
             masked: false,
             mask_cache: None,
+            dilated,
         })
+    }
+
+    /// A dilated / causal Conv1D's input, zero-padded to the plan's steps (front padding first).
+    fn pad_input(&self, x: &Tensor, plan: &Dilated) -> Result<Tensor> {
+        let (steps, ch) = (self.input[0], self.input[1]);
+        let b = x.batch();
+        let mut out = vec![0.0f32; b * plan.padded * ch];
+        for (src, dst) in x
+            .data
+            .chunks(steps * ch)
+            .zip(out.chunks_mut(plan.padded * ch))
+        {
+            dst[plan.front * ch..][..steps * ch].copy_from_slice(src);
+        }
+        Tensor::new(vec![b, plan.padded / plan.dilation, plan.dilation, ch], out)
+    }
+
+    /// The inner output's rows read in order are output steps; keep the first `out_steps`.
+    fn crop_output(&self, y: Tensor, plan: &Dilated) -> Result<Tensor> {
+        let b = y.batch();
+        let per = y.data.len() / b.max(1);
+        let keep = plan.out_steps * self.out[1];
+        let mut out = Vec::with_capacity(b * keep);
+        for row in y.data.chunks(per.max(1)) {
+            out.extend_from_slice(&row[..keep]);
+        }
+        Tensor::new(vec![b, plan.out_steps, self.out[1]], out)
+    }
+
+    /// The adjoint of `crop_output`: zeros for the inner output's extra steps.
+    fn expand_grad(&self, g: Tensor, plan: &Dilated) -> Result<Tensor> {
+        let b = g.batch();
+        let per: usize = self.inner_out.iter().product();
+        let keep = plan.out_steps * self.out[1];
+        let mut out = vec![0.0f32; b * per];
+        for (src, dst) in g.data.chunks(keep).zip(out.chunks_mut(per)) {
+            dst[..keep].copy_from_slice(src);
+        }
+        Tensor::new([&[b][..], &self.inner_out].concat(), out)
+    }
+
+    /// The adjoint of `pad_input`: the input steps' gradient.
+    fn crop_input_grad(&self, dx: Tensor, plan: &Dilated) -> Result<Tensor> {
+        let (steps, ch) = (self.input[0], self.input[1]);
+        let b = dx.batch();
+        let mut out = Vec::with_capacity(b * steps * ch);
+        for row in dx.data.chunks(plan.padded * ch) {
+            out.extend_from_slice(&row[plan.front * ch..][..steps * ch]);
+        }
+        Tensor::new(vec![b, steps, ch], out)
     }
 
     /// Keras's masked mean: `sum(where(mask, x, 0)) / sum(mask)` over the steps (NaN for a sample with every
@@ -155,6 +292,18 @@ impl Layer for OneD {
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         super::expect_rank(self, input_shape, 2, "(batch, steps, channels)")?;
         self.input = input_shape.to_vec();
+        if let Some(mut plan) = self.dilated {
+            let who = format!("{} '{}'", self.class, self.name());
+            plan.plan(input_shape[0], &who)?;
+            let image = [plan.padded / plan.dilation, plan.dilation, input_shape[1]];
+            self.inner_out = self.inner.build(&image, rng)?;
+            if let Some(kernel) = self.inner.params_mut().first_mut() {
+                kernel.shape.remove(1); // (k, 1, in, filters) -> Keras's (k, in, filters)
+            }
+            self.out = vec![plan.out_steps, self.inner_out[2]];
+            self.dilated = Some(plan);
+            return Ok(self.out.clone());
+        }
         let inner_out = self
             .inner
             .build(&[1, input_shape[0], input_shape[1]], rng)?;
@@ -234,11 +383,25 @@ impl Layer for OneD {
         Ok(vec![Some(Tensor::new(vec![b, steps, ch], dx)?), None])
     }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        if let Some(plan) = self.dilated {
+            let padded = self.pad_input(&x, &plan)?;
+            let y = self.inner.forward(padded, ctx)?;
+            return self.crop_output(y, &plan);
+        }
         let x = Self::view(x, &[1, self.input[0], self.input[1]])?;
         let y = self.inner.forward(x, ctx)?;
         Self::view(y, &self.out)
     }
     fn backward(&mut self, grad: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        if let Some(plan) = self.dilated {
+            let g = self.expand_grad(grad, &plan)?;
+            let dx = self.inner.backward(g, need_input_grad)?;
+            return if need_input_grad {
+                self.crop_input_grad(dx, &plan)
+            } else {
+                Ok(dx)
+            };
+        }
         let g = Self::view(grad, &self.inner_out)?;
         let dx = self.inner.backward(g, need_input_grad)?;
         if !need_input_grad {
@@ -247,6 +410,15 @@ impl Layer for OneD {
         Self::view(dx, &self.input)
     }
     fn backward_preactivation(&mut self, grad_z: Tensor, need_input_grad: bool) -> Result<Tensor> {
+        if let Some(plan) = self.dilated {
+            let g = self.expand_grad(grad_z, &plan)?;
+            let dx = self.inner.backward_preactivation(g, need_input_grad)?;
+            return if need_input_grad {
+                self.crop_input_grad(dx, &plan)
+            } else {
+                Ok(dx)
+            };
+        }
         let g = Self::view(grad_z, &self.inner_out)?;
         let dx = self.inner.backward_preactivation(g, need_input_grad)?;
         if !need_input_grad {
@@ -285,6 +457,72 @@ mod tests {
         let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
         rng.shuffle(&mut v);
         Tensor::new(shape.to_vec(), v).unwrap()
+    }
+
+    #[test]
+    fn causal_and_dilated_conv1d_match_the_direct_sum() {
+        for (padding, d, st) in [
+            ("causal", 1, 1),
+            ("causal", 2, 1),
+            ("valid", 2, 1),
+            ("same", 3, 1),
+            ("causal", 1, 2),
+            ("same", 2, 1),
+        ] {
+            let cfg = json!({"filters": 2, "kernel_size": 3, "padding": padding, "dilation_rate": d,
+                "strides": st, "bias_initializer": "random_normal"});
+            let mut l = OneD::from_config("Conv1D", &cfg).unwrap();
+            let (steps, ch, k) = (7usize, 3usize, 3usize);
+            let out = l.build(&[steps, ch], &mut Rng::new(1)).unwrap();
+            assert_eq!(l.params()[0].shape, vec![3, 3, 2], "Keras's kernel layout");
+            let span = (k - 1) * d + 1;
+            let (front, expect_steps) = match padding {
+                "causal" => (span - 1, (steps - 1) / st + 1),
+                "same" => ((span - 1) / 2, steps.div_ceil(st)),
+                _ => (0, (steps - span) / st + 1),
+            };
+            assert_eq!(out, vec![expect_steps, 2], "{padding} d={d} s={st}");
+            let x = gradcheck::normal_input(&[2, steps, ch], 4);
+            let mut rng = Rng::new(0);
+            let mut ctx = Ctx {
+                training: false,
+                rng: &mut rng,
+            };
+            let y = l.forward(x.clone(), &mut ctx).unwrap();
+            let (w, bias) = (&l.params()[0].value, &l.params()[1].value);
+            for b in 0..2 {
+                for t in 0..expect_steps {
+                    for f in 0..2 {
+                        let mut acc = bias[f];
+                        for j in 0..k {
+                            let Some(i) =
+                                (t * st + j * d).checked_sub(front).filter(|&i| i < steps)
+                            else {
+                                continue;
+                            };
+                            for c in 0..ch {
+                                acc += x.data[(b * steps + i) * ch + c] * w[(j * ch + c) * 2 + f];
+                            }
+                        }
+                        let got = y.data[(b * expect_steps + t) * 2 + f];
+                        assert!(
+                            (got - acc).abs() < 1e-5,
+                            "{padding} d={d} s={st}: {got} vs {acc}"
+                        );
+                    }
+                }
+            }
+            gradcheck::check(&mut l, x, 2e-2);
+        }
+        let bad = json!({"filters": 2, "kernel_size": 3, "dilation_rate": 2, "strides": 2});
+        assert!(OneD::from_config("Conv1D", &bad).is_err());
+        let mut short = OneD::from_config(
+            "Conv1D",
+            &json!({"filters": 1, "kernel_size": 3,
+            "dilation_rate": 3}),
+        )
+        .unwrap();
+        assert!(short.build(&[6, 1], &mut Rng::new(1)).is_err());
     }
 
     #[test]
@@ -345,8 +583,8 @@ mod tests {
         conv.build(&[5, 2], &mut Rng::new(0)).unwrap();
         assert_eq!(conv.params()[0].shape, vec![3, 2, 4]);
         for bad in [
-            json!({"filters": 2, "kernel_size": 2, "padding": "causal"}),
-            json!({"filters": 2, "kernel_size": 2, "dilation_rate": 2}),
+            json!({"filters": 2, "kernel_size": 2, "groups": 2}),
+            json!({"filters": 2, "kernel_size": 2, "dilation_rate": [2, 2]}),
             json!({"filters": 2, "kernel_size": [2, 2]}),
         ] {
             assert!(OneD::from_config("Conv1D", &bad).is_err(), "{bad}");

@@ -15,7 +15,9 @@ import keras  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mask_models import NAMES, STEPS, VOCAB, build  # noqa: E402
+from mask_models import CONV_CASES, NAMES, STEPS, VOCAB, build  # noqa: E402
+
+
 
 
 def ids(rng, n):
@@ -80,6 +82,15 @@ def main():
             fresh = build(keras, name)
             fresh.set_weights(weights)
             fresh.save(os.path.join(HERE, f"masks_{name}.keras"))
+    # causal and dilated Conv1D (after the models above, so their arrays stay as they were)
+    for name, kwargs in CONV_CASES.items():
+        layer = keras.layers.Conv1D(**kwargs)
+        x = rng.normal(size=(4, 9, 3)).astype(np.float32)
+        y = layer(x)
+        for i, w in enumerate(layer.get_weights()):
+            out[f"conv__{name}__w_{i:02d}"] = w
+        out[f"conv__{name}__x"] = x
+        out[f"conv__{name}__out"] = np.asarray(y)
     np.savez(os.path.join(HERE, "masks.npz"), **out)
     print("wrote", len(out), "arrays")
 

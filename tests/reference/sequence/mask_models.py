@@ -6,6 +6,15 @@ NAMES = ["emb_lstm_seq", "emb_gru_state", "emb_rnn_back", "masking_lstm_init", "
 STEPS = 6
 VOCAB = 12
 
+# causal and dilated Conv1D layers, checked on inputs (4, 9, 3)
+CONV_CASES = {
+    "causal": dict(filters=2, kernel_size=3, padding="causal", bias_initializer="random_normal"),
+    "dilated": dict(filters=2, kernel_size=3, dilation_rate=2),
+    "causal_dilated": dict(filters=2, kernel_size=2, padding="causal", dilation_rate=3),
+    "same_dilated": dict(filters=3, kernel_size=3, padding="same", dilation_rate=2),
+    "causal_strided": dict(filters=2, kernel_size=3, padding="causal", strides=2, activation="relu"),
+}
+
 
 def build(keras, name):
     layers = keras.layers
