@@ -1746,25 +1746,11 @@ def _functional_entry(model: Any) -> dict:
     for entry in inner["layers"]:
         layer = by_name[entry["name"]]
         keep = {"name": entry["name"], "inbound_nodes": entry["inbound_nodes"]}
-        if hasattr(layer, "_node_config"):  # a call with Keras's own arguments (attention layers)
-            keep["inbound_nodes"] = _keras_nodes(model, layer)
         entry.clear()
         entry.update(_layer_entry(layer))
         entry.update(keep)
     return {"module": "keras.src.models.functional", "class_name": "Functional", "config": inner,
             "registered_name": "Functional", "build_config": {"input_shape": None}}
-
-
-def _keras_nodes(model: Any, layer: Any) -> list:
-    """The `inbound_nodes` of a layer whose calls take Keras's keyword arguments (`layer._node_config`)."""
-    keys = model._node_key()
-
-    def tensor(t: Any) -> dict:
-        return {"class_name": "__keras_tensor__",
-                "config": {"shape": list(t.shape), "dtype": "float32", "keras_history": model._history_of(t, keys)}}
-
-    return [layer._node_config(node, tensor) for node in layer._inbound_nodes
-            if id(node) in model._node_ids() and not node.is_input]
 
 
 def _layer_entry(layer: Any) -> dict:
