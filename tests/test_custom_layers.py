@@ -414,3 +414,25 @@ def test_subclassed_cnn_and_the_equivalent_sequential_train_bit_identically(ns):
     for a, b in zip(sub.get_weights(), seq.get_weights()):
         assert np.array_equal(a, b)
     assert np.array_equal(sub.predict(x, verbose=0), seq.predict(x, verbose=0))
+
+
+def test_inspect_and_gradient_check_see_a_variable_read_in_place():
+    """A custom variable whose only reader is one op is lent to it, not copied: inspection still reports it."""
+    from kerust import ops
+
+    class Shift(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(3,), initializer="ones")
+
+        def call(self, x):
+            return x * 2 + ops.sum(self.w)
+
+    model = keras.Sequential([keras.Input((3,)), Shift(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 3)).astype(np.float32), rng.random((4, 1)).astype(np.float32)
+    seen = model.inspect(x, y)
+    grads = seen[model.layers[0].name]["weight_gradients"]
+    assert len(grads) == 1 and np.all(np.isfinite(next(iter(grads.values()))))
+    report = keras.utils.gradient_check(model, x.astype(np.float64), y)
+    assert report and all(entry["ok"] for entry in report.values()), report

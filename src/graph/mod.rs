@@ -920,7 +920,14 @@ impl Graph {
         for step in plan {
             match *step {
                 Step::Node(k) if self.lent[n_in + k].is_some() => {
-                    // a variable its only reader reads in place (see `lend`)
+                    // a variable its only reader reads in place (see `lend`); a traced pass records its value
+                    if let (Some(r), Instance::Var(i), Unit::Weights(w)) = (
+                        record.as_deref_mut(),
+                        &self.nodes[k].instance,
+                        &self.units[self.nodes[k].unit],
+                    ) {
+                        r[k] = Some(w.read(*i)?);
+                    }
                 }
                 Step::Node(k) if matches!(self.nodes[k].instance, Instance::Op(_)) => {
                     let unit = self.nodes[k].unit;

@@ -132,7 +132,23 @@ impl<T: Real> Arr<T> {
         let src = strides(&self.shape);
         let st: Vec<usize> = perm.iter().map(|&p| src[p]).collect();
         let mut data = Vec::with_capacity(self.data.len());
-        for_each_offset(&shape, &st, |o| data.push(self.data[o]));
+        // trailing axes the permutation leaves in place are contiguous runs: copy them whole
+        let rank = perm.len();
+        let tail = perm
+            .iter()
+            .rev()
+            .enumerate()
+            .take_while(|&(i, &p)| p == rank - 1 - i)
+            .count();
+        let run: usize = self.shape[rank - tail..].iter().product();
+        if tail > 0 && run >= 4 {
+            let outer = rank - tail;
+            for_each_offset(&shape[..outer], &st[..outer], |o| {
+                data.extend_from_slice(&self.data[o..o + run])
+            });
+        } else {
+            for_each_offset(&shape, &st, |o| data.push(self.data[o]));
+        }
         Arr::new(shape, data)
     }
 
@@ -260,5 +276,34 @@ mod tests {
         assert_eq!(s.data, vec![8.0, 16.0, 24.0]);
         let p = Arr::new(vec![2, 3], (0..6).map(|i| i as f64).collect()).permuted(&[1, 0]);
         assert_eq!(p.data, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    fn permutations_keeping_trailing_axes_copy_whole_runs_to_the_same_values() {
+        let shape = vec![2, 3, 4, 5];
+        let a = Arr::new(shape.clone(), (0..120).map(|i| i as f64).collect());
+        let st = strides(&shape);
+        for perm in [
+            [1, 0, 2, 3],
+            [2, 0, 1, 3],
+            [0, 2, 1, 3],
+            [1, 0, 3, 2],
+            [3, 2, 1, 0],
+        ] {
+            let p = a.permuted(&perm);
+            let new_shape: Vec<usize> = perm.iter().map(|&q| shape[q]).collect();
+            assert_eq!(p.shape, new_shape);
+            // element by element: out[i0, i1, i2, i3] = a[index with axis perm[j] = i_j]
+            for (flat, &v) in p.data.iter().enumerate() {
+                let mut rest = flat;
+                let mut src = 0;
+                for j in (0..4).rev() {
+                    let i = rest % new_shape[j];
+                    rest /= new_shape[j];
+                    src += i * st[perm[j]];
+                }
+                assert_eq!(v, a.data[src], "perm {perm:?} at {flat}");
+            }
+        }
     }
 }

@@ -521,12 +521,8 @@ impl Einsum {
             return Ok(y.permuted(&perm));
         }
         let p = self.plan(&xs[0].shape, &xs[1].shape)?;
-        let a = Reduce::Sum
-            .forward(xs[0], &p.sum_a, false)
-            .permuted(&p.perm_a);
-        let b = Reduce::Sum
-            .forward(xs[1], &p.sum_b, false)
-            .permuted(&p.perm_b);
+        let a = einsum_operand(xs[0], &p.sum_a, &p.perm_a);
+        let b = einsum_operand(xs[1], &p.sum_b, &p.perm_b);
         let c = bmm(
             p.bt,
             p.l,
@@ -567,10 +563,8 @@ impl Einsum {
             return Ok(vec![Some(spread(gk, &xs[0].shape, &sum))]);
         }
         let p = self.plan(&xs[0].shape, &xs[1].shape)?;
-        let a1 = Reduce::Sum.forward(xs[0], &p.sum_a, false);
-        let b1 = Reduce::Sum.forward(xs[1], &p.sum_b, false);
-        let a = a1.permuted(&p.perm_a);
-        let b = b1.permuted(&p.perm_b);
+        let a = einsum_operand(xs[0], &p.sum_a, &p.perm_a);
+        let b = einsum_operand(xs[1], &p.sum_b, &p.perm_b);
         let gp = g.permuted(&invert(&p.perm_out));
         // d(a) = g b^T, d(b) = a^T g, per batch
         let ga = bmm(
@@ -606,6 +600,17 @@ impl Einsum {
     }
 }
 
+/// An einsum operand as the batched product reads it: its summed-away axes reduced, its axes permuted; the
+/// operand itself when neither changes anything (no copy).
+fn einsum_operand<'a, T: Real>(x: &'a Arr<T>, sum: &[usize], perm: &[usize]) -> Cow<'a, Arr<T>> {
+    let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
+    match (sum.is_empty(), identity) {
+        (true, true) => Cow::Borrowed(x),
+        (true, false) => Cow::Owned(x.permuted(perm)),
+        _ => Cow::Owned(Reduce::Sum.forward(x, sum, false).permuted(perm)),
+    }
+}
+
 fn invert(perm: &[usize]) -> Vec<usize> {
     let mut inv = vec![0; perm.len()];
     for (i, &p) in perm.iter().enumerate() {
@@ -616,6 +621,9 @@ fn invert(perm: &[usize]) -> Vec<usize> {
 
 /// The gradient of a sum over `axes`: `g` (without those axes) repeated along them.
 fn spread<T: Real>(g: Arr<T>, shape: &[usize], axes: &[usize]) -> Arr<T> {
+    if axes.is_empty() {
+        return g.reshaped(shape.to_vec());
+    }
     let kept: Vec<usize> = (0..shape.len())
         .map(|a| if axes.contains(&a) { 1 } else { shape[a] })
         .collect();

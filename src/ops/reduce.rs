@@ -179,6 +179,10 @@ impl Reduce {
     }
 
     pub fn forward<T: Real>(self, x: &Arr<T>, axes: &[usize], keepdims: bool) -> Arr<T> {
+        if axes.is_empty() && matches!(self, Reduce::Sum | Reduce::Max | Reduce::Min | Reduce::Prod)
+        {
+            return x.clone(); // nothing to reduce: each value is its own run
+        }
         let (p, outs, run) = axes_last(x, axes);
         let data = (0..outs)
             .map(|o| self.run(&p.data[o * run..(o + 1) * run]))
@@ -246,46 +250,86 @@ pub fn cumsum<T: Real>(x: &Arr<T>, axis: usize, reverse: bool) -> Arr<T> {
     Arr::new(x.shape.clone(), out)
 }
 
-/// Softmax (or log-softmax) along `axis`.
-pub fn softmax<T: Real>(x: &Arr<T>, axis: usize, log: bool) -> Arr<T> {
-    let (p, outs, run) = axes_last(x, &[axis]);
-    let mut data = p.data.clone();
-    for o in 0..outs {
-        let v = &mut data[o * run..(o + 1) * run];
-        let m = Reduce::Max.run(v);
-        let m = if m.is_finite() { m } else { T::zero() };
+/// Rows of this many values or more are shared among threads (each row is computed alone, so the result does not
+/// depend on the thread count).
+const PAR_ROWS_MIN: usize = 1 << 15;
+
+/// Softmax (or log-softmax) of one contiguous row, in place: one pass for the max, one for exp and its sum, one
+/// to scale.
+fn softmax_row<T: Real>(v: &mut [T], log: bool) {
+    let m = Reduce::Max.run(v);
+    let m = if m.is_finite() { m } else { T::zero() };
+    if log {
         let s: T = v.iter().map(|&x| (x - m).exp()).sum();
+        let shift = m + s.ln();
+        v.iter_mut().for_each(|x| *x = *x - shift);
+    } else {
+        let mut s = T::zero();
         for x in v.iter_mut() {
-            *x = if log {
-                *x - m - s.ln()
-            } else {
-                (*x - m).exp() / s
-            };
+            *x = (*x - m).exp();
+            s = s + *x;
+        }
+        let inv = T::one() / s;
+        v.iter_mut().for_each(|x| *x = *x * inv);
+    }
+}
+
+fn softmax_backward_row<T: Real>(yv: &[T], gv: &mut [T], log: bool) {
+    if log {
+        // d log_softmax: g - softmax * sum(g)
+        let s: T = gv.iter().copied().sum();
+        for (gi, &yi) in gv.iter_mut().zip(yv) {
+            *gi = *gi - yi.exp() * s;
+        }
+    } else {
+        let dot: T = gv.iter().zip(yv).map(|(&a, &b)| a * b).sum();
+        for (gi, &yi) in gv.iter_mut().zip(yv) {
+            *gi = yi * (*gi - dot);
         }
     }
+}
+
+/// Softmax (or log-softmax) along `axis`.
+pub fn softmax<T: Real>(x: &Arr<T>, axis: usize, log: bool) -> Arr<T> {
+    use rayon::prelude::*;
+    let run = x.shape.get(axis).copied().unwrap_or(1).max(1);
+    if axis + 1 == x.rank() {
+        // the usual case: rows are already contiguous
+        let mut data = x.data.clone();
+        if data.len() >= PAR_ROWS_MIN {
+            data.par_chunks_mut(run).for_each(|v| softmax_row(v, log));
+        } else {
+            data.chunks_mut(run).for_each(|v| softmax_row(v, log));
+        }
+        return Arr::new(x.shape.clone(), data);
+    }
+    let (p, _, run) = axes_last(x, &[axis]);
+    let mut data = p.data.clone();
+    data.chunks_mut(run).for_each(|v| softmax_row(v, log));
     axes_back(Arr::new(p.shape.clone(), data), &x.shape, &[axis])
 }
 
 pub fn softmax_backward<T: Real>(y: &Arr<T>, g: &Arr<T>, axis: usize, log: bool) -> Arr<T> {
-    let (py, outs, run) = axes_last(y, &[axis]);
+    use rayon::prelude::*;
+    if axis + 1 == y.rank() && y.shape == g.shape {
+        let run = y.shape[axis].max(1);
+        let mut data = g.data.clone();
+        if data.len() >= PAR_ROWS_MIN {
+            data.par_chunks_mut(run)
+                .zip(y.data.par_chunks(run))
+                .for_each(|(gv, yv)| softmax_backward_row(yv, gv, log));
+        } else {
+            data.chunks_mut(run)
+                .zip(y.data.chunks(run))
+                .for_each(|(gv, yv)| softmax_backward_row(yv, gv, log));
+        }
+        return Arr::new(y.shape.clone(), data);
+    }
+    let (py, _, run) = axes_last(y, &[axis]);
     let (pg, _, _) = axes_last(g, &[axis]);
     let mut data = pg.data.clone();
-    for o in 0..outs {
-        let span = o * run..(o + 1) * run;
-        let yv = &py.data[span.clone()];
-        let gv = &mut data[span];
-        if log {
-            // d log_softmax: g - softmax * sum(g)
-            let s: T = gv.iter().copied().sum();
-            for (gi, &yi) in gv.iter_mut().zip(yv) {
-                *gi = *gi - yi.exp() * s;
-            }
-        } else {
-            let dot: T = gv.iter().zip(yv).map(|(&a, &b)| a * b).sum();
-            for (gi, &yi) in gv.iter_mut().zip(yv) {
-                *gi = yi * (*gi - dot);
-            }
-        }
-    }
+    data.chunks_mut(run)
+        .zip(py.data.chunks(run))
+        .for_each(|(gv, yv)| softmax_backward_row(yv, gv, log));
     axes_back(Arr::new(py.shape.clone(), data), &y.shape, &[axis])
 }
