@@ -1157,6 +1157,11 @@ impl Model {
     pub fn set_layer_trainable(&mut self, index: usize, trainable: bool) -> Result<()> {
         self.graph.set_unit_trainable(index, trainable)
     }
+
+    /// Zero the states the `stateful` recurrent layers of unit `only` (every unit: None) carry between batches.
+    pub fn reset_states(&mut self, only: Option<usize>) {
+        self.graph.reset_states(only);
+    }
 }
 
 crate::simd_fn! {

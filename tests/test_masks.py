@@ -193,3 +193,25 @@ def test_recurrent_dropout_trains_reproducibly_and_leaves_inference_alone():
     assert layers.GRU(2, dropout=1.5).dropout == 1.0  # clipped, as Keras
     with pytest.raises(ValueError, match="`recurrent_dropout` must be a number"):
         layers.SimpleRNN(2, recurrent_dropout="a lot")
+
+
+def test_stateful_layers_carry_their_states_from_batch_to_batch():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 6, 3)).astype(np.float32)
+    plain = keras.Sequential([keras.Input((6, 3)), layers.LSTM(2)])
+    lstm = layers.LSTM(2, stateful=True)
+    stateful = keras.Sequential([keras.Input((3, 3)), lstm])
+    stateful.set_weights(plain.get_weights())
+    first = stateful.predict(x[:, :3], batch_size=4, verbose=0)
+    second = stateful.predict(x[:, 3:], batch_size=4, verbose=0)  # goes on from where the first ended
+    np.testing.assert_allclose(second, plain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    lstm.reset_states()
+    np.testing.assert_array_equal(stateful.predict(x[:, :3], batch_size=4, verbose=0), first)
+    with pytest.raises(ValueError, match=r"(?s)If an RNN is stateful, the batch size.*Expected batch size: 4"):
+        stateful.predict(x[:2, :3], verbose=0)
+    assert lstm.get_config()["stateful"] is True
+    stateful.compile(optimizer="sgd", loss="mse")
+    lstm.reset_states()
+    loss = stateful.fit(x[:, :3], np.zeros((4, 2), np.float32), batch_size=4, epochs=2, shuffle=False,
+                        verbose=0).history["loss"]
+    assert np.all(np.isfinite(loss)) and loss[1] != loss[0]

@@ -181,11 +181,8 @@ def test_bad_input_is_named():
             model.fit(ragged, np.zeros((2, 4, 2)), verbose=0)
     with pytest.raises(ValueError, match=r"expected ndim=3.*found ndim=2"):
         keras.Sequential([keras.Input((4,)), layers.LSTM(3)])
-    for bad in (dict(stateful=True),):
-        with pytest.raises(ValueError, match="not supported by kerust yet"):
-            layers.LSTM(3, **bad)
-    with pytest.raises(ValueError, match="reset_after=False"):
-        layers.GRU(3, reset_after=False)
+    with pytest.raises(ValueError, match="stateful=True is not supported"):
+        layers.Bidirectional(layers.LSTM(3, stateful=True))
     with pytest.raises(ValueError, match="units"):
         layers.SimpleRNN(0)
     with pytest.raises(ValueError, match="trailing axes"):
@@ -321,3 +318,47 @@ def test_causal_and_dilated_conv1d_match_keras(case, tmp_path):
     report = keras.utils.gradient_check(model, x.astype(np.float64), np.ones_like(want), samples_per_weight=6,
                                         tolerance=5e-2)
     assert report and all(entry["ok"] for entry in report.values()), report
+
+
+def test_gru_with_reset_after_false_matches_keras(tmp_path):
+    from mask_models import GRU_V1_MASK, gru_v1_model
+
+    x = CONV_REF["gru_v1__x"]
+    weights = [CONV_REF[k] for k in sorted(k for k in CONV_REF.files if k.startswith("gru_v1__w_"))]
+    assert [w.shape for w in weights] == [(3, 9), (3, 9), (9,)]  # one bias of 3 * units
+    layer = layers.GRU(3, reset_after=False, return_sequences=True)
+    model = keras.Sequential([keras.Input((5, 3)), layer])
+    model.set_weights(weights)
+    np.testing.assert_allclose(model.predict(x, verbose=0), CONV_REF["gru_v1__out"], rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(layer(x, mask=np.array(GRU_V1_MASK, bool)), CONV_REF["gru_v1__out_masked"],
+                               rtol=TOL, atol=TOL)
+    model.save(tmp_path / "gru.keras")
+    again = keras.saving.load_model(tmp_path / "gru.keras")
+    assert again.layers[0].reset_after is False
+    np.testing.assert_allclose(again.predict(x, verbose=0), CONV_REF["gru_v1__out"], rtol=TOL, atol=TOL)
+    fit = gru_v1_model(keras)
+    flat = CONV_REF["gru_v1__model_w"]
+    values, at = [], 0
+    for w in fit.get_weights():
+        values.append(flat[at:at + w.size].reshape(w.shape))
+        at += w.size
+    fit.set_weights(values)
+    fit.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    history = fit.fit(x, CONV_REF["gru_v1__y"], batch_size=2, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], CONV_REF["gru_v1__loss"], rtol=1e-4)
+    python = os.environ.get("KERUST_KERAS_PYTHON")
+    if not python:
+        pytest.skip("Keras is not installed here (test.sh sets KERUST_KERAS_PYTHON to the Keras venv)")
+    script = textwrap.dedent(f"""
+        import os
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import numpy as np, keras
+        ref = np.load({str(FIXTURES / "masks.npz")!r})
+        m = keras.saving.load_model({str(tmp_path / "gru.keras")!r})
+        print(float(np.abs(m.predict(ref["gru_v1__x"], verbose=0) - ref["gru_v1__out"]).max()))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-5

@@ -219,6 +219,7 @@ def test_compiled_module_returns_what_the_stub_declares() -> None:
         "set_weights": lambda: core.set_weights(0, core.get_weights(), 2, "model 'typed_core'"),
         "layer_weight_ranges": core.layer_weight_ranges,
         "set_layer_trainable": lambda: core.set_layer_trainable(0, True),
+        "reset_states": lambda: core.reset_states(),
         "get_optimizer_state": core.get_optimizer_state,
         "set_optimizer_state": lambda: core.set_optimizer_state(*core.get_optimizer_state()[::2]),
         "take_non_finite_source": core.take_non_finite_source,

@@ -1342,8 +1342,8 @@ class LayerNormalization(Layer):
 class _RNN(Layer):
     """What SimpleRNN, LSTM and GRU share: Keras's recurrent arguments (the engine's `Recurrent` reads the same
     keys), masks (a masked step keeps the state), `initial_state`, `return_state`, and `dropout` /
-    `recurrent_dropout` (one mask per sequence, per gate with recurrent dropout, as Keras draws them). `stateful`
-    is not supported yet."""
+    `recurrent_dropout` (one mask per sequence, per gate with recurrent dropout, as Keras draws them), and
+    `stateful` (each batch starts from the states the last one ended in, until `reset_states()`)."""
     _gated = True
     supports_masking = True
     _takes_mask = True
@@ -1366,8 +1366,6 @@ class _RNN(Layer):
         for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: `{key}` must be a number in [0, 1], received {value!r}")
-        if stateful:
-            raise ValueError(f"{name}: `stateful=True` is not supported by kerust yet")
         self.units = units
         self.activation = _activation_name(activation) if activation is not None else "linear"
         self.recurrent_activation = (_activation_name(recurrent_activation) if recurrent_activation is not None
@@ -1410,6 +1408,15 @@ class _RNN(Layer):
     @property
     def _n_states(self) -> int:
         return 2 if isinstance(self, LSTM) else 1
+
+    def reset_states(self) -> None:
+        """`stateful`: the next batch starts from zero states again (in the model that last ran this layer)."""
+        home = self._home
+        index = getattr(home, "_unit_index", {}).get(id(self)) if home is not None else None
+        if index is not None and home._core is not None:
+            home._core.reset_states(index)
+
+    reset_state = reset_states
 
     def __call__(self, inputs: Any, initial_state: Any = None, mask: Any = None,  # type: ignore[override]
                  training: Any = None, **kwargs: Any) -> Any:
@@ -1461,14 +1468,13 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Gated recurrent unit (Cho 2014) with Keras's gates z, r, h and `reset_after=True` (the reset gate applied
-    after the recurrent projection; bias `(2, 3 * units)`)."""
+    """Gated recurrent unit (Cho 2014) with Keras's gates z, r, h: `reset_after=True` (Keras's default) applies the
+    reset gate after the recurrent projection (bias `(2, 3 * units)`), `reset_after=False` before it (the
+    candidate reads `(r * h) @ recurrent_kernel`; bias `(3 * units,)`)."""
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs: Any) -> None:
         super().__init__(units, **kwargs)
-        if not reset_after:
-            raise ValueError("GRU: reset_after=False is not supported by kerust yet")
-        self.reset_after = True
+        self.reset_after = bool(reset_after)
         self._validate()
 
     def _layer_config(self) -> dict:

@@ -835,6 +835,15 @@ impl CoreModel {
         self.ranges.clone()
     }
 
+    /// Zero the states `stateful` recurrent layers carry from batch to batch: those of layer `index`, or all.
+    #[pyo3(signature = (index=None))]
+    fn reset_states(&self, py: Python<'_>, index: Option<usize>) -> PyResult<()> {
+        self.with(py, Access::Try, move |m| {
+            m.reset_states(index);
+            Ok(())
+        })
+    }
+
     fn set_layer_trainable(&self, py: Python<'_>, index: usize, trainable: bool) -> PyResult<()> {
         self.with(py, Access::Try, move |m| {
             m.set_layer_trainable(index, trainable)

@@ -446,6 +446,11 @@ impl Graph {
                         &mut total_weights,
                         rng,
                     )?;
+                    batch_local &= match (&instance, &units[*u]) {
+                        (Instance::Shared(l), _) => l.batch_local(),
+                        (_, Some(Unit::Layer(l))) => l.batch_local(),
+                        _ => true,
+                    };
                     let lead = lead.unwrap_or(Dim::BATCH);
                     let out: Vec<Dim> = std::iter::once(lead)
                         .chain(out_shape.iter().map(|&n| Dim::known(n)))
@@ -1190,15 +1195,17 @@ impl Graph {
         Ok(())
     }
 
-    /// Forget what `stateful` layers carry between batches (Keras's `reset_states`).
-    pub fn reset_states(&mut self) {
-        for u in self.units.iter_mut() {
-            if let Unit::Layer(l) = u {
+    /// Forget what the `stateful` layers of unit `only` (every unit: None) carry between batches (Keras's
+    /// `reset_states`).
+    pub fn reset_states(&mut self, only: Option<usize>) {
+        let pick = |u: usize| only.is_none_or(|o| o == u);
+        for (i, u) in self.units.iter_mut().enumerate() {
+            if let (true, Unit::Layer(l)) = (pick(i), u) {
                 l.reset_states();
             }
         }
         for n in self.nodes.iter_mut() {
-            if let Instance::Shared(l) = &mut n.instance {
+            if let (true, Instance::Shared(l)) = (pick(n.unit), &mut n.instance) {
                 l.reset_states();
             }
         }

@@ -243,6 +243,11 @@ pub trait Layer: AsAny + Send + Sync {
     }
     /// Forget the state a `stateful` layer carries from one batch to the next.
     fn reset_states(&mut self) {}
+    /// Whether each sample's output depends on that sample alone and the call alone (a `stateful` layer's
+    /// depends on the batches before: inference must not split its batches).
+    fn batch_local(&self) -> bool {
+        true
+    }
 }
 
 /// Classes kerust can build, by their Keras names.

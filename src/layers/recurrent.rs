@@ -132,6 +132,12 @@ pub struct Recurrent {
     dropout: f32,
     recurrent_dropout: f32,
     own_rng: Option<Rng>,
+    /// `stateful`: the final states of each call start the next one (until `reset_states`).
+    stateful: bool,
+    /// GRU: Keras's default `reset_after=True` (r times the recurrent projection, bias `(2, 3u)`), or the
+    /// original form (the recurrent kernel reads `r * h`, bias `(3u)`).
+    reset_after: bool,
+    carried: Vec<Tensor>,
     steps: usize,
     in_dim: usize,
     params: Vec<Param>,
@@ -181,12 +187,6 @@ impl Recurrent {
             // as Keras: clipped to [0, 1], and applied only strictly inside (0, 1)
             *r = v.clamp(0.0, 1.0);
         }
-        if cfg.bool_or("stateful", false)? {
-            return Err(refuse("stateful=True"));
-        }
-        if cell == Cell::Gru && !cfg.bool_or("reset_after", true)? {
-            return Err(refuse("reset_after=False"));
-        }
         for key in [
             "kernel_constraint",
             "recurrent_constraint",
@@ -228,6 +228,9 @@ impl Recurrent {
             dropout: rates[0],
             recurrent_dropout: rates[1],
             own_rng: cfg.raw("seed").and_then(Value::as_u64).map(Rng::new),
+            stateful: cfg.bool_or("stateful", false)?,
+            reset_after: cell != Cell::Gru || cfg.bool_or("reset_after", true)?,
+            carried: Vec::new(),
             name: cfg.name,
             steps: 0,
             in_dim: 0,
@@ -336,7 +339,7 @@ impl Recurrent {
             }
         }
         let rec_bias: Option<Vec<f32>> = match self.cell {
-            Cell::Gru => self.bias(1).map(<[f32]>::to_vec),
+            Cell::Gru if self.reset_after => self.bias(1).map(<[f32]>::to_vec),
             _ => None,
         };
         let mask = mask.map(|m| m.data).unwrap_or_default();
@@ -361,6 +364,20 @@ impl Recurrent {
                 cache.pre.reserve(t_len * b * w);
             }
         }
+        let init = if init.is_empty() && self.stateful && !self.carried.is_empty() {
+            if self.carried[0].batch() != b {
+                return Err(Error::Value(format!(
+                    "{} '{}': If an RNN is stateful, the batch size of the input sequences must be the same as \
+                     the batch size of the initial state. \n- Expected batch size: {}\n- Received batch size: {b}",
+                    self.class,
+                    self.name,
+                    self.carried[0].batch()
+                )));
+            }
+            self.carried.clone()
+        } else {
+            init
+        };
         let mut states = init.into_iter();
         let mut initial = |n: usize| -> Result<Vec<f32>> {
             match states.next() {
@@ -386,6 +403,12 @@ impl Recurrent {
             (0..self.cell.gates())
                 .map(|k| block_cols(&self.params[1].value, w, k, u))
                 .collect()
+        };
+        // GRU with reset_after=False: the candidate's recurrent kernel, read by `r * h`
+        let u_h = if self.cell == Cell::Gru && !self.reset_after {
+            block_cols(&self.params[1].value, w, 2, u)
+        } else {
+            Vec::new()
         };
         // GRU's reset gate of one sample, LSTM's act(c): scratch reused by every step
         let mut r = vec![0.0f32; if self.cell == Cell::Gru { u } else { 0 }];
@@ -456,7 +479,33 @@ impl Recurrent {
                     }
                 }
             }
-            if self.cell == Cell::Gru {
+            if self.cell == Cell::Gru && !self.reset_after {
+                // r = rec_act(z_r) first, then the candidate's pre-activation x_h + (r * h) U_h
+                let mut rh = vec![0.0f32; b * u];
+                for bi in 0..b {
+                    r.copy_from_slice(&z[bi * w + u..][..u]);
+                    self.rec_act.forward(&mut r, u);
+                    for k in 0..u {
+                        let m = if drop.h.is_empty() {
+                            1.0
+                        } else {
+                            drop.h[2 * b * u + bi * u + k]
+                        };
+                        rh[bi * u + k] = r[k] * h[bi * u + k] * m;
+                    }
+                }
+                let mut cand = vec![0.0f32; b * u];
+                matmul(b, u, u, &rh, Op::N, &u_h, Op::N, &mut cand, false);
+                for bi in 0..b {
+                    let zrow = &mut z[bi * w + 2 * u..][..u];
+                    zrow.iter_mut()
+                        .zip(&cand[bi * u..][..u])
+                        .for_each(|(a, v)| *a += v);
+                }
+                if keep {
+                    cache.rec_h.extend_from_slice(&rh);
+                }
+            } else if self.cell == Cell::Gru {
                 // r = rec_act(z_r) first, then the candidate's pre-activation x_h + r * (h U_h + b_h)
                 for bi in 0..b {
                     let zrow = &mut z[bi * w..][..w];
@@ -539,6 +588,13 @@ impl Recurrent {
                     }
                 }
             }
+        }
+        if self.stateful {
+            let mut carried = vec![Tensor::new(vec![b, u], h.clone())?];
+            if self.cell == Cell::Lstm {
+                carried.push(Tensor::new(vec![b, u], c.clone())?);
+            }
+            self.carried = carried;
         }
         let out_size = self.out_size();
         let y = if self.return_state {
@@ -629,7 +685,7 @@ impl Layer for Recurrent {
             ),
         ];
         if self.use_bias {
-            let shape = if self.cell == Cell::Gru {
+            let shape = if self.cell == Cell::Gru && self.reset_after {
                 vec![2, w]
             } else {
                 vec![w]
@@ -751,6 +807,12 @@ impl Layer for Recurrent {
     fn clear_cache(&mut self) {
         self.cache = None;
     }
+    fn reset_states(&mut self) {
+        self.carried.clear();
+    }
+    fn batch_local(&self) -> bool {
+        !self.stateful
+    }
 }
 
 impl Recurrent {
@@ -792,6 +854,14 @@ impl Recurrent {
                 .map(|k| block_cols(&self.params[1].value, w, k, u))
                 .collect()
         };
+        // GRU with reset_after=False: the candidate's recurrent kernel and its gradient, summed over the steps
+        let reset_before = self.cell == Cell::Gru && !self.reset_after;
+        let u_h = if reset_before {
+            block_cols(&self.params[1].value, w, 2, u)
+        } else {
+            Vec::new()
+        };
+        let mut du_h = vec![0.0f32; if reset_before { u * u } else { 0 }];
         // the output's gradient of sample bi (the sequence, or the last output)
         let out_grad = |bi: usize| &grad.data[bi * per_sample..][..out_size];
         // dL/d(pre-activations) of every step: for the kernel (rows in input order) and, where they differ
@@ -902,8 +972,30 @@ impl Recurrent {
                         let out = &gates[bi * w + 2 * u..][..u];
                         let input = pre.map_or(out, |p| &p[bi * w + 2 * u..][..u]);
                         self.act.backward(input, out, block, u);
-                        for k in 0..u {
-                            row[u + k] = row[2 * u + k] * rec_h[bi * u + k];
+                        if self.reset_after {
+                            for k in 0..u {
+                                row[u + k] = row[2 * u + k] * rec_h[bi * u + k];
+                            }
+                        }
+                    }
+                    if !self.reset_after {
+                        // the candidate read (r * h) U_h: back through U_h, then to r and to h
+                        let dcand = block_cols(&dz, w, 2, u);
+                        let mut drh = vec![0.0f32; b * u];
+                        matmul(b, u, u, &dcand, Op::N, &u_h, Op::T, &mut drh, false);
+                        matmul(u, b, u, rec_h, Op::T, &dcand, Op::N, &mut du_h, true);
+                        for bi in 0..b {
+                            for k in 0..u {
+                                let j = bi * u + k;
+                                let m = if drop.h.is_empty() {
+                                    1.0
+                                } else {
+                                    drop.h[2 * b * u + j]
+                                };
+                                let rg = gates[bi * w + u + k];
+                                dz[bi * w + u + k] = drh[j] * h_prev[j] * m;
+                                dh_direct[j] += drh[j] * rg * m;
+                            }
                         }
                     }
                 }
@@ -922,7 +1014,12 @@ impl Recurrent {
             // the recurrent kernel sees the candidate's gradient times r (GRU); the kernel sees it as is
             let dzh = &mut dz_h[s * b * w..(s + 1) * b * w];
             dzh.copy_from_slice(&dz);
-            if self.cell == Cell::Gru {
+            if self.cell == Cell::Gru && !self.reset_after {
+                // the candidate's recurrent gradient went through r * h above (into du_h)
+                for row in dzh.chunks_mut(w) {
+                    row[2 * u..].fill(0.0);
+                }
+            } else if self.cell == Cell::Gru {
                 for bi in 0..b {
                     for k in 0..u {
                         dzh[bi * w + 2 * u + k] *= gates[bi * w + u + k];
@@ -1041,12 +1138,15 @@ impl Recurrent {
                 put_block_cols(&mut self.params[1].grad, &part, w, k, u, true);
             }
         }
+        if reset_before {
+            put_block_cols(&mut self.params[1].grad, &du_h, w, 2, u, true);
+        }
         if self.use_bias {
             let bias = &mut self.params[2].grad;
             for row in dz_x.chunks(w) {
                 bias[..w].iter_mut().zip(row).for_each(|(a, v)| *a += v);
             }
-            if self.cell == Cell::Gru {
+            if self.cell == Cell::Gru && self.reset_after {
                 for row in dz_h.chunks(w) {
                     bias[w..].iter_mut().zip(row).for_each(|(a, v)| *a += v);
                 }
@@ -1153,6 +1253,11 @@ impl Bidirectional {
         if forward.return_sequences != backward.return_sequences {
             return Err(Error::Value(format!(
                 "Bidirectional '{name}': the forward and backward layers must agree on return_sequences"
+            )));
+        }
+        if forward.stateful || backward.stateful {
+            return Err(Error::Value(format!(
+                "Bidirectional '{name}': stateful=True is not supported by kerust yet"
             )));
         }
         if forward.return_state || backward.return_state {
@@ -1471,6 +1576,59 @@ mod tests {
     }
 
     #[test]
+    fn gru_with_the_reset_gate_before_the_product_has_exact_gradients() {
+        for (seq, back, px, ph) in [
+            (false, false, 0.0, 0.0),
+            (true, true, 0.0, 0.0),
+            (true, false, 0.3, 0.4),
+        ] {
+            let cfg = json!({"units": 3, "reset_after": false, "return_sequences": seq, "go_backwards": back,
+                "dropout": px, "recurrent_dropout": ph, "return_state": true,
+                "bias_initializer": "random_normal"});
+            let mut l = Recurrent::from_config("GRU", &cfg).unwrap();
+            l.build_inputs(&[vec![4, 3], vec![3], vec![4]], true, &mut Rng::new(1))
+                .unwrap();
+            assert_eq!(l.params()[2].shape, vec![9], "one bias (3 * units)");
+            let xs = vec![input(&[2, 4, 3], 2), input(&[2, 3], 7), mask()];
+            gradcheck::check_inputs(&mut l, xs, 2e-2);
+        }
+    }
+
+    #[test]
+    fn a_stateful_layer_goes_on_from_its_last_state_until_reset() {
+        let mut l = Recurrent::from_config("LSTM", &json!({"units": 2, "stateful": true})).unwrap();
+        let mut whole = Recurrent::from_config("LSTM", &json!({"units": 2})).unwrap();
+        l.build(&[2, 3], &mut Rng::new(1)).unwrap();
+        whole.build(&[4, 3], &mut Rng::new(1)).unwrap();
+        assert!(!l.batch_local() && whole.batch_local());
+        let x = input(&[2, 4, 3], 2);
+        let half = |t0: usize| {
+            let data: Vec<f32> = x
+                .data
+                .chunks(12)
+                .flat_map(|s| s[t0 * 3..(t0 + 2) * 3].to_vec())
+                .collect();
+            Tensor::new(vec![2, 2, 3], data).unwrap()
+        };
+        let mut rng = Rng::new(5);
+        let mut ctx = Ctx {
+            training: false,
+            rng: &mut rng,
+        };
+        let first = l.forward(half(0), &mut ctx).unwrap();
+        let second = l.forward(half(2), &mut ctx).unwrap();
+        let full = whole.forward(x.clone(), &mut ctx).unwrap();
+        for (a, b) in second.data.iter().zip(&full.data) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        l.reset_states();
+        assert_eq!(l.forward(half(0), &mut ctx).unwrap().data, first.data);
+        let one = Tensor::new(vec![1, 2, 3], vec![0.5; 6]).unwrap();
+        let e = l.forward(one, &mut ctx).unwrap_err();
+        assert!(e.to_string().contains("Expected batch size: 2"), "{e}");
+    }
+
+    #[test]
     fn a_masked_step_keeps_the_state_and_repeats_the_output() {
         let cfg = json!({"units": 2, "return_sequences": true, "return_state": true});
         let mut l = Recurrent::from_config("LSTM", &cfg).unwrap();
@@ -1549,7 +1707,6 @@ mod tests {
         let y = l.forward(input(&[2, 3, 2], 3), &mut ctx).unwrap();
         assert_eq!(y.shape, vec![2, 2]);
         assert!(y.data.iter().all(|&v| v == 0.0));
-        assert!(Recurrent::from_config("GRU", &json!({"units": 2, "reset_after": false})).is_err());
-        assert!(Recurrent::from_config("LSTM", &json!({"units": 2, "stateful": true})).is_err());
+        assert!(Recurrent::from_config("LSTM", &json!({"units": 2, "dropout": "high"})).is_err());
     }
 }

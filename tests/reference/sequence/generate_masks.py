@@ -15,7 +15,7 @@ import keras  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mask_models import CONV_CASES, NAMES, STEPS, VOCAB, build  # noqa: E402
+from mask_models import CONV_CASES, GRU_V1_MASK, NAMES, STEPS, VOCAB, build, gru_v1_model  # noqa: E402
 
 
 
@@ -91,6 +91,26 @@ def main():
             out[f"conv__{name}__w_{i:02d}"] = w
         out[f"conv__{name}__x"] = x
         out[f"conv__{name}__out"] = np.asarray(y)
+    # GRU(reset_after=False), after the cases above
+    x = rng.normal(size=(4, 5, 3)).astype(np.float32)
+    layer = keras.layers.GRU(3, reset_after=False, return_sequences=True)
+    layer.build((None, 5, 3))
+    weights = [rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in layer.get_weights()]
+    layer.set_weights(weights)
+    for i, w in enumerate(weights):
+        out[f"gru_v1__w_{i:02d}"] = w
+    out["gru_v1__x"] = x
+    out["gru_v1__out"] = np.asarray(layer(x))
+    out["gru_v1__out_masked"] = np.asarray(layer(x, mask=np.array(GRU_V1_MASK, bool)))
+    model = gru_v1_model(keras)
+    model.set_weights(weights + [w.astype(np.float32) for w in
+                                 (rng.normal(size=(3, 1)), rng.normal(size=(1,)))])
+    out["gru_v1__model_w"] = np.concatenate([w.ravel() for w in model.get_weights()])
+    y = rng.normal(size=(4, 1)).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    out["gru_v1__y"] = y
+    out["gru_v1__loss"] = np.array(model.fit(x, y, batch_size=2, epochs=2, shuffle=False, verbose=0)
+                                   .history["loss"], np.float64)
     np.savez(os.path.join(HERE, "masks.npz"), **out)
     print("wrote", len(out), "arrays")
 

@@ -16,6 +16,15 @@ CONV_CASES = {
 }
 
 
+# GRU with reset_after=False, on inputs (4, 5, 3): its output, with a mask (steps kept: MASK_STEPS), and two
+# SGD epochs of a small model on it
+GRU_V1_MASK = [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 1], [1, 0, 1, 0, 1]]
+
+
+def gru_v1_model(keras):
+    return keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(3, reset_after=False), keras.layers.Dense(1)])
+
+
 def build(keras, name):
     layers = keras.layers
     ids = keras.Input((STEPS,), dtype="int32", name="ids")
