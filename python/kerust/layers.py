@@ -399,7 +399,9 @@ class Layer(_LayerCalls):
             kw["mask"] = mask
         leaves = flat_tensors([inputs, list(kwargs.values())])
         if any(isinstance(t, KerasTensor) for t in leaves):
-            return call_symbolic(self, args, kw)
+            if getattr(self, "_keras_builtin", False):
+                return call_symbolic(self, args, kw)  # kerust's traced built-ins read and set masks themselves
+            return self._call_custom_masked(inputs, args, kw, mask)
         if training:
             raise ValueError(f"{self.class_name} '{self.name}': kerust runs training steps through fit / "
                              "train_on_batch; call layers eagerly with training=False")
@@ -419,6 +421,25 @@ class Layer(_LayerCalls):
             return model.predict_on_batch(arrays if len(arrays) > 1 else arrays[0])
         finally:
             del self._inbound_nodes[before:]
+
+    def _call_custom_masked(self, inputs: Any, args: tuple, kw: dict, mask: Any) -> Any:
+        """A user layer's symbolic call with Keras's masks: the outputs carry `compute_mask(inputs, mask)` when
+        the layer supports masking (`supports_masking = True` or its own `compute_mask`); otherwise a mask is
+        dropped with Keras's warning. (Its `call` is not handed the mask: kerust refuses `mask=` there.)"""
+        from ._custom import call_symbolic
+        from ._graph import deriving
+        from ._masking import destroyed_warning, mask_of, set_mask
+
+        previous = mask if mask is not None else mask_of(inputs)
+        present = any(m is not None for m in (previous if isinstance(previous, list) else [previous]))
+        outs = call_symbolic(self, args, kw)
+        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+            with deriving():
+                out_mask = self.compute_mask(inputs, previous if present else None)
+            set_mask(outs, out_mask)
+        elif present:
+            destroyed_warning(self)
+        return outs
 
     def _expects_list(self) -> bool:
         """Merge layers take a list of tensors; every other layer one tensor."""

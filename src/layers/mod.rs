@@ -250,6 +250,19 @@ pub trait Layer: AsAny + Send + Sync {
     }
 }
 
+/// A node's mask (the sample shape of its last input) must be `(steps,)`: one value per sample and step.
+pub fn check_mask_shape(who: &str, mask: Option<&Vec<usize>>, steps: usize) -> Result<()> {
+    match mask {
+        Some(m) if m.as_slice() == [steps] => Ok(()),
+        m => Err(Error::Value(format!(
+            "{who}: the mask must have shape (batch, {steps}) (the input's batch and timesteps), received \
+             (batch, {})",
+            m.map(|m| m.iter().map(usize::to_string).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        ))),
+    }
+}
+
 /// Classes kerust can build, by their Keras names.
 pub const CLASS_NAMES: &[&str] = &[
     "Dense",

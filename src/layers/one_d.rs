@@ -332,17 +332,9 @@ impl Layer for OneD {
         rng: &mut Rng,
     ) -> Result<Vec<usize>> {
         let out = self.build(&shapes[0], rng)?;
-        if let (true, Some(m)) = (masked, shapes.last()) {
-            if m.as_slice() != [self.input[0]] {
-                return Err(Error::Value(format!(
-                    "{} '{}': the mask must have shape (batch, {}) (the input's batch and steps), received \
-                     (batch, {})",
-                    self.class,
-                    self.name(),
-                    self.input[0],
-                    m.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
-                )));
-            }
+        if masked {
+            let who = format!("{} '{}'", self.class, self.name());
+            super::check_mask_shape(&who, shapes.last(), self.input[0])?;
         }
         self.masked = masked;
         Ok(out)

@@ -751,17 +751,9 @@ impl Layer for Recurrent {
                 )));
             }
         }
-        if let (true, Some(m)) = (masked, shapes.last()) {
-            if m.as_slice() != [self.steps] {
-                return Err(Error::Value(format!(
-                    "{} '{}': the mask must have shape (batch, {}) (the input's batch and timesteps), received \
-                     (batch, {})",
-                    self.class,
-                    self.name,
-                    self.steps,
-                    m.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
-                )));
-            }
+        if masked {
+            let who = format!("{} '{}'", self.class, self.name);
+            super::check_mask_shape(&who, shapes.last(), self.steps)?;
         }
         self.n_init = extra.len();
         self.masked = masked;
