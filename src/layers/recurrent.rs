@@ -252,6 +252,23 @@ impl Recurrent {
         }
     }
 
+    /// The dropout masks of a call on `xs` (none outside training).
+    fn call_dropout(&mut self, xs: &[Tensor], ctx: &mut Ctx) -> Drop {
+        match (ctx.training, xs.first()) {
+            (true, Some(x)) => self.draw_dropout(x.batch(), ctx.rng),
+            _ => Drop::default(),
+        }
+    }
+
+    /// `run` on a call's inputs: the sequence, the initial states it was built with, then the mask.
+    fn run_inputs(&mut self, xs: Vec<Tensor>, drop: Drop, training: bool) -> Result<Tensor> {
+        let mut it = xs.into_iter();
+        let x = it.next().unwrap_or_default();
+        let init: Vec<Tensor> = it.by_ref().take(self.n_init).collect();
+        let mask = if self.masked { it.next() } else { None };
+        self.run(x, mask, init, drop, training)
+    }
+
     /// This training call's dropout masks for a batch of `b`.
     fn draw_dropout(&mut self, b: usize, rng: &mut Rng) -> Drop {
         let active = |r: f32| r > 0.0 && r < 1.0;
@@ -763,16 +780,8 @@ impl Layer for Recurrent {
         self.forward_inputs(vec![x], ctx)
     }
     fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
-        let mut it = xs.into_iter();
-        let x = it.next().unwrap_or_default();
-        let init: Vec<Tensor> = it.by_ref().take(self.n_init).collect();
-        let mask = if self.masked { it.next() } else { None };
-        let drop = if ctx.training {
-            self.draw_dropout(x.batch(), ctx.rng)
-        } else {
-            Drop::default()
-        };
-        self.run(x, mask, init, drop, ctx.training)
+        let drop = self.call_dropout(&xs, ctx);
+        self.run_inputs(xs, drop, ctx.training)
     }
     fn backward_inputs(
         &mut self,
@@ -1293,6 +1302,25 @@ impl Bidirectional {
         out
     }
 
+    /// Run `f` on the forward layer and `g` on the backward one at the same time (each with its weights lent).
+    /// The two directions share nothing, so running them in parallel changes no value.
+    fn both<A: Send, B: Send>(
+        &mut self,
+        f: impl FnOnce(&mut Recurrent) -> A + Send,
+        g: impl FnOnce(&mut Recurrent) -> B + Send,
+    ) -> (A, B) {
+        let at = self.n_forward.min(self.params.len());
+        let mut rest = self.params.split_off(at);
+        std::mem::swap(&mut self.forward.params, &mut self.params);
+        std::mem::swap(&mut self.backward.params, &mut rest);
+        let (fw, bw) = (&mut self.forward, &mut self.backward);
+        let out = rayon::join(|| f(fw), || g(bw));
+        std::mem::swap(&mut self.forward.params, &mut self.params);
+        std::mem::swap(&mut self.backward.params, &mut rest);
+        self.params.append(&mut rest);
+        out
+    }
+
     /// A sequence output `(batch, steps, units)` with its steps reversed (the backward layer's to input order).
     fn flip(&self, t: Tensor) -> Result<Tensor> {
         if !self.forward.return_sequences {
@@ -1365,8 +1393,16 @@ impl Layer for Bidirectional {
         self.forward_inputs(vec![x], ctx)
     }
     fn forward_inputs(&mut self, xs: Vec<Tensor>, ctx: &mut Ctx) -> Result<Tensor> {
-        let yf = self.with(0, |l| l.forward_inputs(xs.clone(), ctx))?;
-        let yb = self.with(1, |l| l.forward_inputs(xs, ctx))?;
+        // the dropout masks are drawn in order (forward's, then backward's) before both directions run
+        let drop_f = self.with(0, |l| l.call_dropout(&xs, ctx));
+        let drop_b = self.with(1, |l| l.call_dropout(&xs, ctx));
+        let training = ctx.training;
+        let xs_f = xs.clone();
+        let (yf, yb) = self.both(
+            move |l| l.run_inputs(xs_f, drop_f, training),
+            move |l| l.run_inputs(xs, drop_b, training),
+        );
+        let (yf, yb) = (yf?, yb?);
         let yb = self.flip(yb)?;
         let merged = match self.merge {
             Merge::Concat => {
@@ -1437,8 +1473,11 @@ impl Layer for Bidirectional {
             }
         };
         let gb = self.flip(gb)?;
-        let dxf = self.with(0, |l| l.backward(gf, need_input_grad))?;
-        let dxb = self.with(1, |l| l.backward(gb, need_input_grad))?;
+        let (dxf, dxb) = self.both(
+            move |l| l.backward(gf, need_input_grad),
+            move |l| l.backward(gb, need_input_grad),
+        );
+        let (dxf, dxb) = (dxf?, dxb?);
         if !need_input_grad {
             return Ok(Tensor::default());
         }
