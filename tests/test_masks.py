@@ -284,3 +284,19 @@ def test_custom_layers_pass_and_compute_masks_as_keras_does():
                                rtol=1e-6, atol=1e-6)
     with pytest.warns(UserWarning, match="does not support masking"):
         assert Plain()(e)._keras_mask is None
+
+
+def test_summary_shows_calls_not_the_ops_that_make_masks():
+    tokens = keras.Input((6,), dtype="int32")
+    emb = layers.Embedding(10, 4, mask_zero=True, name="emb")
+    lstm = layers.LSTM(3, return_state=True, return_sequences=True, name="rnn")
+    seq, h, c = lstm(emb(tokens))
+    lines = []
+    keras.Model(tokens, [layers.GRU(2)(seq), h]).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "not_equal" not in text and f"{emb.name}[0][0]" in text and f"{lstm.name}[0][0]" in text
+    assert "(None, 6, 3)" in text and "(None, 24)" not in text  # the states, not the engine's packed tensor
+    chain = keras.Model(tokens, layers.LSTM(2)(layers.Embedding(10, 4, mask_zero=True)(tokens)))
+    lines = []
+    chain.summary(print_fn=lines.append)
+    assert "Connected to" not in "\n".join(lines)  # a chain prints like a Sequential model, as in Keras

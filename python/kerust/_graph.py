@@ -272,6 +272,13 @@ class Node:
         self._trace_args: Any = None
 
     @property
+    def call_tensors(self) -> List[KerasTensor]:
+        """The tensors the call was given (a mask found on the input, which Keras makes again, left out)."""
+        if self.mask_input and not self.mask_kwarg:
+            return self.input_tensors[:-1]
+        return self.input_tensors
+
+    @property
     def parent_nodes(self) -> List["Node"]:
         parents = []
         for t in self.input_tensors:

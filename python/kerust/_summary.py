@@ -28,7 +28,7 @@ def _connected(model: Any, layer: Any, keys: dict) -> str:
     for node in layer._inbound_nodes:
         if id(node) not in own:
             continue
-        for t in node.input_tensors:
+        for t in node.call_tensors:
             name, index, tensor = model._history_of(t, keys)
             parts.append(f"{name}[{index}][{tensor}]")
     return ", ".join(parts) if parts else "-"
@@ -37,8 +37,8 @@ def _connected(model: Any, layer: Any, keys: dict) -> str:
 def _sequential_like(model: Any) -> bool:
     """Keras's test for a "Connected to" column: a functional model whose graph is a chain (one node per
     depth, each with at most one input, no layer called twice) prints like a Sequential one."""
-    nodes = model._nodes
-    if any(len(n.input_tensors) > 1 for n in nodes):
+    nodes = [n for n in model._nodes if not getattr(n.operation, "_derived", False)]  # no mask ops
+    if any(len(n.call_tensors) > 1 for n in nodes):
         return False
     ids = [id(n.operation) for n in nodes]
     if len(set(ids)) != len(ids) or len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -46,7 +46,7 @@ def _sequential_like(model: Any) -> bool:
     # a chain: each node reads the previous node's output (the first reads the input)
     prev = model.inputs[0]
     for n in nodes:
-        if n.input_tensors[0] is not prev or len(n.outputs) != 1:
+        if n.call_tensors[0] is not prev or len(n.outputs) != 1:
             return False
         prev = n.outputs[0]
     return prev is model.outputs[0]
@@ -75,6 +75,9 @@ def _layer_stats(model: Any, layer: Any, info: list) -> Tuple[str, int]:
         shape = outs[0].shape if len(outs) == 1 else tuple(t.shape for t in outs) if outs else ("?",)
         return _shape_text(shape), int(sum(w.size for w in layer.get_weights()))
     row = info[model._unit_index[id(layer)]]
+    outs = layer._inbound_nodes[0].outputs if layer._inbound_nodes else []
+    if len(outs) > 1:  # several outputs (return_state, merge_mode=None): the engine packs them into one
+        return _shape_text(tuple(t.shape for t in outs)), int(row[3])
     return _shape_text((None, *row[2])), int(row[3])
 
 
