@@ -278,7 +278,7 @@ def test_imdb_example_reads_keras_imdb_files(tmp_path):
 
     np.savez(tmp_path / "imdb.npz", x_train=reviews(64), y_train=rng.integers(0, 2, 64), x_test=reviews(16),
              y_test=rng.integers(0, 2, 16))
-    out = _run_example("--data", str(tmp_path / "imdb.npz"))
+    out = _run_example("--data", str(tmp_path / "imdb.npz"), "--mask-zero")
     assert "Test accuracy:" in out
 
 
