@@ -213,8 +213,7 @@ def test_masked_dropout_and_attention_training_is_bit_identical_for_any_thread_c
     ids[::3, 30:] = 0  # padding: masks in play
     y = rng.integers(0, 2, size=(32, 1)).astype(np.float32)
 
-    def run(threads: int) -> list:
-        keras.config.set_num_threads(threads)
+    def run() -> list:
         keras.utils.set_random_seed(4)
         tokens = keras.Input((40,), dtype="int32")
         x = layers.Embedding(30, 8, mask_zero=True)(tokens)
@@ -227,14 +226,9 @@ def test_masked_dropout_and_attention_training_is_bit_identical_for_any_thread_c
         model.fit(ids, y, batch_size=16, epochs=2, verbose=0)
         return model.get_weights()
 
-    before = keras.config.get_num_threads()
-    try:
-        one, two, four = run(1), run(2), run(4)
-    finally:
-        keras.config.set_num_threads(before)
-    for a, b, c in zip(one, two, four):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
+    from thread_counts import assert_same_for_thread_counts
+
+    assert_same_for_thread_counts(run)
 
 
 def test_custom_layers_pass_and_compute_masks_as_keras_does():
