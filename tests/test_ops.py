@@ -926,3 +926,38 @@ def test_symbolic_batch_axis_is_not_sliced_or_broadcast_to_a_fixed_size():
         ops.slice(keras.Input((3, 4)), (0, 1, 0), (2, 2, 4))
     with pytest.raises(ValueError, match=r"broadcast.*\(None, 3\)"):
         ops.broadcast_to(keras.Input((3,)), (2, 5, 3))
+
+
+def test_dot_product_attention_matches_keras_and_its_gradient_is_exact():
+    """`ops.dot_product_attention` against `keras.ops.dot_product_attention` (JAX; tests/reference/attention/
+    generate_dpa.py): no mask, a mask with a query step masked everywhere, `is_causal`, a scale; and its
+    gradients through a model against finite differences."""
+    import kerust as keras
+    from pathlib import Path
+
+    ref = np.load(Path(__file__).resolve().parent / "reference" / "attention" / "dpa.npz")
+    q, k, v = ref["q"], ref["k"], ref["v"]
+    dpa = keras.ops.dot_product_attention
+    np.testing.assert_allclose(dpa(q, k, v), ref["plain"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dpa(q, k, v, mask=ref["mask"]), ref["masked"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dpa(q, k[:, :4], v[:, :4], is_causal=True), ref["causal"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dpa(q, k, v, scale=0.3), ref["scaled"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        dpa(q, k, v, mask=np.ones((2, 1, 5, 6), bool))
+    with pytest.raises(ValueError, match="`bias` is not supported"):
+        dpa(q, k, v, bias=np.zeros((2, 3, 4, 6)))
+
+    class Attend(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(5, 5), initializer="glorot_uniform")
+
+        def call(self, x):
+            h = keras.ops.reshape(keras.ops.matmul(x, self.w), (-1, 4, 1, 5))
+            return keras.ops.reshape(dpa(h, h, h, is_causal=True), (-1, 20))
+
+    model = keras.Sequential([keras.Input((4, 5)), Attend(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 4, 5)), rng.normal(size=(6, 1)).astype(np.float32)
+    report = keras.utils.gradient_check(model, x, y, samples_per_weight=8)
+    assert report and all(entry["ok"] for entry in report.values()), report

@@ -478,6 +478,13 @@ class MultiHeadAttention(_BuiltinTraced):
         q = self.query_dense(query)
         k = self.key_dense(key)
         v = self.value_dense(value)
+        if (self.dropout == 0 and not return_attention_scores and len(q.shape) == 4
+                and self._dot_equation == "aecd,abcd->acbe" and self._combine_equation == "acbe,aecd->abcd"):
+            # Keras's fused path (no dropout, no scores, attention over the steps): one dot_product_attention
+            while mask is not None and len(mask.shape) < 4:
+                mask = ops.expand_dims(mask, axis=-3)  # (B, T, S) -> (B, 1, T, S): every head alike
+            scale = 1.0 / float(np.sqrt(float(self.key_dim)))
+            return self.output_dense(ops.dot_product_attention(q, k, v, mask=mask, scale=scale))
         q = ops.multiply(q, 1.0 / float(np.sqrt(float(self.key_dim))))
         scores = ops.einsum(self._dot_equation, k, q)
         if mask is not None:

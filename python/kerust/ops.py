@@ -392,6 +392,31 @@ def matmul(x1: Any, x2: Any) -> Any:
     return _run("matmul", [x1, x2])
 
 
+def dot_product_attention(query: Any, key: Any, value: Any, bias: Any = None, mask: Any = None,
+                          scale: Optional[float] = None, is_causal: bool = False, flash_attention: Any = None,
+                          attn_logits_soft_cap: Any = None) -> Any:
+    """Keras's scaled dot-product attention: `softmax(where(mask, q k^T * scale, -inf)) v` per head, for query
+    `(B, T, H, D)`, key `(B, S, H, D)`, value `(B, S, H, Dv)` and a bool mask broadcastable to `(B, H, T, S)`;
+    `scale` defaults to `1 / sqrt(D)`; `is_causal` keeps key step s for query step t only when s <= t. A query
+    row masked everywhere weighs every key alike. One engine op (its own backward), not a chain of ops."""
+    for what, value_ in (("bias", bias), ("attn_logits_soft_cap", attn_logits_soft_cap)):
+        if value_ is not None:
+            raise ValueError(f"dot_product_attention: `{what}` is not supported by kerust yet")
+    if flash_attention:
+        raise ValueError("dot_product_attention: `flash_attention=True` is not supported by kerust")
+    q_shape, k_shape = shape(query), shape(key)
+    if len(q_shape) != 4 or len(k_shape) != 4:
+        raise ValueError(f"dot_product_attention: query and key must have 4 axes (batch, steps, heads, depth); "
+                         f"received shapes {q_shape} and {k_shape}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(float(q_shape[-1]))
+    if is_causal:
+        causal = np.tril(np.ones((int(q_shape[1]), int(k_shape[1])), dtype=bool))
+        mask = causal if mask is None else logical_and(mask, causal)
+    inputs = [query, key, value] + ([] if mask is None else [mask])
+    return _run("dot_product_attention", inputs, {"scale": float(scale)}, dtype="float")
+
+
 def einsum(subscripts: str, *operands: Any) -> Any:
     """Einstein summation over one or two operands (every axis named; no repeated letter within one)."""
     if not isinstance(subscripts, str):
@@ -743,4 +768,5 @@ nn = SimpleNamespace(
     relu=relu, relu6=relu6, sigmoid=sigmoid, softmax=softmax, log_softmax=log_softmax, gelu=gelu, silu=silu,
     swish=silu, softplus=softplus, softsign=softsign, elu=elu, selu=selu, leaky_relu=leaky_relu,
     hard_sigmoid=hard_sigmoid, hard_silu=hard_silu, hard_swish=hard_silu, one_hot=one_hot,
+    dot_product_attention=dot_product_attention,
 )

@@ -51,6 +51,15 @@ fn case(name: &str) -> Option<(Value, Vec<In>)> {
         "cumsum" => (c(json!({"axis": 1})), vec![Rand(S)]),
         "softmax" | "log_softmax" => (c(json!({"axis": 1})), vec![Rand(S)]),
         "matmul" => (c(none), vec![Rand(&[2, 3, 4]), Rand(&[4, 5])]),
+        "dot_product_attention" => (
+            c(json!({"scale": 0.5})),
+            vec![
+                Rand(&[2, 3, 2, 4]),
+                Rand(&[2, 5, 2, 4]),
+                Rand(&[2, 5, 2, 3]),
+                Mask(&[2, 1, 3, 5]),
+            ],
+        ),
         "einsum" => (
             c(json!({"subscripts": "bqhd,bkhd->bhqk"})),
             vec![Rand(&[2, 3, 2, 4]), Rand(&[2, 5, 2, 4])],

@@ -131,6 +131,28 @@ pub fn infer(op: &Op, ins: &[Vec<Dim>]) -> Result<Vec<Dim>> {
                 x
             }
         },
+        Op::DotProductAttention { .. } => {
+            let (q, k, v) = (&ins[0], &ins[1], &ins[2]);
+            let ok = q.len() == 4
+                && k.len() == 4
+                && v.len() == 4
+                && q[0] == k[0]
+                && k[0] == v[0]
+                && q[2] == k[2]
+                && k[2] == v[2]
+                && q[3] == k[3]
+                && k[1] == v[1]
+                && ins.get(3).is_none_or(|m| m.len() <= 4);
+            if !ok {
+                return Err(shapes_err(
+                    op,
+                    ins,
+                    "expected query (B, T, H, D), key (B, S, H, D), value (B, S, H, Dv) and a mask of at most \
+                     4 axes",
+                ));
+            }
+            vec![q[0], q[1], q[2], v[3]]
+        }
         Op::MatMul => {
             let (a, b) = (&ins[0], &ins[1]);
             if a.is_empty() || b.is_empty() {
@@ -545,6 +567,10 @@ pub fn batch_local(op: &Op, ins: &[Vec<Dim>], out: &[Dim]) -> bool {
         },
         Op::Arg { axis, .. } | Op::Cumsum { axis } => axis.is_some_and(|a| not_axis0(a, rank)),
         Op::Softmax { axis, .. } => not_axis0(*axis, rank),
+        // each sample's attention reads its own query, key and value (and a mask with a batch axis, or none)
+        Op::DotProductAttention { .. } => {
+            out_batched && ins.iter().all(|s| has_batch(s) && s.len() == 4)
+        }
         Op::MatMul => {
             let (a, b) = (&ins[0], &ins[1]);
             // a batched a's axis 0 is a row or a batch of pairs; a batched b must have it as a batch of pairs

@@ -144,6 +144,16 @@ pub fn forward<T: Real>(
             reduce::softmax(need(0)?, norm_axis(&name, *axis, rank)?, *log)
         }
         Op::MatMul => linalg::matmul(need(0)?, need(1)?)?,
+        Op::DotProductAttention { scale } => {
+            let (y, probs) = super::attention::forward(
+                need(0)?,
+                need(1)?,
+                need(2)?,
+                xs.get(3).copied(),
+                *scale,
+            )?;
+            return Ok((y, Some(probs)));
+        }
         Op::Einsum(e) => e.forward(xs)?,
         Op::Tensordot { axes_a, axes_b } => {
             let (a, b) = (need(0)?, need(1)?);
@@ -355,6 +365,14 @@ pub fn backward<T: Real>(
             norm_axis(&name, *axis, rank)?,
             *log,
         )),
+        Op::DotProductAttention { scale } => {
+            let probs = saved.ok_or_else(|| {
+                Error::Runtime(
+                    "kerust internal error: attention backward without its probabilities".into(),
+                )
+            })?;
+            super::attention::backward(xs[0], xs[1], xs[2], xs.get(3).copied(), probs, g, *scale)
+        }
         Op::MatMul => {
             let wanted = |i: usize| need.get(i).copied().unwrap_or(true);
             let [ga, gb] = linalg::matmul_backward(xs[0], xs[1], g, [wanted(0), wanted(1)])?;

@@ -89,7 +89,7 @@ fn gemm_view<T: Real>(
 /// Batched product of `bt` pairs: a (bt, m, k) (or its per-matrix transpose), b (bt, k, n); a batch stride of
 /// 0 repeats one matrix for every pair.
 #[allow(clippy::too_many_arguments)]
-fn bmm<T: Real>(
+pub(crate) fn bmm<T: Real>(
     bt: usize,
     m: usize,
     k: usize,

@@ -5,6 +5,7 @@
 //! - whether it keeps samples apart (`batch_local`), which lets inference run in slices of the batch.
 
 pub mod arr;
+pub mod attention;
 pub mod elementwise;
 pub mod linalg;
 pub mod reduce;
@@ -107,6 +108,10 @@ pub enum Op {
         log: bool,
     },
     MatMul,
+    /// Keras's `dot_product_attention` (see `attention`): inputs query, key, value and an optional mask.
+    DotProductAttention {
+        scale: f64,
+    },
     Einsum(Einsum),
     Tensordot {
         axes_a: Vec<i64>,
@@ -264,6 +269,7 @@ pub const OP_NAMES: &[&str] = &[
     "softmax",
     "log_softmax",
     "matmul",
+    "dot_product_attention",
     "einsum",
     "tensordot",
     "reshape",
@@ -500,6 +506,15 @@ impl Op {
                 log: name == "log_softmax",
             },
             "matmul" => Op::MatMul,
+            "dot_product_attention" => {
+                let scale = get_f64(cfg, name, "scale", None)?;
+                if !scale.is_finite() {
+                    return Err(Error::Value(format!(
+                        "dot_product_attention: `scale` must be a finite number, received {scale}"
+                    )));
+                }
+                Op::DotProductAttention { scale }
+            }
             "einsum" => Op::Einsum(Einsum::parse(
                 cfg.get("subscripts").and_then(Value::as_str).unwrap_or(""),
             )?),
@@ -721,6 +736,7 @@ impl Op {
             | Op::Take { .. }
             | Op::TakeAlongAxis { .. } => (2, 2),
             Op::Where => (3, 3),
+            Op::DotProductAttention { .. } => (3, 4),
             Op::Einsum(e) => (e.inputs.len(), e.inputs.len()),
             Op::Concatenate { .. } | Op::Stack { .. } => (1, usize::MAX),
             Op::Constant { .. }
