@@ -246,6 +246,13 @@ def run_torch_sequences(workload: str, batch_size: int, samples: int) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.BCEWithLogitsLoss()
 
+    return torch_timed_epoch(model, opt, loss_fn, xs, ys, batch_size)
+
+
+def torch_timed_epoch(model, opt, loss_fn, xs, ys, batch_size: int) -> float:
+    """One shuffled PyTorch training epoch over `xs`, timed after a 4-batch warm-up (seconds)."""
+    import torch
+
     def epoch(n: int) -> None:
         perm = torch.randperm(n)
         for i in range(0, n, batch_size):
@@ -295,19 +302,7 @@ def run_torch(workload: str, batch_size: int, threads: int, samples: int = SEQUE
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
 
-    def epoch(n: int) -> None:
-        perm = torch.randperm(n)
-        for i in range(0, n, batch_size):
-            idx = perm[i: i + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(model(xs[idx]), ys[idx])
-            loss.backward()
-            opt.step()
-
-    epoch(batch_size * 4)
-    t = time.perf_counter()
-    epoch(len(xs))
-    return time.perf_counter() - t
+    return torch_timed_epoch(model, opt, loss_fn, xs, ys, batch_size)
 
 
 def main() -> None:
