@@ -294,3 +294,17 @@ def test_summary_shows_calls_not_the_ops_that_make_masks():
     lines = []
     chain.summary(print_fn=lines.append)
     assert "Connected to" not in "\n".join(lines)  # a chain prints like a Sequential model, as in Keras
+
+
+def test_a_mask_given_to_a_layer_that_does_not_read_it_stays_out_of_the_config():
+    x = keras.Input((4, 3))
+    m = keras.Input((4,), dtype="bool")
+    model = keras.Model([x, m], layers.LSTM(2)(layers.Dense(2)(x, mask=m), mask=m))
+    entries = {e["class_name"]: e for e in model.get_config()["layers"]}
+    assert entries["Dense"]["inbound_nodes"][0]["kwargs"] == {}
+    lstm_mask = entries["LSTM"]["inbound_nodes"][0]["kwargs"]["mask"]["config"]["keras_history"]
+    assert lstm_mask[0] == m._keras_history[0].name
+    xs = [np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32), np.array([[1, 1, 0, 0]] * 2, bool)]
+    again = keras.models.model_from_json(model.to_json())
+    again.set_weights(model.get_weights())
+    np.testing.assert_array_equal(again.predict(xs, verbose=0), model.predict(xs, verbose=0))

@@ -74,7 +74,8 @@ def _call_layer(layer: Any, inputs: Any, training: Any, mask: Any = None, extra:
             check_mask(who, engine_mask, tuple(items[0].shape[:2]))
         engine_items = items + flat_tensors(list(extra.values())) + ([engine_mask] if engine_mask is not None else [])
         shapes = layer._symbolic_output_shapes(engine_items, masked=engine_mask is not None)
-        outs = record_call(layer, inputs, shapes, extra, engine_mask, mask is not None)
+        # (a `mask=` the layer does not read is not one of the node's tensors: configs do not write it)
+        outs = record_call(layer, inputs, shapes, extra, engine_mask, mask is not None and engine_mask is not None)
         out_mask = layer._output_mask(inputs, previous)
         has_mask = any(m is not None for m in (previous if isinstance(previous, list) else [previous]))
         if out_mask is None and has_mask and not layer._uses_mask():
