@@ -81,19 +81,39 @@ fn dropout_masks(n: usize, rate: f32, rng: &mut Rng) -> Vec<f32> {
 
 /// `a * mask` row by row, where row r of `a` (rows of `dim` values) takes mask row `pick(r)`.
 fn masked_rows(a: &[f32], mask: &[f32], dim: usize, pick: impl Fn(usize) -> usize) -> Vec<f32> {
-    let mut out = a.to_vec();
-    for (r, row) in out.chunks_mut(dim).enumerate() {
-        let m = &mask[pick(r) * dim..][..dim];
-        row.iter_mut().zip(m).for_each(|(v, k)| *v *= k);
-    }
+    let mut out = vec![0.0f32; a.len()];
+    masked_rows_into(a, mask, dim, pick, &mut out);
     out
+}
+
+/// `masked_rows` into a buffer of `a`'s length (the per-step products reuse one).
+fn masked_rows_into(
+    a: &[f32],
+    mask: &[f32],
+    dim: usize,
+    pick: impl Fn(usize) -> usize,
+    out: &mut [f32],
+) {
+    for (r, (row, src)) in out.chunks_mut(dim).zip(a.chunks(dim)).enumerate() {
+        let m = &mask[pick(r) * dim..][..dim];
+        row.iter_mut()
+            .zip(src.iter().zip(m))
+            .for_each(|(o, (v, k))| *o = v * k);
+    }
 }
 
 /// Columns `k * u .. (k + 1) * u` of a row-major `(rows, w)` matrix, as a `(rows, u)` copy.
 fn block_cols(a: &[f32], w: usize, k: usize, u: usize) -> Vec<f32> {
-    a.chunks(w)
-        .flat_map(|row| row[k * u..(k + 1) * u].iter().copied())
-        .collect()
+    let mut out = vec![0.0f32; a.len() / w * u];
+    block_cols_into(a, w, k, u, &mut out);
+    out
+}
+
+/// `block_cols` into a `(rows, u)` buffer.
+fn block_cols_into(a: &[f32], w: usize, k: usize, u: usize, out: &mut [f32]) {
+    for (row, dst) in a.chunks(w).zip(out.chunks_mut(u)) {
+        dst.copy_from_slice(&row[k * u..(k + 1) * u]);
+    }
 }
 
 /// Write (or add) a `(rows, u)` block into columns `k * u ..` of a row-major `(rows, w)` matrix.
@@ -421,6 +441,8 @@ impl Recurrent {
                 .map(|k| block_cols(&self.params[1].value, w, k, u))
                 .collect()
         };
+        // per-step scratch of the gate blocks' own products (recurrent dropout, GRU reset_after=False)
+        let (mut hk, mut part) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
         // GRU with reset_after=False: the candidate's recurrent kernel, read by `r * h`
         let u_h = if self.cell == Cell::Gru && !self.reset_after {
             block_cols(&self.params[1].value, w, 2, u)
@@ -456,8 +478,7 @@ impl Recurrent {
             } else {
                 // each gate block reads the state through its own dropout mask
                 for (k, uk) in rec_blocks.iter().enumerate() {
-                    let hk = masked_rows(&h, &drop.h[k * b * u..], u, |r| r);
-                    let mut part = vec![0.0f32; b * u];
+                    masked_rows_into(&h, &drop.h[k * b * u..], u, |r| r, &mut hk);
                     matmul(b, u, u, &hk, Op::N, uk, Op::N, &mut part, false);
                     put_block_cols(&mut hp, &part, w, k, u, false);
                 }
@@ -498,7 +519,7 @@ impl Recurrent {
             }
             if self.cell == Cell::Gru && !self.reset_after {
                 // r = rec_act(z_r) first, then the candidate's pre-activation x_h + (r * h) U_h
-                let mut rh = vec![0.0f32; b * u];
+                let rh = &mut hk; // scratch: r * h of this step
                 for bi in 0..b {
                     r.copy_from_slice(&z[bi * w + u..][..u]);
                     self.rec_act.forward(&mut r, u);
@@ -511,16 +532,15 @@ impl Recurrent {
                         rh[bi * u + k] = r[k] * h[bi * u + k] * m;
                     }
                 }
-                let mut cand = vec![0.0f32; b * u];
-                matmul(b, u, u, &rh, Op::N, &u_h, Op::N, &mut cand, false);
+                matmul(b, u, u, rh, Op::N, &u_h, Op::N, &mut part, false);
                 for bi in 0..b {
                     let zrow = &mut z[bi * w + 2 * u..][..u];
                     zrow.iter_mut()
-                        .zip(&cand[bi * u..][..u])
+                        .zip(&part[bi * u..][..u])
                         .for_each(|(a, v)| *a += v);
                 }
                 if keep {
-                    cache.rec_h.extend_from_slice(&rh);
+                    cache.rec_h.extend_from_slice(rh);
                 }
             } else if self.cell == Cell::Gru {
                 // r = rec_act(z_r) first, then the candidate's pre-activation x_h + r * (h U_h + b_h)
@@ -863,6 +883,8 @@ impl Recurrent {
             Vec::new()
         };
         let mut du_h = vec![0.0f32; if reset_before { u * u } else { 0 }];
+        // per-step scratch: one gate block's gradient, and its product with a kernel block
+        let (mut block, mut part) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
         // the output's gradient of sample bi (the sequence, or the last output)
         let out_grad = |bi: usize| &grad.data[bi * per_sample..][..out_size];
         // dL/d(pre-activations) of every step: for the kernel (rows in input order) and, where they differ
@@ -981,10 +1003,10 @@ impl Recurrent {
                     }
                     if !self.reset_after {
                         // the candidate read (r * h) U_h: back through U_h, then to r and to h
-                        let dcand = block_cols(&dz, w, 2, u);
-                        let mut drh = vec![0.0f32; b * u];
-                        matmul(b, u, u, &dcand, Op::N, &u_h, Op::T, &mut drh, false);
-                        matmul(u, b, u, rec_h, Op::T, &dcand, Op::N, &mut du_h, true);
+                        let (dcand, drh) = (&mut block, &mut part);
+                        block_cols_into(&dz, w, 2, u, dcand);
+                        matmul(b, u, u, dcand, Op::N, &u_h, Op::T, drh, false);
+                        matmul(u, b, u, rec_h, Op::T, dcand, Op::N, &mut du_h, true);
                         for bi in 0..b {
                             for k in 0..u {
                                 let j = bi * u + k;
@@ -1047,9 +1069,8 @@ impl Recurrent {
                 // each gate block read the state through its own mask
                 dh_next.fill(0.0);
                 for (k, uk) in rec_blocks.iter().enumerate() {
-                    let dzk = block_cols(dzh, w, k, u);
-                    let mut part = vec![0.0f32; b * u];
-                    matmul(b, u, u, &dzk, Op::N, uk, Op::T, &mut part, false);
+                    block_cols_into(dzh, w, k, u, &mut block);
+                    matmul(b, u, u, &block, Op::N, uk, Op::T, &mut part, false);
                     let mk = &drop.h[k * b * u..][..b * u];
                     for ((a, p), m) in dh_next.iter_mut().zip(&part).zip(mk) {
                         *a += p * m;
@@ -1381,12 +1402,16 @@ impl Layer for Bidirectional {
         rng: &mut Rng,
     ) -> Result<Vec<usize>> {
         let out = self.build(&shapes[0], rng)?;
-        // each direction checks the mask's shape (the weights they build are dropped: `build` made them)
-        let mut scratch = Rng::shape_only();
-        self.forward.build_inputs(shapes, masked, &mut scratch)?;
-        self.backward.build_inputs(shapes, masked, &mut scratch)?;
-        self.forward.params.clear();
-        self.backward.params.clear();
+        if masked {
+            super::check_mask_shape(
+                &format!("Bidirectional '{}'", self.name),
+                shapes.last(),
+                self.forward.steps,
+            )?;
+        }
+        // both directions read the call's mask (Bidirectional takes no initial states)
+        self.forward.masked = masked;
+        self.backward.masked = masked;
         Ok(out)
     }
     fn forward(&mut self, x: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
