@@ -234,13 +234,12 @@ def _check_mask_shape(who: str, what: str, mask: Any, expected: Sequence[Optiona
 
 
 def _set_output_mask(out: Any, mask: Any) -> None:
-    """Put `mask` on the (first) symbolic output as its Keras mask, as Keras's layers do."""
+    """Put a symbolic `mask` on the first output only (not on returned scores), as Keras's layers do."""
     from ._graph import KerasTensor
+    from ._masking import set_mask
 
-    first = out[0] if isinstance(out, (list, tuple)) else out
-    if mask is not None and isinstance(first, KerasTensor) and isinstance(mask, KerasTensor) and \
-            getattr(first, "_keras_mask", None) is None:
-        first._keras_mask = mask
+    if isinstance(mask, KerasTensor):
+        set_mask(out[0] if isinstance(out, (list, tuple)) else out, mask)
 
 
 class _BuiltinTraced(Layer):

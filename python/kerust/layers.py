@@ -1126,14 +1126,13 @@ def serialize(layer: Layer) -> dict:
 
 # ---- several inputs: merge layers -----------------------------------------------------------------------------
 class _Merge(Layer):
+    """Base of the layers that combine a list of tensors (no weights)."""
     supports_masking = True
 
-    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
         from ._masking import merge_masks
 
-        return merge_masks(list(inputs), list(mask)) if isinstance(mask, list) else None
-
-    """Base of the layers that combine a list of tensors (no weights)."""
+        return merge_masks(list(inputs), list(previous_mask)) if isinstance(previous_mask, list) else None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -1177,10 +1176,12 @@ class Concatenate(_Merge):
     def _layer_config(self) -> dict:
         return {"axis": self.axis}
 
-    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
         from ._masking import concatenate_mask
 
-        return concatenate_mask(list(inputs), list(mask), self.axis) if isinstance(mask, list) else None
+        if not isinstance(previous_mask, list):
+            return None
+        return concatenate_mask(list(inputs), list(previous_mask), self.axis)
 
 
 class Dot(_Merge):
@@ -1192,7 +1193,7 @@ class Dot(_Merge):
         self.normalize = normalize
         super().__init__(**kwargs)
 
-    def _output_mask(self, inputs: Any, mask: Any) -> Any:
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
         return None  # as Keras: a dot product has no steps left to mask
 
     def _layer_config(self) -> dict:
