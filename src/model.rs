@@ -10,7 +10,7 @@ use crate::metrics::{self, Metric};
 use crate::optimizers::Optimizer;
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
-use crate::traced_loss::TracedLoss;
+use crate::traced_loss::{Reduction, TracedLoss};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,7 +112,9 @@ impl HeadLoss {
     fn from_value(v: &Value) -> Result<Self> {
         match v.get("graph") {
             Some(spec) => {
-                let traced = TracedLoss::from_spec(GraphSpec::from_value(spec)?)?;
+                let reduction = Reduction::from_name(v.get("reduction").and_then(Value::as_str))?;
+                let traced =
+                    TracedLoss::from_spec(GraphSpec::from_value(spec)?)?.with_reduction(reduction);
                 Ok(HeadLoss::Traced(Box::new(traced)))
             }
             None => Ok(HeadLoss::Builtin(Loss::from_value(v)?)),

@@ -1,6 +1,7 @@
 //! A loss written by the user as a function of `(y_true, y_pred)` made of `keras.ops`, traced by Python into a
 //! small graph with those two inputs. Its output holds per-sample (or per-element) losses, which are reduced as
-//! Keras's "sum_over_batch_size": the sample-weighted sum over every value, divided by their count.
+//! Keras's `reduction` says (by default "sum_over_batch_size": the sample-weighted sum over every value, divided
+//! by their count).
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphSpec};
@@ -22,9 +23,37 @@ pub fn check_traced_targets(what: &str, traced_for: &[usize], y: &Tensor) -> Res
     Ok(())
 }
 
+/// How a loss's values become the batch's loss (Keras's `reduction`): the weighted sum over every value, divided
+/// by the number of values, by nothing, or by the sum of the values' weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    SumOverBatchSize,
+    Sum,
+    MeanWithSampleWeight,
+}
+
+impl Reduction {
+    /// From Keras's name; `None`/"none" (unreduced values) is refused here: the caller reduces those values as
+    /// "sum_over_batch_size" does when a scalar loss is needed for training.
+    pub fn from_name(name: Option<&str>) -> Result<Self> {
+        match name {
+            None | Some("sum_over_batch_size") | Some("mean") | Some("none") => {
+                Ok(Reduction::SumOverBatchSize)
+            }
+            Some("sum") => Ok(Reduction::Sum),
+            Some("mean_with_sample_weight") => Ok(Reduction::MeanWithSampleWeight),
+            Some(other) => Err(Error::Value(format!(
+                "Invalid value for argument `reduction`. Expected one of 'sum', 'sum_over_batch_size', \
+                 'mean', 'mean_with_sample_weight', 'none', None. Received: reduction={other}"
+            ))),
+        }
+    }
+}
+
 pub struct TracedLoss {
     graph: Mutex<Graph>,
     y_shape: Vec<usize>,
+    reduction: Reduction,
 }
 
 impl TracedLoss {
@@ -40,7 +69,14 @@ impl TracedLoss {
         Ok(TracedLoss {
             graph: Mutex::new(graph),
             y_shape,
+            reduction: Reduction::SumOverBatchSize,
         })
+    }
+
+    /// The same loss reduced another way (training uses it; metrics always average).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
     }
 
     pub fn y_shape(&self) -> &[usize] {
@@ -100,12 +136,21 @@ impl TracedLoss {
                 Some(sw) => sw.iter().sum::<f32>() / sw.len().max(1) as f32,
             }
         };
+        let divisor = match self.reduction {
+            Reduction::SumOverBatchSize => n as f64,
+            Reduction::Sum => 1.0,
+            Reduction::MeanWithSampleWeight => {
+                (0..out.data.len()).map(|i| weight_of(i) as f64).sum()
+            }
+        };
+        // Keras divides with divide_no_nan: a zero divisor gives a zero loss
+        let scale = if divisor == 0.0 { 0.0 } else { 1.0 / divisor };
         let mut total = 0.0f64;
         let mut grad_out = Tensor::zeros(out.shape.clone());
         for (i, (&l, gv)) in out.data.iter().zip(grad_out.data.iter_mut()).enumerate() {
             let w = weight_of(i);
             total += (w * l) as f64;
-            *gv = w / n as f32;
+            *gv = (w as f64 * scale) as f32;
         }
         let grads = g.backward(vec![Some(grad_out)], &[false], &plan, true, None)?;
         g.clear_caches();
@@ -116,6 +161,6 @@ impl TracedLoss {
             // the loss did not depend on the prediction
             Tensor::zeros(pred.shape.clone())
         };
-        Ok((total / n as f64, dpred))
+        Ok((total * scale, dpred))
     }
 }
