@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
+
+import numpy as np
 
 from . import _core
 from ._arrays import as_float32
@@ -163,6 +165,180 @@ def _eager_traced_loss(loss: Loss, y_true: Any, y_pred: Any) -> float:
 
     values = np.asarray(loss.call(np.asarray(y_true, dtype=np.float32), np.asarray(y_pred, dtype=np.float32)))
     return float(np.mean(values))
+
+
+# ---- Keras's loss functions: fn(y_true, y_pred) of keras.ops giving per-sample losses --------------------------------
+_EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def _tensors(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
+    """`y_pred` as a float tensor and `y_true` cast to its dtype (Keras's `convert_to_tensor` + `cast`)."""
+    from . import ops
+
+    if not _is_symbolic(y_pred):
+        y_pred = np.asarray(y_pred, dtype=np.float32)
+    if not _is_symbolic(y_true):
+        y_true = np.asarray(y_true, dtype=np.float32)
+    elif y_true.dtype != y_pred.dtype:
+        y_true = ops.cast(y_true, y_pred.dtype)
+    return y_true, y_pred
+
+
+def _is_symbolic(x: Any) -> bool:
+    from ._graph import KerasTensor
+
+    return isinstance(x, KerasTensor)
+
+
+def squeeze_or_expand_to_same_rank(x1: Any, x2: Any, expand_rank_1: bool = True) -> Tuple[Any, Any]:
+    """Squeezes or expands the last axis of one of two tensors whose ranks differ by exactly one (Keras's rule)."""
+    from . import ops
+
+    r1, r2 = len(x1.shape), len(x2.shape)
+    if r1 == r2 + 1 and x1.shape[-1] == 1:
+        if r2 == 1 and expand_rank_1:
+            x2 = ops.expand_dims(x2, axis=-1)
+        else:
+            x1 = ops.squeeze(x1, axis=-1)
+    if r2 == r1 + 1 and x2.shape[-1] == 1:
+        if r1 == 1 and expand_rank_1:
+            x1 = ops.expand_dims(x1, axis=-1)
+        else:
+            x2 = ops.squeeze(x2, axis=-1)
+    return x1, x2
+
+
+def _prepared(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
+    y_true, y_pred = _tensors(y_true, y_pred)
+    return squeeze_or_expand_to_same_rank(y_true, y_pred)
+
+
+def convert_binary_labels_to_hinge(y_true: Any) -> Any:
+    """0/1 labels as -1/1 (all the batch's labels must be 0 or 1; other labels are returned unchanged)."""
+    from . import ops
+
+    is_binary = ops.all(ops.logical_or(ops.equal(y_true, 0), ops.equal(y_true, 1)))
+    return ops.cond(is_binary, lambda: 2.0 * y_true - 1.0, lambda: y_true)
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> Any:
+    """`mean(square(y_true - y_pred), axis=-1)`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    return ops.mean(ops.square(y_true - y_pred), axis=-1)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> Any:
+    """`mean(abs(y_true - y_pred), axis=-1)`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    return ops.mean(ops.abs(y_true - y_pred), axis=-1)
+
+
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Any:
+    """`100 * mean(abs((y_true - y_pred) / maximum(abs(y_true), epsilon)), axis=-1)`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    diff = ops.abs((y_true - y_pred) / ops.maximum(ops.abs(y_true), _EPSILON))
+    return 100.0 * ops.mean(diff, axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> Any:
+    """`mean(square(log(maximum(y_pred, eps) + 1) - log(maximum(y_true, eps) + 1)), axis=-1)`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    first_log = ops.log(ops.maximum(y_pred, _EPSILON) + 1.0)
+    second_log = ops.log(ops.maximum(y_true, _EPSILON) + 1.0)
+    return ops.mean(ops.square(first_log - second_log), axis=-1)
+
+
+def _l2_normalize(x: Any, axis: int) -> Any:
+    """Keras's `ops.nn.normalize(x, axis, order=2)`: `x * minimum(rsqrt(sum(x**2)), 1 / epsilon)`."""
+    from . import ops
+
+    inv_norm = ops.rsqrt(ops.sum(ops.square(x), axis=axis, keepdims=True))
+    return x * ops.minimum(inv_norm, 1.0 / _EPSILON)
+
+
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Any:
+    """`-sum(l2_normalize(y_true) * l2_normalize(y_pred), axis=axis)`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    return -ops.sum(_l2_normalize(y_true, axis) * _l2_normalize(y_pred, axis), axis=axis)
+
+
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> Any:
+    """Mean over the last axis of `0.5 * x**2` where `|x| <= delta`, else `delta * |x| - 0.5 * delta**2`, with
+    `x = y_pred - y_true`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    delta = float(delta)
+    error = ops.subtract(y_pred, y_true)
+    abs_error = ops.abs(error)
+    return ops.mean(ops.where(abs_error <= delta, 0.5 * ops.square(error), delta * abs_error - 0.5 * delta * delta),
+                    axis=-1)
+
+
+def log_cosh(y_true: Any, y_pred: Any) -> Any:
+    """`mean(log(cosh(y_pred - y_true)), axis=-1)`, computed as `x + softplus(-2x) - log(2)`."""
+    from . import ops
+
+    y_true, y_pred = _prepared(y_true, y_pred)
+    x = y_pred - y_true
+    return ops.mean(x + ops.softplus(x * -2.0) - float(np.float32(np.log(2.0))), axis=-1)
+
+
+def kl_divergence(y_true: Any, y_pred: Any) -> Any:
+    """`sum(y_true * log(y_true / y_pred), axis=-1)`, both clipped to `[epsilon, 1]`."""
+    from . import ops
+
+    y_true, y_pred = _tensors(y_true, y_pred)
+    y_true = ops.clip(y_true, _EPSILON, 1.0)
+    y_pred = ops.clip(y_pred, _EPSILON, 1.0)
+    return ops.sum(y_true * ops.log(y_true / y_pred), axis=-1)
+
+
+def poisson(y_true: Any, y_pred: Any) -> Any:
+    """`mean(y_pred - y_true * log(y_pred + epsilon), axis=-1)`."""
+    from . import ops
+
+    y_true, y_pred = _tensors(y_true, y_pred)
+    return ops.mean(y_pred - y_true * ops.log(y_pred + _EPSILON), axis=-1)
+
+
+def hinge(y_true: Any, y_pred: Any) -> Any:
+    """`mean(maximum(1 - y_true * y_pred, 0), axis=-1)`; 0/1 labels are taken as -1/1."""
+    from . import ops
+
+    y_true, y_pred = _tensors(y_true, y_pred)
+    y_true = convert_binary_labels_to_hinge(y_true)
+    return ops.mean(ops.maximum(1.0 - y_true * y_pred, 0.0), axis=-1)
+
+
+def squared_hinge(y_true: Any, y_pred: Any) -> Any:
+    """`mean(square(maximum(1 - y_true * y_pred, 0)), axis=-1)`; 0/1 labels are taken as -1/1."""
+    from . import ops
+
+    y_true, y_pred = _tensors(y_true, y_pred)
+    y_true = convert_binary_labels_to_hinge(y_true)
+    return ops.mean(ops.square(ops.maximum(1.0 - y_true * y_pred, 0.0)), axis=-1)
+
+
+def categorical_hinge(y_true: Any, y_pred: Any) -> Any:
+    """`maximum(neg - pos + 1, 0)` with `pos = sum(y_true * y_pred)`, `neg = max((1 - y_true) * y_pred)` over the
+    last axis."""
+    from . import ops
+
+    y_true, y_pred = _tensors(y_true, y_pred)
+    pos = ops.sum(y_true * y_pred, axis=-1)
+    neg = ops.max((1.0 - y_true) * y_pred, axis=-1)
+    return ops.maximum(neg - pos + 1.0, 0.0)
 
 
 def get(identifier: Any) -> Loss:
