@@ -10,6 +10,7 @@ callback that adds to the logs (``LearningRateScheduler`` adds ``learning_rate``
 from __future__ import annotations
 
 import collections
+import importlib
 import math
 import os
 import re
@@ -1146,6 +1147,289 @@ class CallbackList(Callback):
         self.call("on_predict_end", logs)
 
 
+# ---- TensorBoard ----------------------------------------------------------------------------------------------
+def _tensorboardx() -> Any:
+    """The ``tensorboardX`` module, or the ImportError that says what to install."""
+    try:
+        tensorboardX = importlib.import_module("tensorboardX")
+    except ImportError as err:
+        raise ImportError(
+            "keras.callbacks.TensorBoard writes its event files with the `tensorboardX` package, which is not "
+            "installed: `pip install tensorboardX` (or `pip install kerust[tensorboard]`); `pip install tensorboard` "
+            "to view them."
+        ) from err
+    return tensorboardX
+
+
+class TensorBoard(Callback):
+    """Keras's ``keras.callbacks.TensorBoard``: event files for TensorBoard under ``log_dir/train`` and
+    ``log_dir/validation``, written with the ``tensorboardX`` package (``pip install tensorboardX``; the
+    writer TensorFlow's ``tf.summary`` would be, without TensorFlow).
+
+    As Keras: at every epoch end the scalars ``epoch_<metric>`` (train logs, with ``epoch_learning_rate`` and,
+    with ``write_steps_per_second``, ``epoch_steps_per_second``) in ``train/`` and the ``val_`` logs without the
+    prefix in ``validation/``; with ``update_freq="batch"`` or an int N, ``batch_<metric>`` every N training
+    batches (counted over the whole run, from 1); with ``histogram_freq`` N, every N epochs the histogram of each
+    weight under ``<weight.path>/histogram`` (and, with ``write_images``, ``<weight.path>/image``); with
+    ``write_graph``, the model's JSON under the tag ``keras`` (TensorBoard's conceptual Keras graph) for
+    Sequential and Functional models; ``evaluation_<metric>_vs_iterations`` in ``validation/`` when ``evaluate``
+    ends. The op graph of a TensorFlow train function has no kerust counterpart and is not written (Keras's JAX
+    backend does not write it either). ``profile_batch`` other than 0 and ``embeddings_freq`` are refused."""
+
+    def __init__(self, log_dir: Any = "logs", histogram_freq: int = 0, write_graph: bool = True,
+                 write_images: bool = False, write_steps_per_second: bool = False, update_freq: Any = "epoch",
+                 profile_batch: Any = 0, embeddings_freq: int = 0, embeddings_metadata: Any = None) -> None:
+        super().__init__()
+        self._tbx = _tensorboardx()
+        self.log_dir = str(log_dir)
+        if not isinstance(histogram_freq, (int, np.integer)) or isinstance(histogram_freq, bool) \
+                or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: `histogram_freq` must be a non-negative int. "
+                             f"Received: histogram_freq={histogram_freq!r}")
+        self.histogram_freq = int(histogram_freq)
+        self.write_graph = write_graph
+        self.write_images = write_images
+        self.write_steps_per_second = write_steps_per_second
+        self.update_freq: Any = 1 if update_freq == "batch" else update_freq
+        if self.update_freq != "epoch" and (not isinstance(self.update_freq, (int, np.integer))
+                                            or isinstance(self.update_freq, bool) or self.update_freq < 1):
+            raise ValueError("TensorBoard: `update_freq` must be 'epoch', 'batch' or a positive int. "
+                             f"Received: update_freq={update_freq!r}")
+        if profile_batch:
+            raise ValueError("Profiling is not yet available with the kerust backend. Please open a PR if you'd "
+                             f"like to add this feature. Received: profile_batch={profile_batch} (must be 0)")
+        if embeddings_freq:
+            raise ValueError("TensorBoard: embedding visualisation (`embeddings_freq`) is not available in kerust. "
+                             f"Received: embeddings_freq={embeddings_freq} (must be 0)")
+        self.embeddings_freq = embeddings_freq
+        self.embeddings_metadata = embeddings_metadata
+        self._global_train_batch = 0
+        self._global_test_batch = 0
+        self._previous_epoch_iterations = 0.0
+        self._epoch_start_time = 0.0
+        self._batch_start_time = 0.0
+        self._writers: Dict[str, Any] = {}
+        # the steps the batch-level writers were pushed at (Keras's _push_writer / record_if), innermost last
+        self._pushed: List[tuple] = []
+        self._training = False
+        self._log_write_dir = self.log_dir
+        self._train_dir = os.path.join(self.log_dir, "train")
+        self._val_dir = os.path.join(self.log_dir, "validation")
+
+    def _wants_every_batch(self) -> bool:
+        # batch-level summaries need the per-batch hooks; with update_freq="epoch" Keras writes none
+        return self.update_freq != "epoch"
+
+    def set_model(self, model: Any) -> None:
+        """Sets the model and writes its JSON (the conceptual graph) when ``write_graph``."""
+        self._model = model
+        self._log_write_dir = self.log_dir
+        self._train_dir = os.path.join(self._log_write_dir, "train")
+        self._val_dir = os.path.join(self._log_write_dir, "validation")
+        self._close_writers()
+        self._writers = {}
+        if self.write_graph:
+            self._write_keras_model_summary()
+
+    # -- writers --
+    def _writer(self, key: str) -> Any:
+        if key not in self._writers:
+            path = self._train_dir if key == "train" else self._val_dir
+            try:
+                os.makedirs(path, exist_ok=True)
+                probe = os.path.join(path, f".kerust_write_test_{os.getpid()}")
+                with open(probe, "w"):
+                    pass
+                os.remove(probe)
+                self._writers[key] = self._tbx.SummaryWriter(logdir=path)
+            except OSError as err:
+                raise OSError(f"TensorBoard: cannot write the event files in log_dir {self.log_dir!r} "
+                              f"({path!r}): {err}") from err
+        return self._writers[key]
+
+    @property
+    def _train_writer(self) -> Any:
+        return self._writer("train")
+
+    @property
+    def _val_writer(self) -> Any:
+        return self._writer("val")
+
+    def _close_writers(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def _push_writer(self, key: str, step: int) -> None:
+        if self.update_freq == "epoch":
+            return
+        self._pushed.append((key, step))
+
+    def _pop_writer(self) -> None:
+        if self.update_freq == "epoch":
+            return
+        if self._pushed:
+            self._pushed.pop()
+
+    def _recording(self) -> Optional[str]:
+        """The writer batch-level summaries go to now (None: Keras's summaries would not be recorded)."""
+        if not self._pushed:
+            return None
+        key, step = self._pushed[-1]
+        return key if step % self.update_freq == 0 else None
+
+    def _write_keras_model_summary(self) -> None:
+        if type(self.model).__name__ not in ("Functional", "Sequential"):
+            return
+        try:
+            json_string = self.model.to_json()
+        except Exception as exc:  # as Keras: a model that does not serialise only warns
+            warnings.warn(f"Model failed to serialize as JSON. Ignoring... {exc}", stacklevel=2)
+            return
+        summary_pb2 = importlib.import_module("tensorboardX.proto.summary_pb2")
+        Summary, SummaryMetadata = summary_pb2.Summary, summary_pb2.SummaryMetadata
+        TensorProto = importlib.import_module("tensorboardX.proto.tensor_pb2").TensorProto
+        TensorShapeProto = importlib.import_module("tensorboardX.proto.tensor_shape_pb2").TensorShapeProto
+
+        metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="graph_keras_model",
+                                                                          content=b"1"))
+        tensor = TensorProto(dtype="DT_STRING", string_val=[json_string.encode("utf-8")],
+                             tensor_shape=TensorShapeProto())
+        summary = Summary(value=[Summary.Value(tag="keras", tensor=tensor, metadata=metadata)])
+        self._train_writer._get_file_writer().add_summary(summary, global_step=0)
+
+    # -- hooks --
+    def on_train_begin(self, logs: Logs = None) -> None:
+        self._training = True
+        self._global_train_batch = 0
+        self._previous_epoch_iterations = 0.0
+        self._train_writer  # noqa: B018 - opens (and checks) the train directory as Keras's _push_writer does
+        self._push_writer("train", self._global_train_batch)
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        self._training = False
+        self._pop_writer()
+        self._close_writers()
+        self._writers = {}
+
+    def on_test_begin(self, logs: Logs = None) -> None:
+        self._push_writer("val", self._global_test_batch)
+
+    def on_test_end(self, logs: Logs = None) -> None:
+        optimizer = getattr(self.model, "optimizer", None)
+        record = self.update_freq == "epoch" or self._recording() is not None
+        if optimizer is not None and hasattr(optimizer, "iterations") and record:
+            step = int(optimizer.iterations)
+            writer = self._val_writer
+            for name, value in (logs or {}).items():
+                writer.add_scalar(f"evaluation_{name}_vs_iterations", float(value), global_step=step)
+            writer.flush()
+        self._pop_writer()
+        if not self._training:  # a standalone evaluate: nothing closes the writers after it (their queue is async)
+            self._close_writers()
+            self._writers = {}
+
+    def on_train_batch_begin(self, batch: int, logs: Logs = None) -> None:
+        self._global_train_batch += 1
+        if self.update_freq != "epoch":
+            self._pop_writer()
+            self._push_writer("train", self._global_train_batch)
+        if self.write_steps_per_second:
+            self._batch_start_time = time.time()
+
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
+        key = self._recording()
+        if key is None:
+            return
+        writer = self._writer(key)
+        if self.write_steps_per_second:
+            batch_run_time = time.time() - self._batch_start_time
+            writer.add_scalar("batch_steps_per_second", 1.0 / batch_run_time if batch_run_time > 0 else math.inf,
+                              global_step=self._global_train_batch)
+        if isinstance(logs, dict):
+            for name, value in logs.items():
+                writer.add_scalar(f"batch_{name}", float(value), global_step=self._global_train_batch)
+
+    def on_test_batch_begin(self, batch: int, logs: Logs = None) -> None:
+        self._global_test_batch += 1
+        if self.update_freq != "epoch":
+            self._pop_writer()
+            self._push_writer("val", self._global_test_batch)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        if self.write_steps_per_second:
+            self._previous_epoch_iterations = float(self.model.optimizer.iterations)
+            self._epoch_start_time = time.time()
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Writes the epoch's scalars and, every ``histogram_freq`` epochs, the weights' histograms."""
+        self._log_epoch_metrics(epoch, logs)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._log_weights(epoch)
+
+    def _collect_learning_rate(self, logs: Dict[str, Any]) -> Dict[str, Any]:
+        optimizer: Any = getattr(self.model, "optimizer", None)
+        if hasattr(optimizer, "inner_optimizer"):
+            optimizer = optimizer.inner_optimizer
+        if optimizer is not None and hasattr(optimizer, "learning_rate"):
+            logs["learning_rate"] = float(np.asarray(optimizer.learning_rate))
+        return logs
+
+    def _compute_steps_per_second(self) -> float:
+        elapsed = np.float32(time.time() - self._epoch_start_time)
+        done = np.float32(self.model.optimizer.iterations) - np.float32(self._previous_epoch_iterations)
+        return float(done / elapsed)
+
+    def _log_epoch_metrics(self, epoch: int, logs: Logs) -> None:
+        if not logs:
+            return
+        train_logs = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val_logs = {k: v for k, v in logs.items() if k.startswith("val_")}
+        train_logs = self._collect_learning_rate(train_logs)
+        if self.write_steps_per_second:
+            train_logs["steps_per_second"] = self._compute_steps_per_second()
+        if train_logs:
+            writer = self._train_writer
+            for name, value in train_logs.items():
+                writer.add_scalar(f"epoch_{name}", float(value), global_step=epoch)
+            writer.flush()
+        if val_logs:
+            writer = self._val_writer
+            for name, value in val_logs.items():
+                writer.add_scalar(f"epoch_{name[4:]}", float(value), global_step=epoch)
+            writer.flush()
+
+    def _log_weights(self, epoch: int) -> None:
+        writer = self._train_writer
+        for layer in self.model.layers:
+            for weight in layer.weights:
+                weight_name = weight.path.replace(":", "_")
+                values = np.asarray(weight, dtype=np.float32)
+                # 30 equal-width buckets between the extremes, as TensorFlow 2's tf.summary.histogram
+                writer.add_histogram(f"{weight_name}/histogram", values, global_step=epoch, bins=30)
+                if self.write_images:
+                    self._log_weight_as_image(values, f"{weight_name}/image", epoch)
+        writer.flush()
+
+    def _log_weight_as_image(self, weight: np.ndarray, weight_name: str, epoch: int) -> None:
+        w_img = np.squeeze(weight)
+        shape = w_img.shape
+        if len(shape) == 1:  # bias
+            w_img = w_img.reshape(1, shape[0], 1, 1)
+        elif len(shape) == 2:  # Dense kernel
+            if shape[0] > shape[1]:
+                w_img = w_img.T
+                shape = w_img.shape
+            w_img = w_img.reshape(1, shape[0], shape[1], 1)
+        elif len(shape) == 3:  # convolution kernel, channels_last: one image per kernel
+            w_img = np.transpose(w_img, (2, 0, 1))
+            shape = w_img.shape
+            w_img = w_img.reshape(shape[0], shape[1], shape[2], 1)
+        if w_img.ndim == 4 and w_img.shape[-1] in (1, 3, 4):
+            # tf.summary.image clips float images to [0, 1] before quantising them
+            self._train_writer.add_images(weight_name, np.clip(w_img, 0.0, 1.0), global_step=epoch,
+                                          dataformats="NHWC")
+
+
 __all__ = [
     "BackupAndRestore",
     "CSVLogger",
@@ -1159,5 +1443,6 @@ __all__ = [
     "Progbar",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
 ]
