@@ -1004,6 +1004,18 @@ class Model(_LayerCalls):
     def __repr__(self) -> str:
         return f"<{self.class_name} name={self.name}, built={self.built}>"
 
+    # ---- Python objects: pickle, copy, deepcopy (Keras's KerasSaveable.__reduce__: the .keras bytes) --------
+    def __reduce__(self) -> Any:
+        """Pickle as Keras 3 does: the model's `.keras` bytes (config, weights, optimizer state), loaded back with
+        `compile=True, safe_mode=False`; `copy.copy` and `copy.deepcopy` go the same way (an independent model)."""
+        from ._pickling import reduce_model
+
+        return reduce_model(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Every pickle protocol uses `__reduce__` (as Keras's does)."""
+        return self.__reduce__()
+
 
 class Sequential(Model):
     """A linear stack of layers (and models), as ``keras.Sequential``."""
