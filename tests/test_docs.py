@@ -240,7 +240,7 @@ def test_compatibility_page_states_what_is_missing_and_refused(site: Path) -> No
     for name in ("kerust.Model", "kerust.layers.GroupQueryAttention", "kerust.layers.UnitNormalization",
                  "kerust.layers.Conv3D"):
         assert name in text
-    assert "label_smoothing" in text and "channels_first" in text and "dilation_rate=2" in text
+    assert "label_smoothing" in text and "channels_first" in text and "noise_shape" in text
     assert "Deliberate differences" in text
 
 

@@ -781,7 +781,9 @@ class Reshape(Layer):
 
 class Conv2D(Layer):
     """2D convolution over channels-last images `(batch, height, width, channels)`, with a kernel of shape
-    `(kernel_h, kernel_w, in_channels, filters)`; `padding` is `"valid"` or `"same"`."""
+    `(kernel_h, kernel_w, in_channels / groups, filters)`; `padding` is `"valid"` or `"same"`; `dilation_rate`
+    spaces the kernel's taps (not with `strides` > 1, as in Keras); `groups` splits the channels into groups
+    convolved separately."""
     def __init__(
         self,
         filters: int,
@@ -1514,7 +1516,8 @@ def _single(value: Any) -> list:
 class Conv1D(Layer):
     """1D convolution over channels-last sequences `(batch, steps, channels)`, with a kernel of shape
     `(kernel_size, in_channels, filters)`; `padding` is `"valid"`, `"same"` or `"causal"` (output step t sees
-    input steps up to t), with `dilation_rate` (`groups` > 1 is not supported yet)."""
+    input steps up to t), with `dilation_rate` and `groups` (each group of `in_channels / groups` channels has its
+    own `filters / groups` filters; the kernel is then `(kernel_size, in_channels / groups, filters)`)."""
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  data_format: Optional[str] = None, dilation_rate: Any = 1, groups: int = 1, activation: Any = None,

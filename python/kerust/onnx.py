@@ -272,23 +272,21 @@ def _dense(ctx: _LayerCtx, t: _Tensor) -> _Tensor:
 def _conv2d(ctx: _LayerCtx, t: _Tensor) -> _Tensor:
     g, cfg = ctx.graph, ctx.config
     _check_channels_last(ctx)
-    for key in ("dilation_rate", "groups"):
-        value = cfg.get(key, 1)
-        if any(int(v) != 1 for v in (value if isinstance(value, (list, tuple)) else [value])):
-            raise ValueError(f"Cannot export {ctx.who} to ONNX: `{key}` other than 1 is not supported, "
-                             f"received {value!r}")
     use_bias = bool(cfg.get("use_bias", True))
     _expect_weights(ctx, 2 if use_bias else 1)
-    kernel = ctx.weights[0]  # (kh, kw, in, out)
+    kernel = ctx.weights[0]  # (kh, kw, in / groups, out)
     window = (int(kernel.shape[0]), int(kernel.shape[1]))
     strides = _pair(cfg.get("strides", 1), ctx.who, "strides")
-    pads = _pads((t.shape[0], t.shape[1]), window, strides, _padding_same(ctx))
+    dilations = _pair(cfg.get("dilation_rate", 1), ctx.who, "dilation_rate")
+    span = ((window[0] - 1) * dilations[0] + 1, (window[1] - 1) * dilations[1] + 1)  # the dilated window's reach
+    pads = _pads((t.shape[0], t.shape[1]), span, strides, _padding_same(ctx))
     t = _to_nchw(g, t, ctx.prefix)
-    inputs = [t.name, g.const(f"{ctx.prefix}/kernel", kernel.transpose(3, 2, 0, 1))]  # ONNX: (out, in, kh, kw)
+    # ONNX: (out, in / groups, kh, kw)
+    inputs = [t.name, g.const(f"{ctx.prefix}/kernel", kernel.transpose(3, 2, 0, 1))]
     if use_bias:
         inputs.append(g.const(f"{ctx.prefix}/bias", ctx.weights[1]))
     y = g.op("Conv", inputs, f"{ctx.prefix}/Conv", kernel_shape=list(window), strides=list(strides), pads=pads,
-             dilations=[1, 1], group=1)
+             dilations=list(dilations), group=int(cfg.get("groups", 1)))
     return _activation(g, _Tensor(y, True, ctx.out_shape), cfg.get("activation"), ctx.who, ctx.prefix)
 
 

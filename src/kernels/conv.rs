@@ -20,7 +20,7 @@ pub fn out_len_and_pad(
     }
 }
 
-/// A 2-D sliding window over an `(h, w, c)` sample.
+/// A 2-D sliding window over an `(h, w, c)` sample; a dilated window reads every `dh`-th row and `dw`-th column.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {
     pub h: usize,
@@ -30,6 +30,8 @@ pub struct Window {
     pub kw: usize,
     pub sh: usize,
     pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
     pub oh: usize,
     pub ow: usize,
     pub pad_top: usize,
@@ -46,7 +48,23 @@ impl Window {
         (sh, sw): (usize, usize),
         same: bool,
     ) -> Result<Self> {
-        match (out_len_and_pad(h, kh, sh, same), out_len_and_pad(w, kw, sw, same)) {
+        Self::dilated(what, (h, w, c), (kh, kw), (sh, sw), (1, 1), same)
+    }
+
+    /// A window whose taps are `(dh, dw)` apart: it spans `(kh - 1) * dh + 1` rows (Keras's `dilation_rate`).
+    pub fn dilated(
+        what: &str,
+        (h, w, c): (usize, usize, usize),
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
+        (dh, dw): (usize, usize),
+        same: bool,
+    ) -> Result<Self> {
+        let (span_h, span_w) = ((kh - 1) * dh + 1, (kw - 1) * dw + 1);
+        match (
+            out_len_and_pad(h, span_h, sh, same),
+            out_len_and_pad(w, span_w, sw, same),
+        ) {
             (Some((oh, pad_top)), Some((ow, pad_left))) if oh > 0 && ow > 0 => Ok(Window {
                 h,
                 w,
@@ -55,14 +73,16 @@ impl Window {
                 kw,
                 sh,
                 sw,
+                dh,
+                dw,
                 oh,
                 ow,
                 pad_top,
                 pad_left,
             }),
             _ => Err(Error::Value(format!(
-                "{what}: window ({kh}, {kw}) is larger than the input ({h}, {w}) with padding=\"valid\". \
-                 Use a smaller kernel/pool size or padding=\"same\"."
+                "{what}: window ({span_h}, {span_w}) is larger than the input ({h}, {w}) with \
+                 padding=\"valid\". Use a smaller kernel/pool size or padding=\"same\"."
             ))),
         }
     }
@@ -82,14 +102,14 @@ impl Window {
     /// Input row for output row `o` and window row `k`, or None when it falls in the padding.
     #[inline]
     pub fn in_y(&self, o: usize, k: usize) -> Option<usize> {
-        (o * self.sh + k)
+        (o * self.sh + k * self.dh)
             .checked_sub(self.pad_top)
             .filter(|&y| y < self.h)
     }
 
     #[inline]
     pub fn in_x(&self, o: usize, k: usize) -> Option<usize> {
-        (o * self.sw + k)
+        (o * self.sw + k * self.dw)
             .checked_sub(self.pad_left)
             .filter(|&x| x < self.w)
     }
@@ -98,7 +118,66 @@ impl Window {
 /// Unfold one sample `(h, w, c)` into `(oh*ow, kh*kw*c)` patches; patch order (ky, kx, c) matches a Keras
 /// kernel `(kh, kw, in, out)` read as a `(kh*kw*in, out)` matrix.
 pub fn im2col(g: &Window, x: &[f32], cols: &mut [f32]) {
-    im2col_dispatch(g, x, cols)
+    if g.dh == 1 && g.dw == 1 {
+        im2col_dispatch(g, x, cols)
+    } else {
+        im2col_channels(g, x, 0, g.c, cols)
+    }
+}
+
+/// Patches of the channels `[c0, c0 + cg)` only: `(oh*ow, kh*kw*cg)`, what one group of a grouped convolution
+/// multiplies with its kernel. Any dilation; one copy of `cg` values per tap.
+pub fn im2col_channels(g: &Window, x: &[f32], c0: usize, cg: usize, cols: &mut [f32]) {
+    im2col_channels_dispatch(g, x, c0, cg, cols)
+}
+
+crate::simd_fn! {
+    fn im2col_channels_dispatch(g: &Window, x: &[f32], c0: usize, cg: usize, cols: &mut [f32]) {
+        let plen = g.kh * g.kw * cg;
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let patch = &mut cols[(oy * g.ow + ox) * plen..][..plen];
+                for ky in 0..g.kh {
+                    let iy = g.in_y(oy, ky);
+                    for kx in 0..g.kw {
+                        let dst = &mut patch[(ky * g.kw + kx) * cg..][..cg];
+                        match (iy, g.in_x(ox, kx)) {
+                            (Some(iy), Some(ix)) => {
+                                dst.copy_from_slice(&x[(iy * g.w + ix) * g.c + c0..][..cg])
+                            }
+                            _ => dst.fill(0.0),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col_channels`: add the patch gradients of channels `[c0, c0 + cg)` onto `dx`.
+pub fn col2im_channels_add(g: &Window, cols: &[f32], c0: usize, cg: usize, dx: &mut [f32]) {
+    col2im_channels_dispatch(g, cols, c0, cg, dx)
+}
+
+crate::simd_fn! {
+    fn col2im_channels_dispatch(g: &Window, cols: &[f32], c0: usize, cg: usize, dx: &mut [f32]) {
+        let plen = g.kh * g.kw * cg;
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let patch = &cols[(oy * g.ow + ox) * plen..][..plen];
+                for ky in 0..g.kh {
+                    let Some(iy) = g.in_y(oy, ky) else { continue };
+                    for kx in 0..g.kw {
+                        if let Some(ix) = g.in_x(ox, kx) {
+                            let src = &patch[(ky * g.kw + kx) * cg..][..cg];
+                            let dst = &mut dx[(iy * g.w + ix) * g.c + c0..][..cg];
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 crate::simd_fn! {
@@ -259,6 +338,32 @@ mod tests {
             }
         }
         cols
+    }
+
+    #[test]
+    fn dilated_and_channel_range_patches_match_the_definition() {
+        let g = Window::dilated("t", (7, 8, 4), (3, 2), (1, 1), (2, 3), true).unwrap();
+        assert_eq!((g.oh, g.ow), (7, 8));
+        let x: Vec<f32> = (0..g.in_len()).map(|i| i as f32 + 1.0).collect();
+        let mut cols = vec![f32::NAN; g.out_pixels() * g.patch_len()];
+        im2col(&g, &x, &mut cols);
+        assert_eq!(cols, naive_im2col(&g, &x));
+        // channels [1, 3) of every patch, in order
+        let full = naive_im2col(&g, &x);
+        let mut part = vec![f32::NAN; g.out_pixels() * g.kh * g.kw * 2];
+        im2col_channels(&g, &x, 1, 2, &mut part);
+        let expected: Vec<f32> = full.chunks(4).flat_map(|tap| tap[1..3].to_vec()).collect();
+        assert_eq!(part, expected);
+        // and its adjoint
+        let y: Vec<f32> = (0..part.len()).map(|i| (i as f32 * 0.13).cos()).collect();
+        let mut back = vec![0.0; x.len()];
+        col2im_channels_add(&g, &y, 1, 2, &mut back);
+        let lhs: f64 = part.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-2 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Conv2D, channels-last: im2col per sample, one GEMM per chunk of samples against the `(kh*kw*in, out)` kernel.
 //! The patches live in a per-thread scratch buffer for one chunk at a time; training keeps the layer's input,
 //! not its patches (9x smaller for a 3x3 kernel), and backward unfolds each chunk again while it is in cache.
+//! A dilated window reads taps `dilation_rate` apart; with `groups` > 1 each group of `in / groups` input
+//! channels is unfolded on its own and multiplied by its column block of the `(kh*kw*in/groups, out)` kernel.
 
 use super::{activation_of, expect_rank, Ctx, FusedActivation, KernelBias, Layer, Param};
 use crate::activations::Activation;
 use crate::config::Cfg;
 use crate::error::{Error, Result};
-use crate::kernels::conv::{col2im_add, im2col, Window};
-use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::conv::{col2im_add, col2im_channels_add, im2col, im2col_channels, Window};
+use crate::kernels::gemm::{matmul, matmul_sub, Op, Sub};
 use crate::kernels::pool::{self, NO_GRAD};
 use crate::kernels::scratch::{with_scratch, with_scratch3};
 use crate::kernels::SAMPLES_PER_CHUNK;
@@ -21,6 +23,8 @@ pub struct Conv2D {
     filters: usize,
     kernel_size: (usize, usize),
     strides: (usize, usize),
+    dilation: (usize, usize),
+    groups: usize,
     same: bool,
     weights: KernelBias,
     act: FusedActivation,
@@ -40,24 +44,38 @@ impl Conv2D {
     pub fn from_config(v: &Value) -> Result<Self> {
         let cfg = Cfg::new("Conv2D", v)?;
         cfg.channels_last()?;
-        for key in ["dilation_rate", "groups"] {
-            if let Some(x) = cfg.raw(key) {
-                let ok = match x {
-                    Value::Array(a) => a.iter().all(|d| d.as_u64() == Some(1)),
-                    _ => x.as_u64() == Some(1),
-                };
-                if !ok {
+        let filters = cfg.positive_usize("filters")?;
+        let strides = cfg.pair("strides", Some((1, 1)))?;
+        let dilation = cfg.pair("dilation_rate", Some((1, 1)))?;
+        let groups = match cfg.raw("groups") {
+            None | Some(Value::Null) => 1,
+            Some(g) => match g.as_u64() {
+                Some(g) if g > 0 && g < 1 << 20 => g as usize,
+                _ => {
                     return Err(Error::Value(format!(
-                        "Conv2D '{}': `{key}` other than 1 is not supported by kerust yet, received {x}",
-                        cfg.name
-                    )));
+                        "The number of groups must be a positive integer. Received: groups={g}."
+                    )))
                 }
-            }
+            },
+        };
+        if !filters.is_multiple_of(groups) {
+            return Err(Error::Value(format!(
+                "The number of filters must be evenly divisible by the number of groups. Received: \
+                 groups={groups}, filters={filters}."
+            )));
+        }
+        if strides.0.max(strides.1) > 1 && dilation.0.max(dilation.1) > 1 {
+            return Err(Error::Value(format!(
+                "`strides > 1` not supported in conjunction with `dilation_rate > 1`. Received: \
+                 strides={strides:?} and dilation_rate={dilation:?}"
+            )));
         }
         Ok(Conv2D {
-            filters: cfg.positive_usize("filters")?,
+            filters,
             kernel_size: cfg.pair("kernel_size", None)?,
-            strides: cfg.pair("strides", Some((1, 1)))?,
+            strides,
+            dilation,
+            groups,
             same: cfg.padding_same()?,
             weights: KernelBias::from_config(&cfg)?,
             act: FusedActivation::new(activation_of(&cfg)?),
@@ -77,11 +95,11 @@ impl Conv2D {
             .ok_or_else(|| Error::Runtime(format!("Conv2D '{}' used before build", self.name)))
     }
 
-    /// Output pixels, patch length, filters and input values per sample.
+    /// Output pixels, patch length (of one group), filters and input values per sample.
     fn sizes(&self, win: &Window) -> (usize, usize, usize, usize) {
         (
             win.out_pixels(),
-            win.patch_len(),
+            win.patch_len() / self.groups,
             self.filters,
             win.in_len(),
         )
@@ -147,6 +165,7 @@ impl Conv2D {
         let has_bias = self.params.len() > 1;
         let kernel = &self.params[0].value;
         let argmax = &self.pool_argmax;
+        let groups = self.groups;
         // One pass per fixed chunk: its output gradient (through the pooling and activation when fused), the
         // input unfolded again, its kernel and bias partials, and (if asked) its input gradient through the
         // patch gradients. Partials are summed in chunk order below, so the result is the same for any thread
@@ -174,24 +193,37 @@ impl Conv2D {
                 } else {
                     gc_given
                 };
-                for s in 0..n {
-                    im2col(
-                        &win,
-                        &xc[s * in_len..][..in_len],
-                        &mut cols[s * p * k..][..p * k],
-                    );
-                }
-                matmul(k, n * p, f, cols, Op::T, gc, Op::N, dk, false);
-                if let Some(dxc) = dxc {
-                    matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dcols, false);
-                    dxc.fill(0.0);
+                if groups == 1 {
                     for s in 0..n {
-                        col2im_add(
+                        im2col(
                             &win,
-                            &dcols[s * p * k..][..p * k],
-                            &mut dxc[s * in_len..][..in_len],
+                            &xc[s * in_len..][..in_len],
+                            &mut cols[s * p * k..][..p * k],
                         );
                     }
+                    matmul(k, n * p, f, cols, Op::T, gc, Op::N, dk, false);
+                    if let Some(dxc) = dxc {
+                        matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dcols, false);
+                        dxc.fill(0.0);
+                        for s in 0..n {
+                            col2im_add(
+                                &win,
+                                &dcols[s * p * k..][..p * k],
+                                &mut dxc[s * in_len..][..in_len],
+                            );
+                        }
+                    }
+                } else {
+                    grouped_backward(
+                        &win,
+                        groups,
+                        xc,
+                        gc,
+                        kernel,
+                        cols,
+                        dk,
+                        dxc.map(|d| (d, dcols)),
+                    );
                 }
                 db.fill(0.0);
                 if has_bias {
@@ -293,28 +325,107 @@ fn chunk_epilogue(
     (gemm_bias, finish)
 }
 
-/// Patches of every sample of a chunk, then one GEMM for the chunk, then the bias.
+/// Patches of every sample of a chunk, then one GEMM for the chunk (one per group), then the bias.
 fn conv_chunk(
     win: &Window,
+    groups: usize,
     x: &[f32],
     cols: &mut [f32],
     kernel: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let (p, k, in_len) = (win.out_pixels(), win.patch_len(), win.in_len());
+    let (p, k, in_len) = (win.out_pixels(), win.patch_len() / groups, win.in_len());
     let f = kernel.len() / k;
     let n = x.len() / in_len;
-    for s in 0..n {
-        im2col(
-            win,
-            &x[s * in_len..][..in_len],
-            &mut cols[s * p * k..][..p * k],
-        );
+    if groups == 1 {
+        for s in 0..n {
+            im2col(
+                win,
+                &x[s * in_len..][..in_len],
+                &mut cols[s * p * k..][..p * k],
+            );
+        }
+        matmul(n * p, k, f, cols, Op::N, kernel, Op::N, out, false);
+    } else {
+        let (cg, fg) = (win.c / groups, f / groups);
+        for g in 0..groups {
+            unfold_group(win, x, g * cg, cg, &mut cols[..n * p * k]);
+            let a = Sub {
+                data: cols,
+                ld: k,
+                op: Op::N,
+            };
+            let b = Sub {
+                data: &kernel[g * fg..],
+                ld: f,
+                op: Op::N,
+            };
+            matmul_sub(n * p, k, fg, a, b, &mut out[g * fg..], f, false);
+        }
     }
-    matmul(n * p, k, f, cols, Op::N, kernel, Op::N, out, false);
     if let Some(bias) = bias {
         add_bias(out, bias);
+    }
+}
+
+/// The patches of input channels `[c0, c0 + cg)` of every sample in `x`, one sample after another.
+fn unfold_group(win: &Window, x: &[f32], c0: usize, cg: usize, cols: &mut [f32]) {
+    let (in_len, plen) = (win.in_len(), win.out_pixels() * win.kh * win.kw * cg);
+    for (xs, cs) in x.chunks_exact(in_len).zip(cols.chunks_exact_mut(plen)) {
+        im2col_channels(win, xs, c0, cg, cs);
+    }
+}
+
+/// A chunk's kernel gradient (into `dk`, `(k, f)` with `k` one group's patch length) and, with `dx`, its input
+/// gradient, group by group: each group's patches against its column block of the output gradient `gc`.
+#[allow(clippy::too_many_arguments)]
+fn grouped_backward(
+    win: &Window,
+    groups: usize,
+    xc: &[f32],
+    gc: &[f32],
+    kernel: &[f32],
+    cols: &mut [f32],
+    dk: &mut [f32],
+    mut dx: Option<(&mut [f32], &mut [f32])>,
+) {
+    let (p, in_len) = (win.out_pixels(), win.in_len());
+    let n = xc.len() / in_len;
+    let (cg, k) = (win.c / groups, win.patch_len() / groups);
+    let f = kernel.len() / k;
+    let fg = f / groups;
+    if let Some((dxc, _)) = dx.as_mut() {
+        dxc.fill(0.0);
+    }
+    for g in 0..groups {
+        unfold_group(win, xc, g * cg, cg, &mut cols[..n * p * k]);
+        let grad_g = Sub {
+            data: &gc[g * fg..],
+            ld: f,
+            op: Op::N,
+        };
+        let cols_t = Sub {
+            data: cols,
+            ld: k,
+            op: Op::T,
+        };
+        matmul_sub(k, n * p, fg, cols_t, grad_g, &mut dk[g * fg..], f, false);
+        if let Some((dxc, dcols)) = dx.as_mut() {
+            let kernel_t = Sub {
+                data: &kernel[g * fg..],
+                ld: f,
+                op: Op::T,
+            };
+            matmul_sub(n * p, fg, k, grad_g, kernel_t, dcols, k, false);
+            let plen = p * k;
+            for (dc, ds) in dcols[..n * plen]
+                .chunks_exact(plen)
+                .zip(dxc.chunks_exact_mut(in_len))
+            {
+                col2im_channels_add(win, dc, g * cg, cg, ds);
+            }
+        }
     }
 }
 
@@ -329,15 +440,25 @@ impl Layer for Conv2D {
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
         expect_rank(self, input_shape, 3, "(batch, height, width, channels)")?;
         let what = format!("Conv2D '{}'", self.name);
-        let win = Window::new(
+        let channels = input_shape[2];
+        if !channels.is_multiple_of(self.groups) {
+            return Err(Error::Value(format!(
+                "The number of input channels must be evenly divisible by the number of groups. Received \
+                 groups={}, but the input has {channels} channels (full input shape is (None, {}, {}, \
+                 {channels})).",
+                self.groups, input_shape[0], input_shape[1]
+            )));
+        }
+        let win = Window::dilated(
             &what,
-            (input_shape[0], input_shape[1], input_shape[2]),
+            (input_shape[0], input_shape[1], channels),
             self.kernel_size,
             self.strides,
+            self.dilation,
             self.same,
         )?;
         let (kh, kw) = self.kernel_size;
-        let kshape = vec![kh, kw, win.c, self.filters];
+        let kshape = vec![kh, kw, channels / self.groups, self.filters];
         self.params = self.weights.make(kshape, rng)?;
         self.win = Some(win);
         Ok(vec![win.oh, win.ow, self.filters])
@@ -354,10 +475,11 @@ impl Layer for Conv2D {
         let fused = self.act.per_chunk(ctx.training);
         let (gemm_bias, finish) = chunk_epilogue(self.act.act, fused, bias, f);
         let chunk_out = SAMPLES_PER_CHUNK * p * f;
+        let groups = self.groups;
         let conv_into = |xc: &[f32], yc: &mut [f32]| {
             let n = xc.len() / in_len;
             with_scratch(n * p * k, 0, |cols, _| {
-                conv_chunk(&win, xc, cols, kernel, gemm_bias, yc)
+                conv_chunk(&win, groups, xc, cols, kernel, gemm_bias, yc)
             });
         };
         let work = y
@@ -447,6 +569,7 @@ impl Conv2D {
         let bias = self.params.get(1).map(|p| p.value.as_slice());
         let (gemm_bias, finish) = chunk_epilogue(self.act.act, true, bias, f);
         let relu = self.act.act == Activation::Relu;
+        let groups = self.groups;
         let mut argmax = std::mem::take(&mut self.pool_argmax);
         argmax.resize(if training { b * pooled_len } else { 0 }, 0);
         let chunk_pooled = SAMPLES_PER_CHUNK * pooled_len;
@@ -455,7 +578,7 @@ impl Conv2D {
                 let n = xc.len() / in_len;
                 // the chunk's convolution output lives in scratch, in cache, until it is pooled
                 with_scratch(n * p * k, n * p * f, |cols, conv| {
-                    conv_chunk(&win, xc, cols, kernel, gemm_bias, conv);
+                    conv_chunk(&win, groups, xc, cols, kernel, gemm_bias, conv);
                     finish(conv, None);
                     let pairs = yc
                         .chunks_exact_mut(pooled_len)
