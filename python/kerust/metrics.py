@@ -436,6 +436,9 @@ def _by_name() -> dict:
                for p in params):
             continue
         out[cls.__name__] = out[to_snake_case(cls.__name__)] = cls
+    for alias, name in (("mape", "MeanAbsolutePercentageError"), ("MAPE", "MeanAbsolutePercentageError"),
+                        ("msle", "MeanSquaredLogarithmicError"), ("MSLE", "MeanSquaredLogarithmicError")):
+        out[alias] = _CLASSES[name]
     return out
 
 
@@ -1252,3 +1255,117 @@ _CLASSES.update({c.__name__: c for c in (Sum, Mean, MeanMetricWrapper, RootMeanS
                                          F1Score, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU, Precision, Recall,
                                          SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
                                          RecallAtPrecision)})
+
+
+class _LossMetric(MeanMetricWrapper):
+    """A Keras `MeanMetricWrapper` subclass over one of `kerust.losses`' functions: the (weighted) mean of its
+    per-sample values."""
+    _loss_fn = ""
+    _metric_name = ""
+
+    def __init__(self, name: Optional[str] = None, dtype: Any = None, **kwargs: Any) -> None:
+        from . import losses
+
+        super().__init__(getattr(losses, self._loss_fn), name=name or self._metric_name, dtype=dtype, **kwargs)
+
+    def get_config(self) -> dict:
+        """Name and dtype (and the function's arguments), as Keras."""
+        return {"name": self.name, "dtype": self._dtype, **self._fn_kwargs}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Metric":
+        """A new metric from a `get_config()` dict."""
+        return cls(**config)
+
+
+class MeanAbsolutePercentageError(_LossMetric):
+    """The mean absolute percentage error, as a metric."""
+    _loss_fn, _metric_name = "mean_absolute_percentage_error", "mean_absolute_percentage_error"
+
+    def __init__(self, name: str = "mean_absolute_percentage_error", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+class MeanSquaredLogarithmicError(_LossMetric):
+    """The mean squared logarithmic error, as a metric."""
+    _loss_fn, _metric_name = "mean_squared_logarithmic_error", "mean_squared_logarithmic_error"
+
+    def __init__(self, name: str = "mean_squared_logarithmic_error", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+class LogCoshError(_LossMetric):
+    """The logarithm of the hyperbolic cosine of the error, as a metric."""
+    _loss_fn, _metric_name = "log_cosh", "logcosh"
+
+    def __init__(self, name: str = "logcosh", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Any:
+    """Keras's metric `cosine_similarity`: the cosine of the angle between targets and predictions along `axis`
+    (the loss of that name is its negative)."""
+    from . import losses
+
+    return -losses.cosine_similarity(y_true, y_pred, axis=axis)
+
+
+class CosineSimilarity(MeanMetricWrapper):
+    """The cosine similarity of targets and predictions along `axis`, as a metric."""
+
+    def __init__(self, name: str = "cosine_similarity", dtype: Any = None, axis: int = -1) -> None:
+        super().__init__(cosine_similarity, name=name, dtype=dtype, axis=axis)
+
+    def get_config(self) -> dict:
+        """Name and dtype (as Keras: `axis` is not written)."""
+        return {"name": self.name, "dtype": self._dtype}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Metric":
+        """A new metric from a `get_config()` dict."""
+        return cls(**config)
+
+
+class Hinge(_LossMetric):
+    """The hinge loss, as a metric."""
+    _loss_fn, _metric_name = "hinge", "hinge"
+
+    def __init__(self, name: str = "hinge", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+class SquaredHinge(_LossMetric):
+    """The squared hinge loss, as a metric."""
+    _loss_fn, _metric_name = "squared_hinge", "squared_hinge"
+
+    def __init__(self, name: str = "squared_hinge", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+class CategoricalHinge(_LossMetric):
+    """The categorical hinge loss, as a metric."""
+    _loss_fn, _metric_name = "categorical_hinge", "categorical_hinge"
+
+    def __init__(self, name: str = "categorical_hinge", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+class KLDivergence(_LossMetric):
+    """The Kullback-Leibler divergence of predictions from targets, as a metric."""
+    _loss_fn, _metric_name = "kl_divergence", "kl_divergence"
+
+    def __init__(self, name: str = "kl_divergence", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+class Poisson(_LossMetric):
+    """The Poisson loss, as a metric."""
+    _loss_fn, _metric_name = "poisson", "poisson"
+
+    def __init__(self, name: str = "poisson", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+
+_CLASSES.update({c.__name__: c for c in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError,
+                                         CosineSimilarity, Hinge, SquaredHinge, CategoricalHinge, KLDivergence,
+                                         Poisson)})

@@ -46,6 +46,15 @@ def cases(keras):
         "auc_minoring_pr": (lambda: m.AUC(curve="PR", summation_method="minoring", name="auc_min"), "binary"),
         "auc_prgain": (lambda: m.AUC(curve="PRGAIN", name="auc_prg"), "binary"),
         "auc_thresholds": (lambda: m.AUC(thresholds=[0.2, 0.4, 0.9], name="auc_thr"), "binary"),
+        "mape": (lambda: m.MeanAbsolutePercentageError(), "reg"),
+        "msle": (lambda: m.MeanSquaredLogarithmicError(), "binary"),
+        "logcosh": (lambda: m.LogCoshError(), "reg"),
+        "cosine": (lambda: m.CosineSimilarity(axis=-1), "reg"),
+        "hinge": (lambda: m.Hinge(), "binary"),
+        "squared_hinge": (lambda: m.SquaredHinge(), "binary"),
+        "categorical_hinge": (lambda: m.CategoricalHinge(), "onehot"),
+        "kld": (lambda: m.KLDivergence(), "onehot"),
+        "poisson": (lambda: m.Poisson(), "binary"),
         "auc_logits": (lambda: m.AUC(from_logits=True, label_weights=[0.5, 1.0, 2.0], name="auc_lg"), "reg"),
     }
 
@@ -54,4 +63,5 @@ def cases(keras):
 COMPILED = ["wrapper_kwargs", "rmse", "r2", "r2_variance", "f1_micro", "f1_macro", "fbeta_weighted", "binary_iou",
             "onehot_iou", "onehot_mean_iou", "precision_top_k", "precision_class_id", "recall_top_k_class",
             "precision_at_recall", "recall_at_precision", "sens_at_spec", "spec_at_sens", "auc_pr", "auc_multi",
-            "auc_multi_weights", "auc_majoring", "auc_minoring_pr", "auc_prgain", "auc_thresholds"]
+            "auc_multi_weights", "auc_majoring", "auc_minoring_pr", "auc_prgain", "auc_thresholds", "mape", "msle",
+            "logcosh", "cosine", "hinge", "squared_hinge", "categorical_hinge", "kld", "poisson"]
