@@ -64,9 +64,6 @@ REFUSED: List[Tuple[str, str]] = [
     ("keras.Sequential([keras.Input((3,)), layers.Dense(3)]).compile(loss=losses.SparseCategoricalCrossentropy("
      "ignore_class=0))", "`ignore_class` in training (direct calls work; also CategoricalGeneralizedCrossEntropy)"),
     ("keras.Sequential([layers.Dense(1)]).compile(loss='mse', weighted_metrics=['mae'])", "`weighted_metrics`"),
-    ("metrics.Precision(top_k=1)", "`top_k` and `class_id` in Precision and Recall"),
-    ("metrics.AUC(curve='PR')", "AUC under the precision-recall curve"),
-    ("metrics.AUC(multi_label=True)", "multi-label AUC and other AUC summation methods"),
     ("optimizers.Adam(use_ema=True)", "EMA of the weights (`use_ema`)"),
     ("optimizers.SGD(gradient_accumulation_steps=2)", "gradient accumulation"),
 ]
