@@ -259,7 +259,7 @@ def test_hook_rejects_stale_claims(hooks: Any, monkeypatch: pytest.MonkeyPatch) 
 
     tables = hooks.Tables(ROOT)
     assert "`Conv2D`" in tables.render("layers")
-    assert "`label_smoothing`" in tables.render("refused")
+    assert "`ignore_class`" in tables.render("refused")
     monkeypatch.setattr(hooks, "REFUSED", [("layers.Dense(4)", "a call that works")])
     with pytest.raises(PluginError, match="no longer raises"):
         tables.render("refused")
