@@ -187,3 +187,19 @@ def test_wrong_shapes() -> None:
         losses.CategoricalCrossentropy(label_smoothing=0.1)(np.zeros((4, 3)), np.full((4, 2), 0.5))
     with pytest.raises(ValueError, match="same shape"):
         losses.binary_crossentropy(np.zeros((4,)), np.full((4, 1), 0.5))
+
+
+@pytest.mark.parametrize("loss", [losses.BinaryCrossentropy(label_smoothing=0.2, reduction="sum"),
+                                  losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=1.0),
+                                  losses.Tversky(alpha=0.7, beta=0.3, reduction="mean_with_sample_weight")],
+                         ids=lambda obj: type(obj).__name__)
+def test_saved_loss_keeps_its_arguments(loss: losses.Loss, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(16, 5)).astype(np.float32)
+    y = (rng.random((16, 3)) > 0.5).astype(np.float32)
+    model = kerust.Sequential([kerust.Input((5,)), kerust.layers.Dense(3, activation="sigmoid")])
+    model.compile("sgd", loss=loss)
+    model.save(tmp_path / "m.keras")
+    loaded = kerust.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.loss) is type(loss) and loaded.loss.get_config() == loss.get_config()
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-6)
