@@ -141,3 +141,40 @@ def test_progbar_is_keras_utils_progbar(capsys) -> None:
     out = capsys.readouterr().out
     # Keras 3.15 prints "4/4 - 0s - 3us/step - loss: 3.0000" here (metrics are stateful by default)
     assert out.startswith("4/4 - ") and out.rstrip().endswith("loss: 3.0000")
+
+
+def _plot_model_setup() -> "keras.Model":
+    inp = keras.Input((4,), name="inp")
+    a = keras.layers.Dense(3, name="a", activation="relu")(inp)
+    b = keras.layers.Dense(3, name="b")(inp)
+    out = keras.layers.Add(name="sum")([a, b])
+    return keras.Model(inp, out)
+
+
+def test_plot_model_without_pydot_or_graphviz_gives_keras_import_error(tmp_path, monkeypatch) -> None:
+    model = _plot_model_setup()
+    for name in ("pydot", "pydot_ng", "pydotplus"):
+        monkeypatch.setitem(__import__("sys").modules, name, None)
+    with pytest.raises(ImportError, match=re.escape("You must install pydot (`pip install pydot`) for `plot_model` "
+                                                    "to work.")):
+        keras.utils.plot_model(model, to_file=str(tmp_path / "m.png"))
+
+
+def test_plot_model_writes_the_image_with_pydot_and_graphviz(tmp_path) -> None:
+    pydot = pytest.importorskip("pydot")
+    model = _plot_model_setup()
+    try:
+        pydot.Dot.create(pydot.Dot())
+    except (OSError, pydot.PydotException):
+        with pytest.raises(ImportError, match="You must install graphviz"):
+            keras.utils.plot_model(model, to_file=str(tmp_path / "m.png"))
+        pytest.skip("graphviz's `dot` is not installed")
+    path = tmp_path / "m.png"
+    keras.utils.plot_model(model, to_file=str(path), show_layer_names=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keras.utils.plot_model(model, to_file=str(tmp_path / "m.dot"), show_layer_names=True)
+    text = (tmp_path / "m.dot").read_text()
+    for edge in ("inp -> a", "inp -> b", "a -> sum", "b -> sum"):
+        assert edge in text.replace('"', "")
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments"):
+        keras.utils.plot_model(model, to_file=str(path), bogus=1)

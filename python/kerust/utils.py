@@ -3,7 +3,7 @@ check."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -378,3 +378,86 @@ def get_file(fname: Optional[str] = None, origin: Optional[str] = None, untar: b
                 warnings.warn("Could not extract archive.", stacklevel=2)
         return extraction_dir
     return target
+
+
+def _pydot() -> Any:
+    for name in ("pydot", "pydot_ng", "pydotplus"):  # as Keras: pydot, then its older forks
+        try:
+            return __import__(name)
+        except ImportError:
+            continue
+    return None
+
+
+def _history_refs(obj: Any, out: List[str]) -> List[str]:
+    """The layer names of every ``keras_history`` in a Keras 3 ``inbound_nodes`` config."""
+    if isinstance(obj, dict):
+        if "keras_history" in obj.get("config", {}):
+            out.append(obj["config"]["keras_history"][0])
+        for v in obj.values():
+            _history_refs(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _history_refs(v, out)
+    return out
+
+
+def plot_model(model: Any, to_file: Any = "model.png", show_shapes: bool = False, show_dtype: bool = False,
+               show_layer_names: bool = False, rankdir: str = "TB", expand_nested: bool = False, dpi: int = 200,
+               show_layer_activations: bool = False, show_trainable: bool = False, splines: str = "ortho",
+               **kwargs: Any) -> Any:
+    """Keras's ``keras.utils.plot_model``: the layer graph drawn with pydot + graphviz into ``to_file`` (format from
+    its extension, png by default); the same ImportError as Keras when pydot or graphviz is missing. One node per
+    layer (its class, with ``show_layer_names`` its name, with ``show_layer_activations`` its activation, with
+    ``show_trainable`` ``Trainable``), edges from each layer's inputs (nested models are not expanded)."""
+    import os
+    import sys
+
+    if not getattr(model, "built", True):
+        raise ValueError("This model has not yet been built. Build the model first by calling `build()` or by "
+                         "calling the model on a batch of data.")
+    pydot = _pydot()
+    message = None
+    if pydot is None:
+        message = "You must install pydot (`pip install pydot`) for `plot_model` to work."
+    else:
+        try:
+            pydot.Dot.create(pydot.Dot())
+        except (OSError, getattr(pydot, "PydotException", OSError)):
+            message = ("You must install graphviz (see instructions at https://graphviz.gitlab.io/download/) for "
+                       "`plot_model` to work.")
+    if message is not None:
+        if "IPython.core.magics.namespace" in sys.modules:
+            print(message)
+            return None
+        raise ImportError(message)
+    if kwargs.pop("layer_range", None) is not None:
+        raise ValueError("Argument `layer_range` is no longer supported.")
+    if kwargs:
+        raise ValueError(f"Unrecognized keyword arguments: {kwargs}")
+    dot = pydot.Dot(graph_type="digraph", rankdir=rankdir, concentrate=True, dpi=dpi, splines=splines)
+    dot.set_node_defaults(shape="record")
+    layers = list(model.layers)
+    for layer in layers:
+        label = type(layer).__name__
+        if show_layer_names:
+            label = f"{layer.name} ({label})"
+        activation = getattr(layer, "activation", None)
+        if show_layer_activations and isinstance(activation, str):
+            label += f"\\n{activation}"
+        if show_trainable:
+            label += f"\\nTrainable: {'Y' if getattr(layer, 'trainable', True) else 'N'}"
+        dot.add_node(pydot.Node(layer.name, label=label))
+    config = model.get_config() if hasattr(model, "get_config") else {}
+    entries = config.get("layers", []) if isinstance(config, dict) else []
+    if type(model).__name__ == "Sequential" or not any("inbound_nodes" in e for e in entries):
+        for a, b in zip(layers, layers[1:]):
+            dot.add_edge(pydot.Edge(a.name, b.name))
+    else:
+        for e in entries:
+            for src in _history_refs(e.get("inbound_nodes", []), []):
+                dot.add_edge(pydot.Edge(src, e["config"]["name"]))
+    to_file = str(to_file)
+    _, extension = os.path.splitext(to_file)
+    dot.write(to_file, format=extension[1:] if extension else "png")
+    return None
