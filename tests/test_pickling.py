@@ -42,13 +42,13 @@ CASES = {"sequential": (_sequential, X), "functional": (_functional, [X, X2])}
 
 
 def _fit(model, x, epochs=1):
-    # No shuffling and no Dropout: two identical fresh models given the same set_random_seed do not shuffle alike
-    # in kerust today (a seeding matter, not a pickling one), so randomness would hide what is compared here.
+    # No shuffling and no Dropout: a copy does not carry the original's random-number state (a .keras file holds
+    # none, in Keras too), so the two would draw different batches and masks and hide what is compared here.
     model.fit(x, Y, epochs=epochs, batch_size=8, verbose=0, shuffle=False)
 
 
 def _joblib_roundtrip(model):
-    joblib = pytest.importorskip("joblib")
+    import joblib  # scripts/test-requirements.txt installs it
     buf = io.BytesIO()
     joblib.dump(model, buf)
     buf.seek(0)
