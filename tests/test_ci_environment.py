@@ -9,7 +9,8 @@ import os
 import pytest
 
 OPTIONAL_FOR_TESTS = ["sklearn", "joblib", "onnx", "onnxruntime", "nbclient", "nbformat", "ipykernel",
-                      "matplotlib", "mypy", "mkdocs", "mkdocstrings", "material", "hypothesis"]
+                      "matplotlib", "mypy", "mkdocs", "mkdocstrings", "material", "hypothesis", "tensorboardX",
+                      "tensorboard", "pydot"]
 
 
 @pytest.mark.skipif(os.environ.get("KERUST_CI") != "1", reason="only enforced under ./test.sh (KERUST_CI=1)")
