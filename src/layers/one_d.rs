@@ -575,7 +575,7 @@ mod tests {
         conv.build(&[5, 2], &mut Rng::new(0)).unwrap();
         assert_eq!(conv.params()[0].shape, vec![3, 2, 4]);
         for bad in [
-            json!({"filters": 2, "kernel_size": 2, "groups": 2}),
+            json!({"filters": 2, "kernel_size": 2, "groups": 3}),
             json!({"filters": 2, "kernel_size": 2, "dilation_rate": [2, 2]}),
             json!({"filters": 2, "kernel_size": [2, 2]}),
         ] {
