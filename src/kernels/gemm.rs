@@ -25,47 +25,19 @@ pub fn matmul(
 ) {
     // Internal invariant: callers size every buffer from the same checked geometry.
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].iter_mut().for_each(|v| *v = 0.0);
-        }
-        return;
-    }
-    let (a_rs, a_cs) = match op_a {
-        Op::N => (k as isize, 1),
-        Op::T => (1, m as isize),
+    // the whole buffers, each row `ld` = its stored row length apart
+    let ld = |op: Op, rows_n: usize, rows_t: usize| if op == Op::N { rows_n } else { rows_t };
+    let sa = Sub {
+        data: a,
+        ld: ld(op_a, k, m),
+        op: op_a,
     };
-    let (b_rs, b_cs) = match op_b {
-        Op::N => (n as isize, 1),
-        Op::T => (1, k as isize),
+    let sb = Sub {
+        data: b,
+        ld: ld(op_b, n, k),
+        op: op_b,
     };
-    // SAFETY: the assert above bounds every index the strides can reach: a (m*k), b (k*n), c (m*n).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul_sub(m, k, n, sa, sb, c, n, accumulate);
 }
 
 /// A row-major matrix inside a larger buffer: `rows x cols` values, `ld` apart from one row to the next, read
