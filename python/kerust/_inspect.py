@@ -11,8 +11,10 @@ import numpy as np
 def weight_names(layer: Any) -> List[str]:
     """Keras's names for a layer's weights, in the order `get_weights` returns them."""
     cfg = layer.get_config()
-    if layer.class_name in ("Dense", "Conv2D", "Conv1D"):
+    if layer.class_name in ("Dense", "Conv2D", "Conv1D", "Conv2DTranspose", "DepthwiseConv2D"):
         return ["kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
+    if layer.class_name == "SeparableConv2D":
+        return ["depthwise_kernel", "pointwise_kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
     if layer.class_name == "BatchNormalization":
         return ((["gamma"] if cfg.get("scale", True) else []) + (["beta"] if cfg.get("center", True) else [])
                 + ["moving_mean", "moving_variance"])

@@ -835,6 +835,198 @@ class Conv2D(Layer):
         }
 
 
+def _as_pair_list(v: Any) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v, v]
+
+
+class Conv2DTranspose(Layer):
+    """Transposed 2D convolution (the adjoint of a Conv2D, "deconvolution") over channels-last images, with a
+    kernel of shape `(kernel_h, kernel_w, filters, in_channels)`; the output size follows Keras's
+    `padding` / `output_padding` rules."""
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: IntOrPair,
+        strides: IntOrPair = (1, 1),
+        padding: str = "valid",
+        output_padding: Any = None,
+        data_format: Optional[str] = None,
+        dilation_rate: IntOrPair = (1, 1),
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _set_kernel_bias(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint)
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size)
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.output_padding = None if output_padding is None else _pair(output_padding)
+        self.data_format = data_format
+        self.dilation_rate = _pair(dilation_rate)
+        self.activation = _activation_name(activation)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {
+            "filters": self.filters,
+            "kernel_size": _as_pair_list(self.kernel_size),
+            "strides": _as_pair_list(self.strides),
+            "padding": self.padding,
+            "output_padding": None if self.output_padding is None else _as_pair_list(self.output_padding),
+            "data_format": self.data_format or "channels_last",
+            "dilation_rate": _as_pair_list(self.dilation_rate),
+            "activation": self.activation,
+            **_kernel_bias_config(self),
+            "activity_regularizer": None,
+        }
+
+
+class DepthwiseConv2D(Layer):
+    """Depthwise 2D convolution: each input channel convolved on its own with `depth_multiplier` kernels, a
+    kernel of shape `(kernel_h, kernel_w, in_channels, depth_multiplier)`; output channel `c * m + j` comes from
+    input channel `c`."""
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        strides: IntOrPair = (1, 1),
+        padding: str = "valid",
+        depth_multiplier: int = 1,
+        data_format: Optional[str] = None,
+        dilation_rate: IntOrPair = (1, 1),
+        activation: Any = None,
+        use_bias: bool = True,
+        depthwise_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        depthwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer,
+                        depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
+        self.kernel_size = _pair(kernel_size)
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.depth_multiplier = depth_multiplier
+        self.data_format = data_format
+        self.dilation_rate = _pair(dilation_rate)
+        self.activation = _activation_name(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = depthwise_initializer
+        self.bias_initializer = bias_initializer
+        self.depthwise_regularizer = regularizers_module.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {
+            "kernel_size": _as_pair_list(self.kernel_size),
+            "strides": _as_pair_list(self.strides),
+            "padding": self.padding,
+            "depth_multiplier": self.depth_multiplier,
+            "data_format": self.data_format or "channels_last",
+            "dilation_rate": _as_pair_list(self.dilation_rate),
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "depthwise_initializer": self.depthwise_initializer,
+            "bias_initializer": self.bias_initializer,
+            "depthwise_regularizer": regularizers_module.serialize(self.depthwise_regularizer),
+            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
+            "activity_regularizer": None,
+            "depthwise_constraint": None,
+            "bias_constraint": None,
+        }
+
+
+class SeparableConv2D(Layer):
+    """Depthwise separable 2D convolution: a depthwise convolution (kernel `(kh, kw, in, depth_multiplier)`) then
+    a 1x1 convolution to `filters` channels (kernel `(1, 1, in * depth_multiplier, filters)`), the bias and the
+    activation."""
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: IntOrPair,
+        strides: IntOrPair = (1, 1),
+        padding: str = "valid",
+        data_format: Optional[str] = None,
+        dilation_rate: IntOrPair = (1, 1),
+        depth_multiplier: int = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        depthwise_initializer: Any = "glorot_uniform",
+        pointwise_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        depthwise_regularizer: Any = None,
+        pointwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        pointwise_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer,
+                        depthwise_constraint=depthwise_constraint, pointwise_constraint=pointwise_constraint,
+                        bias_constraint=bias_constraint)
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size)
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.data_format = data_format
+        self.dilation_rate = _pair(dilation_rate)
+        self.depth_multiplier = depth_multiplier
+        self.activation = _activation_name(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = depthwise_initializer
+        self.pointwise_initializer = pointwise_initializer
+        self.bias_initializer = bias_initializer
+        self.depthwise_regularizer = regularizers_module.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers_module.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
+        self._validate()
+
+    def _layer_config(self) -> dict:
+        return {
+            "depth_multiplier": self.depth_multiplier,
+            "filters": self.filters,
+            "kernel_size": _as_pair_list(self.kernel_size),
+            "strides": _as_pair_list(self.strides),
+            "padding": self.padding,
+            "data_format": self.data_format or "channels_last",
+            "dilation_rate": _as_pair_list(self.dilation_rate),
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "depthwise_initializer": self.depthwise_initializer,
+            "pointwise_initializer": self.pointwise_initializer,
+            "bias_initializer": self.bias_initializer,
+            "depthwise_regularizer": regularizers_module.serialize(self.depthwise_regularizer),
+            "pointwise_regularizer": regularizers_module.serialize(self.pointwise_regularizer),
+            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
+            "activity_regularizer": None,
+            "depthwise_constraint": None,
+            "pointwise_constraint": None,
+            "bias_constraint": None,
+        }
+
+
+Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D
+
+
 class _Pooling2D(Layer):
     def __init__(
         self,
@@ -1093,6 +1285,9 @@ _CLASSES: Dict[str, Any] = {
         Flatten,
         Reshape,
         Conv2D,
+        Conv2DTranspose,
+        DepthwiseConv2D,
+        SeparableConv2D,
         MaxPooling2D,
         AveragePooling2D,
         GlobalAveragePooling2D,
@@ -1762,3 +1957,11 @@ _CLASSES.update({cls.__name__: cls for cls in (MultiHeadAttention, Attention, Ad
 from ._text import TextVectorization  # noqa: E402  (a host-side preprocessing layer; imports Layer from here)
 
 _CLASSES.update({"TextVectorization": TextVectorization})
+
+from ._vision_layers import (  # noqa: E402  (traced vision, normalisation and noise layers; import Layer from here)
+    ActivityRegularization, AlphaDropout, Cropping2D, Cropping3D, GaussianDropout, GroupNormalization,
+    UnitNormalization, UpSampling2D, UpSampling3D, ZeroPadding2D, ZeroPadding3D,
+)
+from ._vision_layers import CLASSES as _VISION_CLASSES  # noqa: E402
+
+_CLASSES.update({cls.__name__: cls for cls in _VISION_CLASSES})

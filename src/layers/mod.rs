@@ -5,7 +5,9 @@ mod activation;
 mod activation_layers;
 mod batchnorm;
 mod conv2d;
+mod conv_transpose;
 pub(crate) mod dense;
+mod depthwise;
 mod dropout;
 mod embedding;
 mod layer_norm;
@@ -29,7 +31,9 @@ pub use activation::ActivationLayer;
 pub use activation_layers::{PReLU, ParamActivation};
 pub use batchnorm::BatchNormalization;
 pub use conv2d::Conv2D;
+pub use conv_transpose::Conv2DTranspose;
 pub use dense::Dense;
+pub use depthwise::{DepthwiseConv2D, SeparableConv2D};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNormalization;
@@ -302,6 +306,9 @@ pub const CLASS_NAMES: &[&str] = &[
     "UpSampling1D",
     "ZeroPadding1D",
     "Cropping1D",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "Conv2DTranspose",
 ];
 
 pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
@@ -343,6 +350,9 @@ pub fn from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
         "UpSampling1D" => Box::new(StepLayer::from_config("UpSampling1D", cfg)?),
         "ZeroPadding1D" => Box::new(StepLayer::from_config("ZeroPadding1D", cfg)?),
         "Cropping1D" => Box::new(StepLayer::from_config("Cropping1D", cfg)?),
+        "DepthwiseConv2D" => Box::new(DepthwiseConv2D::from_config(cfg)?),
+        "SeparableConv2D" => Box::new(SeparableConv2D::from_config(cfg)?),
+        "Conv2DTranspose" => Box::new(Conv2DTranspose::from_config(cfg)?),
         other => {
             return Err(Error::Value(format!(
                 "Unknown layer class '{other}'. kerust supports: {}",
