@@ -770,3 +770,5 @@ nn = SimpleNamespace(
     hard_sigmoid=hard_sigmoid, hard_silu=hard_silu, hard_swish=hard_silu, one_hot=one_hot,
     dot_product_attention=dot_product_attention,
 )
+
+from ._image_ops import image  # noqa: E402  (keras.ops.image, in python/kerust/_image_ops.py)
