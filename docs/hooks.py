@@ -24,15 +24,10 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
     ("kerust.layers", ["Conv3D"],
      "other convolution layers"),
-    ("kerust.layers", ["ZeroPadding2D", "Cropping2D", "UpSampling2D"],
-     "other reshaping layers"),
-    ("kerust.layers", ["GroupNormalization", "UnitNormalization", "GroupQueryAttention"],
-     "other normalization and attention layers"),
-    ("kerust.layers", ["Rescaling", "Normalization", "RandomFlip", "GaussianDropout", "AlphaDropout",
-                       "ActivityRegularization"], "preprocessing and other regularization layers"),
-    ("kerust", ["activations", "initializers", "constraints"],
-     "these modules: pass activations and initializers by name (`activation=\"relu\"`, "
-     "`kernel_initializer=\"he_normal\"`) or, for initializers, as Keras config dicts"),
+    ("kerust.layers", ["GroupQueryAttention"], "other attention layers"),
+    ("kerust.layers", ["Rescaling", "Normalization", "RandomFlip"], "preprocessing layers"),
+    ("kerust", ["initializers", "constraints"],
+     "these modules: pass initializers by name (`kernel_initializer=\"he_normal\"`) or as Keras config dicts"),
     ("kerust", ["backend"], "the backend module"),
     ("kerust.Sequential", ["train_step", "from_config", "export"],
      "overriding `train_step`, `Sequential.from_config` (use `kerust.models.model_from_json`) and "
@@ -170,6 +165,10 @@ class Tables:
         host = ["TextVectorization"]
         # Keras's layers that kerust computes as traced calls of keras.ops (python/kerust/_attention.py)
         traced = ["MultiHeadAttention", "Attention", "AdditiveAttention", "TimeDistributed"]
+        # (python/kerust/_vision_layers.py)
+        traced += ["ZeroPadding2D", "ZeroPadding3D", "Cropping2D", "Cropping3D", "UpSampling2D", "UpSampling3D",
+                   "UnitNormalization", "GroupNormalization", "ActivityRegularization", "GaussianDropout",
+                   "AlphaDropout"]
         same("layer classes", names + host + traced, getattr(layers, "_CLASSES", {}))
         base = set(inspect.signature(layers.Layer.__init__).parameters)
         rows = [("`Layer`", "", "", "the base class; every layer has "
@@ -193,11 +192,19 @@ class Tables:
     def activations(self) -> str:
         layer_classes = {c.lower(): c for c in self.rust("src/layers/mod.rs", "CLASS_NAMES")}
         rows = []
-        for name in self.rust("src/activations.rs"):
+        engine = self.rust("src/activations.rs")
+        for name in engine:
             layer = layer_classes.get(name.replace("_", ""))
-            rows.append((f"`{name}`", f"`layers.{layer}`" if layer else ""))
-        return table(("`activation=` name", "also a layer"), rows) + (
-            "\n\nEvery name works as `activation=` on `Dense` and `Conv2D` and in `layers.Activation(name)`.")
+            rows.append((f"`{name}`", "yes", f"`layers.{layer}`" if layer else ""))
+        from kerust import activations
+
+        same("activations the engine computes", engine, activations.ENGINE_NAMES)
+        for name in sorted(set(activations.ALL_OBJECTS_DICT) - set(engine)):
+            rows.append((f"`{name}`", "", ""))
+        return table(("`kerust.activations` name", "`activation=` name", "also a layer"), rows) + (
+            "\n\nEvery name is a function of `kerust.activations` (eager on arrays, traced in a custom layer's "
+            "`call` or a `layers.Lambda`); those marked also work as `activation=` on `Dense`, `Conv2D` and the other "
+            "engine layers and in `layers.Activation(name)`, which refuse the others with the engine's list.")
 
     def initializers(self) -> str:
         rows = []

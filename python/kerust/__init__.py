@@ -16,13 +16,14 @@ __version__: str = _core.__version__
 from . import models  # noqa: E402
 
 if TYPE_CHECKING:  # type checkers see these modules; at run time they load on first use (``__getattr__`` below)
-    from . import datasets, saving
+    from . import activations, datasets, saving
     from . import onnx as onnx, wrappers as wrappers  # (`as`: exported, though not in __all__)
 
 __all__ = [
     "Input",
     "Model",
     "Sequential",
+    "activations",
     "callbacks",
     "config",
     "datasets",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-_LAZY_MODULES = ("datasets", "saving", "onnx", "wrappers")
+_LAZY_MODULES = ("activations", "datasets", "saving", "onnx", "wrappers")
 
 
 def __getattr__(name: str) -> object:

@@ -1958,10 +1958,11 @@ from ._text import TextVectorization  # noqa: E402  (a host-side preprocessing l
 
 _CLASSES.update({"TextVectorization": TextVectorization})
 
-from ._vision_layers import (  # noqa: E402  (traced vision, normalisation and noise layers; import Layer from here)
+# Keras's vision shape, normalisation and noise layers, traced calls of keras.ops (python/kerust/_vision_layers.py)
+from ._vision_layers import (  # noqa: E402
     ActivityRegularization, AlphaDropout, Cropping2D, Cropping3D, GaussianDropout, GroupNormalization,
-    UnitNormalization, UpSampling2D, UpSampling3D, ZeroPadding2D, ZeroPadding3D,
-)
-from ._vision_layers import CLASSES as _VISION_CLASSES  # noqa: E402
+    UnitNormalization, UpSampling2D, UpSampling3D, ZeroPadding2D, ZeroPadding3D)
 
-_CLASSES.update({cls.__name__: cls for cls in _VISION_CLASSES})
+_CLASSES.update({cls.__name__: cls for cls in (
+    ZeroPadding2D, ZeroPadding3D, Cropping2D, Cropping3D, UpSampling2D, UpSampling3D, UnitNormalization,
+    GroupNormalization, ActivityRegularization, GaussianDropout, AlphaDropout)})

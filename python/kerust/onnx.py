@@ -483,9 +483,13 @@ NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Co
                                         "LayerNormalization", "MaxPooling1D", "SimpleRNN", "SpatialDropout1D",
                                         "UpSampling1D", "ZeroPadding1D", "Cropping1D", "MultiHeadAttention",
                                         "Attention", "AdditiveAttention", "TimeDistributed",
-                                        "Masking", "TextVectorization")
-"""Sequence and attention layers the exporter does not translate yet, and TextVectorization (strings, run on the
-host): exporting a model with one raises a ValueError."""
+                                        "Masking", "TextVectorization",
+                                        # traced vision, normalisation and noise layers (kerust/_vision_layers.py)
+                                        "ZeroPadding2D", "ZeroPadding3D", "Cropping2D", "Cropping3D", "UpSampling2D",
+                                        "UpSampling3D", "UnitNormalization", "GroupNormalization",
+                                        "ActivityRegularization", "GaussianDropout", "AlphaDropout")
+"""Sequence, attention and traced vision layers the exporter does not translate yet, and TextVectorization
+(strings, run on the host): exporting a model with one raises a ValueError."""
 
 SUPPORTED_LAYERS: Tuple[str, ...] = tuple(sorted(_CONVERTERS))
 """The layer classes the exporter translates (every single-input class kerust builds)."""
