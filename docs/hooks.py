@@ -25,7 +25,6 @@ ABSENT: List[Tuple[str, Sequence[str], str]] = [
     ("kerust.layers", ["Conv3D"],
      "other convolution layers"),
     ("kerust.layers", ["GroupQueryAttention"], "other attention layers"),
-    ("kerust.layers", ["Rescaling", "Normalization", "RandomFlip"], "preprocessing layers"),
     ("kerust", ["initializers", "constraints"],
      "these modules: pass initializers by name (`kernel_initializer=\"he_normal\"`) or as Keras config dicts"),
     ("kerust", ["backend"], "the backend module"),
@@ -169,6 +168,10 @@ class Tables:
         traced += ["ZeroPadding2D", "ZeroPadding3D", "Cropping2D", "Cropping3D", "UpSampling2D", "UpSampling3D",
                    "UnitNormalization", "GroupNormalization", "ActivityRegularization", "GaussianDropout",
                    "AlphaDropout"]
+        # (python/kerust/_preprocessing_layers.py)
+        traced += ["Rescaling", "Resizing", "CenterCrop", "Normalization", "CategoryEncoding", "Discretization",
+                   "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
+                   "RandomBrightness"]
         same("layer classes", names + host + traced, getattr(layers, "_CLASSES", {}))
         base = set(inspect.signature(layers.Layer.__init__).parameters)
         rows = [("`Layer`", "", "", "the base class; every layer has "

@@ -1966,3 +1966,12 @@ from ._vision_layers import (  # noqa: E402
 _CLASSES.update({cls.__name__: cls for cls in (
     ZeroPadding2D, ZeroPadding3D, Cropping2D, Cropping3D, UpSampling2D, UpSampling3D, UnitNormalization,
     GroupNormalization, ActivityRegularization, GaussianDropout, AlphaDropout)})
+
+# Keras's preprocessing and augmentation layers, traced calls of keras.ops (python/kerust/_preprocessing_layers.py)
+from ._preprocessing_layers import (  # noqa: E402
+    CategoryEncoding, CenterCrop, Discretization, Normalization, RandomBrightness, RandomContrast, RandomCrop,
+    RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling, Resizing)
+
+_CLASSES.update({cls.__name__: cls for cls in (
+    Rescaling, Resizing, CenterCrop, Normalization, CategoryEncoding, Discretization, RandomFlip, RandomRotation,
+    RandomZoom, RandomTranslation, RandomCrop, RandomContrast, RandomBrightness)})

@@ -771,4 +771,4 @@ nn = SimpleNamespace(
     dot_product_attention=dot_product_attention,
 )
 
-from ._image_ops import image  # noqa: E402  (keras.ops.image, in python/kerust/_image_ops.py)
+from ._image_ops import image as image  # noqa: E402  (keras.ops.image, in python/kerust/_image_ops.py)

@@ -486,10 +486,11 @@ def _plan_weights(f: Any, specs: list[_LayerSpec], where: str, subclassed: bool 
                 raise ValueError(
                     f"Cannot load {where}: {spec.who}: {label} has shape {_shape_str(ds.shape or ())} in the "
                     f"file ('{vars_path}/{i}'), but the model expects {_shape_str(shape)}")
-            if ds.dtype.kind != "f" or ds.dtype.itemsize not in (2, 4, 8):
+            # integer weights (Normalization's `count`) are read as float32, as kerust keeps every weight
+            if not (ds.dtype.kind == "f" and ds.dtype.itemsize in (2, 4, 8)) and ds.dtype.kind not in "iu":
                 dtype = ds.attrs.get("dtype", ds.dtype)
                 raise ValueError(f"Cannot load {where}: {spec.who}: {label} has dtype {dtype} (kerust reads "
-                                 "float16/32/64 weights)")
+                                 "float16/32/64 and integer weights)")
             datasets.append(ds)
         plan.append((spec, datasets))
     # a subclassed model's sublayers sit at the top of the file (by attribute); other models' under 'layers'
