@@ -282,6 +282,7 @@ class Normalization(_Preprocessing):
     kept as Keras does: the non-trainable weights `mean`, `variance` and `count`."""
 
     supports_masking = True
+    _integer_weights = (2,)  # `count`: an int in Keras's files, read as float32 (kerust/saving.py)
 
     def __init__(self, axis: Any = -1, mean: Any = None, variance: Any = None, invert: bool = False,
                  **kwargs: Any) -> None:

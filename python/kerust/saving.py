@@ -486,11 +486,13 @@ def _plan_weights(f: Any, specs: list[_LayerSpec], where: str, subclassed: bool 
                 raise ValueError(
                     f"Cannot load {where}: {spec.who}: {label} has shape {_shape_str(ds.shape or ())} in the "
                     f"file ('{vars_path}/{i}'), but the model expects {_shape_str(shape)}")
-            # integer weights (Normalization's `count`) are read as float32, as kerust keeps every weight
-            if not (ds.dtype.kind == "f" and ds.dtype.itemsize in (2, 4, 8)) and ds.dtype.kind not in "iu":
+            # a weight Keras keeps as an integer (Normalization's `count`, named by the layer's
+            # `_integer_weights`) is read as float32, as kerust keeps every weight; other weights must be floats
+            integer_ok = ds.dtype.kind in "iu" and i in getattr(spec.layer, "_integer_weights", ())
+            if not (ds.dtype.kind == "f" and ds.dtype.itemsize in (2, 4, 8)) and not integer_ok:
                 dtype = ds.attrs.get("dtype", ds.dtype)
                 raise ValueError(f"Cannot load {where}: {spec.who}: {label} has dtype {dtype} (kerust reads "
-                                 "float16/32/64 and integer weights)")
+                                 "float16/32/64 weights)")
             datasets.append(ds)
         plan.append((spec, datasets))
     # a subclassed model's sublayers sit at the top of the file (by attribute); other models' under 'layers'
