@@ -22,6 +22,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from . import _data_sources
 from ._arrays import as_float32, as_sample_weight, warn_non_finite
 from ._naming import to_snake_case, unique_name
 from .layers import InputLayer, Layer, _LayerCalls
@@ -618,9 +619,17 @@ class Model(_LayerCalls):
             class_weight: Optional[Dict[int, float]] = None, sample_weight: Any = None, initial_epoch: int = 0,
             steps_per_epoch: Optional[int] = None, validation_steps: Optional[int] = None,
             validation_batch_size: Optional[int] = None, validation_freq: int = 1) -> callbacks_module.History:
-        """Train on NumPy arrays for `epochs` epochs and return the `History` of the per-epoch logs."""
+        """Train for `epochs` epochs on NumPy arrays, a `keras.utils.PyDataset` or a generator / iterator of
+        batches, and return the `History` of the per-epoch logs."""
         self._require_compiled("training")
         with self._training():
+            if _data_sources.is_source(x) or _data_sources.is_source(validation_data) or \
+                    _data_sources.needs_batches(x, y, sample_weight) or (
+                        isinstance(validation_data, (tuple, list)) and _data_sources.needs_batches(*validation_data)):
+                # a PyDataset, a generator, or arrays read batch by batch (uint8/float64 not copied whole)
+                return _data_sources.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                         validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                         steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                              shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
                              validation_batch_size, validation_freq)
@@ -732,6 +741,9 @@ class Model(_LayerCalls):
         """The loss and metrics on `x` and `y`: a float, a list in `metrics_names` order, or a dict with
         `return_dict=True`."""
         self._require_compiled("evaluation")
+        if _data_sources.is_source(x) or _data_sources.needs_batches(x, y, sample_weight):
+            return _data_sources.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks,
+                                          return_dict)
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         xs, ys, sw = self._data(x, y, sample_weight, "evaluate")
@@ -750,6 +762,8 @@ class Model(_LayerCalls):
                 steps: Optional[int] = None, callbacks: Optional[List[Any]] = None) -> Any:
         """The model's outputs for `x`, computed in batches in inference mode (no dropout, BatchNormalization's
         moving statistics): an array, or a list / dict of arrays for several outputs."""
+        if _data_sources.is_source(x) or _data_sources.needs_batches(x):
+            return _data_sources.predict(self, x, batch_size, verbose, steps, callbacks)
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         xs = self._inputs_list(x)

@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 import numpy as np
 
 from . import _core
+from ._data_sources import PyDataset, Sequence  # noqa: F401  (keras.utils.PyDataset and its alias Sequence)
 
 
 def to_categorical(x: Any, num_classes: Optional[int] = None) -> np.ndarray:
