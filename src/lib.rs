@@ -5,6 +5,7 @@ pub mod activations;
 pub mod alloc;
 pub mod bindings;
 pub mod config;
+pub mod constraints;
 pub mod error;
 pub mod graph;
 pub mod initializers;

@@ -701,6 +701,12 @@ impl Model {
             .filter(|(_, p)| p.trainable)
             .collect();
         c.optimizer.step(&mut params);
+        // Keras projects every updated weight with its constraint right after the update
+        for (_, p) in params.iter_mut() {
+            if let Some(con) = &p.constraint {
+                con.apply(&mut p.value, &p.shape);
+            }
+        }
         Ok(())
     }
 

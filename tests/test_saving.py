@@ -537,9 +537,9 @@ def _case_bad_layer_argument(fixtures, tmp_path):
 
 def _case_unknown_argument(fixtures, tmp_path):
     def edit(c):
-        _layer(c, "Dense")["config"]["kernel_constraint"] = {"class_name": "MaxNorm", "config": {"max_value": 2}}
+        _layer(c, "Dense")["config"]["activity_regularizer"] = {"class_name": "L2", "config": {"l2": 0.01}}
 
-    return _edit_config(fixtures, tmp_path, edit), "kernel_constraint"
+    return _edit_config(fixtures, tmp_path, edit), "activity_regularizer"
 
 
 def _case_huge_units(fixtures, tmp_path):

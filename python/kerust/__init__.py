@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _core, callbacks, config, layers, losses, metrics, ops, optimizers, random, regularizers, utils
+from . import _core, callbacks, config, constraints, layers, losses, metrics, ops, optimizers, random, regularizers
+from . import utils
 from ._variable import Variable
 from .layers import Input
 from .models import Model, Sequential
@@ -16,7 +17,7 @@ __version__: str = _core.__version__
 from . import models  # noqa: E402
 
 if TYPE_CHECKING:  # type checkers see these modules; at run time they load on first use (``__getattr__`` below)
-    from . import activations, datasets, saving
+    from . import activations, applications, datasets, saving
     from . import onnx as onnx, wrappers as wrappers  # (`as`: exported, though not in __all__)
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "Model",
     "Sequential",
     "activations",
+    "applications",
     "callbacks",
     "config",
+    "constraints",
     "datasets",
     "layers",
     "losses",
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 
-_LAZY_MODULES = ("activations", "datasets", "saving", "onnx", "wrappers")
+_LAZY_MODULES = ("activations", "applications", "datasets", "saving", "onnx", "wrappers")
 
 
 def __getattr__(name: str) -> object:

@@ -61,7 +61,7 @@ class Variable(TensorOperators):
     once a model holding the layer is built (``numpy()``, ``assign`` outside of a traced ``call``)."""
 
     def __init__(self, layer: Any, index: int, shape: Tuple[int, ...], dtype: str, name: str, trainable: bool,
-                 initializer: Any, regularizer: Any) -> None:
+                 initializer: Any, regularizer: Any, constraint: Any = None) -> None:
         self._layer = layer
         self._index = index
         self.shape = tuple(shape)
@@ -70,6 +70,7 @@ class Variable(TensorOperators):
         self.trainable = bool(trainable)
         self._initializer = initializer
         self._regularizer = regularizer
+        self.constraint = constraint  # applied by the engine after each optimizer update
 
     @property
     def path(self) -> str:
@@ -80,10 +81,11 @@ class Variable(TensorOperators):
         return len(self.shape)
 
     def _config(self) -> dict:
-        from . import regularizers
+        from . import constraints, regularizers
 
         return {"shape": list(self.shape), "initializer": self._initializer, "trainable": self.trainable,
-                "regularizer": regularizers.serialize(self._regularizer)}
+                "regularizer": regularizers.serialize(self._regularizer),
+                "constraint": constraints.serialize(self.constraint)}
 
     def _symbolic(self) -> Any:
         from ._graph import record_op

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core
 from . import regularizers as regularizers_module
+from . import constraints as constraints_module
 from ._naming import to_snake_case, unique_name
 from . import _json
 
@@ -243,8 +244,6 @@ class Layer(_LayerCalls):
         values are made when a model holding the layer is built, from the model's seed."""
         from ._variable import Variable, check_shape, free_name, initializer_config
 
-        if constraint is not None:
-            raise ValueError(f"Layer '{self.name}': add_weight: `constraint` is not supported by kerust yet")
         if self._home is not None and self._home._core is not None:
             raise ValueError(f"Layer '{self.name}': add_weight after the layer's model was built is not supported "
                              "by kerust; create weights in `build` or `__init__`")
@@ -255,7 +254,7 @@ class Layer(_LayerCalls):
         init = initializer_config(f"Layer '{self.name}': add_weight", initializer, dt)
         reg = regularizers_module.get(regularizer)
         var = Variable(self, len(self._variables), dims, dt, free_name([v.name for v in self._variables], name),
-                       trainable, init, reg)
+                       trainable, init, reg, constraints_module.get(constraint))
         self._variables.append(var)
         self._ordered_variables()
         return var
@@ -697,9 +696,10 @@ def _set_kernel_bias(layer: Any, use_bias: bool, kernel_initializer: Any, bias_i
                      kernel_regularizer: Any, bias_regularizer: Any, activity_regularizer: Any,
                      kernel_constraint: Any, bias_constraint: Any) -> None:
     """The kernel/bias arguments Dense and Conv2D share (the engine's `KernelBias` reads the same keys)."""
-    _no_unsupported(layer.class_name, activity_regularizer=activity_regularizer,
-                    kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+    _no_unsupported(layer.class_name, activity_regularizer=activity_regularizer)
     layer.use_bias = use_bias
+    layer.kernel_constraint = constraints_module.get(kernel_constraint)
+    layer.bias_constraint = constraints_module.get(bias_constraint)
     layer.kernel_initializer = kernel_initializer
     layer.bias_initializer = bias_initializer
     layer.kernel_regularizer = regularizers_module.get(kernel_regularizer)
@@ -713,8 +713,8 @@ def _kernel_bias_config(layer: Any) -> dict:
         "bias_initializer": layer.bias_initializer,
         "kernel_regularizer": regularizers_module.serialize(layer.kernel_regularizer),
         "bias_regularizer": regularizers_module.serialize(layer.bias_regularizer),
-        "kernel_constraint": None,
-        "bias_constraint": None,
+        "kernel_constraint": constraints_module.serialize(layer.kernel_constraint),
+        "bias_constraint": constraints_module.serialize(layer.bias_constraint),
     }
 
 
@@ -915,8 +915,9 @@ class DepthwiseConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer,
-                        depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
+        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer)
+        self.depthwise_constraint = constraints_module.get(depthwise_constraint)
+        self.bias_constraint = constraints_module.get(bias_constraint)
         self.kernel_size = _pair(kernel_size)
         self.strides = _pair(strides)
         self.padding = padding
@@ -946,8 +947,8 @@ class DepthwiseConv2D(Layer):
             "depthwise_regularizer": regularizers_module.serialize(self.depthwise_regularizer),
             "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
             "activity_regularizer": None,
-            "depthwise_constraint": None,
-            "bias_constraint": None,
+            "depthwise_constraint": constraints_module.serialize(self.depthwise_constraint),
+            "bias_constraint": constraints_module.serialize(self.bias_constraint),
         }
 
 
@@ -979,9 +980,10 @@ class SeparableConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer,
-                        depthwise_constraint=depthwise_constraint, pointwise_constraint=pointwise_constraint,
-                        bias_constraint=bias_constraint)
+        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer)
+        self.depthwise_constraint = constraints_module.get(depthwise_constraint)
+        self.pointwise_constraint = constraints_module.get(pointwise_constraint)
+        self.bias_constraint = constraints_module.get(bias_constraint)
         self.filters = filters
         self.kernel_size = _pair(kernel_size)
         self.strides = _pair(strides)
@@ -1017,9 +1019,9 @@ class SeparableConv2D(Layer):
             "pointwise_regularizer": regularizers_module.serialize(self.pointwise_regularizer),
             "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
             "activity_regularizer": None,
-            "depthwise_constraint": None,
-            "pointwise_constraint": None,
-            "bias_constraint": None,
+            "depthwise_constraint": constraints_module.serialize(self.depthwise_constraint),
+            "pointwise_constraint": constraints_module.serialize(self.pointwise_constraint),
+            "bias_constraint": constraints_module.serialize(self.bias_constraint),
         }
 
 
@@ -1130,9 +1132,9 @@ class BatchNormalization(Layer):
             "BatchNormalization",
             beta_regularizer=beta_regularizer,
             gamma_regularizer=gamma_regularizer,
-            beta_constraint=beta_constraint,
-            gamma_constraint=gamma_constraint,
         )
+        self.beta_constraint = constraints_module.get(beta_constraint)
+        self.gamma_constraint = constraints_module.get(gamma_constraint)
         self.axis = axis
         self.momentum = momentum
         self.epsilon = epsilon
@@ -1158,8 +1160,8 @@ class BatchNormalization(Layer):
             "moving_variance_initializer": self.moving_variance_initializer,
             "beta_regularizer": None,
             "gamma_regularizer": None,
-            "beta_constraint": None,
-            "gamma_constraint": None,
+            "beta_constraint": constraints_module.serialize(self.beta_constraint),
+            "gamma_constraint": constraints_module.serialize(self.gamma_constraint),
             "synchronized": self.synchronized,
         }
 
@@ -1485,7 +1487,8 @@ class Embedding(Layer):
                  weights: Any = None, lora_rank: Any = None, **kwargs: Any) -> None:
         kwargs.pop("input_length", None)  # Keras 2's argument, accepted and ignored as Keras 3 does
         super().__init__(**kwargs)
-        _no_unsupported("Embedding", embeddings_constraint=embeddings_constraint, lora_rank=lora_rank)
+        _no_unsupported("Embedding", lora_rank=lora_rank)
+        self.embeddings_constraint = constraints_module.get(embeddings_constraint)
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.embeddings_initializer = embeddings_initializer
@@ -1506,7 +1509,9 @@ class Embedding(Layer):
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": self.embeddings_initializer,
                 "embeddings_regularizer": regularizers_module.serialize(self.embeddings_regularizer),
-                "activity_regularizer": None, "embeddings_constraint": None, "mask_zero": self.mask_zero}
+                "activity_regularizer": None,
+                "embeddings_constraint": constraints_module.serialize(self.embeddings_constraint),
+                "mask_zero": self.mask_zero}
 
 
 class Masking(Layer):
@@ -1538,7 +1543,8 @@ class LayerNormalization(Layer):
                  beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
                  gamma_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        _no_unsupported("LayerNormalization", beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_constraint = constraints_module.get(beta_constraint)
+        self.gamma_constraint = constraints_module.get(gamma_constraint)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
         self.epsilon = epsilon
         self.center = center
@@ -1556,7 +1562,8 @@ class LayerNormalization(Layer):
                 "gamma_initializer": self.gamma_initializer,
                 "beta_regularizer": regularizers_module.serialize(self.beta_regularizer),
                 "gamma_regularizer": regularizers_module.serialize(self.gamma_regularizer),
-                "beta_constraint": None, "gamma_constraint": None}
+                "beta_constraint": constraints_module.serialize(self.beta_constraint),
+                "gamma_constraint": constraints_module.serialize(self.gamma_constraint)}
 
 
 class _RNN(Layer):
@@ -1581,8 +1588,10 @@ class _RNN(Layer):
         super().__init__(**kwargs)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         name = type(self).__name__
-        _no_unsupported(name, activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                        recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
+        _no_unsupported(name, activity_regularizer=activity_regularizer)
+        self.kernel_constraint = constraints_module.get(kernel_constraint)
+        self.recurrent_constraint = constraints_module.get(recurrent_constraint)
+        self.bias_constraint = constraints_module.get(bias_constraint)
         for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: `{key}` must be a number in [0, 1], received {value!r}")
@@ -1617,8 +1626,11 @@ class _RNN(Layer):
             "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
             "recurrent_regularizer": regularizers_module.serialize(self.recurrent_regularizer),
             "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
-            "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-            "bias_constraint": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+            "activity_regularizer": None,
+            "kernel_constraint": constraints_module.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints_module.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints_module.serialize(self.bias_constraint), "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed, "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,

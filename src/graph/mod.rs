@@ -593,6 +593,7 @@ impl Graph {
         match &units[u] {
             None => {
                 let out = layer.build_inputs(in_shapes, masked, rng)?;
+                crate::constraints::attach(class_name, cfg, layer.params_mut())?;
                 layer.set_trainable(trainable);
                 *total_weights += layer.params().iter().map(|p| p.value.len()).sum::<usize>();
                 units[u] = Some(Unit::Layer(layer));

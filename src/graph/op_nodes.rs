@@ -161,6 +161,14 @@ impl WeightsUnit {
             let mut p = Param::new("variable", shape, values, trainable);
             p.regularizer = Regularizer::from_value(w.get("regularizer").unwrap_or(&Value::Null))
                 .map_err(|e| Error::Value(format!("{what}: {e}")))?;
+            p.constraint = crate::constraints::Constraint::from_value(
+                w.get("constraint").unwrap_or(&Value::Null),
+            )
+            .map_err(|e| Error::Value(format!("{what}: {e}")))?;
+            if let Some(c) = &p.constraint {
+                c.check_rank(&p.shape)
+                    .map_err(|e| Error::Value(format!("{what}: {e}")))?;
+            }
             params.push(p);
         }
         Ok(WeightsUnit { name, params })

@@ -24,15 +24,6 @@ impl Embedding {
         let cfg = Cfg::new("Embedding", v)?;
         // mask_zero: the mask (`ids != 0`) is computed beside the layer, in the graph
         cfg.bool_or("mask_zero", false)?;
-        if cfg
-            .raw("embeddings_constraint")
-            .is_some_and(|c| !c.is_null())
-        {
-            return Err(Error::Value(format!(
-                "Embedding '{}': embeddings_constraint is not supported by kerust yet",
-                cfg.name
-            )));
-        }
         Ok(Embedding {
             input_dim: cfg.positive_usize("input_dim")?,
             output_dim: cfg.positive_usize("output_dim")?,

@@ -44,14 +44,6 @@ impl LayerNormalization {
                 cfg.name
             )));
         }
-        for key in ["beta_constraint", "gamma_constraint"] {
-            if cfg.raw(key).is_some_and(|c| !c.is_null()) {
-                return Err(Error::Value(format!(
-                    "LayerNormalization '{}': {key} is not supported by kerust yet",
-                    cfg.name
-                )));
-            }
-        }
         Ok(LayerNormalization {
             axes,
             epsilon,

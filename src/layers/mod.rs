@@ -58,6 +58,8 @@ pub struct Param {
     pub trainable: bool,
     /// Penalty added to the loss (`kernel_regularizer=` / `bias_regularizer=`).
     pub regularizer: Option<Regularizer>,
+    /// Projection applied after each optimizer update (`kernel_constraint=`, ...).
+    pub constraint: Option<crate::constraints::Constraint>,
 }
 
 /// Keras's L1/L2/L1L2 weight penalty: `l1 * sum(|w|) + l2 * sum(w^2)`.
@@ -159,6 +161,7 @@ impl Param {
             trainable_kind,
             trainable: trainable_kind,
             regularizer: None,
+            constraint: None,
         }
     }
 }

@@ -192,12 +192,6 @@ impl Recurrent {
             "GRU" => Cell::Gru,
             _ => Cell::Simple,
         };
-        let refuse = |what: &str| {
-            Error::Value(format!(
-                "{class} '{}': {what} is not supported by kerust yet",
-                cfg.name
-            ))
-        };
         let mut rates = [0.0f32; 2];
         for (r, key) in rates.iter_mut().zip(["dropout", "recurrent_dropout"]) {
             let v = cfg.f32_or(key, 0.0)?;
@@ -206,15 +200,6 @@ impl Recurrent {
             }
             // as Keras: clipped to [0, 1], and applied only strictly inside (0, 1)
             *r = v.clamp(0.0, 1.0);
-        }
-        for key in [
-            "kernel_constraint",
-            "recurrent_constraint",
-            "bias_constraint",
-        ] {
-            if cfg.raw(key).is_some_and(|c| !c.is_null()) {
-                return Err(refuse(key));
-            }
         }
         let act = activation(&cfg, "activation", "tanh")?;
         let rec_act = match cell {
