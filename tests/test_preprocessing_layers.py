@@ -154,9 +154,10 @@ def test_layer_matches_keras(name):
     model = _model(layer, x.shape[1:])
     if spec["training"]:
         _training_output_matches(model, x, want)
+        _close(layer(x), want)  # called on arrays, Keras's default is training: augmented now
     else:
         _close(model.predict(x, verbose=0), want)
-        _close(layer(x), want)  # eagerly, on arrays
+        _close(layer(x, training=False), want)  # eagerly, on arrays
     config = layer.get_config()
     keras_config = json.loads(str(REF[f"layer__{name}__config"]))
     for key in set(config) | set(keras_config):
@@ -275,11 +276,26 @@ def test_augmentation_is_identity_in_inference(kind):
     layer = AUGMENTATIONS[kind]()
     model = _model(layer, x.shape[1:])
     np.testing.assert_array_equal(model.predict(x, verbose=0), x)
-    np.testing.assert_array_equal(layer(x), x)  # eagerly
+    np.testing.assert_array_equal(layer(x, training=False), x)  # eagerly
     np.testing.assert_array_equal(model.evaluate(x, x, verbose=0), 0.0)
     assert model.train_on_batch(x, x) > 1e-3  # and active in training
-    with pytest.raises(ValueError, match="train_on_batch"):
-        layer(x, training=True)
+
+
+@pytest.mark.parametrize("kind", sorted(AUGMENTATIONS) + ["crop"])
+def test_direct_calls_augment_from_the_layer_seed(kind):
+    """Called on arrays (Keras's default `training=True` there), a layer augments at once, drawing from its own
+    seed: the same seed gives the same images, call after call; another seed other images."""
+    x = _images(h=7)
+    make = AUGMENTATIONS.get(kind, lambda: layers.RandomCrop(4, 3, seed=1))
+    a, b = make(), make()
+    first = [a(x) for _ in range(3)]
+    for got, again in zip(first, [b(x) for _ in range(3)]):
+        np.testing.assert_array_equal(got, again)
+    assert not all(np.array_equal(first[0], f) for f in first[1:])  # the seed generator moves on
+    other = make()
+    other.seed, other.generator = 99, keras.random.SeedGenerator(99)
+    assert [other(x).tobytes() for _ in range(3)] != [f.tobytes() for f in first]
+    assert first[0].shape == (len(x), *make()(x[0]).shape)  # one image as a batch of one
 
 
 @pytest.mark.parametrize("kind", sorted(AUGMENTATIONS) + ["crop"])

@@ -9,11 +9,14 @@ kerust._attention): the engine runs and differentiates them inside the model's g
 files move both ways.
 
 Augmentation layers change their inputs only in training (``fit``, ``train_on_batch``); in inference
-(``predict``, ``evaluate``, an eager call) they pass images through (RandomCrop: the centred crop its docstring
-describes, so both modes give one output shape). Their random numbers are drawn by the engine at every step
-from the model's random stream, which ``kerust.utils.set_random_seed`` fixes (as Dropout's are); the layer's
-``seed`` is kept in its config as Keras keeps it. Keras's own random numbers cannot be matched, so the tests
-check the transforms with factors that leave nothing random, and the randomness by its distribution.
+(``predict``, ``evaluate``, a call with ``training=False``) they pass images through (RandomCrop: the centred
+crop its docstring describes, so both modes give one output shape; Keras 3.15 itself returns the input
+uncropped there). In a model their random numbers are drawn by the engine at every step from the model's random
+stream, which ``kerust.utils.set_random_seed`` fixes (as Dropout's are); the layer's ``seed`` is kept in its
+config as Keras keeps it. Called directly on an array, a layer augments at once (Keras's default
+``training=True`` for such calls), its random numbers drawn eagerly from its own seed (its SeedGenerator).
+Keras's own random numbers cannot be matched, so the tests check the transforms with factors that leave nothing
+random, and the randomness by its distribution and reproducibility.
 
 ``Normalization.adapt`` and ``Discretization.adapt`` compute on NumPy on the host, as Keras does outside the
 graph; the results become Normalization's ``mean`` / ``variance`` weights and Discretization's
@@ -673,12 +676,28 @@ class _Augmentation(_ImageLayer):
         super().__init__(data_format=data_format, **kwargs)
         self.seed = _check_seed(_who(self), seed)
         self.generator = random_module.SeedGenerator(self.seed)
+        self._batch: Any = None
+
+    def __call__(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
+        from ._graph import KerasTensor
+
+        if isinstance(inputs, (KerasTensor, list, tuple, dict)) or training is False or mask is not None or kwargs:
+            return super().__call__(inputs, training=training, mask=mask, **kwargs)
+        # called directly on an array: Keras's `training=True` default, so the images are augmented now, with
+        # random numbers from the layer's own seed (its SeedGenerator advances with each call)
+        x = np.asarray(inputs, dtype=np.float32)
+        single = x.ndim == 3
+        out = np.asarray(self.call(x[None] if single else x, training=True), dtype=np.float32)
+        return out[0] if single else out
 
     def _uniform(self, shape: Sequence[Any], low: float, high: float) -> Any:
-        return random_module.uniform(tuple(shape), minval=float(low), maxval=float(high), seed=self.generator)
+        # a None axis is the batch: unknown while tracing (the engine draws per batch), the array's when eager
+        dims = tuple(self._batch if d is None else d for d in shape)
+        return random_module.uniform(dims, minval=float(low), maxval=float(high), seed=self.generator)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         x = self._nhwc(inputs)
+        self._batch = _batch_shape(x)[0]
         if not training:
             y = self._inference(x)
             # an identity node, so that a model of this layer alone still has one
