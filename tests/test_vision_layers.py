@@ -112,6 +112,17 @@ def test_layer_gradients_match_keras(case):
         _close(g, REF[f"{case}__gw_{i:02d}"], f"{case} d/d weight {i}")
 
 
+@pytest.mark.parametrize("case", ["crop2d_pairs", "crop3d", "zp2d_pairs", "up2d_nearest", "up2d_bilinear",
+                                  "up2d_bilinear_cf", "groupnorm", "unitnorm_axes"])
+def test_gradients_for_a_batch_of_one(case):
+    # the layers act on each sample alone: the first sample's input gradient is Keras's first row (the engine's
+    # ops must not special-case a batch of one)
+    x, R = REF[f"{case}__x"][:1], REF[f"{case}__R"][:1]
+    y, gx, _ = _sandwich(lambda: _layer(case), x, R, _weights(case))
+    _close(y, REF[f"{case}__y"][:1], f"{case} training-mode output")
+    _close(gx, REF[f"{case}__gx"][:1], f"{case} d/d input")
+
+
 def _act_fn(case: str, shift_axis: bool = False):
     spec = _spec(case)
     fn = getattr(activations, spec["function"])
