@@ -147,3 +147,21 @@ def test_wrong_input_shape_names_the_layer() -> None:
     model = _model("depthwise_strided")
     with pytest.raises(ValueError, match="depthwise"):
         model.predict(np.zeros((1, 5, 6, 4), np.float32), verbose=0)
+
+
+def test_denoising_autoencoder_example_trains() -> None:
+    import importlib.util
+
+    path = HERE.parent / "examples" / "denoising_autoencoder.py"
+    spec = importlib.util.spec_from_file_location("denoising_autoencoder", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    kerust.utils.set_random_seed(0)
+    model = example.build()
+    assert model.count_params() == 28_353  # Keras's count for the same model
+    rng = np.random.default_rng(0)
+    clean = (rng.random((64, 28, 28, 1)) > 0.7).astype(np.float32)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    losses = model.fit(example.noisy(clean, rng), clean, epochs=8, batch_size=16, verbose=0).history["loss"]
+    assert losses[-1] < losses[0] * 0.9
