@@ -418,6 +418,46 @@ def test_engine_layers_take_engine_names_and_refuse_others_by_name():
                                atol=1e-6)
 
 
+def _run_keras(script: str) -> str:
+    python = os.environ.get("KERUST_KERAS_PYTHON")
+    assert python, "KERUST_KERAS_PYTHON must name the Keras venv's python (test.sh sets it)"
+    source = 'import os\nos.environ.setdefault("KERAS_BACKEND", "jax")\n' + textwrap.dedent(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", source], check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_lambda_of_an_activation_moves_both_ways(tmp_path):
+    # Keras writes a Lambda of one of its activations as {"module": "builtins", "config": name}: so does kerust
+    x = np.random.default_rng(6).normal(size=(2, 3)).astype(np.float32)
+    inp = keras.Input((3,))
+    model = keras.Model(inp, layers.Lambda(activations.mish)(layers.Dense(4)(inp)))
+    model.save(tmp_path / "ours.keras")
+    np.save(tmp_path / "x.npy", x)
+    back = keras.saving.load_model(tmp_path / "ours.keras")
+    assert back.layers[-1].function is activations.mish
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    out = _run_keras(f"""
+        import numpy as np, keras
+        x = np.load({str(tmp_path / "x.npy")!r})
+        m = keras.saving.load_model({str(tmp_path / "ours.keras")!r})
+        np.save({str(tmp_path / "keras_pred.npy")!r}, m.predict(x, verbose=0))
+        inp = keras.Input((3,))
+        k = keras.Model(inp, keras.layers.Lambda(keras.activations.log_softmax)(keras.layers.Dense(4)(inp)))
+        k.save({str(tmp_path / "theirs.keras")!r})
+        np.save({str(tmp_path / "theirs_pred.npy")!r}, k.predict(x, verbose=0))
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+    np.testing.assert_allclose(np.load(tmp_path / "keras_pred.npy"), model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    theirs = keras.saving.load_model(tmp_path / "theirs.keras")
+    assert theirs.layers[-1].function is activations.log_softmax
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), np.load(tmp_path / "theirs_pred.npy"), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_glu_and_sparsemax_shapes():
     x = np.arange(12, dtype=np.float32).reshape(2, 6) / 5
     assert activations.glu(x).shape == (2, 3)

@@ -59,8 +59,18 @@ def serialize_function(fn: Any) -> Any:
         closure = tuple(c.cell_contents for c in fn.__closure__) if fn.__closure__ else None
         return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__,
                                                         "closure": closure}}
+    if _activation_name(fn) is not None:  # a kerust.activations function: Keras's form for its own activations
+        return {"module": "builtins", "class_name": "function", "config": _activation_name(fn),
+                "registered_name": "function"}
     return {"module": getattr(fn, "__module__", None), "class_name": "function",
             "config": getattr(fn, "__name__", str(fn)), "registered_name": get_registered_name(fn)}
+
+
+def _activation_name(fn: Any) -> Optional[str]:
+    from . import activations
+
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) and activations.ALL_OBJECTS_DICT.get(name) is fn else None
 
 
 def deserialize_function(config: Any, custom_objects: Optional[dict], safe_mode: Optional[bool]) -> Any:
@@ -88,6 +98,10 @@ def deserialize_function(config: Any, custom_objects: Optional[dict], safe_mode:
         return types.FunctionType(code, {"keras": _kerust(), "ops": ops, "__builtins__": __builtins__}, None,
                                   defaults, cells)
     fn = lookup(config.get("registered_name"), str(config.get("config")), custom_objects)
+    if fn is None and config.get("module") in ("builtins", "keras.activations", "kerust.activations"):
+        from . import activations
+
+        fn = activations.ALL_OBJECTS_DICT.get(str(config.get("config")))  # Keras's own activations
     if fn is None:
         raise TypeError(f"Could not locate function '{config.get('config')}'. Make sure custom classes and "
                         "functions are decorated with `@keras.saving.register_keras_serializable()`, or pass them "
