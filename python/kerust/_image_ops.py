@@ -15,6 +15,7 @@ Images are ``(batch, height, width, channels)`` or one image ``(height, width, c
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -200,42 +201,53 @@ def _round_half_away(v: Any) -> Any:
     return ops.multiply(ops.sign(v), ops.floor(ops.add(ops.abs(v), 0.5)))
 
 
-def affine_transform_nhwc(x: Any, transform: Any, interpolation: str, fill_mode: str, fill_value: float) -> Any:
-    """`x` (batch, h, w, c) under `transform` (batch or 1, 8)."""
+def affine_transform_nhwc(x: Any, transform: Any, interpolation: str, fill_mode: str, fill_value: float,
+                          projective: bool = True) -> Any:
+    """`x` (batch, h, w, c) under `transform` (batch or 1, 8); `projective=False`: c0 = c1 = 0 is known (no
+    division by k)."""
     h, w, c = (int(d) for d in _shape(x)[1:4])
     yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     xs = xx.reshape(1, h * w)
     ys = yy.reshape(1, h * w)
     t = [transform[:, i:i + 1] for i in range(8)]
-    k = ops.add(ops.add(ops.multiply(t[6], xs), ops.multiply(t[7], ys)), 1.0)
-    x_in = ops.divide(ops.add(ops.add(ops.multiply(t[0], xs), ops.multiply(t[1], ys)), t[2]), k)
-    y_in = ops.divide(ops.add(ops.add(ops.multiply(t[3], xs), ops.multiply(t[4], ys)), t[5]), k)
+    x_in = ops.add(ops.add(ops.multiply(t[0], xs), ops.multiply(t[1], ys)), t[2])
+    y_in = ops.add(ops.add(ops.multiply(t[3], xs), ops.multiply(t[4], ys)), t[5])
+    if projective:
+        k = ops.add(ops.add(ops.multiply(t[6], xs), ops.multiply(t[7], ys)), 1.0)
+        x_in, y_in = ops.divide(x_in, k), ops.divide(y_in, k)
     flat = ops.reshape(x, (-1, h * w, c))
-    if interpolation == "nearest":
-        corners: List[Tuple[Any, Any, Any]] = [(_round_half_away(y_in), _round_half_away(x_in), None)]
-    else:
-        y0 = ops.floor(y_in)
-        x0 = ops.floor(x_in)
-        wy1 = ops.subtract(y_in, y0)
-        wx1 = ops.subtract(x_in, x0)
-        wy0 = ops.subtract(1.0, wy1)
-        wx0 = ops.subtract(1.0, wx1)
-        y1 = ops.add(y0, 1.0)
-        x1 = ops.add(x0, 1.0)
-        corners = [(y0, x0, ops.multiply(wy0, wx0)), (y0, x1, ops.multiply(wy0, wx1)),
-                   (y1, x0, ops.multiply(wy1, wx0)), (y1, x1, ops.multiply(wy1, wx1))]
+    # per axis: the sampled coordinates and their weights (one for nearest, two for bilinear), each coordinate's
+    # index under `fill_mode` and, for "constant", whether it lies inside the image (1.0) or not (0.0)
+    axes = []
+    for coord, size in ((y_in, h), (x_in, w)):
+        if interpolation == "nearest":
+            nodes: List[Tuple[Any, Any]] = [(_round_half_away(coord), None)]
+        else:
+            lower = ops.floor(coord)
+            upper_w = ops.subtract(coord, lower)
+            nodes = [(lower, ops.subtract(1.0, upper_w)), (ops.add(lower, 1.0), upper_w)]
+        fixed = []
+        for i, weight in nodes:
+            inside = None
+            if fill_mode == "constant":
+                inside = ops.cast(ops.logical_and(ops.greater_equal(i, 0.0), ops.less(i, float(size))), "float32")
+            fixed.append((_fix_index(i, size, fill_mode), weight, inside))
+        axes.append(fixed)
     out = None
-    for yi, xi, weight in corners:
-        fy = _fix_index(yi, h, fill_mode)
-        fx = _fix_index(xi, w, fill_mode)
+    outside = None  # the weight of the corners outside the image, which read `fill_value`
+    for (fy, wy, vy), (fx, wx, vx) in itertools.product(*axes):
         idx = ops.cast(ops.add(ops.multiply(fy, float(w)), fx), "int32")
         value = ops.take_along_axis(flat, ops.expand_dims(idx, -1), axis=1)
-        if fill_mode == "constant":
-            inside = ops.logical_and(ops.logical_and(ops.greater_equal(yi, 0.0), ops.less(yi, float(h))),
-                                     ops.logical_and(ops.greater_equal(xi, 0.0), ops.less(xi, float(w))))
-            value = ops.where(ops.expand_dims(inside, -1), value, float(fill_value))
+        weight = None if wy is None else ops.multiply(wy, wx)
+        if vy is not None:
+            valid = ops.multiply(vy, vx)
+            gone = ops.subtract(1.0, valid) if weight is None else ops.multiply(weight, ops.subtract(1.0, valid))
+            outside = gone if outside is None else ops.add(outside, gone)
+            weight = valid if weight is None else ops.multiply(weight, valid)
         term = value if weight is None else ops.multiply(ops.expand_dims(weight, -1), value)
         out = term if out is None else ops.add(out, term)
+    if outside is not None and fill_value != 0:
+        out = ops.add(out, ops.expand_dims(ops.multiply(outside, float(fill_value)), -1))
     return ops.reshape(out, (-1, h, w, c))
 
 

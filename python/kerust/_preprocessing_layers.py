@@ -749,7 +749,8 @@ class _AffineAugmentation(_Augmentation):
         self.fill_value = float(_check_numbers(_who(self), "fill_value", fill_value))
 
     def _transform(self, x: Any, matrix: Any) -> Any:
-        return _image_ops.affine_transform_nhwc(x, matrix, self.interpolation, self.fill_mode, self.fill_value)
+        return _image_ops.affine_transform_nhwc(x, matrix, self.interpolation, self.fill_mode, self.fill_value,
+                                                projective=False)
 
 
 class RandomRotation(_AffineAugmentation):
