@@ -691,3 +691,20 @@ def test_engine_calls_run_while_the_feeder_thread_prepares_batches():
     compiled().fit(recording(), shuffle=False, verbose=0)
     assert threads and threading.get_ident() not in threads
 
+
+
+def test_switch_interval_is_lowered_while_feeding_and_restored():
+    during = []
+
+    def recording():
+        x, y = data()
+        for i in range(3):
+            during.append(sys.getswitchinterval())
+            yield x[i * 4:i * 4 + 4], y[i * 4:i * 4 + 4]
+    before = sys.getswitchinterval()
+    compiled().fit(recording(), shuffle=False, verbose=0)
+    assert during and max(during) <= _data_sources.SWITCH_INTERVAL < before
+    assert sys.getswitchinterval() == before
+    with pytest.raises(Boom):
+        compiled().fit(failing(1), shuffle=False, verbose=0)
+    assert sys.getswitchinterval() == before

@@ -461,6 +461,26 @@ class _Converter:
 
 
 _END = object()
+# While a feeder thread runs Python (a generator's own code) and holds the GIL, the caller's thread waits up to
+# the interpreter's switch interval (5 ms by default) each time it takes the GIL back from the engine, twice a
+# step: with short steps that costs more than the overlap saves. Feeders lower it to this while they run.
+SWITCH_INTERVAL = 0.0002
+_switch: Dict[str, Any] = {"feeders": 0, "saved": 0.005, "lock": None}
+
+
+def _switch_interval(delta: int) -> None:
+    import sys
+    import threading
+
+    if _switch["lock"] is None:
+        _switch["lock"] = threading.Lock()
+    with _switch["lock"]:
+        if delta > 0 and _switch["feeders"] == 0:
+            _switch["saved"] = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch["saved"], SWITCH_INTERVAL))
+        _switch["feeders"] += delta
+        if delta < 0 and _switch["feeders"] == 0:
+            sys.setswitchinterval(_switch["saved"])
 
 
 class Feeder:
@@ -482,6 +502,8 @@ class Feeder:
         self._stop = False
         self._index = first_index
         self._thread = threading.Thread(target=self._run, name="kerust-data-feeder", daemon=True)
+        self._closed = False
+        _switch_interval(+1)
         self._thread.start()
 
     def allow(self, n: Optional[int]) -> None:
@@ -558,6 +580,9 @@ class Feeder:
                 break
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if not self._closed:
+            self._closed = True
+            _switch_interval(-1)
 
 
 class _Pass:
