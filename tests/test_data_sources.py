@@ -708,3 +708,33 @@ def test_switch_interval_is_lowered_while_feeding_and_restored():
     with pytest.raises(Boom):
         compiled().fit(failing(1), shuffle=False, verbose=0)
     assert sys.getswitchinterval() == before
+
+
+def test_class_weight_with_arrays_read_per_batch(monkeypatch):
+    monkeypatch.setattr(_data_sources, "WHOLE_COPY_LIMIT", 0)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(20, 3))  # float64: read batch by batch
+    y = (x[:, :1] > 0).astype(np.float64)
+    sw = rng.uniform(0.5, 1.5, size=20)
+    runs = []
+    for xx, yy, ww in ((x, y, sw), (x.astype(np.float32), y.astype(np.float32), sw.astype(np.float32))):
+        kerust.utils.set_random_seed(3)
+        m = mlp("sigmoid")
+        m.compile("sgd", "binary_crossentropy")
+        m.fit(xx, yy, batch_size=6, sample_weight=ww, class_weight={0: 1.0, 1: 2.5}, shuffle=False, verbose=0)
+        runs.append(m.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="You cannot specify `class_weight` and `sample_weight` at the same time"):
+        m.fit(Batches(x, y, 5, sw), class_weight={0: 1.0, 1: 2.0}, shuffle=False, verbose=0)
+
+
+def test_generator_training_with_array_validation_as_arrays():
+    x, y = data()
+    a, b = compiled(), compiled()
+    ha = a.fit(x, y, batch_size=8, epochs=2, validation_data=(x[:6], y[:6]), shuffle=False, verbose=0)
+    hb = b.fit(iter([(x[s:s + 8], y[s:s + 8]) for s in range(0, 24, 8)] * 2), steps_per_epoch=3, epochs=2,
+               validation_data=(x[:6], y[:6]), shuffle=False, verbose=0)
+    assert sorted(ha.history) == sorted(hb.history) == ["loss", "mae", "val_loss", "val_mae"]
+    for k in ha.history:
+        np.testing.assert_allclose(hb.history[k], ha.history[k], rtol=1e-6, err_msg=k)

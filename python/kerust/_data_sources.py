@@ -425,11 +425,12 @@ class _Converter:
                                  f"{_shape(self.y_shapes[j])}")
             sws = m._sample_weights(sw, n)
             if self.class_weight is not None:
-                if sw is not None:
+                if sw is not None and self.kind == "PyDataset":
                     raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same time.")
                 if len(ys) > 1:
                     raise ValueError("`class_weight` is only supported for models with a single output.")
-                sws = [models._apply_class_weight(self.class_weight, ys[0], None)]
+                # arrays: multiplied into the sample weights, as the array path does
+                sws = [models._apply_class_weight(self.class_weight, ys[0], sws[0] if sws else None)]
             self._check_finite(index, xs, ys)
             return Batch(index, xs, ys, sws, n)
         except (ValueError, TypeError) as exc:
