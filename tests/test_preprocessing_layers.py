@@ -514,3 +514,32 @@ def test_bad_arguments_are_refused(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         eval(call, {"layers": layers, "keras": keras})
 
+
+
+def test_augmentation_model_inside_a_classifier(tmp_path):
+    """Keras's tutorial pattern: a Sequential of augmentation layers called on the input of a classifier; it
+    trains, and predicts (no augmentation) the same after a save and a load, in kerust and in Keras."""
+    augment = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1),
+                                layers.RandomZoom(0.1)], name="augment")
+    inp = keras.Input((8, 8, 3))
+    x = layers.Rescaling(1 / 255.0)(augment(inp))
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, activation="relu")(x))
+    model = keras.Model(inp, layers.Dense(2, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x_train = _images(16, 8, 8, 3)
+    y_train = np.arange(16) % 2
+    losses = model.fit(x_train, y_train, epochs=3, batch_size=4, verbose=0).history["loss"]
+    assert all(np.isfinite(losses))
+    expected = model.predict(x_train, verbose=0)
+    np.testing.assert_array_equal(augment.predict(x_train, verbose=0), x_train)  # inference: images alone
+    model.save(tmp_path / "clf.keras")
+    np.save(tmp_path / "x.npy", x_train)
+    np.save(tmp_path / "y.npy", expected)
+    _close(keras.saving.load_model(tmp_path / "clf.keras").predict(x_train, verbose=0), expected)
+    out = run_in_keras(f"""
+        import numpy as np, keras
+        m = keras.saving.load_model({str(tmp_path / "clf.keras")!r})
+        print(float(np.abs(m.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0)
+                           - np.load({str(tmp_path / "y.npy")!r})).max()))
+    """)
+    assert float(out.strip().splitlines()[-1]) < 1e-5
