@@ -48,7 +48,12 @@ SEQUENCE_WORKLOADS = [
     ("conv1d_text_fit", 32, "text Embedding-Conv1D-MaxPool1D-Conv1D-GlobalMaxPool-Dense, 2,048 x 200, batch 32"),
     ("transformer_fit", 32, "Transformer block (Embedding 64, MHA 2 x 32, FFN 64), 2,048 x 200, batch 32"),
 ]
-SETS = {"default": WORKLOADS, "sequences": SEQUENCE_WORKLOADS}
+# Issue 18 (vision): one epoch of 10,000 images each (see benches/vision_workloads.py).
+VISION_WORKLOADS = [
+    ("mobilenetv2_fit", 32, "MobileNetV2 (alpha 1, 32x32x3, 10 classes), 10,000 random images, batch 32, Adam"),
+    ("autoencoder_fit", 32, "denoising autoencoder (Conv2D + Conv2DTranspose), 10,000 noisy MNIST digits, batch 32"),
+]
+SETS = {"default": WORKLOADS, "sequences": SEQUENCE_WORKLOADS, "vision": VISION_WORKLOADS}
 
 
 # The peers' usual medians (seconds) by CPU model, kerust's SIMD level there, workload, batch and threads, from runs

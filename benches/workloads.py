@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mnist"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vision_workloads import VISION_SAMPLES, VISION_WORKLOADS, keras_vision, torch_vision  # noqa: E402
 
 
 def read_idx_float(name: str, channels_first: bool = False):
@@ -144,6 +146,8 @@ def sequence_model(keras, layers, workload: str):
 
 def keras_like(keras, layers, workload: str, batch_size: int, style: str = "sequential",
                samples: int = SEQUENCE_SAMPLES) -> float:
+    if workload in VISION_WORKLOADS:
+        return keras_vision(keras, workload, batch_size, samples or VISION_SAMPLES, mnist)
     if workload in SEQUENCE_WORKLOADS:
         x, y = text_data(samples)
         keras.utils.set_random_seed(0)
@@ -273,6 +277,8 @@ def run_torch(workload: str, batch_size: int, threads: int, samples: int = SEQUE
     from torch import nn
 
     torch.set_num_threads(threads)
+    if workload in VISION_WORKLOADS:
+        return torch_vision(workload, batch_size, samples or VISION_SAMPLES, mnist, torch_timed_epoch)
     if workload in SEQUENCE_WORKLOADS:
         return run_torch_sequences(workload, batch_size, samples)
     flat = workload.startswith("mlp")
@@ -309,15 +315,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--framework", required=True, choices=["kerust", "torch", "keras"])
     parser.add_argument("--workload", required=True,
-                        choices=["cnn_fit", "mlp_fit", "cnn_predict", "import", *SEQUENCE_WORKLOADS])
+                        choices=["cnn_fit", "mlp_fit", "cnn_predict", "import", *SEQUENCE_WORKLOADS,
+                                 *VISION_WORKLOADS])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--style", choices=["sequential", "functional", "ops"], default="sequential",
                         help="how the Keras-API frameworks build the network (ops: the MLP as custom layers of "
                              "keras.ops)")
-    parser.add_argument("--samples", type=int, default=SEQUENCE_SAMPLES,
-                        help="sequences in the sequence workloads' timed epoch")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="sequences (or images) in the sequence (vision) workloads' timed epoch")
     args = parser.parse_args()
+    if args.samples is None and args.workload in SEQUENCE_WORKLOADS:
+        args.samples = SEQUENCE_SAMPLES
     n = str(args.threads)
     os.environ.update({"RAYON_NUM_THREADS": n, "OMP_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
                        "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -348,7 +357,7 @@ def main() -> None:
         else:
             seconds = keras_like(keras, layers, args.workload, args.batch_size, args.style, args.samples)
     print(json.dumps({"framework": args.framework, "workload": args.workload, "batch_size": args.batch_size,
-                      "style": args.style, "samples": args.samples if args.workload in SEQUENCE_WORKLOADS else None,
+                      "style": args.style, "samples": args.samples,
                       "seconds": seconds, "import_s": import_s, "numpy_import_s": numpy_s,
                       "peak_rss_mb": peak_rss_mb()}))
     sys.stdout.flush()
