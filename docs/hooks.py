@@ -45,7 +45,6 @@ REFUSED: List[Tuple[str, str]] = [
      "BatchNormalization over an axis other than the last"),
     ("layers.BatchNormalization(gamma_regularizer='l2')", "regularizers on BatchNormalization's gamma/beta"),
     ("layers.PReLU(alpha_regularizer='l2')", "regularizers and constraints on PReLU's alpha"),
-    ("layers.Dropout(0.5, noise_shape=(None, 1))", "`noise_shape` in Dropout"),
     ("layers.MultiHeadAttention(2, 4, use_gate=True)",
      "`use_gate`, `sliding_window` and `flash_attention` in MultiHeadAttention"),
     ("layers.TimeDistributed(layers.LSTM(2))(keras.Input((3, 4, 2)), mask=keras.Input((3,)))",

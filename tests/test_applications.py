@@ -106,16 +106,17 @@ def test_variable_input_shape_is_refused_with_a_clear_error():
         _build("mobilenetv2_none_shape")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="kerust's Dropout refuses noise_shape, which EfficientNet's blocks use (engine change)")
 @pytest.mark.parametrize("case", sorted(NOISE_SHAPE))
 def test_efficientnet_architecture_equals_keras(case):
     test_architecture_equals_keras(case)
 
 
-def test_efficientnet_refusal_names_dropout_noise_shape():
-    with pytest.raises(ValueError, match=r"Dropout 'block2b_drop': `noise_shape` is not supported"):
-        applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3), classes=10)
+def test_efficientnet_trains_with_whole_sample_dropout():
+    model = applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3), classes=3)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype(np.float32)
+    loss = model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0).history["loss"][0]
+    assert np.isfinite(loss)
 
 
 def test_model_builders_are_where_keras_has_them():

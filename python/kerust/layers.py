@@ -26,7 +26,8 @@ def _activation_name(value: Any) -> Optional[str]:
     if value is None:
         return "linear"
     if isinstance(value, str):
-        return value
+        # Keras's aliases: its configs name the function itself (keras.activations.swish is silu)
+        return {"swish": "silu", "hard_swish": "hard_silu"}.get(value, value)
     name = getattr(value, "__name__", None)
     if callable(value) and isinstance(name, str):
         return name
