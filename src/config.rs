@@ -155,3 +155,19 @@ impl<'a> Cfg<'a> {
         }
     }
 }
+
+/// A Keras object identifier as its class name and config: `"name"` (no config) or `{"class_name": .., "config":
+/// {..}}`; None for null. `what` names the kind of object in the error ("regularizer", "constraint").
+pub fn class_and_config<'v>(v: &'v Value, what: &str) -> Result<Option<(&'v str, &'v Value)>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some((s.as_str(), &Value::Null))),
+        Value::Object(o) => Ok(Some((
+            o.get("class_name").and_then(Value::as_str).unwrap_or(""),
+            o.get("config").unwrap_or(&Value::Null),
+        ))),
+        _ => Err(Error::Value(format!(
+            "{what} must be a name or a dict, received {v}"
+        ))),
+    }
+}

@@ -67,18 +67,8 @@ fn axes(name: &str, cfg: &Value) -> Result<Axes> {
 impl Constraint {
     /// From a name (`"max_norm"`, `"MaxNorm"`, ...) or `{"class_name": .., "config": {..}}`; None for null.
     pub fn from_value(v: &Value) -> Result<Option<Self>> {
-        let (name, cfg) = match v {
-            Value::Null => return Ok(None),
-            Value::String(s) => (s.as_str(), &Value::Null),
-            Value::Object(o) => (
-                o.get("class_name").and_then(Value::as_str).unwrap_or(""),
-                o.get("config").unwrap_or(&Value::Null),
-            ),
-            _ => {
-                return Err(Error::Value(format!(
-                    "constraint must be a name or a dict, received {v}"
-                )))
-            }
+        let Some((name, cfg)) = crate::config::class_and_config(v, "constraint")? else {
+            return Ok(None);
         };
         let c = match name {
             "MaxNorm" | "max_norm" => Constraint::MaxNorm {

@@ -487,7 +487,14 @@ NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Co
                                         # traced vision, normalisation and noise layers (kerust/_vision_layers.py)
                                         "ZeroPadding2D", "ZeroPadding3D", "Cropping2D", "Cropping3D", "UpSampling2D",
                                         "UpSampling3D", "UnitNormalization", "GroupNormalization",
-                                        "ActivityRegularization", "GaussianDropout", "AlphaDropout")
+                                        "ActivityRegularization", "GaussianDropout", "AlphaDropout",
+                                        # engine convolutions without an exporter yet
+                                        "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
+                                        # traced preprocessing and augmentation (kerust/_preprocessing_layers.py)
+                                        "CategoryEncoding", "CenterCrop", "Discretization", "Normalization",
+                                        "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip",
+                                        "RandomRotation", "RandomTranslation", "RandomZoom", "Rescaling",
+                                        "Resizing")
 """Sequence, attention and traced vision layers the exporter does not translate yet, and TextVectorization
 (strings, run on the host): exporting a model with one raises a ValueError."""
 

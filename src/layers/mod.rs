@@ -72,18 +72,8 @@ pub struct Regularizer {
 impl Regularizer {
     /// From `"l1"`, `"l2"`, `"l1_l2"` or `{"class_name": "L1L2", "config": {"l1": .., "l2": ..}}`; None for null.
     pub fn from_value(v: &Value) -> Result<Option<Self>> {
-        let (name, cfg) = match v {
-            Value::Null => return Ok(None),
-            Value::String(s) => (s.as_str(), &Value::Null),
-            Value::Object(o) => (
-                o.get("class_name").and_then(Value::as_str).unwrap_or(""),
-                o.get("config").unwrap_or(&Value::Null),
-            ),
-            _ => {
-                return Err(Error::Value(format!(
-                    "regularizer must be a name or a dict, received {v}"
-                )))
-            }
+        let Some((name, cfg)) = crate::config::class_and_config(v, "regularizer")? else {
+            return Ok(None);
         };
         let num = |k: &str, d: f32| -> Result<f32> {
             match cfg.get(k) {
