@@ -316,6 +316,17 @@ pub fn matmul_backward<T: Real>(
 
 /// A gradient in the broadcast (batch..., rows, cols) layout summed back to the operand's own shape.
 fn reduce_to_operand<T: Real>(g: Arr<T>, shape: &[usize], rows: usize, cols: usize) -> Arr<T> {
+    // An operand with leading size-1 axes that served as one shared matrix (a batch of one) gets a gradient
+    // without them: give them back (same values in the same order) before summing to the operand's shape.
+    let g = if g.shape.len() < shape.len() {
+        let padded = vec![1; shape.len() - g.shape.len()]
+            .into_iter()
+            .chain(g.shape.iter().copied())
+            .collect();
+        Arr::new(padded, g.data)
+    } else {
+        g
+    };
     if shape.len() < 2 {
         // a vector operand: the padded axis has size 1, so its values are already in order
         return Arr::new(shape.to_vec(), g.sum_to(&[rows, cols]).data);
@@ -737,6 +748,30 @@ mod tests {
             for j in 0..n {
                 let want: f64 = (0..rows).map(|r| a[r * k + p] * g[r * n + j]).sum();
                 assert!((got[p * n + j] - want).abs() < 1e-12, "({p}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_of_one_operand_gets_its_own_shape_back() {
+        // matmul((5, 3), (1, 3, 4)): b served as one shared matrix; its gradient keeps its (1, 3, 4) shape and
+        // equals a^T g
+        let a = Arr::new(vec![5, 3], (0..15).map(|i| i as f64 * 0.1).collect());
+        let b = Arr::new(
+            vec![1, 3, 4],
+            (0..12).map(|i| 1.0 - i as f64 * 0.05).collect(),
+        );
+        let g = Arr::new(
+            vec![1, 5, 4],
+            (0..20).map(|i| (i % 7) as f64 - 3.0).collect(),
+        );
+        let [_, gb] = matmul_backward(&a, &b, &g, [true, true]).unwrap();
+        let gb = gb.unwrap();
+        assert_eq!(gb.shape, vec![1, 3, 4]);
+        for r in 0..3 {
+            for c in 0..4 {
+                let want: f64 = (0..5).map(|i| a.data[i * 3 + r] * g.data[i * 4 + c]).sum();
+                assert!((gb.data[r * 4 + c] - want).abs() < 1e-12);
             }
         }
     }
