@@ -293,8 +293,8 @@ crate::simd_fn! {
 }
 
 crate::simd_fn! {
-    /// `out[r, j] += bias[j]` for every row r of `out`.
-    fn add_bias(out: &mut [f32], bias: &[f32]) {
+    /// `out[r, j] += bias[j]` for every row r of `out` (the convolution layers' bias step).
+    pub(super) fn add_bias(out: &mut [f32], bias: &[f32]) {
         for row in out.chunks_exact_mut(bias.len()) {
             row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
         }

@@ -8,6 +8,7 @@
 //! else `(in - 1) * s + span % 2 + output_padding`; output position `i * s + k * d - pad` takes input pixel
 //! `i` through tap `k`, where `pad = span - 1 - left_pad` and `left_pad` is JAX's leading padding.
 
+use super::conv2d::add_bias;
 use super::{
     activation_of, expect_rank, initializer_of, regularizer_of, Ctx, FusedActivation, Layer, Param,
 };
@@ -151,14 +152,6 @@ impl Conv2DTranspose {
             )));
         }
         Ok(win)
-    }
-}
-
-crate::simd_fn! {
-    fn add_bias(out: &mut [f32], bias: &[f32]) {
-        for row in out.chunks_exact_mut(bias.len()) {
-            row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
-        }
     }
 }
 

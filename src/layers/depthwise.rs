@@ -5,6 +5,7 @@
 //! a pixel's channels (contiguous, so it vectorises). SeparableConv2D is a depthwise convolution followed by a
 //! 1x1 convolution (one GEMM over all pixels), then the bias and the activation, as Keras's `separable_conv`.
 
+use super::conv2d::add_bias;
 use super::{
     activation_of, expect_rank, initializer_of, regularizer_of, Ctx, FusedActivation, Layer, Param,
 };
@@ -106,13 +107,6 @@ crate::simd_fn! {
                 }
             }
         }
-    }
-}
-
-/// `out[r, j] += bias[j]` for every row r.
-fn add_bias(out: &mut [f32], bias: &[f32]) {
-    for row in out.chunks_exact_mut(bias.len()) {
-        row.iter_mut().zip(bias).for_each(|(a, b)| *a += b);
     }
 }
 
