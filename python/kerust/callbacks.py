@@ -898,6 +898,16 @@ def _atomic_write_text(path: str, text: str) -> None:
     _atomic_write(path, text.encode())
 
 
+def _atomic_copy(source: str, target: str) -> None:
+    """Copy ``source`` over ``target`` atomically: a copy that fails (a full disk) leaves ``target`` as it was,
+    where ``shutil.copyfile`` would have truncated it first."""
+    from ._files import atomic_write as _atomic_write
+
+    with open(source, "rb") as f:
+        data = f.read()
+    _atomic_write(target, data)
+
+
 class BackupAndRestore(Callback):
     """Back up training so an interrupted ``fit`` can resume: at the end of every epoch (or every ``save_freq``
     batches) the weights and optimizer state go to ``backup_dir/latest.weights.h5`` and the number of finished
@@ -938,11 +948,9 @@ class BackupAndRestore(Callback):
             # the latest backup may be damaged: fall back to the previous one
             if not os.path.exists(self._prev_weights_path):
                 raise e
-            import shutil  # lazily: keeps `import kerust` fast
-            shutil.copyfile(self._prev_weights_path, self._weights_path)
+            _atomic_copy(self._prev_weights_path, self._weights_path)
             if os.path.exists(self._prev_training_metadata_path):
-                import shutil  # lazily: keeps `import kerust` fast
-                shutil.copyfile(self._prev_training_metadata_path, self._training_metadata_path)
+                _atomic_copy(self._prev_training_metadata_path, self._training_metadata_path)
             elif os.path.exists(self._training_metadata_path):
                 os.remove(self._training_metadata_path)
             self._load_model()
@@ -976,11 +984,9 @@ class BackupAndRestore(Callback):
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._weights_path):
-            import shutil  # lazily: keeps `import kerust` fast
-            shutil.copyfile(self._weights_path, self._prev_weights_path)
+            _atomic_copy(self._weights_path, self._prev_weights_path)
         if self.double_checkpoint and os.path.exists(self._training_metadata_path):
-            import shutil  # lazily: keeps `import kerust` fast
-            shutil.copyfile(self._training_metadata_path, self._prev_training_metadata_path)
+            _atomic_copy(self._training_metadata_path, self._prev_training_metadata_path)
         self.model.save_weights(self._weights_path, overwrite=True)
         _atomic_write_text(self._training_metadata_path,
                            _json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
