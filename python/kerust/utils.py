@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from ._data_sources import PyDataset, Sequence  # noqa: F401  (keras.utils.PyDataset and its alias Sequence)
+from ._directory_datasets import image_dataset_from_directory, text_dataset_from_directory  # noqa: F401
 
 
 def to_categorical(x: Any, num_classes: Optional[int] = None) -> np.ndarray:
