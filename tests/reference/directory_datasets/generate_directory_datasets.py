@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -72,12 +73,19 @@ def write_tree(root):
     save("plain/x/p_la.png", Image.fromarray(_pixels((7, 8, 2), 18), "LA"))
     save("plain/y/p_rgba.png", Image.fromarray(_pixels((8, 8, 4), 19), "RGBA"))
     save("plain/y/p_p.png", palette)
-    # JPEGs (smooth gradients: JPEG libraries differ by a few levels)
+    # JPEGs (smooth gradients), committed beside this script: another Pillow could encode other bytes, and the
+    # decoders (TensorFlow's, Pillow's) already differ by a few levels
     yy, xx = np.mgrid[0:8, 0:8]
     grad = np.stack([yy * 30, xx * 30, (yy + xx) * 15], axis=-1).astype(np.uint8)
-    save("photos/x/a.jpg", Image.fromarray(grad, "RGB"))
-    save("photos/x/b.JPEG", Image.fromarray(grad[::-1].copy(), "RGB"))
-    save("photos/y/c.jpeg", Image.fromarray(grad[:, :, 0].copy(), "L"))
+    for rel, img in (("photos/x/a.jpg", Image.fromarray(grad, "RGB")),
+                     ("photos/x/b.JPEG", Image.fromarray(grad[::-1].copy(), "RGB")),
+                     ("photos/y/c.jpeg", Image.fromarray(grad[:, :, 0].copy(), "L"))):
+        kept = os.path.join(HERE, rel)
+        if not os.path.exists(kept):
+            os.makedirs(os.path.dirname(kept), exist_ok=True)
+            img.save(kept)
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+        shutil.copyfile(kept, os.path.join(root, rel))
     save("linked/a/x0.png", Image.fromarray(_pixels((8, 8, 3), 14), "RGB"))
     save("linked/b/y0.png", Image.fromarray(_pixels((8, 8, 3), 15), "RGB"))
     os.symlink(os.path.join("..", "..", "images", "birds"), os.path.join(root, "linked", "a", "more"))
