@@ -36,7 +36,6 @@ ABSENT: List[Tuple[str, Sequence[str], str]] = [
 # Calls that kerust refuses with ValueError or TypeError instead of silently ignoring an argument it does not
 # implement. Evaluated at every build: one that stops raising fails the build until the page is updated.
 REFUSED: List[Tuple[str, str]] = [
-    ("layers.Dense(4, activity_regularizer='l2')", "activity regularizers (any layer)"),
     ("layers.Dense(4, activation=lambda x: x)", "activations written in Python"),
     ("layers.Dense(4, dtype='float64')", "dtypes other than float32"),
     ("layers.Conv2D(8, 3, padding='causal')", "`causal` padding in Conv2D (Conv1D has it, as in Keras)"),

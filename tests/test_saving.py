@@ -537,9 +537,9 @@ def _case_bad_layer_argument(fixtures, tmp_path):
 
 def _case_unknown_argument(fixtures, tmp_path):
     def edit(c):
-        _layer(c, "Dense")["config"]["activity_regularizer"] = {"class_name": "L2", "config": {"l2": 0.01}}
+        _layer(c, "Dense")["config"]["lora_rank"] = 4
 
-    return _edit_config(fixtures, tmp_path, edit), "activity_regularizer"
+    return _edit_config(fixtures, tmp_path, edit), "lora_rank"
 
 
 def _case_huge_units(fixtures, tmp_path):

@@ -301,8 +301,9 @@ class MultiHeadAttention(_BuiltinTraced):
         who = f"MultiHeadAttention '{self.name}'"
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"{who}: `dropout` must be a float in [0, 1), received dropout={dropout!r}")
-        _no_unsupported(who, sliding_window=sliding_window, activity_regularizer=activity_regularizer,
-                        kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        _no_unsupported(who, sliding_window=sliding_window, kernel_constraint=kernel_constraint,
+                        bias_constraint=bias_constraint)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
         if flash_attention:
             raise ValueError(f"{who}: `flash_attention` is not supported by kerust (received {flash_attention!r})")
         if use_gate:

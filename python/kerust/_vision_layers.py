@@ -552,14 +552,7 @@ class ActivityRegularization(_TracedLayer):
 
     def call(self, inputs: Any) -> Any:
         if self.l1 or self.l2:
-            rank = len(inputs.shape)
-            per_sample: Any = 0.0
-            if self.l1:
-                per_sample = ops.multiply(self.l1, ops.sum(ops.abs(inputs), axis=tuple(range(1, rank))))
-            if self.l2:
-                term = ops.multiply(self.l2, ops.sum(ops.square(inputs), axis=tuple(range(1, rank))))
-                per_sample = term if isinstance(per_sample, float) else ops.add(per_sample, term)
-            self.add_loss(ops.mean(per_sample))  # the batch's sum over the batch size
+            self.add_loss(regularizers_module.activity_penalty(regularizers_module.L1L2(self.l1, self.l2), inputs))
         return ops.cast(inputs, "float32")  # the identity (one engine op: a traced call must yield a node)
 
     def _layer_config(self) -> dict:

@@ -192,6 +192,7 @@ class Layer(_LayerCalls):
         batch_input_shape: Optional[Sequence[Optional[int]]] = None,
         input_dim: Optional[int] = None,
         batch_size: Optional[int] = None,
+        activity_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("autocast", None)
@@ -207,6 +208,8 @@ class Layer(_LayerCalls):
             raise TypeError(f"{type(self).__name__}: `name` must be a string, received {name!r}")
         self.name: str = name or unique_name(to_snake_case(self.class_name))
         self._trainable = bool(trainable)
+        # Keras's activity regularizer: its penalty of each output joins the loss (see models._flatten_nodes)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self._input_shape_arg: Optional[tuple] = None
         if input_shape is not None:
             self._input_shape_arg = tuple(input_shape)
@@ -351,8 +354,12 @@ class Layer(_LayerCalls):
 
     def get_config(self) -> dict:
         """The layer's arguments as a dict, in the shape of Keras's `get_config()`."""
-        config = {"name": self.name, "trainable": self._trainable, "dtype": "float32"}
+        config: dict = {"name": self.name, "trainable": self._trainable, "dtype": "float32"}
+        if getattr(self, "activity_regularizer", None) is not None:  # Keras's base config, in its place
+            config["activity_regularizer"] = None
         config.update(self._layer_config())
+        if "activity_regularizer" in config:
+            config["activity_regularizer"] = regularizers_module.serialize(getattr(self, "activity_regularizer", None))
         return config
 
     @classmethod
@@ -697,7 +704,7 @@ def _set_kernel_bias(layer: Any, use_bias: bool, kernel_initializer: Any, bias_i
                      kernel_regularizer: Any, bias_regularizer: Any, activity_regularizer: Any,
                      kernel_constraint: Any, bias_constraint: Any) -> None:
     """The kernel/bias arguments Dense and Conv2D share (the engine's `KernelBias` reads the same keys)."""
-    _no_unsupported(layer.class_name, activity_regularizer=activity_regularizer)
+    layer.activity_regularizer = regularizers_module.get(activity_regularizer)
     layer.use_bias = use_bias
     layer.kernel_constraint = constraints_module.get(kernel_constraint)
     layer.bias_constraint = constraints_module.get(bias_constraint)
@@ -916,7 +923,7 @@ class DepthwiseConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.depthwise_constraint = constraints_module.get(depthwise_constraint)
         self.bias_constraint = constraints_module.get(bias_constraint)
         self.kernel_size = _pair(kernel_size)
@@ -981,7 +988,7 @@ class SeparableConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _no_unsupported(self.class_name, activity_regularizer=activity_regularizer)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.depthwise_constraint = constraints_module.get(depthwise_constraint)
         self.pointwise_constraint = constraints_module.get(pointwise_constraint)
         self.bias_constraint = constraints_module.get(bias_constraint)
@@ -1589,7 +1596,7 @@ class _RNN(Layer):
         super().__init__(**kwargs)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         name = type(self).__name__
-        _no_unsupported(name, activity_regularizer=activity_regularizer)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.kernel_constraint = constraints_module.get(kernel_constraint)
         self.recurrent_constraint = constraints_module.get(recurrent_constraint)
         self.bias_constraint = constraints_module.get(bias_constraint)

@@ -1347,9 +1347,24 @@ def _flatten_nodes(nodes: List[Any], in_tensors: List[Any], out_tensors: List[An
             outs = [flat.add_node(op, ins, node.mask_input)]
             if len(node.outputs) > 1:  # several outputs come packed in the engine's one
                 outs = op._unpack(flat, outs[0], [t.shape[1:] for t in node.outputs])
+        if not isinstance(op, (Model, Operation, VariableRead)) and \
+                getattr(op, "activity_regularizer", None) is not None:
+            for t, o in zip(node.outputs, outs):
+                flat.added_losses.append(_activity_penalty(op.activity_regularizer, t, flat, o))
         for t, o in zip(node.outputs, outs):
             ids[id(t)] = o
     return [ids[id(t)] for t in out_tensors]
+
+
+def _activity_penalty(regularizer: Any, output: Any, flat: _FlatGraph, output_id: int) -> int:
+    """Keras's activity regularizer of one layer output, as op nodes reading tensor `output_id`: the id of the
+    penalty, which joins the model's added losses (Keras's `Layer.__call__` adds it with `add_loss`)."""
+    from ._custom import Placeholder, Trace
+    from .regularizers import activity_penalty
+
+    placeholder = Placeholder(output)
+    penalty = Trace([placeholder.tensor], [], [activity_penalty(regularizer, placeholder.tensor)])
+    return _flatten_nodes(penalty.nodes, penalty.inputs, penalty.losses, flat, [output_id])[0]
 
 
 def _detach(layer: Any, model: "Model") -> None:

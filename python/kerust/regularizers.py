@@ -82,6 +82,26 @@ def get(identifier: Any) -> Any:
                      "'l1_l2' or a kerust.regularizers object")
 
 
+def activity_penalty(regularizer: Any, outputs: Any) -> Any:
+    """Keras's activity penalty of a layer's `outputs` (batch first): the regularizer's penalty of the whole batch
+    divided by the batch size, i.e. the mean over samples of `l1 * sum(|x|) + l2 * sum(x ** 2)`. Written with
+    `kerust.ops`, so it traces into a model's loss (symbolic `outputs`) or computes on arrays."""
+    from . import ops
+
+    cfg = regularizer.get_config()
+    rank = len(outputs.shape)
+    axes = tuple(range(1, rank))
+    per_sample: Any = None
+    for key, fn in (("l1", ops.abs), ("l2", ops.square)):
+        factor = float(cfg.get(key, 0.0))
+        if factor:
+            term = ops.multiply(factor, ops.sum(fn(outputs), axis=axes) if axes else fn(outputs))
+            per_sample = term if per_sample is None else ops.add(per_sample, term)
+    if per_sample is None:  # all factors zero: a zero penalty that still depends on the outputs
+        per_sample = ops.multiply(0.0, ops.sum(outputs, axis=axes) if axes else outputs)
+    return ops.mean(per_sample)
+
+
 def serialize(regularizer: Any) -> Any:
     """The regularizer's Keras config dict, or `None`."""
     return regularizer._serialized() if isinstance(regularizer, Regularizer) else None
