@@ -19,12 +19,29 @@ pub enum Activation {
     HardSigmoid,
     Exponential,
     LeakyRelu,
+    Mish,
+    LogSoftmax,
+    HardSilu,
+    Celu,
+    LogSigmoid,
+    TanhShrink,
+    HardTanh,
+    SoftShrink,
+    HardShrink,
+    SparsePlus,
+    SparseSigmoid,
+    Squareplus,
+    Sparsemax,
 }
 
 const SELU_ALPHA: f32 = 1.673_263_2;
 const SELU_SCALE: f32 = 1.050_701;
 /// Keras 3's `leaky_relu` activation function default slope.
 const LEAKY_SLOPE: f32 = 0.2;
+/// Keras 3's defaults of the activations that take an argument: `soft_shrink`/`hard_shrink` threshold, `celu`
+/// alpha (1, so it does not appear), `squareplus` b.
+const SHRINK_THRESHOLD: f32 = 0.5;
+const SQUAREPLUS_B: f32 = 4.0;
 
 pub const NAMES: &[&str] = &[
     "linear",
@@ -43,6 +60,20 @@ pub const NAMES: &[&str] = &[
     "hard_sigmoid",
     "exponential",
     "leaky_relu",
+    "mish",
+    "log_softmax",
+    "hard_silu",
+    "hard_swish",
+    "celu",
+    "log_sigmoid",
+    "tanh_shrink",
+    "hard_tanh",
+    "soft_shrink",
+    "hard_shrink",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "squareplus",
+    "sparsemax",
 ];
 
 impl Activation {
@@ -64,6 +95,19 @@ impl Activation {
             "hard_sigmoid" => HardSigmoid,
             "exponential" => Exponential,
             "leaky_relu" => LeakyRelu,
+            "mish" => Mish,
+            "log_softmax" => LogSoftmax,
+            "hard_silu" | "hard_swish" => HardSilu,
+            "celu" => Celu,
+            "log_sigmoid" => LogSigmoid,
+            "tanh_shrink" => TanhShrink,
+            "hard_tanh" => HardTanh,
+            "soft_shrink" => SoftShrink,
+            "hard_shrink" => HardShrink,
+            "sparse_plus" => SparsePlus,
+            "sparse_sigmoid" => SparseSigmoid,
+            "squareplus" => Squareplus,
+            "sparsemax" => Sparsemax,
             _ => {
                 return Err(Error::Value(format!(
                     "Unknown activation: '{name}'. Expected one of: {}",
@@ -91,7 +135,28 @@ impl Activation {
             HardSigmoid => "hard_sigmoid",
             Exponential => "exponential",
             LeakyRelu => "leaky_relu",
+            Mish => "mish",
+            LogSoftmax => "log_softmax",
+            HardSilu => "hard_silu",
+            Celu => "celu",
+            LogSigmoid => "log_sigmoid",
+            TanhShrink => "tanh_shrink",
+            HardTanh => "hard_tanh",
+            SoftShrink => "soft_shrink",
+            HardShrink => "hard_shrink",
+            SparsePlus => "sparse_plus",
+            SparseSigmoid => "sparse_sigmoid",
+            Squareplus => "squareplus",
+            Sparsemax => "sparsemax",
         }
+    }
+
+    /// Whether the activation works over whole rows of the last axis (the others are element-wise).
+    pub fn is_row_op(self) -> bool {
+        matches!(
+            self,
+            Activation::Softmax | Activation::LogSoftmax | Activation::Sparsemax
+        )
     }
 
     /// Whether the derivative needs the pre-activation input (the others use the output alone).
@@ -99,7 +164,24 @@ impl Activation {
         use Activation::*;
         matches!(
             self,
-            Gelu | Softplus | Softsign | Swish | Relu6 | HardSigmoid | LeakyRelu
+            Gelu | Softplus
+                | Softsign
+                | Swish
+                | Relu6
+                | HardSigmoid
+                | LeakyRelu
+                | Mish
+                | HardSilu
+                | Celu
+                | LogSigmoid
+                | TanhShrink
+                | HardTanh
+                | SoftShrink
+                | HardShrink
+                | SparsePlus
+                | SparseSigmoid
+                | Squareplus
+                | Sparsemax
         )
     }
 
@@ -165,6 +247,55 @@ crate::simd_fn! {
                     *v *= LEAKY_SLOPE
                 }
             }),
+            Mish => data.iter_mut().for_each(|v| *v *= tanh_fast(softplus(*v))),
+            LogSoftmax => {
+                if row > 0 {
+                    data.chunks_mut(row).for_each(log_softmax_row)
+                }
+            }
+            HardSilu => data
+                .iter_mut()
+                .for_each(|v| *v *= (*v + 3.0).clamp(0.0, 6.0) / 6.0),
+            Celu => data
+                .iter_mut()
+                .for_each(|v| *v = v.max(0.0) + v.min(0.0).exp_m1()),
+            LogSigmoid => data.iter_mut().for_each(|v| *v = -softplus(-*v)),
+            TanhShrink => data.iter_mut().for_each(|v| *v -= tanh_fast(*v)),
+            HardTanh => data.iter_mut().for_each(|v| *v = v.clamp(-1.0, 1.0)),
+            SoftShrink => data.iter_mut().for_each(|v| {
+                *v = if *v > SHRINK_THRESHOLD {
+                    *v - SHRINK_THRESHOLD
+                } else if *v < -SHRINK_THRESHOLD {
+                    *v + SHRINK_THRESHOLD
+                } else {
+                    0.0
+                }
+            }),
+            HardShrink => data.iter_mut().for_each(|v| {
+                if v.abs() <= SHRINK_THRESHOLD {
+                    *v = 0.0
+                }
+            }),
+            SparsePlus => data.iter_mut().for_each(|v| {
+                *v = if *v <= -1.0 {
+                    0.0
+                } else if *v >= 1.0 {
+                    *v
+                } else {
+                    0.25 * (*v + 1.0) * (*v + 1.0)
+                }
+            }),
+            SparseSigmoid => data
+                .iter_mut()
+                .for_each(|v| *v = 0.5 * (*v + 1.0).clamp(0.0, 2.0)),
+            Squareplus => data
+                .iter_mut()
+                .for_each(|v| *v = 0.5 * (*v + (*v * *v + SQUAREPLUS_B).sqrt())),
+            Sparsemax => {
+                if row > 0 {
+                    data.chunks_mut(row).for_each(sparsemax_row)
+                }
+            }
         }
     }
 }
@@ -217,7 +348,119 @@ crate::simd_fn! {
             }),
             Exponential => scale_by(grad, output, |y| y),
             LeakyRelu => scale_by(grad, input, |x| if x > 0.0 { 1.0 } else { LEAKY_SLOPE }),
+            Mish => scale_by(grad, input, |x| {
+                let t = tanh_fast(softplus(x));
+                t + x * (1.0 - t * t) * sigmoid(x)
+            }),
+            LogSoftmax => {
+                if row > 0 {
+                    // y = x - logsumexp(x): dx = g - softmax(x) * sum(g), softmax = exp(y)
+                    grad.chunks_mut(row)
+                        .zip(output.chunks(row))
+                        .for_each(|(g, y)| {
+                            let total: f32 = g.iter().sum();
+                            g.iter_mut().zip(y).for_each(|(gi, &yi)| *gi -= yi.exp() * total);
+                        })
+                }
+            }
+            HardSilu => scale_by(grad, input, |x| {
+                if x <= -3.0 {
+                    0.0
+                } else if x >= 3.0 {
+                    1.0
+                } else {
+                    (2.0 * x + 3.0) / 6.0
+                }
+            }),
+            Celu => scale_by(grad, input, |x| if x > 0.0 { 1.0 } else { x.exp() }),
+            LogSigmoid => scale_by(grad, input, |x| sigmoid(-x)),
+            TanhShrink => scale_by(grad, input, |x| {
+                let t = tanh_fast(x);
+                t * t
+            }),
+            HardTanh => scale_by(grad, input, |x| if x.abs() <= 1.0 { 1.0 } else { 0.0 }),
+            SoftShrink | HardShrink => scale_by(grad, input, |x| {
+                if x.abs() > SHRINK_THRESHOLD {
+                    1.0
+                } else {
+                    0.0
+                }
+            }),
+            SparsePlus => scale_by(grad, input, |x| {
+                if x <= -1.0 {
+                    0.0
+                } else if x >= 1.0 {
+                    1.0
+                } else {
+                    0.5 * (x + 1.0)
+                }
+            }),
+            SparseSigmoid => scale_by(grad, input, |x| if x.abs() < 1.0 { 0.5 } else { 0.0 }),
+            Squareplus => scale_by(grad, input, |x| 0.5 * (1.0 + x / (x * x + SQUAREPLUS_B).sqrt())),
+            Sparsemax => {
+                if row > 0 {
+                    grad.chunks_mut(row)
+                        .zip(input.chunks(row).zip(output.chunks(row)))
+                        .for_each(|(g, (x, y))| sparsemax_row_backward(x, y, g))
+                }
+            }
         }
+    }
+}
+
+/// `x - logsumexp(x)` of one row, in place.
+fn log_softmax_row(row: &mut [f32]) {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
+    let lse = m + s.ln();
+    row.iter_mut().for_each(|v| *v -= lse);
+}
+
+/// The row's values in decreasing order, ties by index (a value's 1-based position in it is its `k`).
+fn sorted_desc(x: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+    order
+}
+
+/// Keras 3.15's sparsemax threshold for one row, and the support size `k`: with `z` sorted in decreasing order
+/// and `c` its running sums, the support is where `z_k - (c_k - 1) / k > 0`, and `tau` is (the sum of the `c_k`
+/// over the support - 1) / k, as every Keras backend computes it (not the paper's `(c_K - 1) / K`).
+fn sparsemax_tau(x: &[f32], order: &[usize]) -> (f32, usize) {
+    let (mut running, mut support_sum, mut k) = (0.0f32, 0.0f32, 0usize);
+    for (i, &j) in order.iter().enumerate() {
+        running += x[j];
+        if x[j] - (running - 1.0) / (i + 1) as f32 > 0.0 {
+            support_sum += running;
+            k += 1;
+        }
+    }
+    ((support_sum - 1.0) / k.max(1) as f32, k)
+}
+
+fn sparsemax_row(row: &mut [f32]) {
+    let order = sorted_desc(row);
+    let (tau, _) = sparsemax_tau(row, &order);
+    row.iter_mut().for_each(|v| *v = (*v - tau).max(0.0));
+}
+
+/// The derivative of `max(x - tau(x), 0)`: tau's derivative by the value at sorted position `p` (1-based) is the
+/// number of support positions whose running sum includes it, `(k - p + 1)+`, over `k` (the support is a prefix
+/// of the sorted order wherever the values are distinct).
+fn sparsemax_row_backward(x: &[f32], y: &[f32], g: &mut [f32]) {
+    let order = sorted_desc(x);
+    let (_, k) = sparsemax_tau(x, &order);
+    let active: f32 = g
+        .iter()
+        .zip(y)
+        .filter(|(_, &yi)| yi > 0.0)
+        .map(|(gi, _)| gi)
+        .sum();
+    let k_f = k.max(1) as f32;
+    for (pos, &j) in order.iter().enumerate() {
+        let dtau = (k as f32 - pos as f32).max(0.0) / k_f;
+        let own = if y[j] > 0.0 { g[j] } else { 0.0 };
+        g[j] = own - dtau * active;
     }
 }
 

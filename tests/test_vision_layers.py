@@ -142,6 +142,31 @@ def test_activation_values_and_gradients_match_keras(case):
     _close(gx[0], REF[f"{case}__gx"], f"{case} d/d input")
 
 
+ENGINE_ACT_CASES = [c for c in ACT_CASES if _spec(c)["function"] in activations.ENGINE_NAMES
+                    and all(k == "axis" and v in (-1, 1) for k, v in _spec(c)["args"].items())]
+
+
+def test_every_engine_activation_has_a_keras_case():
+    covered = {_spec(c)["function"] for c in ENGINE_ACT_CASES}
+    aliases = {"swish", "hard_swish", "linear"}
+    assert set(activations.ENGINE_NAMES) - covered <= aliases
+
+
+@pytest.mark.parametrize("case", ENGINE_ACT_CASES)
+def test_engine_activation_layer_matches_keras_values_and_gradients(case):
+    """The same Keras references, computed by the engine's own kernel (src/activations.rs) as an `Activation`
+    layer and as a Dense layer's activation: forward values and d/d input within 1e-5."""
+    name = _spec(case)["function"]
+    x, R = REF[f"{case}__x"], REF[f"{case}__R"]  # (4, 8): the activation runs over the last axis
+    y, gx, _ = _sandwich(lambda: layers.Activation(name), x[None], R[None], [])
+    _close(y[0], REF[f"{case}__y"], f"{case} engine Activation")
+    _close(gx[0], REF[f"{case}__gx"], f"{case} engine Activation d/d input")
+    dense = keras.Sequential([keras.Input((8,)), layers.Dense(8, activation=name)])
+    w, b = dense.get_weights()
+    dense.set_weights([np.eye(8, dtype=np.float32), np.zeros_like(b)])
+    _close(dense.predict(x, verbose=0), REF[f"{case}__y"], f"{case} in Dense")
+
+
 def test_activity_regularization_adds_keras_loss():
     x, t = REF["actreg__x"], REF["actreg__t"]
     inp = keras.Input(x.shape[1:])
@@ -404,11 +429,15 @@ def test_engine_layers_take_engine_names_and_refuse_others_by_name():
         model = keras.Sequential([keras.Input((4,)), dense])
         w, b = dense.get_weights()
         np.testing.assert_allclose(model.predict(x, verbose=0), fn(x @ w + b), rtol=1e-5, atol=1e-6)
-    for name in ("mish", "log_softmax", "hard_silu"):
+    for name in ("glu", "threshold"):  # the two that the engine's layers do not compute
         with pytest.raises(ValueError, match=rf"Dense '.*': Unknown activation: '{name}'. Expected one of: linear"):
             layers.Dense(2, activation=name)
         with pytest.raises(ValueError, match=rf"Unknown activation: '{name}'"):
             layers.Activation(getattr(activations, name))
+    for fn in (activations.mish, activations.log_softmax, activations.hard_silu, activations.sparsemax):
+        model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation=fn)])
+        w, b = model.get_weights()
+        np.testing.assert_allclose(model.predict(x, verbose=0), fn(x @ w + b), rtol=1e-5, atol=1e-6)
     # through the traced path they work anywhere: a Lambda after the layer
     inp = keras.Input((4,))
     model = keras.Model(inp, layers.Lambda(activations.mish)(layers.Dense(2)(inp)))

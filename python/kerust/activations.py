@@ -3,9 +3,10 @@ with ``kerust.ops``, so it runs eagerly on NumPy arrays and traces into a model'
 ``call`` or a ``layers.Lambda`` (the engine differentiates the ops). Formulas and defaults are Keras's (its JAX
 backend where the backends differ).
 
-Layers that the engine computes (``Dense``, ``Conv2D``, ``Activation``, the recurrent layers, ...) take the names
-their engine knows as ``activation=`` (``ENGINE_NAMES``); the others (``mish``, ``log_softmax``, ``hard_silu``,
-...) are refused there with the engine's list of names, and work through this module.
+Layers that the engine computes (``Dense``, ``Conv2D``, ``Activation``, the recurrent layers, ...) take every name
+here as ``activation=`` (``ENGINE_NAMES``, computed with their derivatives in src/activations.rs) but ``glu`` (it
+halves an axis) and ``threshold`` (it has no defaults); those two work through this module, in a ``Lambda`` or a
+custom layer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from . import ops
 
 # the activations the engine's own layers compute by name (src/activations.rs)
 ENGINE_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu", "softplus", "softsign",
-                "swish", "silu", "relu6", "hard_sigmoid", "exponential", "leaky_relu")
+                "swish", "silu", "relu6", "hard_sigmoid", "exponential", "leaky_relu", "mish", "log_softmax",
+                "hard_silu", "hard_swish", "celu", "log_sigmoid", "tanh_shrink", "hard_tanh", "soft_shrink",
+                "hard_shrink", "sparse_plus", "sparse_sigmoid", "squareplus", "sparsemax")
 
 
 def relu(x: Any, negative_slope: float = 0.0, max_value: Optional[float] = None, threshold: float = 0.0) -> Any:

@@ -157,6 +157,95 @@ def _clip(g: _Graph, x: str, low: float, high: float, base: str) -> str:
     return g.op("Clip", [x, g.const(f"{base}_min", low), g.const(f"{base}_max", high)], base)
 
 
+def _act_log_softmax(g: _Graph, t: _Tensor, prefix: str) -> str:
+    return g.op("LogSoftmax", [t.name], f"{prefix}/LogSoftmax", axis=1 if t.nchw else -1)
+
+
+def _act_mish(g: _Graph, t: _Tensor, prefix: str) -> str:
+    soft = g.op("Softplus", [t.name], f"{prefix}/mish_softplus")
+    return g.op("Mul", [t.name, g.op("Tanh", [soft], f"{prefix}/mish_tanh")], f"{prefix}/Mish")
+
+
+def _act_hard_silu(g: _Graph, t: _Tensor, prefix: str) -> str:
+    # x * relu6(x + 3) / 6, HardSigmoid being clip(x / 6 + 0.5, 0, 1)
+    gate = g.op("HardSigmoid", [t.name], f"{prefix}/hard_silu_gate", alpha=1.0 / 6.0, beta=0.5)
+    return g.op("Mul", [t.name, gate], f"{prefix}/HardSilu")
+
+
+def _act_celu(g: _Graph, t: _Tensor, prefix: str) -> str:
+    # max(x, 0) + exp(min(x, 0)) - 1 (alpha 1), ONNX's Celu with its default alpha
+    return g.op("Celu", [t.name], f"{prefix}/Celu", alpha=1.0)
+
+
+def _act_log_sigmoid(g: _Graph, t: _Tensor, prefix: str) -> str:
+    neg = g.op("Neg", [t.name], f"{prefix}/log_sigmoid_neg")
+    return g.op("Neg", [g.op("Softplus", [neg], f"{prefix}/log_sigmoid_softplus")], f"{prefix}/LogSigmoid")
+
+
+def _act_tanh_shrink(g: _Graph, t: _Tensor, prefix: str) -> str:
+    return g.op("Sub", [t.name, g.op("Tanh", [t.name], f"{prefix}/tanh_shrink_tanh")], f"{prefix}/TanhShrink")
+
+
+def _act_hard_tanh(g: _Graph, t: _Tensor, prefix: str) -> str:
+    return _clip(g, t.name, -1.0, 1.0, f"{prefix}/HardTanh")
+
+
+def _act_shrink(bias: float) -> Callable[[_Graph, _Tensor, str], str]:
+    # ONNX Shrink: x - bias above lambd, x + bias below -lambd, 0 between (soft_shrink: bias 0.5; hard: 0)
+    def build(g: _Graph, t: _Tensor, prefix: str) -> str:
+        return g.op("Shrink", [t.name], f"{prefix}/Shrink", bias=bias, lambd=0.5)
+
+    return build
+
+
+def _act_sparse_plus(g: _Graph, t: _Tensor, prefix: str) -> str:
+    # 0 for x <= -1, x for x >= 1, (x + 1)^2 / 4 between: clip(x, -1, 1) gives the middle piece at both ends
+    # (0 and 1), and relu(x - 1) adds back what is above 1
+    mid = g.op("Add", [_clip(g, t.name, -1.0, 1.0, f"{prefix}/sparse_plus_clip"),
+                       g.const(f"{prefix}/sparse_plus_one", 1.0)], f"{prefix}/sparse_plus_shift")
+    quarter = g.op("Mul", [g.op("Mul", [mid, mid], f"{prefix}/sparse_plus_sq"),
+                           g.const(f"{prefix}/sparse_plus_quarter", 0.25)], f"{prefix}/sparse_plus_mid")
+    above = g.op("Relu", [g.op("Sub", [t.name, g.const(f"{prefix}/sparse_plus_one_b", 1.0)],
+                               f"{prefix}/sparse_plus_minus1")], f"{prefix}/sparse_plus_above")
+    return g.op("Add", [quarter, above], f"{prefix}/SparsePlus")
+
+
+def _act_squareplus(g: _Graph, t: _Tensor, prefix: str) -> str:
+    sq = g.op("Mul", [t.name, t.name], f"{prefix}/squareplus_sq")
+    root = g.op("Sqrt", [g.op("Add", [sq, g.const(f"{prefix}/squareplus_b", 4.0)], f"{prefix}/squareplus_add")],
+                f"{prefix}/squareplus_sqrt")
+    total = g.op("Add", [t.name, root], f"{prefix}/squareplus_sum")
+    return g.op("Mul", [total, g.const(f"{prefix}/squareplus_half", 0.5)], f"{prefix}/Squareplus")
+
+
+def _act_sparsemax(g: _Graph, t: _Tensor, prefix: str) -> str:
+    # Keras's sparsemax over the channels (last Keras axis): the values sorted in decreasing order (TopK of all),
+    # their running sums c, the support where z_k - (c_k - 1) / k > 0, tau = (sum of c over it - 1) / its size
+    axis = 1 if t.nchw else -1
+    n = int(t.shape[-1])
+    shape = [1] * (len(t.shape) + 1)
+    shape[axis] = n
+    k_all = g.const(f"{prefix}/sparsemax_k", [n], np.int64)
+    sorted_x, unused = g.fresh(f"{prefix}/sparsemax_sorted"), g.fresh(f"{prefix}/sparsemax_order")
+    g.nodes.append(g.onnx.helper.make_node("TopK", [t.name, k_all], [sorted_x, unused], name=sorted_x,
+                                           axis=axis, largest=1, sorted=1))
+    running = g.op("CumSum", [sorted_x, g.const(f"{prefix}/sparsemax_axis", axis, np.int64)],
+                   f"{prefix}/sparsemax_cumsum")
+    one = g.const(f"{prefix}/sparsemax_one", 1.0)
+    positions = g.const(f"{prefix}/sparsemax_positions", np.arange(1, n + 1, dtype=np.float32).reshape(shape))
+    bound = g.op("Div", [g.op("Sub", [running, one], f"{prefix}/sparsemax_c1"), positions],
+                 f"{prefix}/sparsemax_bound")
+    support = g.op("Cast", [g.op("Greater", [g.op("Sub", [sorted_x, bound], f"{prefix}/sparsemax_margin"),
+                                             g.const(f"{prefix}/sparsemax_zero", 0.0)], f"{prefix}/sparsemax_gt")],
+                   f"{prefix}/sparsemax_support", to=g.onnx.TensorProto.FLOAT)
+    axes = g.const(f"{prefix}/sparsemax_axes", [axis], np.int64)
+    size = g.op("ReduceSum", [support, axes], f"{prefix}/sparsemax_size", keepdims=1)
+    total = g.op("ReduceSum", [g.op("Mul", [support, running], f"{prefix}/sparsemax_kept"), axes],
+                 f"{prefix}/sparsemax_total", keepdims=1)
+    tau = g.op("Div", [g.op("Sub", [total, one], f"{prefix}/sparsemax_t1"), size], f"{prefix}/sparsemax_tau")
+    return g.op("Relu", [g.op("Sub", [t.name, tau], f"{prefix}/sparsemax_shift")], f"{prefix}/Sparsemax")
+
+
 # Every name kerust's engine accepts (src/activations.rs `NAMES`, plus "" for linear), each as the ONNX ops
 # computing the same formula.
 _ACTIVATIONS: Dict[str, Optional[Callable[[_Graph, _Tensor, str], str]]] = {
@@ -178,10 +267,24 @@ _ACTIVATIONS: Dict[str, Optional[Callable[[_Graph, _Tensor, str], str]]] = {
     "hard_sigmoid": _act_elementwise("HardSigmoid", alpha=1.0 / 6.0, beta=0.5),
     "exponential": _act_elementwise("Exp"),
     "leaky_relu": _act_elementwise("LeakyRelu", alpha=_LEAKY_RELU_SLOPE),
+    "mish": _act_mish,
+    "log_softmax": _act_log_softmax,
+    "hard_silu": _act_hard_silu,
+    "hard_swish": _act_hard_silu,
+    "celu": _act_celu,
+    "log_sigmoid": _act_log_sigmoid,
+    "tanh_shrink": _act_tanh_shrink,
+    "hard_tanh": _act_hard_tanh,
+    "soft_shrink": _act_shrink(0.5),
+    "hard_shrink": _act_shrink(0.0),
+    "sparse_plus": _act_sparse_plus,
+    "sparse_sigmoid": _act_elementwise("HardSigmoid", alpha=0.5, beta=0.5),
+    "squareplus": _act_squareplus,
+    "sparsemax": _act_sparsemax,
 }
 
 SUPPORTED_ACTIVATIONS: Tuple[str, ...] = tuple(sorted(k for k in _ACTIVATIONS if k))
-"""The activation names the exporter translates (every name kerust accepts)."""
+"""The activation names the exporter translates (every name kerust's engine accepts)."""
 
 
 def _activation_builder(name: Any, who: str) -> Optional[Callable[[_Graph, _Tensor, str], str]]:

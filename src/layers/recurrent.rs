@@ -174,10 +174,12 @@ fn activation(cfg: &Cfg, key: &str, default: &str) -> Result<Activation> {
         })?,
         Some(v) => return Err(cfg.err(key, "an activation name", v)),
     };
-    if act == Activation::Softmax {
+    if act.is_row_op() {
         return Err(Error::Value(format!(
-            "{} '{}': `{key}`: softmax is not supported inside a recurrent cell",
-            cfg.class_name, cfg.name
+            "{} '{}': `{key}`: {} is not supported inside a recurrent cell",
+            cfg.class_name,
+            cfg.name,
+            act.name()
         )));
     }
     Ok(act)
