@@ -53,13 +53,18 @@ def test_epoch_scalars_match_history_train_and_validation(tmp_path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["train", "validation"]
     train, val = _read(str(tmp_path / "train")), _read(str(tmp_path / "validation"))
     assert sorted(train.Tags()["scalars"]) == ["epoch_learning_rate", "epoch_loss", "epoch_mae"]
-    assert sorted(val.Tags()["scalars"]) == ["epoch_loss", "epoch_mae"]
+    # fit's validation is an evaluation: as Keras, it ends with evaluation_* at the optimizer's iterations
+    assert sorted(val.Tags()["scalars"]) == ["epoch_loss", "epoch_mae", "evaluation_loss_vs_iterations",
+                                             "evaluation_mae_vs_iterations"]
     for name in ("loss", "mae"):
         steps, values = zip(*_scalars(train, f"epoch_{name}"))
         assert steps == (0, 1, 2)
         np.testing.assert_allclose(values, h.history[name], rtol=1e-6)
         steps, values = zip(*_scalars(val, f"epoch_{name}"))
         assert steps == (0, 1, 2)
+        np.testing.assert_allclose(values, h.history[f"val_{name}"], rtol=1e-6)
+        steps, values = zip(*_scalars(val, f"evaluation_{name}_vs_iterations"))
+        assert steps == (2, 4, 6)  # 16 training samples in batches of 8
         np.testing.assert_allclose(values, h.history[f"val_{name}"], rtol=1e-6)
     np.testing.assert_allclose([v for _, v in _scalars(train, "epoch_learning_rate")], [0.01] * 3, rtol=1e-6)
     # update_freq="epoch": no batch-level scalars, no histograms
@@ -149,6 +154,50 @@ def test_evaluate_writes_evaluation_vs_iterations(tmp_path) -> None:
         (step, value), = _scalars(val, f"evaluation_{name}_vs_iterations")
         assert step == int(m.optimizer.iterations) == 6
         np.testing.assert_allclose(value, logs[name], rtol=1e-6)
+
+
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "fit_hooks")
+
+
+@pytest.mark.parametrize("update_freq", ["epoch", "batch", 2])
+def test_fit_with_validation_writes_what_keras_writes(tmp_path, update_freq) -> None:
+    """The scalars real Keras's TensorBoard (TensorFlow backend) wrote for the same fit, from the same weights
+    (tests/reference/fit_hooks/tensorboard.json, made by generate_tensorboard.py there): the same tags in train/
+    and validation/, the same steps, the same values. Keras's validation inside fit is an evaluate with fit's
+    callbacks: evaluation_<metric>_vs_iterations after each validation (step: the optimizer's iterations), and
+    with update_freq=2 its record_if keeps only the summaries whose last batch (training, or validation for
+    evaluation_*) has an even number: the first epoch's 3 training and 3 validation batches write nothing at
+    its end (no epoch scalars, no histograms)."""
+    sys.path.insert(0, REFERENCE)
+    try:
+        import scenarios
+    finally:
+        sys.path.remove(REFERENCE)
+    with open(os.path.join(REFERENCE, "tensorboard.json")) as f:
+        expected = json.load(f)["runs"][str(update_freq)]
+    x, y = scenarios._data(10)
+    xv, yv = scenarios._data(5, offset=4)
+    m = scenarios._model(keras)
+    m.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv), validation_batch_size=2,
+          callbacks=[keras.callbacks.TensorBoard(tmp_path, histogram_freq=1, update_freq=update_freq,
+                                                 write_graph=False)])
+    assert sorted(os.listdir(tmp_path)) == sorted(expected) == ["train", "validation"]
+    for sub, tags in expected.items():
+        tags = dict(tags)
+        acc = _read(str(tmp_path / sub))
+        # the epochs each weight's histogram was written at (Keras's tags name other layers: dense_2, ...)
+        assert sorted({tuple(e.step for e in acc.Histograms(t)) for t in acc.Tags()["histograms"]}) == \
+            [tuple(steps) for steps in tags.pop("histogram_steps")], sub
+        assert sorted(acc.Tags()["scalars"]) == sorted(tags), sub
+        for tag, events in tags.items():
+            got = _scalars(acc, tag)
+            assert [s for s, _ in got] == [s for s, _ in events], (sub, tag)
+            np.testing.assert_allclose([v for _, v in got], [v for _, v in events], rtol=2e-5, atol=1e-7,
+                                       err_msg=f"{sub}/{tag}")
+    # the reference holds what the docstring says
+    assert [s for s, _ in expected["validation"]["evaluation_loss_vs_iterations"]] == \
+        ([6] if update_freq == 2 else [3, 6])
+    assert expected["train"]["histogram_steps"] == ([[1]] if update_freq == 2 else [[0, 1]])
 
 
 def test_unwritable_log_dir_raises_oserror_naming_it(tmp_path) -> None:

@@ -668,9 +668,9 @@ def fit(model: Any, x: Any, y: Any, batch_size: Optional[int], epochs: int, verb
     epoch_logs: Dict[str, float] = {}
     prepared = False
     try:
-        cbs.call("on_train_begin", None)
+        cbs.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
-            cbs.call("on_epoch_begin", epoch, None)
+            cbs.call("on_epoch_begin", epoch, {})
             source.on_epoch_begin()
             budget = steps_per_epoch or source.num_batches
             if budget is not None and source.num_batches is not None and run.feeder is not None:
@@ -689,7 +689,7 @@ def fit(model: Any, x: Any, y: Any, batch_size: Optional[int], epochs: int, verb
                     prepared = True
                 if step == 0:
                     model._core.reset_logs()
-                cbs.call("on_train_batch_begin", step, None)
+                cbs.call("on_train_batch_begin", step, {})
                 model._sync()  # a callback may have changed shared layers through another model
                 model._core.begin_pass(batch.n, False)
                 try:
@@ -718,10 +718,8 @@ def fit(model: Any, x: Any, y: Any, batch_size: Optional[int], epochs: int, verb
                     model.stop_training = True  # a generator cannot start again
             epoch_logs = _sorted_logs(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                model._sync()
-                val_logs = val(validation_steps)
-                if val_logs is not None:
-                    epoch_logs.update({"val_" + k: v for k, v in _sorted_logs(val_logs).items()})
+                # as Keras's fit: an evaluate with fit's callbacks (on_test_begin, ..., on_test_end)
+                epoch_logs.update({"val_" + k: v for k, v in val(validation_steps, cbs).items()})
             cbs.call("on_epoch_end", epoch, epoch_logs)
             if model.stop_training:
                 break
@@ -760,19 +758,32 @@ class _Validation:
         self.run: Optional[_Pass] = None
         self.warned = False
 
-    def __call__(self, steps: Optional[int]) -> Optional[list]:
+    def __call__(self, steps: Optional[int], cbs: Any) -> Dict[str, float]:
+        """One validation: Keras's evaluate with fit's callbacks ``cbs``; the logs (without the ``val_``
+        prefix), empty when a generator had no batch left."""
+        from .models import _sorted_logs
+
         m = self.model
         if self.source is None:
             if self.arrays is None:
                 self.arrays = m._unpack_validation(self.data)
             xv, yv, swv = self.arrays
-            return m._core.evaluate(xv, yv, swv, self.bs, None)
+            return validate_arrays(m, cbs, xv, yv, swv, self.bs)
+        cbs.call("on_test_begin", {})
+        raw = self._pass(steps, cbs)
+        logs = {} if raw is None else _sorted_logs(raw)
+        cbs.call("on_test_end", logs)
+        return logs
+
+    def _pass(self, steps: Optional[int], cbs: Any) -> Optional[list]:
+        m = self.model
+        assert self.source is not None
         if self.run is None:
             self.run = _Pass(self.source, _Converter(m, self.source.kind, "fit (validation_data)", True),
                              _depth(self.source))
         if self.source.kind != "generator" or steps is None:
             self.run.end()  # Keras evaluates a PyDataset or arrays from their start each time
-        logs = _evaluate_pass(m, self.source, self.run, steps, None)
+        logs = _evaluate_pass(m, self.source, self.run, steps, cbs)
         if logs is None and not self.warned:
             self.warned = True
             warnings.warn("fit: the validation generator is used up; no validation for the next epochs. "
@@ -804,10 +815,11 @@ class _Merge:
         self.sums: Dict[str, float] = {}
         self.seen = 0
 
-    def add(self, logs: list, batch: Batch) -> None:
+    def add(self, logs: list, n: int) -> None:
+        """The logs of a batch of ``n`` samples."""
         for name, value in logs:
-            self.sums[name] = self.sums.get(name, 0.0) + float(value) * batch.n
-        self.seen += batch.n
+            self.sums[name] = self.sums.get(name, 0.0) + float(value) * n
+        self.seen += n
 
     def logs(self) -> list:
         return [(k, v / self.seen) for k, v in self.sums.items()]
@@ -846,11 +858,11 @@ def _evaluate_pass(model: Any, source: _Source, run: _Pass, steps: Optional[int]
                 break
             run.taken += 1
             if cbs is not None:
-                cbs.call("on_test_batch_begin", step, None)
+                cbs.call("on_test_batch_begin", step, {})
             model._sync()
             if merge.ok:
                 try:
-                    merge.add(model._core.evaluate(batch.xs, batch.ys, batch.sw, batch.n, None), batch)
+                    merge.add(model._core.evaluate(batch.xs, batch.ys, batch.sw, batch.n, None), batch.n)
                 except ValueError as exc:
                     raise ValueError(f"{run.convert.where(batch.index)}: {exc}") from exc
             else:
@@ -867,6 +879,66 @@ def _evaluate_pass(model: Any, source: _Source, run: _Pass, steps: Optional[int]
     if merge.ok:
         return merge.logs()
     return _evaluate_joined(model, kept)
+
+
+def wants_test_batches(cbs: Any) -> bool:
+    """Whether a callback overrides ``on_test_batch_begin`` or ``on_test_batch_end`` (on the class or the
+    instance, as ``LambdaCallback`` does), or says so with ``_wants_every_test_batch()``: then fit's validation on
+    arrays runs batch by batch to call them, otherwise in one engine call (nobody would see the batches)."""
+    from . import callbacks as callbacks_module
+
+    base = callbacks_module.Callback
+    for cb in cbs.callbacks:
+        if isinstance(cb, (callbacks_module.ProgbarLogger, callbacks_module.History)):
+            continue  # inside fit the progress bar shows no validation batches
+        own = getattr(cb, "_wants_every_test_batch", None)
+        if own is not None:
+            if own():
+                return True
+            continue
+        for hook in ("on_test_batch_begin", "on_test_batch_end"):
+            impl = getattr(cb, hook, None)
+            if getattr(impl, "__func__", impl) is not getattr(base, hook):
+                return True
+    return False
+
+
+def validate_arrays(model: Any, cbs: Any, xs: list, ys: list, sw: Optional[list], batch_size: int) -> Dict[str, float]:
+    """fit's validation on arrays as Keras runs it, an evaluate with fit's callbacks: ``on_test_begin({})``, for
+    each batch ``on_test_batch_begin(i, {})`` and ``on_test_batch_end(i, logs so far)`` (when a callback watches
+    them: `wants_test_batches`), then ``on_test_end(logs)``; returns the logs (without the ``val_`` prefix).
+
+    The running logs merge the batches' means (exact for the loss and mean metrics, as Keras's ``Mean`` states);
+    with a metric that is not a mean (precision, recall, AUC) the batch hooks get ``{}`` and the results come from
+    one evaluation of all the data."""
+    from .models import _sorted_logs
+
+    cbs.call("on_test_begin", {})
+    merge = _Merge(model)
+    if wants_test_batches(cbs):
+        n = xs[0].shape[0]
+        raw: Optional[list] = None
+        for step, start in enumerate(range(0, n, batch_size)):
+            cbs.call("on_test_batch_begin", step, {})
+            end = min(start + batch_size, n)
+            if merge.ok:
+                model._sync()  # a callback may have changed the weights
+                part = model._core.evaluate([a[start:end] for a in xs], [a[start:end] for a in ys],
+                                            None if sw is None else [None if w is None else w[start:end]
+                                                                     for w in sw], end - start, None)
+                merge.add(part, end - start)
+            cbs.call("on_test_batch_end", step, _sorted_logs(merge.logs()) if merge.ok else {})
+        if merge.ok and merge.seen:
+            raw = merge.logs()
+        if raw is None:
+            model._sync()
+            raw = model._core.evaluate(xs, ys, sw, batch_size, None)
+    else:
+        model._sync()  # a callback may have changed shared layers
+        raw = model._core.evaluate(xs, ys, sw, batch_size, None)
+    logs = _sorted_logs(raw)
+    cbs.call("on_test_end", logs)
+    return logs
 
 
 def _evaluate_joined(model: Any, kept: List[Batch]) -> list:

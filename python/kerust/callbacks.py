@@ -1178,9 +1178,13 @@ class TensorBoard(Callback):
     batches (counted over the whole run, from 1); with ``histogram_freq`` N, every N epochs the histogram of each
     weight under ``<weight.path>/histogram`` (and, with ``write_images``, ``<weight.path>/image``); with
     ``write_graph``, the model's JSON under the tag ``keras`` (TensorBoard's conceptual Keras graph) for
-    Sequential and Functional models; ``evaluation_<metric>_vs_iterations`` in ``validation/`` when ``evaluate``
-    ends. The op graph of a TensorFlow train function has no kerust counterpart and is not written (Keras's JAX
-    backend does not write it either). ``profile_batch`` other than 0 and ``embeddings_freq`` are refused."""
+    Sequential and Functional models; ``evaluation_<metric>_vs_iterations`` (step: the optimizer's iterations) in
+    ``validation/`` when an evaluation ends, ``evaluate``'s or the validation inside ``fit``. With an int
+    ``update_freq`` N, as Keras's ``tf.summary.record_if``, a summary is written only when the number of the last
+    batch (training batches, or inside an evaluation its batches, each counted over the whole run from 1) is a
+    multiple of N: the epoch scalars and histograms too, and ``evaluation_*``. The op graph of a TensorFlow
+    train function has no kerust counterpart and is not written (Keras's JAX backend does not write it either).
+    ``profile_batch`` other than 0 and ``embeddings_freq`` are refused."""
 
     def __init__(self, log_dir: Any = "logs", histogram_freq: int = 0, write_graph: bool = True,
                  write_images: bool = False, write_steps_per_second: bool = False, update_freq: Any = "epoch",
@@ -1283,6 +1287,18 @@ class TensorBoard(Callback):
         key, step = self._pushed[-1]
         return key if step % self.update_freq == 0 else None
 
+    def _records_now(self) -> bool:
+        """Whether Keras would record a summary written now to any writer: its writers are pushed with
+        ``tf.summary.record_if(step % update_freq == 0)``, which also holds the epoch scalars, histograms and
+        ``evaluation_*`` scalars. Always with ``update_freq="epoch"`` (nothing is pushed)."""
+        if self.update_freq == "epoch" or not self._pushed:
+            return True
+        return self._pushed[-1][1] % self.update_freq == 0
+
+    def _wants_every_test_batch(self) -> bool:
+        # fit's validation counts the batches (the step of the writer pushed for them) only for update_freq N
+        return self.update_freq != "epoch"
+
     def _write_keras_model_summary(self) -> None:
         if type(self.model).__name__ not in ("Functional", "Sequential"):
             return
@@ -1322,8 +1338,7 @@ class TensorBoard(Callback):
 
     def on_test_end(self, logs: Logs = None) -> None:
         optimizer = getattr(self.model, "optimizer", None)
-        record = self.update_freq == "epoch" or self._recording() is not None
-        if optimizer is not None and hasattr(optimizer, "iterations") and record:
+        if optimizer is not None and hasattr(optimizer, "iterations") and self._records_now():
             step = int(optimizer.iterations)
             writer = self._val_writer
             for name, value in (logs or {}).items():
@@ -1386,7 +1401,7 @@ class TensorBoard(Callback):
         return float(done / elapsed)
 
     def _log_epoch_metrics(self, epoch: int, logs: Logs) -> None:
-        if not logs:
+        if not logs or not self._records_now():  # Keras: under the record_if of the last training batch
             return
         train_logs = {k: v for k, v in logs.items() if not k.startswith("val_")}
         val_logs = {k: v for k, v in logs.items() if k.startswith("val_")}
@@ -1405,6 +1420,8 @@ class TensorBoard(Callback):
             writer.flush()
 
     def _log_weights(self, epoch: int) -> None:
+        if not self._records_now():
+            return
         writer = self._train_writer
         for layer in self.model.layers:
             for weight in layer.weights:

@@ -681,7 +681,7 @@ class Model(_LayerCalls):
         )
         self.history = cbs.history
         self.stop_training = False
-        cbs.call("on_train_begin", None)
+        cbs.call("on_train_begin", {})
         # BackupAndRestore restored a backup: resume after its last finished epoch (Keras: self._initial_epoch)
         initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
         self._initial_epoch = None
@@ -692,14 +692,14 @@ class Model(_LayerCalls):
         # new (reshuffled) pass starts when the data is used up.
         pass_done = True
         for epoch in range(initial_epoch, epochs):
-            cbs.call("on_epoch_begin", epoch, None)
+            cbs.call("on_epoch_begin", epoch, {})
             self._core.reset_logs()
             step, logs = 0, []
             while step < max_steps:
                 if pass_done:
                     self._core.begin_pass(n, bool(shuffle))
                 if every_batch:
-                    cbs.call("on_train_batch_begin", step, None)
+                    cbs.call("on_train_batch_begin", step, {})
                 self._sync()  # a callback may have changed shared layers through another model
                 done, pass_done, logs = self._core.train_steps(xs, ys, sw, batch_size,
                                                                1 if every_batch else max_steps - step, progress)
@@ -710,10 +710,10 @@ class Model(_LayerCalls):
                     break
             epoch_logs = _sorted_logs(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
+                # as Keras's fit: an evaluate with fit's callbacks (on_test_begin, the batches, on_test_end)
                 vbs = _batch_size(validation_batch_size or batch_size)
-                self._sync()  # a callback may have changed shared layers
-                val_logs = self._core.evaluate(val[0], val[1], val[2], vbs, None)
-                epoch_logs.update({"val_" + k: v for k, v in _sorted_logs(val_logs).items()})
+                val_logs = _data_sources.validate_arrays(self, cbs, val[0], val[1], val[2], vbs)
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.call("on_epoch_end", epoch, epoch_logs)
             if self.stop_training:
                 break
