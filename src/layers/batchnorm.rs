@@ -6,6 +6,7 @@ use crate::config::Cfg;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{shape_str, Tensor};
+use rayon::prelude::*;
 use serde_json::Value;
 
 pub struct BatchNormalization {
@@ -158,21 +159,19 @@ impl Layer for BatchNormalization {
         let gamma = self.value("gamma", 1.0);
         let beta = self.value("beta", 0.0);
         let (mean, var) = if self.uses_batch_stats(ctx.training) && rows > 0 {
-            let mut mean = vec![0.0f64; c];
-            for row in x.data.chunks(c) {
-                mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
-            }
-            mean.iter_mut().for_each(|m| *m /= rows as f64);
-            let mut var = vec![0.0f64; c];
-            for row in x.data.chunks(c) {
-                var.iter_mut()
+            // two passes (the mean, then the squared deviations from it), each summed in f64
+            let mean = channel_sums(&x.data, c, |acc, row| {
+                acc.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64)
+            });
+            let mean: Vec<f64> = mean.iter().map(|m| m / rows as f64).collect();
+            let var = channel_sums(&x.data, c, |acc, row| {
+                acc.iter_mut()
                     .zip(row)
                     .zip(&mean)
-                    .for_each(|((s, &v), m)| *s += (v as f64 - m).powi(2));
-            }
-            var.iter_mut().for_each(|s| *s /= rows as f64);
+                    .for_each(|((s, &v), m)| *s += (v as f64 - m).powi(2))
+            });
             let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-            let var: Vec<f32> = var.iter().map(|&v| v as f32).collect();
+            let var: Vec<f32> = var.iter().map(|&v| (v / rows as f64) as f32).collect();
             let m = self.momentum;
             for (name, batch) in [("moving_mean", &mean), ("moving_variance", &var)] {
                 if let Some(i) = self.idx(name) {
@@ -194,23 +193,22 @@ impl Layer for BatchNormalization {
             .iter()
             .map(|v| 1.0 / (v + self.epsilon).sqrt())
             .collect();
-        let keep = ctx.training;
-        if keep {
+        let span = ROWS_PER_CHUNK * c;
+        let normalise = |xc: &mut [f32], xhat: Option<&mut [f32]>| {
+            normalise_rows(xc, xhat, &mean, &inv_std, &gamma, &beta)
+        };
+        if ctx.training {
             self.xhat.resize(x.data.len(), 0.0);
-        }
-        for (r, row) in x.data.chunks_mut(c).enumerate() {
-            for ch in 0..c {
-                let xh = (row[ch] - mean[ch]) * inv_std[ch];
-                if keep {
-                    self.xhat[r * c + ch] = xh;
-                }
-                row[ch] = gamma[ch] * xh + beta[ch];
-            }
-        }
-        if keep {
+            x.data
+                .par_chunks_mut(span)
+                .zip(self.xhat.par_chunks_mut(span))
+                .for_each(|(xc, hc)| normalise(xc, Some(hc)));
             self.inv_std = inv_std;
+        } else {
+            x.data
+                .par_chunks_mut(span)
+                .for_each(|xc| normalise(xc, None));
         }
-        let _ = rows;
         Ok(x)
     }
 
@@ -224,40 +222,44 @@ impl Layer for BatchNormalization {
         }
         let rows = grad.data.len() / c;
         let gamma = self.value("gamma", 1.0);
-        let mut sum_g = vec![0.0f64; c];
-        let mut sum_gx = vec![0.0f64; c];
-        for (row, xh) in grad.data.chunks(c).zip(self.xhat.chunks(c)) {
-            for ch in 0..c {
-                sum_g[ch] += row[ch] as f64;
-                sum_gx[ch] += (row[ch] * xh[ch]) as f64;
-            }
-        }
+        // sum(g) and sum(g * xhat) per channel, side by side in one f64 buffer of 2c
+        let sums = paired_channel_sums(&grad.data, &self.xhat, c);
+        let (sum_g, sum_gx) = sums.split_at(c);
         if let Some(i) = self.idx("gamma") {
             self.params[i]
                 .grad
                 .iter_mut()
-                .zip(&sum_gx)
+                .zip(sum_gx)
                 .for_each(|(g, s)| *g += *s as f32);
         }
         if let Some(i) = self.idx("beta") {
             self.params[i]
                 .grad
                 .iter_mut()
-                .zip(&sum_g)
+                .zip(sum_g)
                 .for_each(|(g, s)| *g += *s as f32);
         }
         let batch_stats = self.trainable;
         let n = rows as f32;
-        for (row, xh) in grad.data.chunks_mut(c).zip(self.xhat.chunks(c)) {
-            for ch in 0..c {
-                let k = gamma[ch] * self.inv_std[ch];
-                row[ch] = if batch_stats {
-                    k * (row[ch] - (sum_g[ch] as f32 + xh[ch] * sum_gx[ch] as f32) / n)
+        let k: Vec<f32> = gamma
+            .iter()
+            .zip(&self.inv_std)
+            .map(|(g, s)| g * s)
+            .collect();
+        let mean_g: Vec<f32> = sum_g.iter().map(|&s| s as f32 / n).collect();
+        let mean_gx: Vec<f32> = sum_gx.iter().map(|&s| s as f32 / n).collect();
+        let span = ROWS_PER_CHUNK * c;
+        grad.data
+            .par_chunks_mut(span)
+            .zip(self.xhat.par_chunks(span))
+            .for_each(|(gc, hc)| {
+                if batch_stats {
+                    input_grad_rows(gc, hc, &k, &mean_g, &mean_gx)
                 } else {
-                    k * row[ch]
-                };
-            }
-        }
+                    gc.chunks_exact_mut(c)
+                        .for_each(|row| row.iter_mut().zip(&k).for_each(|(g, k)| *g *= k))
+                }
+            });
         Ok(grad)
     }
 
@@ -276,6 +278,102 @@ impl Layer for BatchNormalization {
     fn clear_cache(&mut self) {
         self.xhat = Vec::new();
         self.inv_std = Vec::new();
+    }
+}
+
+/// Rows per parallel piece of the per-channel passes. Fixed, so the partial sums (added in piece order) and hence
+/// the results are the same for any thread count.
+const ROWS_PER_CHUNK: usize = 256;
+
+/// Per-channel f64 sums over every row of `data` (rows of `c`), `add(acc, row)` adding one row into a piece's
+/// accumulator; the pieces' sums are added in order.
+fn channel_sums(data: &[f32], c: usize, add: impl Fn(&mut [f64], &[f32]) + Sync) -> Vec<f64> {
+    let partials: Vec<Vec<f64>> = data
+        .par_chunks(ROWS_PER_CHUNK * c)
+        .map(|piece| {
+            let mut acc = vec![0.0f64; c];
+            piece.chunks_exact(c).for_each(|row| add(&mut acc, row));
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0f64; c];
+    for p in &partials {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// `[sum(g), sum(g * xhat)]` per channel (2c values), as `channel_sums`.
+fn paired_channel_sums(g: &[f32], xhat: &[f32], c: usize) -> Vec<f64> {
+    let span = ROWS_PER_CHUNK * c;
+    let partials: Vec<Vec<f64>> = g
+        .par_chunks(span)
+        .zip(xhat.par_chunks(span))
+        .map(|(gc, hc)| {
+            let mut acc = vec![0.0f64; 2 * c];
+            let (sg, sgx) = acc.split_at_mut(c);
+            for (row, xh) in gc.chunks_exact(c).zip(hc.chunks_exact(c)) {
+                for (((a, b), &gv), &hv) in sg.iter_mut().zip(sgx.iter_mut()).zip(row).zip(xh) {
+                    *a += gv as f64;
+                    *b += (gv * hv) as f64;
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0f64; 2 * c];
+    for p in &partials {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+crate::simd_fn! {
+    /// `xhat = (x - mean) * inv_std` (kept when `xhat` is given) and `y = gamma * xhat + beta`, in place.
+    fn normalise_rows(
+        x: &mut [f32],
+        xhat: Option<&mut [f32]>,
+        mean: &[f32],
+        inv_std: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+    ) {
+        let c = mean.len();
+        match xhat {
+            Some(h) => {
+                for (row, hrow) in x.chunks_exact_mut(c).zip(h.chunks_exact_mut(c)) {
+                    for (((((v, hv), &m), &s), &g), &b) in
+                        row.iter_mut().zip(hrow).zip(mean).zip(inv_std).zip(gamma).zip(beta)
+                    {
+                        let xh = (*v - m) * s;
+                        *hv = xh;
+                        *v = g * xh + b;
+                    }
+                }
+            }
+            None => {
+                for row in x.chunks_exact_mut(c) {
+                    for ((((v, &m), &s), &g), &b) in
+                        row.iter_mut().zip(mean).zip(inv_std).zip(gamma).zip(beta)
+                    {
+                        *v = g * ((*v - m) * s) + b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+crate::simd_fn! {
+    /// BatchNormalization's input gradient over batch statistics, in place:
+    /// `dx = k * (g - mean(g) - xhat * mean(g * xhat))` with `k = gamma * inv_std`.
+    fn input_grad_rows(g: &mut [f32], xhat: &[f32], k: &[f32], mean_g: &[f32], mean_gx: &[f32]) {
+        let c = k.len();
+        for (row, hrow) in g.chunks_exact_mut(c).zip(xhat.chunks_exact(c)) {
+            for ((((v, &h), &k), &mg), &mgx) in row.iter_mut().zip(hrow).zip(k).zip(mean_g).zip(mean_gx) {
+                *v = k * (*v - (mg + h * mgx));
+            }
+        }
     }
 }
 
