@@ -769,6 +769,7 @@ class _Validation:
                 self.arrays = m._unpack_validation(self.data)
             xv, yv, swv = self.arrays
             return validate_arrays(m, cbs, xv, yv, swv, self.bs)
+        m.stop_evaluating = False
         cbs.call("on_test_begin", {})
         raw = self._pass(steps, cbs)
         logs = {} if raw is None else _sorted_logs(raw)
@@ -870,6 +871,8 @@ def _evaluate_pass(model: Any, source: _Source, run: _Pass, steps: Optional[int]
             step += 1
             if cbs is not None:
                 cbs.call("on_test_batch_end", step - 1, _sorted_logs(merge.logs()))
+                if getattr(model, "stop_evaluating", False):
+                    break  # a callback ended the evaluation (Keras's model.stop_evaluating)
     finally:
         if source.num_batches is not None and run.taken >= source.num_batches:
             run.end()
@@ -881,64 +884,153 @@ def _evaluate_pass(model: Any, source: _Source, run: _Pass, steps: Optional[int]
     return _evaluate_joined(model, kept)
 
 
-def wants_test_batches(cbs: Any) -> bool:
-    """Whether a callback overrides ``on_test_batch_begin`` or ``on_test_batch_end`` (on the class or the
-    instance, as ``LambdaCallback`` does), or says so with ``_wants_every_test_batch()``: then fit's validation on
-    arrays runs batch by batch to call them, otherwise in one engine call (nobody would see the batches)."""
+def _watches(cbs: Any, hooks: Tuple[str, str], own: str) -> bool:
+    """Whether a callback of ``cbs`` other than the progress bar and History overrides one of ``hooks`` (on the
+    class or the instance, as ``LambdaCallback`` does), or says so with its method ``own`` (when it has one)."""
     from . import callbacks as callbacks_module
 
     base = callbacks_module.Callback
     for cb in cbs.callbacks:
         if isinstance(cb, (callbacks_module.ProgbarLogger, callbacks_module.History)):
-            continue  # inside fit the progress bar shows no validation batches
-        own = getattr(cb, "_wants_every_test_batch", None)
-        if own is not None:
-            if own():
+            continue  # the engine drives the progress bar (and fit's validation shows no batches)
+        says = getattr(cb, own, None)
+        if says is not None:
+            if says():
                 return True
             continue
-        for hook in ("on_test_batch_begin", "on_test_batch_end"):
+        for hook in hooks:
             impl = getattr(cb, hook, None)
             if getattr(impl, "__func__", impl) is not getattr(base, hook):
                 return True
     return False
 
 
-def validate_arrays(model: Any, cbs: Any, xs: list, ys: list, sw: Optional[list], batch_size: int) -> Dict[str, float]:
-    """fit's validation on arrays as Keras runs it, an evaluate with fit's callbacks: ``on_test_begin({})``, for
+def wants_test_batches(cbs: Any) -> bool:
+    """Whether a callback overrides ``on_test_batch_begin`` or ``on_test_batch_end`` (on the class or the
+    instance, as ``LambdaCallback`` does), or says so with ``_wants_every_test_batch()``: then an evaluation on
+    arrays (``evaluate``'s, or fit's validation) runs batch by batch to call them, otherwise in one engine call
+    (nobody would see the batches)."""
+    return _watches(cbs, ("on_test_batch_begin", "on_test_batch_end"), "_wants_every_test_batch")
+
+
+def wants_predict_batches(cbs: Any) -> bool:
+    """Whether a callback overrides ``on_predict_batch_begin`` or ``on_predict_batch_end`` (or says so with
+    ``_wants_every_predict_batch()``): then ``predict`` on arrays runs batch by batch to call them, otherwise in one
+    engine call."""
+    return _watches(cbs, ("on_predict_batch_begin", "on_predict_batch_end"), "_wants_every_predict_batch")
+
+
+def _slice_rows(arrays: Any, start: int, end: int) -> Any:
+    """Rows ``start:end`` of each array of a list (None, and None items, kept)."""
+    if arrays is None:
+        return None
+    return [None if a is None else a[start:end] for a in arrays]
+
+
+def array_steps(n: int, batch_size: int, steps: Optional[int], where: str) -> Tuple[int, int]:
+    """``(rows, steps)`` of ``where`` (evaluate or predict) on ``n`` samples with Keras's ``steps``: the first
+    ``steps`` batches (all of them, with the warning Keras gives, when there are fewer), and the ``steps`` the
+    callbacks' params hold (Keras's: ``steps`` when given)."""
+    try:
+        _check_steps("steps", steps)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    batches = -(-n // batch_size)
+    if steps is None:
+        return n, batches
+    if steps > batches:
+        warnings.warn(_RAN_OUT, UserWarning, stacklevel=_caller_stacklevel())
+    return min(n, steps * batch_size), steps
+
+
+def evaluate_arrays(model: Any, cbs: Any, xs: list, ys: list, sw: Optional[list], batch_size: int,
+                    progress: Any = None) -> list:
+    """An evaluation on arrays with Keras's hooks, ``evaluate``'s or fit's validation: ``on_test_begin({})``, for
     each batch ``on_test_batch_begin(i, {})`` and ``on_test_batch_end(i, logs so far)`` (when a callback watches
-    them: `wants_test_batches`), then ``on_test_end(logs)``; returns the logs (without the ``val_`` prefix).
+    them: `wants_test_batches`), then ``on_test_end(logs)``; returns the engine's ``[(name, value), ...]`` (in
+    ``metrics_names`` order). As Keras, ``model.stop_evaluating`` set by a callback ends the evaluation after the
+    batch it was set in (the results are those of the batches evaluated). Without batch watchers the arrays go to
+    the engine in one call, ``progress`` (the progress bar's reports) with them.
 
     The running logs merge the batches' means (exact for the loss and mean metrics, as Keras's ``Mean`` states);
     with a metric that is not a mean (precision, recall, AUC) the batch hooks get ``{}`` and the results come from
-    one evaluation of all the data."""
+    one evaluation of all the batches evaluated."""
     from .models import _sorted_logs
 
+    model.stop_evaluating = False
     cbs.call("on_test_begin", {})
-    merge = _Merge(model)
-    if wants_test_batches(cbs):
+    if wants_test_batches(cbs) or model.stop_evaluating:
+        merge = _Merge(model)
         n = xs[0].shape[0]
-        raw: Optional[list] = None
+        end = 0
         for step, start in enumerate(range(0, n, batch_size)):
             cbs.call("on_test_batch_begin", step, {})
             end = min(start + batch_size, n)
             if merge.ok:
                 model._sync()  # a callback may have changed the weights
-                part = model._core.evaluate([a[start:end] for a in xs], [a[start:end] for a in ys],
-                                            None if sw is None else [None if w is None else w[start:end]
-                                                                     for w in sw], end - start, None)
+                part = model._core.evaluate(_slice_rows(xs, start, end), _slice_rows(ys, start, end),
+                                            _slice_rows(sw, start, end), end - start, None)
                 merge.add(part, end - start)
             cbs.call("on_test_batch_end", step, _sorted_logs(merge.logs()) if merge.ok else {})
-        if merge.ok and merge.seen:
+            if model.stop_evaluating:
+                break
+        if merge.ok:
             raw = merge.logs()
-        if raw is None:
+        else:
             model._sync()
-            raw = model._core.evaluate(xs, ys, sw, batch_size, None)
+            raw = model._core.evaluate(_slice_rows(xs, 0, end), _slice_rows(ys, 0, end), _slice_rows(sw, 0, end),
+                                      batch_size, None)
     else:
         model._sync()  # a callback may have changed shared layers
-        raw = model._core.evaluate(xs, ys, sw, batch_size, None)
-    logs = _sorted_logs(raw)
-    cbs.call("on_test_end", logs)
-    return logs
+        raw = model._core.evaluate(xs, ys, sw, batch_size, progress)
+    cbs.call("on_test_end", _sorted_logs(raw))
+    return raw
+
+
+def validate_arrays(model: Any, cbs: Any, xs: list, ys: list, sw: Optional[list], batch_size: int) -> Dict[str, float]:
+    """fit's validation on arrays as Keras runs it, an evaluate with fit's callbacks (`evaluate_arrays`); returns
+    the logs (without the ``val_`` prefix)."""
+    from .models import _sorted_logs
+
+    return _sorted_logs(evaluate_arrays(model, cbs, xs, ys, sw, batch_size))
+
+
+def predict_batch_logs(model: Any, out: List[np.ndarray]) -> Dict[str, Any]:
+    """The logs of ``on_predict_batch_end`` as Keras gives them (its ``pythonify_logs`` of ``{"outputs": batch
+    outputs}``): ``{"outputs": array}`` for one output, ``{"outputs": [arrays]}`` for a list of outputs, and a dict
+    of outputs flattened into the logs, ``{name: array, ...}`` in name order."""
+    result = model._outputs_result(out)
+    if isinstance(result, dict):
+        return {k: result[k] for k in sorted(result)}
+    return {"outputs": result}
+
+
+def predict_arrays(model: Any, cbs: Any, xs: list, batch_size: int, progress: Any = None) -> List[np.ndarray]:
+    """``predict`` on arrays with Keras's hooks: ``on_predict_begin({})``, for each batch
+    ``on_predict_batch_begin(i, {})`` and ``on_predict_batch_end(i, {"outputs": ...})`` (`predict_batch_logs`,
+    when a callback watches them: `wants_predict_batches`), then ``on_predict_end({})``; returns the engine's
+    outputs. ``model.stop_predicting`` set by a callback ends the run after that batch (the outputs so far), as
+    Keras. Without batch watchers the arrays go to the engine in one call, ``progress`` with them."""
+    model.stop_predicting = False
+    cbs.call("on_predict_begin", {})
+    if wants_predict_batches(cbs) or model.stop_predicting:
+        n = xs[0].shape[0]
+        outputs: List[List[np.ndarray]] = []
+        for step, start in enumerate(range(0, n, batch_size)):
+            cbs.call("on_predict_batch_begin", step, {})
+            end = min(start + batch_size, n)
+            model._sync()  # a callback may have changed the weights
+            out = model._core.predict([a[start:end] for a in xs], end - start, None)
+            outputs.append(out)
+            cbs.call("on_predict_batch_end", step, predict_batch_logs(model, out))
+            if model.stop_predicting:
+                break
+        joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(outputs[0]))]
+    else:
+        model._sync()  # a callback may have changed shared layers
+        joined = model._core.predict(xs, batch_size, progress)
+    cbs.call("on_predict_end", {})
+    return joined
 
 
 def _evaluate_joined(model: Any, kept: List[Batch]) -> list:
@@ -965,10 +1057,11 @@ def evaluate(model: Any, x: Any, y: Any, batch_size: Optional[int], verbose: Any
     _check_steps("steps", steps)
     source = make_source(x, y, sample_weight, None, False, batch_size, "evaluate")
     run = _Pass(source, _Converter(model, source.kind, "evaluate", True), _depth(source))
-    cbs = callbacks_module.CallbackList(callbacks, model, {"verbose": verbose, "steps": steps or source.num_batches},
-                                        verbose)
+    cbs = callbacks_module.CallbackList(callbacks, model, {"verbose": verbose, "epochs": 1,
+                                                           "steps": steps or source.num_batches}, verbose)
     try:
-        cbs.call("on_test_begin", None)
+        model.stop_evaluating = False
+        cbs.call("on_test_begin", {})
         raw = _evaluate_pass(model, source, run, steps, cbs)
     finally:
         run.end()
@@ -992,11 +1085,12 @@ def predict(model: Any, x: Any, batch_size: Optional[int], verbose: Any, steps: 
     _check_steps("steps", steps)
     source = make_source(x, None, None, None, False, batch_size, "predict")
     run = _Pass(source, _Converter(model, source.kind, "predict", False), _depth(source))
-    cbs = callbacks_module.CallbackList(callbacks, model, {"verbose": verbose, "steps": steps or source.num_batches},
-                                        verbose)
+    cbs = callbacks_module.CallbackList(callbacks, model, {"verbose": verbose, "epochs": 1,
+                                                           "steps": steps or source.num_batches}, verbose)
     outputs: List[List[np.ndarray]] = []
     try:
-        cbs.call("on_predict_begin", None)
+        model.stop_predicting = False
+        cbs.call("on_predict_begin", {})
         source.on_epoch_begin()
         budget = steps if steps is not None else source.num_batches
         feeder = run.start()
@@ -1008,7 +1102,7 @@ def predict(model: Any, x: Any, batch_size: Optional[int], verbose: Any, steps: 
                 if steps is not None and step and step < steps:
                     warnings.warn(_RAN_OUT, UserWarning, stacklevel=_caller_stacklevel())
                 break
-            cbs.call("on_predict_batch_begin", step, None)
+            cbs.call("on_predict_batch_begin", step, {})
             model._sync()
             try:
                 out = model._core.predict(batch.xs, batch.n, None)
@@ -1016,7 +1110,9 @@ def predict(model: Any, x: Any, batch_size: Optional[int], verbose: Any, steps: 
                 raise ValueError(f"{run.convert.where(batch.index)}: {exc}") from exc
             outputs.append(out)
             step += 1
-            cbs.call("on_predict_batch_end", step - 1, {"outputs": model._outputs_result(out)})
+            cbs.call("on_predict_batch_end", step - 1, predict_batch_logs(model, out))
+            if model.stop_predicting:
+                break  # a callback ended the run (Keras's model.stop_predicting)
         source.on_epoch_end()
     finally:
         run.end()
@@ -1024,5 +1120,5 @@ def predict(model: Any, x: Any, batch_size: Optional[int], verbose: Any, steps: 
         raise ValueError(_EMPTY_GENERATOR if source.kind == "generator"
                          else f"predict: the {source.kind} has no batches")
     joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(outputs[0]))]
-    cbs.call("on_predict_end", None)
+    cbs.call("on_predict_end", {})
     return model._outputs_result(joined)

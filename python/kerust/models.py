@@ -747,14 +747,16 @@ class Model(_LayerCalls):
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         xs, ys, sw = self._data(x, y, sample_weight, "evaluate")
-        n_steps = -(-xs[0].shape[0] // batch_size)
-        cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "steps": n_steps}, verbose)
-        cbs.call("on_test_begin", None)
-        raw = self._core.evaluate(xs, ys, sw, batch_size, cbs.progress("on_test_batch_end"))
-        logs = _sorted_logs(raw)
-        cbs.call("on_test_end", logs)
+        rows, n_steps = _data_sources.array_steps(xs[0].shape[0], batch_size, steps, "evaluate")
+        if rows < xs[0].shape[0]:  # Keras's steps: the first `steps` batches
+            xs, ys = [a[:rows] for a in xs], [a[:rows] for a in ys]
+            sw = None if sw is None else [None if w is None else w[:rows] for w in sw]
+        cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1, "steps": n_steps},
+                                            verbose)
+        # Keras's hooks: on_test_begin({}), per batch on_test_batch_begin/end (running logs), on_test_end(logs)
+        raw = _data_sources.evaluate_arrays(self, cbs, xs, ys, sw, batch_size, cbs.progress("on_test_batch_end"))
         if return_dict:
-            return logs
+            return _sorted_logs(raw)
         values = [float(v) for _, v in raw]
         return values[0] if len(values) == 1 else values
 
@@ -769,11 +771,13 @@ class Model(_LayerCalls):
         xs = self._inputs_list(x)
         _require_samples(xs)
         self._ensure_built(xs)
-        n_steps = -(-xs[0].shape[0] // batch_size)
-        cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "steps": n_steps}, verbose)
-        cbs.call("on_predict_begin", None)
-        out = self._core.predict(xs, batch_size, cbs.progress("on_predict_batch_end"))
-        cbs.call("on_predict_end", None)
+        rows, n_steps = _data_sources.array_steps(xs[0].shape[0], batch_size, steps, "predict")
+        if rows < xs[0].shape[0]:  # Keras's steps: the first `steps` batches
+            xs = [a[:rows] for a in xs]
+        cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1, "steps": n_steps},
+                                            verbose)
+        # Keras's hooks: on_predict_begin({}), per batch on_predict_batch_begin/end ({"outputs": ...}), on_predict_end
+        out = _data_sources.predict_arrays(self, cbs, xs, batch_size, cbs.progress("on_predict_batch_end"))
         return self._outputs_result(out)
 
     def __call__(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:

@@ -1,5 +1,6 @@
-"""Writes hooks.json: the callback hooks real Keras calls during `fit` with validation, with their logs, for the
-runs in scenarios.py (tests/test_fit_validation_hooks.py compares kerust with it). Run from the repository root:
+"""Writes hooks.json: the callback hooks real Keras calls during `fit` with validation, `evaluate` and `predict`,
+with their logs (and, for evaluate and predict, the callbacks' params and the results), for the runs in
+scenarios.py (tests/test_fit_validation_hooks.py compares kerust with it). Run from the repository root:
 
     KERAS_BACKEND=jax .keras-venv/bin/python tests/reference/fit_hooks/generate.py
 

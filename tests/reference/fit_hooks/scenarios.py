@@ -1,9 +1,15 @@
-"""The callback hooks `fit` calls, with their logs, in a few tiny runs with validation: run by `generate.py` under
-real Keras (the reference, `hooks.json`) and by tests/test_fit_validation_hooks.py under kerust. The module
-imports neither library: `run_all(keras)` takes the one to use (`keras`, or `kerust` as keras).
+"""The callback hooks `fit`, `evaluate` and `predict` call, with their logs, in a few tiny runs (fit with
+validation; evaluate and predict on arrays, PyDatasets and generators, with `steps`, with a callback that sets
+`model.stop_evaluating` / `model.stop_predicting`, with a callback that watches no batches, with list and dict
+outputs): run by `generate.py` under real Keras (the reference, `hooks.json`) and by
+tests/test_fit_validation_hooks.py under kerust. The module imports neither library: `run_all(keras)` takes the
+one to use (`keras`, or `kerust` as keras).
 
 Every run starts from the same fixed weights and trains with plain SGD without shuffling, so the logs (running
-means per batch, epoch values) are the same numbers in both libraries up to float32 rounding."""
+means per batch, epoch values, predictions) are the same numbers in both libraries up to float32 rounding. Each
+run records the events `[hook, batch or epoch index or None, logs]`, the callbacks' `params` (read at the first
+begin hook) and its result: fit's History, evaluate's `return_dict=True` dict, predict's outputs. Arrays are
+written as `{"ndarray": nested lists, "shape": [...]}` so they are told apart from lists of arrays."""
 
 from __future__ import annotations
 
@@ -12,7 +18,26 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
-         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
+         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+         "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
+_NO_INDEX = ("on_train_begin", "on_train_end", "on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end")
+ENDS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end",
+        "on_predict_begin", "on_predict_end")  # a recorder of these only watches no batch of evaluate / predict
+
+
+def plain(value: Any) -> Any:
+    """A log value, param or result as JSON: a float or NumPy number as a float (a Python int, str, bool or None
+    as it is), an array as {"ndarray": lists, "shape": [...]}, a list or dict item by item."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value  # params: verbose, epochs, steps
+    a = np.asarray(value)
+    if a.ndim == 0:
+        return float(a)
+    return {"ndarray": a.astype("float64").tolist(), "shape": list(a.shape)}
 
 
 def _data(n: int, offset: int = 0) -> tuple:
@@ -29,22 +54,35 @@ def _model(keras: Any) -> Any:
     return m
 
 
-def _recorder(keras: Any, events: List[list]) -> Any:
-    """A callback that appends [hook, batch or epoch index or None, logs] for every hook fit calls."""
+def _heads(keras: Any, structure: str) -> Any:
+    """A model with two outputs "a" (2 units) and "b" (1 unit) given as a list or a dict, fixed weights."""
+    inp = keras.Input((3,))
+    hidden = keras.layers.Dense(2, activation="relu", name="hidden")(inp)
+    a = keras.layers.Dense(2, name="a")(hidden)
+    b = keras.layers.Dense(1, name="b")(hidden)
+    m = keras.Model(inp, {"a": a, "b": b} if structure == "dict" else [a, b])
+    m.set_weights([np.linspace(-0.6, 0.7, w.size).reshape(w.shape).astype("float32") for w in m.get_weights()])
+    return m
+
+
+def _recorder(keras: Any, events: List[list], params: Dict[str, Any], hooks: tuple = HOOKS) -> Any:
+    """A callback that appends [hook, batch or epoch index or None, logs] for every hook of `hooks` called, and
+    keeps its `params` as the first begin hook sees them in `params`."""
+    cb = keras.callbacks.Callback()
 
     def hook(name: str) -> Callable:
-        with_index = name not in ("on_train_begin", "on_train_end", "on_test_begin", "on_test_end")
+        with_index = name not in _NO_INDEX
 
         def record(*args: Any, **kwargs: Any) -> None:  # Keras passes some logs by keyword, kerust positionally
             index = args[0] if with_index else None
             rest = args[1:] if with_index else args
             logs = kwargs["logs"] if "logs" in kwargs else (rest[0] if rest else None)
-            events.append([name, None if index is None else int(index),
-                           None if logs is None else {k: float(v) for k, v in sorted(logs.items())}])
+            events.append([name, None if index is None else int(index), None if logs is None else plain(logs)])
+            if name.endswith("_begin") and not with_index and not params:
+                params.update(plain(dict(cb.params)))
         return record
 
-    cb = keras.callbacks.Callback()
-    for name in HOOKS:
+    for name in hooks:
         setattr(cb, name, hook(name))
     return cb
 
@@ -52,8 +90,18 @@ def _recorder(keras: Any, events: List[list]) -> Any:
 def _run(keras: Any, fit: Callable[[Any, Any], Any]) -> Dict[str, Any]:
     events: List[list] = []
     m = _model(keras)
-    history = fit(m, _recorder(keras, events))
+    history = fit(m, _recorder(keras, events, {}))
     return {"events": events, "history": {k: [float(v) for v in vs] for k, vs in sorted(history.history.items())}}
+
+
+def _run_call(keras: Any, make: Callable[[Any], Any], call: Callable[[Any, list], Any],
+              hooks: tuple = HOOKS) -> Dict[str, Any]:
+    """An evaluate or predict run: `call(model, callbacks)` on the model `make(keras)` gives, with a recorder."""
+    events: List[list] = []
+    params: Dict[str, Any] = {}
+    m = make(keras)
+    result = call(m, [_recorder(keras, events, params, hooks)])
+    return {"events": events, "params": params, "result": plain(result)}
 
 
 def run_all(keras: Any) -> Dict[str, Any]:
@@ -108,4 +156,77 @@ def run_all(keras: Any) -> Dict[str, Any]:
                                                   verbose=0, validation_data=(xv, yv), validation_batch_size=4,
                                                   callbacks=[cb]),
     }
-    return {name: _run(keras, fit) for name, fit in runs.items()}
+    out = {name: _run(keras, fit) for name, fit in runs.items()}
+
+    class StopEvaluating(keras.callbacks.Callback):
+        """Ends an evaluation after its batch `at` (Keras reads model.stop_evaluating after each batch)."""
+
+        def __init__(self, at: int) -> None:
+            super().__init__()
+            self.at = at
+
+        def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == self.at:
+                self.model.stop_evaluating = True
+
+    class StopPredicting(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 0:
+                self.model.stop_predicting = True
+
+    # fit's validation ended by a callback after its first batch: the val_ logs are that batch's
+    out["validation_stop_evaluating"] = _run(keras, lambda m, cb: m.fit(
+        x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, validation_data=(xv, yv), validation_batch_size=2,
+        callbacks=[cb, StopEvaluating(0)]))
+
+    def evaluate(*args: Any, extra: tuple = (), **kwargs: Any) -> Callable[[Any, list], Any]:
+        return lambda m, cbs: m.evaluate(*args, verbose=0, return_dict=True, callbacks=cbs + list(extra), **kwargs)
+
+    def predict(*args: Any, extra: tuple = (), **kwargs: Any) -> Callable[[Any, list], Any]:
+        return lambda m, cbs: m.predict(*args, verbose=0, callbacks=cbs + list(extra), **kwargs)
+
+    def inputs_only(x: Any, bs: int) -> Any:
+        i = 0
+        while True:
+            yield (x[np.arange(i, i + bs) % len(x)],)  # Keras wants a tuple (inputs,)
+            i = (i + bs) % len(x)
+
+    class Inputs(keras.utils.PyDataset):
+        def __init__(self, x: Any, bs: int) -> None:
+            super().__init__()
+            self.x, self.bs = x, bs
+
+        def __len__(self) -> int:
+            return -(-len(self.x) // self.bs)
+
+        def __getitem__(self, i: int) -> Any:
+            return self.x[i * self.bs:(i + 1) * self.bs]
+
+    calls: Dict[str, tuple] = {
+        # evaluate on arrays: 3 batches of 4, 4, 2, the running logs at each batch end
+        "evaluate_arrays": (_model, evaluate(x, y, batch_size=4)),
+        "evaluate_sample_weight": (_model, evaluate(xv, yv, sample_weight=sw, batch_size=2)),
+        # the first 2 batches only
+        "evaluate_steps": (_model, evaluate(x, y, batch_size=4, steps=2)),
+        "evaluate_py_dataset": (_model, evaluate(Batches(x, y, 3))),
+        "evaluate_generator_steps": (_model, evaluate(cycle(x, y, 3), steps=3)),
+        # a callback stops the evaluation after batch 1 of 3: the results are those of 2 batches
+        "evaluate_stop_evaluating": (_model, evaluate(x, y, batch_size=4, extra=(StopEvaluating(1),))),
+        "evaluate_stop_evaluating_py_dataset": (_model, evaluate(Batches(x, y, 3), extra=(StopEvaluating(0),))),
+        # a callback that watches no batch (kerust then evaluates in one engine call)
+        "evaluate_ends_only": (_model, evaluate(x, y, batch_size=4), ENDS),
+        # predict: logs {"outputs": batch outputs}
+        "predict_arrays": (_model, predict(x, batch_size=4)),
+        "predict_steps": (_model, predict(x, batch_size=4, steps=2)),
+        "predict_py_dataset": (_model, predict(Inputs(x, 4))),
+        "predict_generator_steps": (_model, predict(inputs_only(x, 3), steps=2)),
+        "predict_stop_predicting": (_model, predict(x, batch_size=4, extra=(StopPredicting(),))),
+        "predict_stop_predicting_py_dataset": (_model, predict(Inputs(x, 3), extra=(StopPredicting(),))),
+        "predict_ends_only": (_model, predict(x, batch_size=4), ENDS),
+        # two outputs: {"outputs": [a, b]} for a list; a dict of outputs is flattened into the logs {"a", "b"}
+        "predict_list_outputs": (lambda k: _heads(k, "list"), predict(x, batch_size=4)),
+        "predict_dict_outputs": (lambda k: _heads(k, "dict"), predict(x, batch_size=4)),
+    }
+    for name, (make, call, *hooks) in calls.items():
+        out[name] = _run_call(keras, make, call, *hooks)
+    return out
