@@ -22,8 +22,6 @@ MARKER = re.compile(r"<!--\s*kerust:([a-z-]+)\s*-->")
 # Keras names that kerust does not have, with what to use instead. The hook checks that each is really absent
 # (``owner`` is evaluated, then ``hasattr(owner, name)`` must be false), so the list cannot go stale silently.
 ABSENT: List[Tuple[str, Sequence[str], str]] = [
-    ("kerust.layers", ["Conv3D"],
-     "other convolution layers"),
     ("kerust.layers", ["GroupQueryAttention"], "other attention layers"),
     ("kerust", ["initializers"],
      "these modules: pass initializers by name (`kernel_initializer=\"he_normal\"`) or as Keras config dicts"),
@@ -169,6 +167,9 @@ class Tables:
         traced += ["Rescaling", "Resizing", "CenterCrop", "Normalization", "CategoryEncoding", "Discretization",
                    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
                    "RandomBrightness"]
+        # (python/kerust/_volumetric_layers.py)
+        traced += ["Conv3D", "MaxPooling3D", "AveragePooling3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
+                   "SpatialDropout3D"]
         same("layer classes", names + host + traced, getattr(layers, "_CLASSES", {}))
         base = set(inspect.signature(layers.Layer.__init__).parameters)
         rows = [("`Layer`", "", "", "the base class; every layer has "

@@ -1995,3 +1995,12 @@ from ._preprocessing_layers import (  # noqa: E402
 _CLASSES.update({cls.__name__: cls for cls in (
     Rescaling, Resizing, CenterCrop, Normalization, CategoryEncoding, Discretization, RandomFlip, RandomRotation,
     RandomZoom, RandomTranslation, RandomCrop, RandomContrast, RandomBrightness)})
+
+# Keras's volumetric convolution, pooling and dropout layers, traced calls of keras.ops
+# (python/kerust/_volumetric_layers.py)
+from ._volumetric_layers import (  # noqa: E402, F401  (with Keras's aliases)
+    AveragePooling3D, AvgPool3D, Conv3D, Convolution3D, GlobalAveragePooling3D, GlobalAvgPool3D, GlobalMaxPool3D,
+    GlobalMaxPooling3D, MaxPool3D, MaxPooling3D, SpatialDropout3D)
+
+_CLASSES.update({cls.__name__: cls for cls in (
+    Conv3D, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D, SpatialDropout3D)})

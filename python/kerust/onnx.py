@@ -597,7 +597,10 @@ NOT_EXPORTED_LAYERS: Tuple[str, ...] = ("AveragePooling1D", "Bidirectional", "Co
                                         "CategoryEncoding", "CenterCrop", "Discretization", "Normalization",
                                         "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip",
                                         "RandomRotation", "RandomTranslation", "RandomZoom", "Rescaling",
-                                        "Resizing")
+                                        "Resizing",
+                                        # traced volumetric layers (kerust/_volumetric_layers.py)
+                                        "Conv3D", "MaxPooling3D", "AveragePooling3D", "GlobalAveragePooling3D",
+                                        "GlobalMaxPooling3D", "SpatialDropout3D")
 """Sequence, attention and traced vision layers the exporter does not translate yet, and TextVectorization
 (strings, run on the host): exporting a model with one raises a ValueError."""
 
