@@ -590,8 +590,12 @@ class TextVectorization(Layer):
         written only when the vocabulary was not given to the constructor (then it is in the config)."""
         if self._input_vocabulary is not None:
             return
-        with open(os.path.join(dir_path, "vocabulary.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(self.get_vocabulary(include_special_tokens=True)))
+        from ._files import atomic_write
+
+        # atomic (a temporary file beside it, fsynced, renamed over it): a save that fails (a full disk, an
+        # interrupt) leaves the previous vocabulary.txt as it was
+        text = "\n".join(self.get_vocabulary(include_special_tokens=True))
+        atomic_write(os.path.join(dir_path, "vocabulary.txt"), text.encode("utf-8"))
 
     def load_assets(self, dir_path: str) -> None:
         if self._input_vocabulary is not None:
