@@ -6,7 +6,8 @@
 A window operation gathers its taps with one ``take`` per spatial axis: for an axis of output size ``o``, kernel
 size ``k``, stride ``s`` and dilation ``d``, the indices ``i * d + j * s`` (tap ``i``, output ``j``) of the padded
 input, the axis then reshaped to ``(k, o)``. The convolution is one ``einsum`` of the gathered input with the kernel
-(per group when ``groups > 1``); pooling is a ``max`` or a ``sum`` over the tap axes. ``padding="same"`` pads as
+(per group when ``groups > 1``); pooling takes each window's first maximum (where Keras sends the gradient) or
+its ``sum``. ``padding="same"`` pads as
 Keras (XLA's SAME: total ``max((o - 1) * s + (k - 1) * d + 1 - n, 0)``, ``total // 2`` before); max pooling pads with
 the lowest float32, average pooling with zeros and divides by the number of real (unpadded) cells in each window,
 as Keras does. Configs, weights (names, shapes, order) and errors are Keras's; files name these layers as Keras's
@@ -278,7 +279,13 @@ class _Pooling3D(_TracedLayer):
         x, out, taps = _windows(inputs, axes, sizes, self.pool_size, self.strides, (1, 1, 1), self.padding,
                                 pad_value)
         if self._mode == "max":
-            return ops.max(x, axis=tuple(taps))
+            # Keras (XLA's reduce_window) hands each window's gradient to its first maximum, in the window's
+            # row-major order: the taps put last as one axis, the value there taken at its argmax (the first)
+            rest = [a for a in range(len(x.shape)) if a not in taps]
+            flat = ops.reshape(ops.transpose(x, rest + taps),
+                               (None, *[int(x.shape[a]) for a in rest[1:]], int(np.prod(self.pool_size))))
+            first = ops.argmax(flat, axis=-1, keepdims=True)
+            return ops.squeeze(ops.take_along_axis(flat, first, axis=-1), axis=-1)
         total = ops.sum(x, axis=tuple(taps))
         # the number of real (unpadded) cells in each window: the window's size, or fewer at the edges with "same"
         counts = np.ones((1,), dtype=np.float64)

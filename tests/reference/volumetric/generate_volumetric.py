@@ -5,10 +5,10 @@ Run with the Keras venv (real Keras 3, JAX backend), from the repository root:
     KERAS_BACKEND=jax .keras-venv/bin/python tests/reference/volumetric/generate_volumetric.py
 
 It writes ``volumetric.npz`` next to itself. For each layer case ``K`` of ``LAYERS``: ``K__spec`` (JSON: the
-class, its arguments, ``get_config()`` and the weights' names), ``K__x`` (the input, from a fixed seed),
-``K__w_NN`` (the weights, random), ``K__y`` (the inference output), ``K__R`` (a fixed random array), ``K__gx``
-and ``K__gw_NN`` (the gradients of ``sum(y * R)`` w.r.t. the input and each weight, by ``jax.grad`` through
-``stateless_call``). ``volumetric_seq.keras`` and ``volumetric_fn.keras``: two models Keras saved
+class, its arguments, ``get_config()`` and the weights' names), ``K__x`` (the input, from a fixed seed; integers
+for the ``ties`` cases), ``K__w_NN`` (the weights, random), ``K__y`` (the inference output), ``K__R`` (a fixed
+random array), ``K__gx`` and ``K__gw_NN`` (the gradients of ``sum(y * R)`` w.r.t. the input and each weight, by
+``jax.grad`` through ``stateless_call``). ``volumetric_seq.keras`` and ``volumetric_fn.keras``: two models Keras saved
 (``seq__*`` / ``fn__*``: their inputs and outputs). Deterministic; a few seconds.
 """
 
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 L = keras.layers
 
-# name: (class, arguments, input shape with the batch)
+# name: (class, arguments, input shape with the batch[, "ties": the input integers in [-1, 1]])
 LAYERS = {
     "conv_valid": ("Conv3D", {"filters": 3, "kernel_size": 2}, (2, 4, 5, 4, 2)),
     "conv_same_strides": ("Conv3D", {"filters": 2, "kernel_size": (3, 2, 3), "strides": (2, 1, 2),
@@ -49,6 +49,12 @@ LAYERS = {
                          (2, 5, 4, 5, 2)),
     "max_valid_overlap": ("MaxPooling3D", {"pool_size": (2, 3, 2), "strides": 1}, (2, 3, 4, 3, 2)),
     "max_cf": ("MaxPooling3D", {"pool_size": 2, "strides": 1, "data_format": "channels_first"}, (2, 2, 3, 4, 3)),
+    # inputs of a few integers: windows with tied maxima (Keras's max pooling sends the gradient to the first,
+    # its global max pooling shares it among the ties)
+    "max_ties": ("MaxPooling3D", {"pool_size": (2, 2, 3), "strides": (1, 2, 2), "padding": "same"},
+                 (2, 3, 4, 5, 2), "ties"),
+    "max_ties_cf": ("MaxPooling3D", {"pool_size": 2, "strides": 1, "data_format": "channels_first"},
+                    (1, 2, 3, 3, 3), "ties"),
     "avg_valid": ("AveragePooling3D", {"pool_size": (2, 2, 1)}, (2, 4, 4, 3, 2)),
     "avg_same": ("AveragePooling3D", {"pool_size": 3, "strides": 2, "padding": "same"}, (2, 5, 4, 5, 2)),
     "avg_same_stride1": ("AveragePooling3D", {"pool_size": (2, 3, 2), "strides": 1, "padding": "same"},
@@ -59,6 +65,7 @@ LAYERS = {
     "gap_keepdims": ("GlobalAveragePooling3D", {"keepdims": True}, (2, 3, 2, 4, 3)),
     "gap_cf": ("GlobalAveragePooling3D", {"data_format": "channels_first"}, (2, 3, 2, 4, 2)),
     "gmp": ("GlobalMaxPooling3D", {}, (2, 3, 2, 4, 3)),
+    "gmp_ties": ("GlobalMaxPooling3D", {}, (2, 2, 3, 2, 3), "ties"),
     "gmp_cf_keepdims": ("GlobalMaxPooling3D", {"data_format": "channels_first", "keepdims": True},
                         (2, 2, 3, 2, 4)),
     "sdrop": ("SpatialDropout3D", {"rate": 0.3, "seed": 2}, (2, 3, 2, 2, 3)),
@@ -67,9 +74,12 @@ LAYERS = {
 
 
 def _layer_case(name: str, out: dict, rng: np.random.Generator) -> None:
-    cls, args, shape = LAYERS[name]
+    cls, args, shape, *kind = LAYERS[name]
     layer = getattr(L, cls)(**args)
-    x = rng.normal(size=shape).astype(np.float32)
+    if kind == ["ties"]:
+        x = rng.integers(-1, 2, size=shape).astype(np.float32)
+    else:
+        x = rng.normal(size=shape).astype(np.float32)
     layer.build(shape)
     weights = []
     for v in layer.weights:
