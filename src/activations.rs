@@ -471,7 +471,7 @@ fn sparsemax_row_backward(x: &[f32], y: &[f32], g: &mut [f32]) {
 /// `e^x` for x in float32's normal range: `2^n * e^r` with `n = round(x / ln 2)`, `r` reduced in two parts
 /// (Cody-Waite) and `e^r` from Cephes's degree-6 polynomial on `[-ln2/2, ln2/2]`.
 #[inline(always)]
-fn exp_fast(x: f32) -> f32 {
+pub fn exp_fast(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.3, 88.3);
@@ -483,6 +483,13 @@ fn exp_fast(x: f32) -> f32 {
         + 0.5;
     let er = p * r * r + r + 1.0;
     er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+crate::simd_fn! {
+    /// `x = e^(x - top)` in place, vectorised (a softmax row after its maximum `top`).
+    pub fn exp_shifted(row: &mut [f32], top: f32) {
+        row.iter_mut().for_each(|x| *x = exp_fast(*x - top));
+    }
 }
 
 /// `1 / (1 + e^-x)`, from `e^-|x|` so neither tail loses precision.

@@ -16,6 +16,16 @@ pub trait Real:
 {
     fn c(x: f64) -> Self;
     fn f64(self) -> f64;
+    /// `x = exp(x - top)` over `row`, returning the sum (a softmax's middle pass). f32 uses the vectorised
+    /// `exp` of the activations (within a few ulps), f64 the library's.
+    fn exp_shifted_sum(row: &mut [Self], top: Self) -> Self {
+        let mut sum = Self::zero();
+        for x in row.iter_mut() {
+            *x = (*x - top).exp();
+            sum = sum + *x;
+        }
+        sum
+    }
 }
 
 impl Real for f32 {
@@ -24,6 +34,10 @@ impl Real for f32 {
     }
     fn f64(self) -> f64 {
         self as f64
+    }
+    fn exp_shifted_sum(row: &mut [f32], top: f32) -> f32 {
+        crate::activations::exp_shifted(row, top);
+        row.iter().sum()
     }
 }
 

@@ -89,22 +89,18 @@ pub fn forward<T: Real>(
     let sc = T::c(scale);
     let row = |(i, r): (usize, &mut [T])| {
         let keep = mask.as_ref().map(|m| &m.data[i * s..(i + 1) * s]);
-        let mut top = T::neg_infinity();
-        for (j, x) in r.iter_mut().enumerate() {
-            *x = if keep.is_none_or(|m| m[j] != T::zero()) {
-                *x * sc
-            } else {
-                masked_logit()
-            };
-            if *x > top {
-                top = *x;
-            }
+        match keep {
+            Some(m) => r.iter_mut().zip(m).for_each(|(x, &k)| {
+                *x = if k != T::zero() {
+                    *x * sc
+                } else {
+                    masked_logit()
+                }
+            }),
+            None => r.iter_mut().for_each(|x| *x = *x * sc),
         }
-        let mut sum = T::zero();
-        for x in r.iter_mut() {
-            *x = (*x - top).exp();
-            sum = sum + *x;
-        }
+        let top = r.iter().fold(T::neg_infinity(), |a, &x| a.max(x));
+        let sum = T::exp_shifted_sum(r, top);
         let inv = T::one() / sum;
         r.iter_mut().for_each(|x| *x = *x * inv);
     };
