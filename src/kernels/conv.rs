@@ -99,6 +99,17 @@ impl Window {
         self.h * self.w * self.c
     }
 
+    /// A 1x1 window with stride 1 and no padding: every pixel is its own patch, so the unfolded patches are the
+    /// input itself (a pointwise convolution is one GEMM on the input, and its patch gradients are dX).
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.oh == self.h
+            && self.ow == self.w
+    }
+
     /// Input row for output row `o` and window row `k`, or None when it falls in the padding.
     #[inline]
     pub fn in_y(&self, o: usize, k: usize) -> Option<usize> {

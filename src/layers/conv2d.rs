@@ -175,9 +175,15 @@ impl Conv2D {
             let first = ci * SAMPLES_PER_CHUNK;
             let gc_given = &g[first * g_len..][..n * g_len];
             let (dk, db) = part.split_at_mut(k * f);
-            let dcols_len = if dxc.is_some() { n * p * k } else { 0 };
+            let pointwise = groups == 1 && win.is_pointwise();
+            let cols_len = if pointwise { 0 } else { n * p * k };
+            let dcols_len = if dxc.is_some() && !pointwise {
+                n * p * k
+            } else {
+                0
+            };
             let dconv_len = if pooled_len.is_some() { n * p * f } else { 0 };
-            with_scratch3(n * p * k, dcols_len, dconv_len, |cols, dcols, dconv| {
+            with_scratch3(cols_len, dcols_len, dconv_len, |cols, dcols, dconv| {
                 let gc: &[f32] = if pooled_len.is_some() {
                     dconv.fill(0.0);
                     let args = &argmax[first * g_len..][..n * g_len];
@@ -193,7 +199,13 @@ impl Conv2D {
                 } else {
                     gc_given
                 };
-                if groups == 1 {
+                if pointwise {
+                    // the patches are the input and the patch gradients are the input gradient
+                    matmul(k, n * p, f, xc, Op::T, gc, Op::N, dk, false);
+                    if let Some(dxc) = dxc {
+                        matmul(n * p, f, k, gc, Op::N, kernel, Op::T, dxc, false);
+                    }
+                } else if groups == 1 {
                     for s in 0..n {
                         im2col(
                             &win,
@@ -338,7 +350,9 @@ fn conv_chunk(
     let (p, k, in_len) = (win.out_pixels(), win.patch_len() / groups, win.in_len());
     let f = kernel.len() / k;
     let n = x.len() / in_len;
-    if groups == 1 {
+    if groups == 1 && win.is_pointwise() {
+        matmul(n * p, k, f, x, Op::N, kernel, Op::N, out, false);
+    } else if groups == 1 {
         for s in 0..n {
             im2col(
                 win,
@@ -476,9 +490,11 @@ impl Layer for Conv2D {
         let (gemm_bias, finish) = chunk_epilogue(self.act.act, fused, bias, f);
         let chunk_out = SAMPLES_PER_CHUNK * p * f;
         let groups = self.groups;
+        let pointwise = groups == 1 && win.is_pointwise();
         let conv_into = |xc: &[f32], yc: &mut [f32]| {
             let n = xc.len() / in_len;
-            with_scratch(n * p * k, 0, |cols, _| {
+            let cols_len = if pointwise { 0 } else { n * p * k };
+            with_scratch(cols_len, 0, |cols, _| {
                 conv_chunk(&win, groups, xc, cols, kernel, gemm_bias, yc)
             });
         };
