@@ -2,6 +2,7 @@
 
     python benches/bench.py [--reps 3] [--threads 2] [--quick] [--out BENCHMARKS.md]
     python benches/bench.py --set sequences [--reps 3]     # issue 17's text models instead (benches/workloads.py)
+    python benches/bench.py --set vision --peer-samples torch:mobilenetv2_fit:640   # issue 18's vision models
 
 kerust runs from the project's .venv; PyTorch and Keras from a separate virtualenv (never kerust
 dependencies), created once with:
@@ -26,8 +27,12 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benches"))
+from vision_workloads import VISION_SAMPLES  # noqa: E402  (the vision epoch's size, in one place)
+
 PYTHONS = {
     "kerust": ROOT / ".venv" / "bin" / "python",
     "torch": ROOT / "bench-venv" / "bin" / "python",
@@ -110,9 +115,11 @@ def peer_note(kind: tuple, workload: str, batch: int, threads: int, med: dict) -
     return ", ".join(f"{fw} {med[fw] / figure:.2f}x its usual {figure} s" for fw, figure in usual.items())
 
 
-def run_one(framework: str, workload: str, batch: int, threads: int) -> dict:
+def run_one(framework: str, workload: str, batch: int, threads: int, samples: Optional[int] = None) -> dict:
     cmd = [str(PYTHONS[framework]), str(ROOT / "benches" / "workloads.py"), "--framework", framework,
            "--workload", workload, "--batch-size", str(batch or 32), "--threads", str(threads)]
+    if samples is not None:
+        cmd += ["--samples", str(samples)]
     # as users run: bytecode caches allowed (some sandboxes set PYTHONDONTWRITEBYTECODE)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, env=env).stdout
@@ -140,6 +147,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="MLP and import only (the default set)")
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     parser.add_argument("--out", default=None, help="write a Markdown report here")
+    parser.add_argument("--peer-samples", action="append", default=[], metavar="FRAMEWORK:WORKLOAD:N",
+                        help="time FRAMEWORK's WORKLOAD (a vision one) on N images instead of the full epoch and "
+                             "scale its time to the epoch (for a peer too slow to run whole; the report says so)")
     parser.add_argument("--gemm-ceiling", type=float, default=None,
                         help="kerust's best one-thread GEMM GFLOP/s on this machine (benches/kernels.py): the seed CNN "
                              "epoch is then also reported as GFLOP/s and as a share of threads x this ceiling")
@@ -151,13 +161,22 @@ def main() -> None:
     work = [w for w in SETS[args.set] if not quick or w[0] in ("mlp_fit", "import")]
     if args.only:
         work = [w for w in work if w[0] in args.only.split(",")]
+    scaled = {}
+    for spec in args.peer_samples:
+        fw, workload, n = spec.split(":")
+        if workload not in {w[0] for w in VISION_WORKLOADS}:
+            sys.exit(f"--peer-samples: {workload} is not a vision workload")
+        scaled[(fw, workload)] = int(n)
     results: dict = {}
     for fw in ("kerust", "torch", "keras"):  # warm-up: writes bytecode caches, loads shared libraries once
         run_one(fw, "import", 0, args.threads)
     for rep in range(args.reps):
         for workload, batch, _ in work:
             for fw in ("kerust", "torch", "keras"):
-                r = run_one(fw, workload, batch, args.threads)
+                n = scaled.get((fw, workload))
+                r = run_one(fw, workload, batch, args.threads, n)
+                if n is not None:  # the time of n images, scaled to the whole epoch
+                    r["seconds"] *= VISION_SAMPLES / n
                 key = (workload, batch, fw)
                 results.setdefault(key, []).append(r)
                 value = r["import_s"] if workload == "import" else r["seconds"]
@@ -199,6 +218,9 @@ def main() -> None:
                for fw in ("kerust", "torch", "keras")}
         lines.append(f"| {title} | {rss['kerust']:.0f} | {rss['torch']:.0f} | {rss['keras']:.0f} | "
                      f"{rss['kerust'] / rss['torch']:.3f} |")  # 3 places: the target sits at 0.25
+    for (fw, workload), n in sorted(scaled.items()):
+        lines += ["", f"{fw}'s {workload} was timed on {n:,} images and its time scaled to {VISION_SAMPLES:,} "
+                  f"(x {VISION_SAMPLES / n:g}); the others ran the whole epoch."]
     report = "\n".join(lines)
     print("\n" + report)
     if args.out:
