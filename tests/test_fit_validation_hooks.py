@@ -381,3 +381,27 @@ def test_steps_on_arrays() -> None:
             m.evaluate(x, y, steps=bad, verbose=0)
         with pytest.raises(ValueError, match="predict.*steps"):
             m.predict(x, steps=bad, verbose=0)
+
+
+def test_validation_steps_limits_array_validation_to_its_first_batches() -> None:
+    """Keras 3.15.1 (checked on JAX): with array validation_data, fit's validation is evaluate(steps=
+    validation_steps): 1 of the 3 batches here, and val_loss is the loss of that batch."""
+    import kerust
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 1)).astype(np.float32)
+    xv, yv = rng.normal(size=(12, 3)).astype(np.float32), rng.normal(size=(12, 1)).astype(np.float32)
+    model = kerust.Sequential([kerust.Input((3,)), kerust.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    seen = []
+
+    class Count(kerust.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, validation_data=(xv, yv), validation_steps=1,
+                        callbacks=[Count()])
+    assert seen == [0]
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(xv[:4], yv[:4], verbose=0), rel=1e-6)
+    with pytest.raises(ValueError, match="validation_steps"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(xv, yv), validation_steps=0)

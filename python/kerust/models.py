@@ -632,13 +632,13 @@ class Model(_LayerCalls):
                                          steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                              shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
-                             validation_batch_size, validation_freq)
+                             validation_batch_size, validation_freq, validation_steps)
 
     def _fit(self, x: Any, y: Any, batch_size: Optional[int], epochs: int, verbose: Union[str, int],
              callbacks: Optional[List[Any]], validation_split: float, validation_data: Any, shuffle: bool,
              class_weight: Optional[Dict[int, float]], sample_weight: Any, initial_epoch: int,
              steps_per_epoch: Optional[int], validation_batch_size: Optional[int],
-             validation_freq: int) -> callbacks_module.History:
+             validation_freq: int, validation_steps: Optional[int] = None) -> callbacks_module.History:
         verbose = callbacks_module.resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         if y is None:
@@ -669,6 +669,12 @@ class Model(_LayerCalls):
                    None if sw is None else [None if w is None else w[split_at:] for w in sw])
             xs, ys = [a[:split_at] for a in xs], [a[:split_at] for a in ys]
             sw = None if sw is None else [None if w is None else w[:split_at] for w in sw]
+        vbs = _batch_size(validation_batch_size or batch_size)
+        if val is not None and validation_steps is not None:
+            # as Keras's fit: its validation is an evaluate(steps=validation_steps), the first batches only
+            rows, _ = _data_sources.array_steps(val[0][0].shape[0], vbs, validation_steps, "fit: validation_steps")
+            val = ([a[:rows] for a in val[0]], [a[:rows] for a in val[1]],
+                   None if val[2] is None else [None if w is None else w[:rows] for w in val[2]])
         if val is not None:
             self._core.prepare(val[0], val[1], val[2])
         self._core.prepare(xs, ys, sw)
@@ -711,7 +717,6 @@ class Model(_LayerCalls):
             epoch_logs = _sorted_logs(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 # as Keras's fit: an evaluate with fit's callbacks (on_test_begin, the batches, on_test_end)
-                vbs = _batch_size(validation_batch_size or batch_size)
                 val_logs = _data_sources.validate_arrays(self, cbs, val[0], val[1], val[2], vbs)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.call("on_epoch_end", epoch, epoch_logs)
