@@ -45,7 +45,8 @@ REFUSED: List[Tuple[str, str]] = [
     ("layers.MultiHeadAttention(2, 4, use_gate=True)",
      "`use_gate`, `sliding_window` and `flash_attention` in MultiHeadAttention"),
     ("layers.TimeDistributed(layers.LSTM(2))(keras.Input((3, 4, 2)), mask=keras.Input((3,)))",
-     "a mask passed through TimeDistributed to the layer it wraps"),
+     "a `(batch, time)` mask through TimeDistributed to a recurrent layer, which needs one value per inner step "
+     "(Keras accepts the call and fails when the model runs)"),
     ("layers.Softmax(axis=1)", "Softmax over an axis other than the last"),
     ("layers.Bidirectional(layers.LSTM(4, stateful=True))", "`stateful` layers inside Bidirectional"),
     ("keras.Sequential([keras.Input((3, 4)), layers.LayerNormalization(axis=1)])",

@@ -7,7 +7,9 @@ Weights, their shapes, order, names and file paths are Keras's; configs are writ
 
 from __future__ import annotations
 
+import re
 import string
+import warnings
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -855,14 +857,34 @@ def _inner_from_entry(entry: dict) -> Any:
     return layers_module.deserialize({"class_name": entry["class_name"], "config": cfg})
 
 
-# built-in layers whose call takes a mask
-_MASKED_CALLS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention", "Attention", "AdditiveAttention",
-                 "TimeDistributed")
+# Keras's built-in layers whose `call` takes a `mask` (TimeDistributed hands them the mask, reshaped with the inputs)
+_MASKED_CALLS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "GlobalAveragePooling1D", "Attention",
+                 "AdditiveAttention", "TimeDistributed", "BatchNormalization", "Softmax", "Lambda", "RNN",
+                 "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Sequential", "Functional")
+# of those, the ones that read a mask of one value per sample and step of their own input
+_STEP_MASKED = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "GlobalAveragePooling1D")
+# Keras's names of the keras.ops calls that compute the masks it writes in a file (kerust makes them again)
+_MASK_OP_NAME = re.compile(r"^(not_equal|any|squeeze|expand_dims|logical_and|logical_or|cast)(_\d+)?$")
+
+
+def _inner_takes_mask(inner: Any) -> bool:
+    """Keras's `layer._call_has_mask_arg` for the wrapped layer."""
+    from ._custom import call_has_arg, is_custom
+
+    if isinstance(inner, Layer) and is_custom(inner) and not getattr(inner, "_keras_builtin", False):
+        return call_has_arg(inner, "mask")
+    if getattr(inner, "_subclassed", False):
+        return call_has_arg(inner, "mask")
+    return getattr(inner, "class_name", type(inner).__name__) in _MASKED_CALLS or \
+        type(inner).__name__ in _MASKED_CALLS
 
 
 class TimeDistributed(_BuiltinTraced):
     """Applies `layer` to every temporal slice of its input: `(batch, time, ...)` becomes `(batch * time, ...)`,
-    goes through the layer (one set of weights for every step), and comes back as `(batch, time, ...)`."""
+    goes through the layer (one set of weights for every step), and comes back as `(batch, time, ...)`.
+
+    As Keras's: the mask (given as `mask=`, else the input's) goes on to the output unchanged, and reaches the
+    wrapped layer, reshaped with the inputs to `(batch * time, ...)`, when the wrapped layer's call takes one."""
 
     def __init__(self, layer: Any, **kwargs: Any) -> None:
         from .models import Model
@@ -884,6 +906,34 @@ class TimeDistributed(_BuiltinTraced):
         self._input_shape_seen = list(shape)
         self.built = True
 
+    def _check_inner_mask(self, mask: Any, shape: Tuple[Any, ...]) -> None:
+        """The mask the wrapped layer gets must be one it can read (kerust checks what Keras finds out when the
+        model runs)."""
+        who = f"TimeDistributed '{self.name}'"
+        inner: Any = self.layer
+        name = getattr(inner, "class_name", type(inner).__name__)
+        mshape = _shape_tuple(mask.shape)
+        if name in _STEP_MASKED:
+            if len(shape) < 4 or len(mshape) != 3 or mshape[2] != shape[2]:
+                raise ValueError(
+                    f"{who}: the wrapped {name} layer reads a mask of one value per sample and step of its own "
+                    f"input, so the mask must have shape (batch, time, {shape[2] if len(shape) > 2 else '?'}) "
+                    f"for inputs of shape {shape}; received a mask of shape {mshape} (Keras accepts this call "
+                    "and fails when the model runs)")
+        elif name == "Lambda":
+            import inspect
+
+            try:
+                takes = "mask" in inspect.signature(inner.function).parameters
+            except (TypeError, ValueError, AttributeError):
+                takes = False
+            if takes:
+                raise ValueError(f"{who}: passing a mask to the function of the wrapped Lambda layer is not "
+                                 "supported by kerust yet")
+        elif name in ("BatchNormalization", "Softmax", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+                      "Attention", "AdditiveAttention") or not isinstance(inner, Layer):
+            raise ValueError(f"{who}: passing a mask to the wrapped {name} layer is not supported by kerust yet")
+
     def __call__(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         who = f"TimeDistributed '{self.name}'"
         if kwargs:
@@ -894,8 +944,12 @@ class TimeDistributed(_BuiltinTraced):
         if len(shape) < 3:
             raise ValueError("`TimeDistributed` Layer should be passed an `input_shape` with at least 3 "
                              f"dimensions, received: {shape}")
+        given = mask is not None
         if mask is None:
             mask = getattr(inputs, "_keras_mask", None)
+        if mask is not None and not _is_tensor_like(mask):
+            raise TypeError(f"{who}: `mask` must be a tensor, received {mask!r}")
+        reads = False
         if mask is not None:
             mshape = _shape_tuple(mask.shape)
             if len(mshape) < 2:
@@ -907,30 +961,42 @@ class TimeDistributed(_BuiltinTraced):
                                  f"incompatible with the input shape {shape}. The first two dimensions of the mask "
                                  "(batch size and timesteps) must match the input's first two dimensions.")
             # as Keras: the mask goes to the wrapped layer only if its call takes one (Dense's does not)
-            from ._custom import accepts, is_custom
-
-            inner = self.layer
-            if getattr(inner, "class_name", "") in _MASKED_CALLS or (is_custom(inner) and accepts(inner.call, "mask")):
-                raise ValueError(f"{who}: passing a mask to the wrapped {inner.class_name} layer is not supported "
-                                 "by kerust yet")
+            reads = _inner_takes_mask(self.layer)
+            if reads:
+                self._check_inner_mask(mask, shape)
         if not self.built:
             self.build(shape)
-        out = Layer.__call__(self, inputs, training=training)
+        # the mask is a tensor of the call when the wrapped layer reads it or it was given (a config writes it)
+        carried = mask is not None and (reads or given)
+        before = len(self._inbound_nodes)
+        out = Layer.__call__(self, [inputs, mask] if carried else inputs, training=training,
+                             mask_in=bool(carried), inner_mask=bool(reads))
+        if len(self._inbound_nodes) > before:
+            self._inbound_nodes[-1]._keras_call_kwargs = {"explicit_mask": bool(given and carried)}
         _set_output_mask(out, mask)  # as Keras: the input's mask goes on to the output
         return out
 
-    def call(self, inputs: Any, training: Any = None) -> Any:
+    def call(self, inputs: Any, training: Any = None, mask_in: bool = False, inner_mask: bool = False) -> Any:
+        mask = None
+        if mask_in:
+            inputs, mask = inputs
         steps = int(inputs.shape[1])
         folded = ops.reshape(inputs, (-1, *[int(d) for d in inputs.shape[2:]]))
         from ._custom import accepts, is_custom
 
+        kw: dict = {}
         if is_custom(self.layer) and accepts(self.layer.call, "training"):
-            out = self.layer(folded, training=training)
+            kw["training"] = training
         elif getattr(self.layer, "class_name", "") in ("Dropout", "SpatialDropout1D", "SpatialDropout2D",
                                                        "GaussianNoise", "BatchNormalization"):
-            out = self.layer(folded, training=training)
-        else:
-            out = self.layer(folded)
+            kw["training"] = training
+        if inner_mask and mask is not None:
+            kw["mask"] = ops.reshape(mask, (-1, *[int(d) for d in mask.shape[2:]]))
+        with warnings.catch_warnings():
+            # Keras runs the wrapped layer's `call` itself, so no mask it drops is reported (this layer hands on
+            # its own)
+            warnings.filterwarnings("ignore", message=".*does not support masking", category=UserWarning)
+            out = self.layer(folded, **kw)
         if not hasattr(out, "_dims"):
             raise ValueError(f"TimeDistributed '{self.name}': the wrapped layer must return one tensor, it returned "
                              f"{out!r}")
@@ -954,7 +1020,10 @@ class TimeDistributed(_BuiltinTraced):
         return None if self._input_shape_seen is None else {"input_shape": list(self._input_shape_seen)}
 
     def _node_config(self, node: Any, tensor: Any) -> dict:
-        return {"args": [tensor(node.input_tensors[0])], "kwargs": {"mask": None}}
+        # as Keras: a mask given as `mask=` is written; one found on the input is made again on loading
+        explicit = getattr(node, "_keras_call_kwargs", {}).get("explicit_mask", False)
+        mask = tensor(node.input_tensors[1]) if explicit and len(node.input_tensors) > 1 else None
+        return {"args": [tensor(node.input_tensors[0])], "kwargs": {"mask": mask}}
 
     def _call_from_node(self, node: dict, resolve: Any) -> Tuple[list, Any]:
         who = f"TimeDistributed '{self.name}'"
@@ -963,20 +1032,17 @@ class TimeDistributed(_BuiltinTraced):
         if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict) or \
                 any(k not in ("mask", "training") for k in kwargs):
             raise ValueError(f"{who}: an inbound node needs one tensor argument (and a mask), received {node!r}")
-        from ._custom import accepts, is_custom
-
-        inner = self.layer
-        if kwargs.get("mask") is not None and (getattr(inner, "class_name", "") in _MASKED_CALLS or (
-                is_custom(inner) and accepts(inner.call, "mask"))):
-            raise ValueError(f"{who}: passing a mask to the wrapped {inner.class_name} layer is not supported by "
-                             "kerust yet")
-        # a mask the wrapped layer does not read is left out (Keras writes the input's mask here; the layer
-        # before makes it again on loading)
         refs: list = []
         a = _node_tensor_refs(args[0], who, resolve, refs)
+        mask = kwargs.get("mask")
+        history = mask.get("config", {}).get("keras_history") if isinstance(mask, dict) else None
+        if isinstance(history, list) and history and isinstance(history[0], str) and \
+                _MASK_OP_NAME.match(history[0]):
+            mask = None  # the input's mask, which Keras recorded as ops: the layer before makes it again
+        m = _node_tensor_refs(mask, who, resolve, refs) if mask is not None else None
 
         def call(tensors: list) -> Any:
-            return self(_fill_refs(a, tensors))
+            return self(_fill_refs(a, tensors), mask=_fill_refs(m, tensors) if m is not None else None)
 
         return refs, call
 

@@ -163,13 +163,40 @@ def _key(args: tuple, kwargs: dict, training: Any) -> str:
     return json.dumps([enc(args), enc(kwargs), repr(training)])
 
 
-def call_symbolic(layer: Any, args: tuple, kwargs: dict) -> Any:
-    """`layer(*args, **kwargs)` with symbolic tensors: build on first call, trace, record one node."""
+def call_has_arg(layer: Any, name: str) -> bool:
+    """Keras's `_call_has_mask_arg`: `call` names the argument (a `**kwargs` does not count)."""
+    try:
+        return name in inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def call_symbolic(layer: Any, args: tuple, kwargs: dict, found_masks: Tuple[str, ...] = ()) -> Any:
+    """`layer(*args, **kwargs)` with symbolic tensors: build on first call, trace, record one node.
+
+    Masks reach `call` as Keras passes them: `found_masks` names the keyword arguments that hold masks found on
+    the inputs (Keras's `mask` / `<arg>_mask`, filled in by `__call__`); they are inputs of the node and of the
+    trace but not arguments of the call a config records. A `mask=` the caller gave is recorded as Keras does."""
     training = kwargs.pop("training", None)
-    if kwargs.pop("mask", None) is not None:
-        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): masks are not supported by kerust yet")
-    inputs = flat_tensors([list(args), list(kwargs.values())])
+    who = f"Layer '{layer.name}' ({type(layer).__name__})"
+    given_mask = kwargs.get("mask") if "mask" not in found_masks else None
+    if given_mask is not None and not isinstance(given_mask, KerasTensor):
+        if not isinstance(given_mask, (list, tuple)) or not all(
+                m is None or isinstance(m, KerasTensor) for m in given_mask):
+            raise TypeError(f"{who}: `mask` must be a symbolic tensor (or a list of them), received {given_mask!r}")
+        raise ValueError(f"{who}: a list of masks given as `mask=` is not supported by kerust yet (masks found on "
+                         "the inputs reach `call` as a list; or pass one mask tensor)")
+    if given_mask is not None and not call_has_arg(layer, "mask") and not accepts(layer.call, "mask"):
+        raise TypeError(f"{who}: `call` takes no `mask` argument, but the layer was called with mask={given_mask!r}")
+    # the node's tensors: the call's own, then a given mask, then the masks found on the inputs (the trace's
+    # placeholders come in the order of `kwargs`, so they are ordered the same way)
+    own = {k: v for k, v in kwargs.items() if k != "mask" and k not in found_masks}
+    kwargs = {**own, **{k: kwargs[k] for k in found_masks if k in kwargs}}
+    if given_mask is not None:
+        kwargs["mask"] = given_mask
+    inputs = flat_tensors([list(args), list(own.values())])
     inputs = [t for t in inputs if isinstance(t, KerasTensor)]
+    mask_tensors = [t for k in found_masks for t in flat_tensors(kwargs.get(k)) if isinstance(t, KerasTensor)]
     if not layer.built:
         first = args[0] if args else next(iter(kwargs.values()))
         shapes = _replace(first, lambda t: t.shape)
@@ -187,7 +214,12 @@ def call_symbolic(layer: Any, args: tuple, kwargs: dict) -> Any:
         tr = trace(layer, args, kwargs, False if training is None else training)
         cache[key] = tr
     outs = [KerasTensor([], dtype=t.dtype, dims=t._dims) for t in tr.flat_outputs]
-    node = Node(layer, inputs if len(inputs) != 1 else inputs[0], outs)
+    node = Node(layer, inputs if len(inputs) != 1 else inputs[0], outs, mask=given_mask,
+                mask_kwarg=given_mask is not None)
+    if mask_tensors:  # masks found on the inputs: read by the call, made again on loading (not in configs)
+        node._call_tensors = list(node.input_tensors)
+        node.input_tensors[len(inputs):len(inputs)] = mask_tensors
+        node.mask_input = True
     node._trace = tr
     node._trace_args = (args, kwargs, training)
     layer._inbound_nodes.append(node)

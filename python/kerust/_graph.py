@@ -270,10 +270,14 @@ class Node:
         # a custom layer's call: the traced subgraph it runs, and the arguments it was traced with
         self._trace: Any = None
         self._trace_args: Any = None
+        # a custom layer's call that reads masks found on its inputs: the tensors it was given (the masks left out)
+        self._call_tensors: Optional[List[KerasTensor]] = None
 
     @property
     def call_tensors(self) -> List[KerasTensor]:
         """The tensors the call was given (a mask found on the input, which Keras makes again, left out)."""
+        if self._call_tensors is not None:
+            return list(self._call_tensors)
         if self.mask_input and not self.mask_kwarg:
             return self.input_tensors[:-1]
         return self.input_tensors

@@ -101,3 +101,51 @@ def previous_mask(inputs: Any, mask: Optional[Any]) -> Any:
     if mask is not None:
         return mask
     return mask_of(inputs)
+
+
+def _masks_of(structure: Any) -> Any:
+    """Keras's `tree.map_structure(get_keras_mask, x)`: the mask of every tensor, in the same structure."""
+    if isinstance(structure, dict):
+        return {k: _masks_of(v) for k, v in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_masks_of(v) for v in structure)
+    return getattr(structure, "_keras_mask", None)
+
+
+def _is_tensor_argument(value: Any) -> bool:
+    """A tensor, or a non-empty structure of tensors (and Nones), as Keras's `CallSpec` counts them."""
+    from ._graph import flat_tensors
+
+    if isinstance(value, KerasTensor):
+        return True
+    if isinstance(value, (list, tuple, dict)) and len(value) > 0:
+        flat = flat_tensors(value)
+        return all(t is None or isinstance(t, KerasTensor) for t in flat) and any(
+            isinstance(t, KerasTensor) for t in flat)
+    return False
+
+
+def found_call_masks(layer: Any, inputs: Any, kwargs: dict) -> dict:
+    """The mask arguments Keras's `Layer.__call__` fills in for a call (its step 6): with one tensor argument and
+    a `mask` parameter not given, `mask` is the argument's mask (the same structure as the argument); with
+    several tensor arguments, each `<name>_mask` parameter not given is the mask of the argument `<name>`.
+    Only the ones that are not None are returned."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(layer.call).parameters)
+    except (TypeError, ValueError):
+        return {}
+    first = names[0] if names else "inputs"
+    tensor_args = {first: inputs} if _is_tensor_argument(inputs) else {}
+    tensor_args.update({k: v for k, v in kwargs.items() if k != "training" and _is_tensor_argument(v)})
+    found: dict = {}
+    if len(tensor_args) == 1:
+        if "mask" in names and kwargs.get("mask") is None:
+            found["mask"] = _masks_of(next(iter(tensor_args.values())))
+    else:
+        for name, value in tensor_args.items():
+            arg = f"{name}_mask"
+            if arg in names and kwargs.get(arg) is None:
+                found[arg] = _masks_of(value)
+    return {k: v for k, v in found.items() if v is not None}

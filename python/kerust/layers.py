@@ -420,27 +420,45 @@ class Layer(_LayerCalls):
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         arrays = [as_float32(f"{self.name} input {i}", x) for i, x in enumerate(items)]
         tensors = [Input(shape=a.shape[1:]) for a in arrays]
+        extra: list = []
+        if mask is not None:  # a mask array: one more input of the one-off model, handed to `call` as `mask`
+            if isinstance(mask, (list, tuple)):
+                raise ValueError(f"{self.class_name} '{self.name}': an eager call takes one mask array, received "
+                                 f"a {type(mask).__name__}")
+            m = np.asarray(mask)
+            dtype = "bool" if m.dtype == np.bool_ else "float32"
+            extra = [(m if dtype == "bool" else as_float32(f"{self.name} mask", m),
+                      Input(shape=m.shape[1:], dtype=dtype))]
+            kw["mask"] = extra[0][1]
         before = len(self._inbound_nodes)
         try:
             sym = tensors if isinstance(inputs, (list, tuple)) else tensors[0]
             kw["training"] = False
             outs = call_symbolic(self, (sym,), kw)
-            model = Functional(sym, outs, name=f"{self.name}_eager")
-            return model.predict_on_batch(arrays if len(arrays) > 1 else arrays[0])
+            model_in = tensors + [t for _, t in extra] if extra else sym
+            model = Functional(model_in, outs, name=f"{self.name}_eager")
+            feed = arrays + [a for a, _ in extra]
+            return model.predict_on_batch(feed if len(feed) > 1 else feed[0])
         finally:
             del self._inbound_nodes[before:]
 
     def _call_custom_masked(self, inputs: Any, args: tuple, kw: dict, mask: Any) -> Any:
         """A user layer's symbolic call with Keras's masks: the outputs carry `compute_mask(inputs, mask)` when
         the layer supports masking (`supports_masking = True` or its own `compute_mask`); otherwise a mask is
-        dropped with Keras's warning. (Its `call` is not handed the mask: kerust refuses `mask=` there.)"""
+        dropped with Keras's warning. Its `call` is handed the masks as Keras's `__call__` hands them: with one
+        tensor argument, a `mask` argument gets the input's mask (a list of them for a list of inputs) unless one
+        is given; with several, each `<name>_mask` argument gets the mask of the tensor argument `<name>`."""
         from ._custom import call_symbolic
         from ._graph import deriving
-        from ._masking import destroyed_warning, mask_of, set_mask
+        from ._masking import destroyed_warning, found_call_masks, mask_of, set_mask
 
+        found = found_call_masks(self, inputs, kw)
+        kw.update(found)
+        if "mask" in found:
+            mask = found["mask"]
         previous = mask if mask is not None else mask_of(inputs)
         present = any(m is not None for m in (previous if isinstance(previous, list) else [previous]))
-        outs = call_symbolic(self, args, kw)
+        outs = call_symbolic(self, args, kw, tuple(found))
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             with deriving():
                 out_mask = self.compute_mask(inputs, previous if present else None)
