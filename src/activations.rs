@@ -256,9 +256,11 @@ crate::simd_fn! {
             HardSilu => data
                 .iter_mut()
                 .for_each(|v| *v *= (*v + 3.0).clamp(0.0, 6.0) / 6.0),
-            Celu => data
-                .iter_mut()
-                .for_each(|v| *v = v.max(0.0) + v.min(0.0).exp_m1()),
+            Celu => data.iter_mut().for_each(|v| {
+                if *v <= 0.0 {
+                    *v = v.exp_m1() // alpha 1; NaN stays NaN (it takes neither branch), as Keras's
+                }
+            }),
             LogSigmoid => data.iter_mut().for_each(|v| *v = -softplus(-*v)),
             TanhShrink => data.iter_mut().for_each(|v| *v -= tanh_fast(*v)),
             HardTanh => data.iter_mut().for_each(|v| *v = v.clamp(-1.0, 1.0)),
@@ -272,9 +274,8 @@ crate::simd_fn! {
                 }
             }),
             HardShrink => data.iter_mut().for_each(|v| {
-                if v.abs() <= SHRINK_THRESHOLD {
-                    *v = 0.0
-                }
+                // Keras's where(|x| > t, x, 0): NaN gives 0
+                *v = if v.abs() > SHRINK_THRESHOLD { *v } else { 0.0 }
             }),
             SparsePlus => data.iter_mut().for_each(|v| {
                 *v = if *v <= -1.0 {
@@ -488,7 +489,11 @@ pub fn exp_fast(x: f32) -> f32 {
 crate::simd_fn! {
     /// `x = e^(x - top)` in place, vectorised (a softmax row after its maximum `top`).
     pub fn exp_shifted(row: &mut [f32], top: f32) {
-        row.iter_mut().for_each(|x| *x = exp_fast(*x - top));
+        // below exp_fast's clamp the exact value is 0 (a masked logit), not the clamp's 1.2e-38
+        row.iter_mut().for_each(|x| {
+            let d = *x - top;
+            *x = if d < -87.3 { 0.0 } else { exp_fast(d) }
+        });
     }
 }
 

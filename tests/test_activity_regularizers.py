@@ -106,3 +106,15 @@ def test_config_and_keras_file_keep_the_regularizer(tmp_path: Path) -> None:
 def test_bad_identifier_names_the_argument() -> None:
     with pytest.raises(ValueError, match="Could not interpret regularizer identifier: 'l3'"):
         kerust.layers.Dense(2, activity_regularizer="l3")
+
+
+def test_a_regularizer_subclass_is_refused_naming_the_layer() -> None:
+    class Custom(kerust.regularizers.Regularizer):
+        def __call__(self, x):
+            return 0.0
+
+        def get_config(self):
+            return {}
+
+    with pytest.raises(ValueError, match=r"Dense 'picky': `activity_regularizer` must be an L1, L2 or L1L2"):
+        kerust.layers.Dense(2, activity_regularizer=Custom(), name="picky")

@@ -305,7 +305,8 @@ class MultiHeadAttention(_BuiltinTraced):
             raise ValueError(f"{who}: `dropout` must be a float in [0, 1), received dropout={dropout!r}")
         _no_unsupported(who, sliding_window=sliding_window, kernel_constraint=kernel_constraint,
                         bias_constraint=bias_constraint)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.activity_regularizer = regularizers_module.get_activity(activity_regularizer,
+                                                                     f"{self.class_name} '{self.name}'")
         if flash_attention:
             raise ValueError(f"{who}: `flash_attention` is not supported by kerust (received {flash_attention!r})")
         if use_gate:

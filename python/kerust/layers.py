@@ -209,7 +209,8 @@ class Layer(_LayerCalls):
         self.name: str = name or unique_name(to_snake_case(self.class_name))
         self._trainable = bool(trainable)
         # Keras's activity regularizer: its penalty of each output joins the loss (see models._flatten_nodes)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.activity_regularizer = regularizers_module.get_activity(activity_regularizer,
+                                                                     f"{self.class_name} '{self.name}'")
         self._input_shape_arg: Optional[tuple] = None
         if input_shape is not None:
             self._input_shape_arg = tuple(input_shape)
@@ -722,7 +723,8 @@ def _set_kernel_bias(layer: Any, use_bias: bool, kernel_initializer: Any, bias_i
                      kernel_regularizer: Any, bias_regularizer: Any, activity_regularizer: Any,
                      kernel_constraint: Any, bias_constraint: Any) -> None:
     """The kernel/bias arguments Dense and Conv2D share (the engine's `KernelBias` reads the same keys)."""
-    layer.activity_regularizer = regularizers_module.get(activity_regularizer)
+    layer.activity_regularizer = regularizers_module.get_activity(activity_regularizer,
+                                                                  f"{layer.class_name} '{layer.name}'")
     layer.use_bias = use_bias
     layer.kernel_constraint = constraints_module.get(kernel_constraint)
     layer.bias_constraint = constraints_module.get(bias_constraint)
@@ -941,7 +943,8 @@ class DepthwiseConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.activity_regularizer = regularizers_module.get_activity(activity_regularizer,
+                                                                     f"{self.class_name} '{self.name}'")
         self.depthwise_constraint = constraints_module.get(depthwise_constraint)
         self.bias_constraint = constraints_module.get(bias_constraint)
         self.kernel_size = _pair(kernel_size)
@@ -1006,7 +1009,8 @@ class SeparableConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.activity_regularizer = regularizers_module.get_activity(activity_regularizer,
+                                                                     f"{self.class_name} '{self.name}'")
         self.depthwise_constraint = constraints_module.get(depthwise_constraint)
         self.pointwise_constraint = constraints_module.get(pointwise_constraint)
         self.bias_constraint = constraints_module.get(bias_constraint)
@@ -1614,7 +1618,8 @@ class _RNN(Layer):
         super().__init__(**kwargs)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         name = type(self).__name__
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.activity_regularizer = regularizers_module.get_activity(activity_regularizer,
+                                                                     f"{self.class_name} '{self.name}'")
         self.kernel_constraint = constraints_module.get(kernel_constraint)
         self.recurrent_constraint = constraints_module.get(recurrent_constraint)
         self.bias_constraint = constraints_module.get(bias_constraint)

@@ -82,6 +82,16 @@ def get(identifier: Any) -> Any:
                      "'l1_l2' or a kerust.regularizers object")
 
 
+def get_activity(identifier: Any, who: str) -> Any:
+    """`get(identifier)` for a layer's `activity_regularizer`: L1, L2 or L1L2 (the penalties the engine traces);
+    a subclass with its own `__call__` is refused with a ValueError naming the layer `who`."""
+    regularizer = get(identifier)
+    if regularizer is not None and type(regularizer) not in (L1, L2, L1L2):
+        raise ValueError(f"{who}: `activity_regularizer` must be an L1, L2 or L1L2 regularizer (or its name), "
+                         f"received {type(regularizer).__name__}")
+    return regularizer
+
+
 def activity_penalty(regularizer: Any, outputs: Any) -> Any:
     """Keras's activity penalty of a layer's `outputs` (batch first): the regularizer's penalty of the whole batch
     divided by the batch size, i.e. the mean over samples of `l1 * sum(|x|) + l2 * sum(x ** 2)`. Written with

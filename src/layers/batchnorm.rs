@@ -99,6 +99,13 @@ impl Layer for BatchNormalization {
                 self.name
             )));
         };
+        if c == 0 {
+            return Err(Error::Value(format!(
+                "BatchNormalization '{}': the normalised axis has size 0, received input shape {}",
+                self.name,
+                shape_str(input_shape)
+            )));
+        }
         let rank = input_shape.len() as i64 + 1;
         if self.axis != -1 && self.axis != rank - 1 {
             return Err(Error::Value(format!(
