@@ -509,8 +509,8 @@ def _case_config_garbage(fixtures, tmp_path):
 
 
 def _case_unknown_layer(fixtures, tmp_path):
-    path = _edit_config(fixtures, tmp_path, lambda c: _layer(c, "Dropout").__setitem__("class_name", "Conv3D"))
-    return path, r"Unknown layer class 'Conv3D'\. kerust supports: "
+    path = _edit_config(fixtures, tmp_path, lambda c: _layer(c, "Dropout").__setitem__("class_name", "Conv3DTranspose"))
+    return path, r"Unknown layer class 'Conv3DTranspose'\. kerust supports: "
 
 
 def _case_custom_module(fixtures, tmp_path):
