@@ -29,56 +29,19 @@ import h5py
 import kerust as keras
 import numpy as np
 import pytest
-from kerust import _volumetric_layers, layers, ops
+from kerust import _volumetric_layers, layers
+from layer_reference import ReferenceCases
+from layer_reference import close as _close
+from layer_reference import sandwich as _sandwich
 
 FIXTURES = Path(__file__).resolve().parent / "reference" / "volumetric"
 REF = np.load(FIXTURES / "volumetric.npz")
 CASES = sorted({k.split("__")[0] for k in REF.files if k.endswith("__spec")})
 RANDOM = ("sdrop", "sdrop_cf")  # training noise differs between frameworks: checked by its law
-C = 1024.0
-TOL = 1e-5
 
 
-def _spec(case: str) -> dict:
-    return json.loads(str(REF[f"{case}__spec"]))
-
-
-def _weights(case: str) -> list:
-    return [REF[k] for k in sorted(k for k in REF.files if k.startswith(f"{case}__w_"))]
-
-
-def _layer(case: str, **extra):
-    spec = _spec(case)
-    return getattr(layers, spec["class_name"])(**spec["args"], **extra)
-
-
-def _close(actual, expected, what: str, tol: float = TOL) -> None:
-    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert a.shape == e.shape, f"{what}: shape {a.shape}, Keras {e.shape}"
-    err = np.abs(a - e)
-    assert (err <= tol * np.maximum(1.0, np.abs(e))).all(), f"{what}: max |diff| {err.max():.3g}"
-
-
-def _linear_loss(y_true, y_pred):
-    return ops.multiply(y_true, y_pred)
-
-
-def _sandwich(make_layer, x: np.ndarray, R: np.ndarray, weights: list):
-    """(training-mode output, d sum(out * R)/dx, [d/dw]) of `make_layer()` through one SGD(1.0) step (module
-    doc)."""
-    b = x.shape[0]
-    x_flat, r_flat = x.reshape(b, -1), R.reshape(b, -1)
-    model = keras.Sequential([keras.Input((b,)), layers.Dense(x_flat.shape[1], use_bias=False),
-                              layers.Reshape(x.shape[1:]), make_layer(), layers.Flatten(),
-                              layers.Dense(b, use_bias=False)])
-    before = [x_flat, *weights, np.ascontiguousarray(r_flat.T)]
-    model.set_weights(before)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss=_linear_loss)
-    model.train_on_batch(np.eye(b, dtype=np.float32), (C * b * b * np.eye(b)).astype(np.float32))
-    after = model.get_weights()
-    grads = [(w0.astype(np.float64) - w1.astype(np.float64)) / C for w0, w1 in zip(before, after)]
-    out = grads[-1].T.reshape(b, *[int(d) for d in model.layers[2].output_shape[1:]])
-    return out, grads[0].reshape(x.shape), grads[1:-1]
+_CASES = ReferenceCases(REF)
+_spec, _weights, _layer = _CASES.spec, _CASES.weights, _CASES.layer
 
 
 def _run_keras(script: str) -> str:
