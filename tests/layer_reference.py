@@ -1,12 +1,19 @@
 """Shared by the tests that compare layers with a Keras-written `.npz` of cases (tests/test_vision_layers.py,
 tests/test_volumetric_layers.py): each case `K` stores `K__spec` (class name and arguments as JSON), `K__w_NN`
-(weights) and arrays; `sandwich` gets a layer's training-mode output and gradients out of one SGD step."""
+(weights) and arrays; `sandwich` gets a layer's training-mode output and gradients out of one SGD step; the file
+helpers read `.keras` files and run real Keras."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import textwrap
+import zipfile
+from pathlib import Path
 
 import kerust as keras
+import h5py
 import numpy as np
 from kerust import layers, ops
 
@@ -60,3 +67,34 @@ def sandwich(make_layer, x: np.ndarray, R: np.ndarray, weights: list):
     grads = [(w0.astype(np.float64) - w1.astype(np.float64)) / C for w0, w1 in zip(before, after)]
     out = grads[-1].T.reshape(b, *[int(d) for d in model.layers[2].output_shape[1:]])
     return out, grads[0].reshape(x.shape), grads[1:-1]
+
+def run_keras(script: str) -> str:
+    """Run `script` with real Keras (JAX) in `$KERUST_KERAS_PYTHON` and return what it printed."""
+    python = os.environ.get("KERUST_KERAS_PYTHON")
+    assert python, "KERUST_KERAS_PYTHON must name the Keras venv's python (test.sh sets it)"
+    source = 'import os\nos.environ.setdefault("KERAS_BACKEND", "jax")\n' + textwrap.dedent(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", source], check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def h5_paths(keras_file: Path, folder: Path) -> set:
+    """(path, shape) of every group and dataset in a `.keras` file's weights."""
+    with zipfile.ZipFile(keras_file) as z:
+        z.extract("model.weights.h5", folder)
+    out: set = set()
+    with h5py.File(folder / "model.weights.h5", "r") as f:
+        f.visititems(lambda name, obj: out.add((name, getattr(obj, "shape", None))))
+    return out
+
+
+def keras_entries(keras_file: Path) -> list:
+    """A `.keras` file's layer entries, without the dtype policies' per-file object ids."""
+    with zipfile.ZipFile(keras_file) as z:
+        config = json.loads(z.read("config.json"))
+    entries = config["config"]["layers"]
+    for e in entries:
+        if isinstance(e.get("config", {}).get("dtype"), dict):
+            e["config"]["dtype"].pop("shared_object_id", None)
+    return entries

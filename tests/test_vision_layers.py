@@ -18,21 +18,19 @@ differences, and two models Keras saved (``vision_seq.keras``, ``vision_3d.keras
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import textwrap
-import zipfile
 from pathlib import Path
 
-import h5py
 import kerust as keras
 import numpy as np
 import pytest
 from kerust import _vision_layers, activations, layers
 from layer_reference import C, ReferenceCases
 from layer_reference import close as _close
+from layer_reference import h5_paths as _h5_paths, keras_entries as _entries, run_keras as _run_keras
 from layer_reference import sandwich as _sandwich
 
 FIXTURES = Path(__file__).resolve().parent / "reference" / "vision"
@@ -247,23 +245,6 @@ def test_masks_pass_through_the_layers_that_support_them():
 
 
 # ---- files ----------------------------------------------------------------------------------------------------
-def _h5_paths(keras_file: Path, folder: Path) -> set:
-    with zipfile.ZipFile(keras_file) as z:
-        z.extract("model.weights.h5", folder)
-    out: set = set()
-    with h5py.File(folder / "model.weights.h5", "r") as f:
-        f.visititems(lambda name, obj: out.add((name, getattr(obj, "shape", None))))
-    return out
-
-
-def _entries(keras_file: Path) -> list:
-    with zipfile.ZipFile(keras_file) as z:
-        config = json.loads(z.read("config.json"))
-    entries = config["config"]["layers"]
-    for e in entries:
-        if isinstance(e.get("config", {}).get("dtype"), dict):
-            e["config"]["dtype"].pop("shared_object_id", None)
-    return entries
 
 
 @pytest.mark.parametrize("name,key", [("vision_seq", "vision"), ("vision_3d", "vision3d")])
@@ -409,15 +390,6 @@ def test_engine_layers_take_engine_names_and_refuse_others_by_name():
     np.testing.assert_allclose(model.predict(x, verbose=0), z * np.tanh(np.log1p(np.exp(z))), rtol=1e-5,
                                atol=1e-6)
 
-
-def _run_keras(script: str) -> str:
-    python = os.environ.get("KERUST_KERAS_PYTHON")
-    assert python, "KERUST_KERAS_PYTHON must name the Keras venv's python (test.sh sets it)"
-    source = 'import os\nos.environ.setdefault("KERAS_BACKEND", "jax")\n' + textwrap.dedent(script)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([python, "-c", source], check=False, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 def test_lambda_of_an_activation_moves_both_ways(tmp_path):

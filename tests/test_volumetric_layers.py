@@ -18,20 +18,15 @@ fed ``eye(B)`` with the linear loss ``y_true * y_pred`` against ``y_true = C * B
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import textwrap
-import zipfile
 from pathlib import Path
 
-import h5py
 import kerust as keras
 import numpy as np
 import pytest
 from kerust import _volumetric_layers, layers
 from layer_reference import ReferenceCases
 from layer_reference import close as _close
+from layer_reference import h5_paths as _h5_paths, keras_entries as _entries, run_keras as _run_keras
 from layer_reference import sandwich as _sandwich
 
 FIXTURES = Path(__file__).resolve().parent / "reference" / "volumetric"
@@ -43,15 +38,6 @@ RANDOM = ("sdrop", "sdrop_cf")  # training noise differs between frameworks: che
 _CASES = ReferenceCases(REF)
 _spec, _weights, _layer = _CASES.spec, _CASES.weights, _CASES.layer
 
-
-def _run_keras(script: str) -> str:
-    python = os.environ.get("KERUST_KERAS_PYTHON")
-    assert python, "KERUST_KERAS_PYTHON must name the Keras venv's python (test.sh sets it)"
-    source = 'import os\nos.environ.setdefault("KERAS_BACKEND", "jax")\n' + textwrap.dedent(script)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([python, "-c", source], check=False, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 def test_the_fixture_covers_every_layer_and_argument():
@@ -220,23 +206,6 @@ def test_spatial_dropout_drops_whole_feature_maps(data_format):
 
 
 # ---- files ----------------------------------------------------------------------------------------------------
-def _h5_paths(keras_file: Path, folder: Path) -> set:
-    with zipfile.ZipFile(keras_file) as z:
-        z.extract("model.weights.h5", folder)
-    out: set = set()
-    with h5py.File(folder / "model.weights.h5", "r") as f:
-        f.visititems(lambda name, obj: out.add((name, getattr(obj, "shape", None))))
-    return out
-
-
-def _entries(keras_file: Path) -> list:
-    with zipfile.ZipFile(keras_file) as z:
-        config = json.loads(z.read("config.json"))
-    entries = config["config"]["layers"]
-    for e in entries:
-        if isinstance(e.get("config", {}).get("dtype"), dict):
-            e["config"]["dtype"].pop("shared_object_id", None)
-    return entries
 
 
 def _check_keras_file(name: str, key: str, folder: Path) -> Path:
