@@ -393,6 +393,22 @@ def _stack_images(images: List[np.ndarray]) -> np.ndarray:
     return np.stack(images).astype(np.float32, copy=False)
 
 
+def _indexed(directory: Any, labels: Any, formats: Any, class_names: Any, shuffle: bool, seed: Any,
+             follow_links: bool, verbose: bool, label_mode: Any, who: str) -> tuple:
+    """What both dataset functions do after their argument checks: Keras's seed when none is given (drawn even
+    without shuffling, as Keras), the folder's index, and the binary label mode's two-class check. Returns
+    (seed, file paths, labels, class names)."""
+    if seed is None:
+        seed = int(np.random.randint(1000000))  # Keras: np.random.randint(1e6)
+    paths, found_labels, names = index_directory(directory, labels, formats=formats, class_names=class_names,
+                                                 shuffle=shuffle, seed=seed, follow_links=follow_links,
+                                                 verbose=verbose, who=who)
+    if label_mode == "binary" and len(names) != 2:
+        raise ValueError(f'{who}: When passing `label_mode="binary"`, there must be exactly 2 class_names. '
+                         f"Received: class_names={names}")
+    return seed, paths, found_labels, names
+
+
 def image_dataset_from_directory(
     directory: Any,
     labels: Any = "inferred",
@@ -457,14 +473,8 @@ def image_dataset_from_directory(
     bs = _check_batch_size(who, batch_size)
     Image = _pil_image()  # before reading the folder: a missing Pillow is said at once
     del Image
-    if seed is None:
-        seed = int(np.random.randint(1000000))  # Keras: np.random.randint(1e6)
-    image_paths, found_labels, names = index_directory(directory, labels, formats=ALLOWLIST_FORMATS,
-                                                       class_names=class_names, shuffle=shuffle, seed=seed,
-                                                       follow_links=follow_links, verbose=verbose, who=who)
-    if label_mode == "binary" and len(names) != 2:
-        raise ValueError(f'{who}: When passing `label_mode="binary"`, there must be exactly 2 class_names. '
-                         f"Received: class_names={names}")
+    seed, image_paths, found_labels, names = _indexed(directory, labels, ALLOWLIST_FORMATS, class_names, shuffle,
+                                                      seed, follow_links, verbose, label_mode, who)
     from ._image_ops import _data_format
 
     try:
@@ -554,14 +564,8 @@ def text_dataset_from_directory(
         raise ValueError(f"{who}: `max_length` must be a non-negative integer or None. Received: "
                          f"max_length={max_length!r}")
     bs = _check_batch_size(who, batch_size)
-    if seed is None:
-        seed = int(np.random.randint(1000000))  # Keras: np.random.randint(1e6)
-    file_paths, found_labels, names = index_directory(directory, labels, formats=TEXT_FORMATS,
-                                                      class_names=class_names, shuffle=shuffle, seed=seed,
-                                                      follow_links=follow_links, verbose=verbose, who=who)
-    if label_mode == "binary" and len(names) != 2:
-        raise ValueError(f'{who}: When passing `label_mode="binary"`, there must be exactly 2 class_names. '
-                         f"Received: class_names={names}")
+    seed, file_paths, found_labels, names = _indexed(directory, labels, TEXT_FORMATS, class_names, shuffle, seed,
+                                                     follow_links, verbose, label_mode, who)
     load = _text_loader(None if max_length is None else int(max_length), format)
     num_classes = len(names) if names else 0
 
