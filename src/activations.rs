@@ -475,6 +475,8 @@ fn sparsemax_row_backward(x: &[f32], y: &[f32], g: &mut [f32]) {
 pub fn exp_fast(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // below ln(f32::MIN_POSITIVE) the result is 0, as flushed subnormals (a masked logit weighs exactly 0)
+    let tiny = x < -87.3;
     let x = x.clamp(-87.3, 88.3);
     let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -483,17 +485,18 @@ pub fn exp_fast(x: f32) -> f32 {
         * r
         + 0.5;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let e = er * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if tiny {
+        0.0
+    } else {
+        e
+    }
 }
 
 crate::simd_fn! {
     /// `x = e^(x - top)` in place, vectorised (a softmax row after its maximum `top`).
     pub fn exp_shifted(row: &mut [f32], top: f32) {
-        // below exp_fast's clamp the exact value is 0 (a masked logit), not the clamp's 1.2e-38
-        row.iter_mut().for_each(|x| {
-            let d = *x - top;
-            *x = if d < -87.3 { 0.0 } else { exp_fast(d) }
-        });
+        row.iter_mut().for_each(|x| *x = exp_fast(*x - top));
     }
 }
 
